@@ -1,0 +1,161 @@
+// ferry io: turn a URI into bytes. Start here.
+//
+//   auto source = ferry::io::OpenSource("http://127.0.0.1:8080/shard-0001.tar");
+//   if (!source.ok()) return source.status();
+//   std::vector<std::byte> head(4096);
+//   FERRY_RETURN_IF_ERROR((*source)->ReadAt(0, head));
+//
+// A URI is a plain path, `file:///abs/path`, `http://...` or `https://...`. Every Source has a
+// fixed `size()` and thread-safe positional reads; `ReadParallel` splits one large read over
+// several concurrent requests (connections for HTTP, threads for files); `Stream` reads a range
+// sequentially with read-ahead. `ExpandBraces` turns `shard-{0000..0099}.tar` into a URI list.
+//
+// Every error names the URI, the byte offset where relevant, and the cause.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/status.h"
+
+namespace ferry::io {
+
+// ---------------------------------------------------------------------------------------------
+// URIs
+
+enum class Scheme { kFile, kHttp, kHttps };
+
+struct Uri {
+  Scheme scheme = Scheme::kFile;
+  // kFile: the local path (percent-decoded for file:// URIs). kHttp/kHttps: the URL as given.
+  std::string location;
+};
+
+// Parses a plain path, `file://` (empty or "localhost" host, absolute path, %XX decoded),
+// `http://` or `https://` (a host is required). Other schemes are kUnsupported; empty strings,
+// NUL bytes and control characters are kInvalidArgument.
+Result<Uri> ParseUri(std::string_view text);
+
+// Expands brace groups the way shell and WebDataset shard lists do:
+//   "a-{0000..0002}.tar" -> a-0000.tar a-0001.tar a-0002.tar   (zero padding kept)
+//   "{a,b}/x{1..3..2}"   -> a/x1 a/x3 b/x1 b/x3               (optional step; ranges may descend)
+// Groups nest. A group with neither ',' nor '..' is an error, as are unbalanced braces,
+// non-numeric ranges and results with more than `max_results` strings.
+Result<std::vector<std::string>> ExpandBraces(std::string_view pattern,
+                                              size_t max_results = 1'000'000);
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+
+struct HttpOptions {
+  std::chrono::milliseconds connect_timeout{10'000};
+  // A transfer that moves no byte for this long is treated as broken and retried (curl's
+  // low-speed limit: whole seconds, at least 1).
+  std::chrono::milliseconds stall_timeout{30'000};
+  // Attempts in a row that make no progress before giving up. An attempt that received bytes
+  // resets the count, so a flaky link still finishes a long read.
+  int max_retries = 8;
+  // Back-off before retry k (k = 1, 2, ...): min(max, base * 2^(k-1)), scaled by a random factor
+  // in [0.5, 1]. A Retry-After header (seconds) is honoured up to `retry_max_delay`.
+  std::chrono::milliseconds retry_base_delay{200};
+  std::chrono::milliseconds retry_max_delay{10'000};
+  bool verify_tls = true;
+};
+
+struct SourceOptions {
+  HttpOptions http;
+};
+
+// A read-only byte range store with a fixed size.
+//
+// Thread safety: `ReadAt` may be called from many threads at once.
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // The URI this source was opened from, as given; used in every message.
+  virtual const std::string& uri() const = 0;
+
+  // Size in bytes, fixed when the source was opened. A source that changes size or identity
+  // later makes reads fail with kSourceChanged rather than return mixed bytes.
+  virtual uint64_t size() const = 0;
+
+  // Fills `dst` with the bytes at [offset, offset + dst.size()). The whole range must lie
+  // inside [0, size()] (kOutOfRange otherwise); a short read is never returned as success.
+  virtual Status ReadAt(uint64_t offset, std::span<std::byte> dst) = 0;
+
+  // Default number of concurrent requests `ReadParallel` uses for this source when the caller
+  // does not say: 1 for files (one core's copy already saturates the page cache path), more
+  // for network sources where latency, not bandwidth, bounds one connection.
+  virtual int default_parallelism() const { return 1; }
+};
+
+// Opens the source a URI names. Files are opened (and checked to be regular files) now; HTTP
+// sources issue one small ranged request to learn the size, check that the server honours
+// Range, and pin the ETag/Last-Modified validators for later reads.
+Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOptions& options = {});
+
+struct ParallelReadOptions {
+  int parallelism = 0;                 // concurrent requests; 0 = source->default_parallelism()
+  size_t part_size = 8u << 20;         // bytes per request
+};
+
+// Like source.ReadAt(offset, dst), but splits the range into `part_size` parts read by up to
+// `parallelism` threads. The first failure cancels the parts not yet started and is returned.
+Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
+                    const ParallelReadOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// Zero-copy access to local files
+
+// A read-only private mapping of a whole local file. The span stays valid while the object lives.
+class MappedFile {
+ public:
+  static Result<std::unique_ptr<MappedFile>> Open(std::string_view path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile(std::string path, const std::byte* data, size_t size)
+      : path_(std::move(path)), data_(data), size_(size) {}
+  std::string path_;
+  const std::byte* data_;
+  size_t size_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sequential reading
+
+struct StreamOptions {
+  size_t chunk_size = 16u << 20;  // bytes handed out per Next()
+  int read_ahead = 2;             // chunks read ahead of the consumer (memory: (read_ahead + 1) x chunk)
+  ParallelReadOptions parallel;   // how each chunk is read
+};
+
+// Reads [offset, offset + length) of a source front to back, in chunks, with the next chunks
+// read by a background thread while the caller consumes the current one.
+//
+// IMPORTANT: Buffer Lifetime. The span returned by Next() is valid until the next call to
+// Next() or the destruction of the stream; copy it out if you need it longer.
+class Stream {
+ public:
+  // REQUIRES: offset + length <= source->size(); `source` outlives the stream.
+  static Result<std::unique_ptr<Stream>> Open(Source* source, uint64_t offset, uint64_t length,
+                                              const StreamOptions& options = {});
+  virtual ~Stream() = default;
+
+  // The next chunk; an empty span at the end. After an error every call returns it again.
+  virtual Result<std::span<const std::byte>> Next() = 0;
+};
+
+}  // namespace ferry::io

@@ -1,0 +1,105 @@
+#include "io/file_source.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace ferry::io {
+namespace {
+
+// Linux moves at most 0x7ffff000 bytes per read call; ask for 1 GiB at a time so huge reads
+// are a loop of full-size calls rather than one call that silently comes back short.
+constexpr size_t kMaxReadPerCall = size_t{1} << 30;
+
+// Opens `path` read-only and checks it is a regular file. Returns the fd and its size.
+Result<std::pair<int, uint64_t>> OpenRegularFile(const std::string& uri, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, uri + ": cannot open");
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, uri + ": cannot stat");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgument(uri + (S_ISDIR(st.st_mode) ? ": is a directory" : ": is not a regular file") +
+                           " (expected a regular file)");
+  }
+  return std::pair<int, uint64_t>{fd, static_cast<uint64_t>(st.st_size)};
+}
+
+class FileSource final : public Source {
+ public:
+  FileSource(std::string uri, int fd, uint64_t size) : uri_(std::move(uri)), fd_(fd), size_(size) {}
+  ~FileSource() override { ::close(fd_); }
+
+  const std::string& uri() const override { return uri_; }
+  uint64_t size() const override { return size_; }
+
+  Status ReadAt(uint64_t offset, std::span<std::byte> dst) override {
+    if (offset > size_ || dst.size() > size_ - offset) {
+      return OutOfRange(uri_ + ": read of " + std::to_string(dst.size()) + " bytes at offset " +
+                        std::to_string(offset) + " is past the end (size " + std::to_string(size_) + ")");
+    }
+    size_t done = 0;
+    while (done < dst.size()) {
+      size_t want = std::min(dst.size() - done, kMaxReadPerCall);
+      ssize_t n = ::pread(fd_, dst.data() + done, want, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, uri_ + ": read failed at offset " + std::to_string(offset + done));
+      }
+      if (n == 0) {
+        return SourceChanged(uri_ + ": file ended at offset " + std::to_string(offset + done) +
+                             " but had " + std::to_string(size_) + " bytes when opened (truncated while reading?)");
+      }
+      done += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string uri_;
+  int fd_;
+  uint64_t size_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Source>> OpenFileSource(std::string uri, const std::string& path) {
+  FERRY_ASSIGN_OR_RETURN(auto opened, OpenRegularFile(uri, path));
+  // Sequential scans dominate (loading, streaming shards); a larger kernel read-ahead helps them
+  // and costs random readers nothing they would notice.
+  (void)::posix_fadvise(opened.first, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return std::unique_ptr<Source>(new FileSource(std::move(uri), opened.first, opened.second));
+}
+
+Result<std::unique_ptr<MappedFile>> MappedFile::Open(std::string_view uri) {
+  FERRY_ASSIGN_OR_RETURN(Uri parsed, ParseUri(uri));
+  if (parsed.scheme != Scheme::kFile) {
+    return InvalidArgument(std::string(uri) + ": mmap needs a local file (got a URL)");
+  }
+  FERRY_ASSIGN_OR_RETURN(auto opened, OpenRegularFile(std::string(uri), parsed.location));
+  auto [fd, size] = opened;
+  if (size == 0) {  // mmap of length 0 is EINVAL; an empty file is an empty span
+    ::close(fd);
+    return std::unique_ptr<MappedFile>(new MappedFile(std::string(uri), nullptr, 0));
+  }
+  void* data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int err = errno;
+  ::close(fd);  // the mapping keeps the file alive
+  if (data == MAP_FAILED) return ErrnoStatus(err, std::string(uri) + ": mmap failed");
+  return std::unique_ptr<MappedFile>(
+      new MappedFile(std::string(uri), static_cast<const std::byte*>(data), size));
+}
+
+MappedFile::~MappedFile() {
+  if (size_ != 0) ::munmap(const_cast<std::byte*>(data_), size_);
+}
+
+}  // namespace ferry::io

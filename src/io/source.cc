@@ -1,0 +1,87 @@
+// OpenSource (URI -> Source), ReadParallel and Stream: the parts of io that do not care which
+// kind of source they work on.
+
+#include <algorithm>
+#include <memory>
+
+#include "ferry/io.h"
+#include "io/file_source.h"
+#include "io/http_source.h"
+#include "pipeline/parallel_for.h"
+#include "pipeline/prefetcher.h"
+
+namespace ferry::io {
+
+Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(Uri parsed, ParseUri(uri));
+  switch (parsed.scheme) {
+    case Scheme::kFile:
+      return OpenFileSource(std::string(uri), parsed.location);
+    case Scheme::kHttp:
+    case Scheme::kHttps:
+      return OpenHttpSource(std::move(parsed.location), options.http);
+  }
+  return Internal("unhandled URI scheme");
+}
+
+Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
+                    const ParallelReadOptions& options) {
+  if (options.part_size == 0) return InvalidArgument(source.uri() + ": part_size must be > 0");
+  int parallelism = options.parallelism > 0 ? options.parallelism : source.default_parallelism();
+  size_t parts = (dst.size() + options.part_size - 1) / options.part_size;
+  if (parallelism <= 1 || parts <= 1) return source.ReadAt(offset, dst);
+  // Check the whole range once so a bad request fails as one error, not one per part.
+  if (offset > source.size() || dst.size() > source.size() - offset) return source.ReadAt(offset, dst);
+  return pipeline::ParallelFor(parts, parallelism, [&](size_t i) {
+    size_t begin = i * options.part_size;
+    size_t length = std::min(options.part_size, dst.size() - begin);
+    return source.ReadAt(offset + begin, dst.subspan(begin, length));
+  });
+}
+
+namespace {
+
+struct Chunk {
+  std::unique_ptr<std::byte[]> data;  // allocated once, reused for every chunk the slot holds
+  size_t size = 0;
+};
+
+class PrefetchingStream final : public Stream {
+ public:
+  PrefetchingStream(Source* source, uint64_t offset, uint64_t length, const StreamOptions& options)
+      : prefetcher_(std::vector<Chunk>(static_cast<size_t>(options.read_ahead) + 1),
+                    (length + options.chunk_size - 1) / options.chunk_size,
+                    [=](size_t index, Chunk& chunk) {
+                      uint64_t begin = static_cast<uint64_t>(index) * options.chunk_size;
+                      chunk.size = static_cast<size_t>(std::min<uint64_t>(options.chunk_size, length - begin));
+                      if (!chunk.data) chunk.data.reset(new std::byte[options.chunk_size]);
+                      return ReadParallel(*source, offset + begin, {chunk.data.get(), chunk.size},
+                                          options.parallel);
+                    }) {}
+
+  Result<std::span<const std::byte>> Next() override {
+    FERRY_ASSIGN_OR_RETURN(Chunk * chunk, prefetcher_.Next());
+    if (chunk == nullptr) return std::span<const std::byte>();
+    return std::span<const std::byte>(chunk->data.get(), chunk->size);
+  }
+
+ private:
+  pipeline::Prefetcher<Chunk> prefetcher_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Stream>> Stream::Open(Source* source, uint64_t offset, uint64_t length,
+                                             const StreamOptions& options) {
+  if (offset > source->size() || length > source->size() - offset) {
+    return OutOfRange(source->uri() + ": range of " + std::to_string(length) + " bytes at offset " +
+                      std::to_string(offset) + " is past the end (size " +
+                      std::to_string(source->size()) + ")");
+  }
+  if (options.chunk_size == 0 || options.read_ahead < 1) {
+    return InvalidArgument(source->uri() + ": stream needs chunk_size > 0 and read_ahead >= 1");
+  }
+  return std::unique_ptr<Stream>(new PrefetchingStream(source, offset, length, options));
+}
+
+}  // namespace ferry::io

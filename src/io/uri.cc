@@ -1,0 +1,312 @@
+// URI parsing and brace expansion: the two parsers every URI list goes through.
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ferry/io.h"
+
+namespace ferry::io {
+namespace {
+
+std::string Quoted(std::string_view text) {
+  constexpr size_t kMax = 200;  // keep messages one readable line even for huge inputs
+  std::string out = "'";
+  out.append(text.substr(0, kMax));
+  if (text.size() > kMax) out += "...";
+  out += "'";
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Result<std::string> PercentDecode(std::string_view uri, size_t start) {
+  std::string out;
+  out.reserve(uri.size() - start);
+  for (size_t i = start; i < uri.size(); ++i) {
+    if (uri[i] != '%') {
+      out += uri[i];
+      continue;
+    }
+    int hi = i + 2 < uri.size() ? HexValue(uri[i + 1]) : -1;
+    int lo = hi >= 0 ? HexValue(uri[i + 2]) : -1;
+    if (lo < 0) {
+      return InvalidArgument("URI " + Quoted(uri) + ": bad percent escape at offset " +
+                             std::to_string(i) + " (expected %XX with two hex digits)");
+    }
+    char decoded = static_cast<char>(hi * 16 + lo);
+    if (decoded == '\0') {
+      return InvalidArgument("URI " + Quoted(uri) + ": %00 at offset " + std::to_string(i) +
+                             " decodes to a NUL byte, which no path may contain");
+    }
+    out += decoded;
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Uri> ParseUri(std::string_view text) {
+  if (text.empty()) return InvalidArgument("empty URI (expected a path or a URL)");
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgument("URI " + Quoted(text) + ": control character 0x" +
+                             std::string(1, "0123456789abcdef"[c >> 4]) +
+                             std::string(1, "0123456789abcdef"[c & 15]) + " at offset " +
+                             std::to_string(i));
+    }
+  }
+
+  size_t sep = text.find("://");
+  bool has_scheme = sep != std::string_view::npos && sep > 0 && std::isalpha(static_cast<unsigned char>(text[0])) &&
+                    std::all_of(text.begin(), text.begin() + sep, [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+                    });
+  if (!has_scheme) return Uri{Scheme::kFile, std::string(text)};
+
+  std::string scheme(text.substr(0, sep));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  size_t authority = sep + 3;
+
+  if (scheme == "file") {
+    size_t slash = text.find('/', authority);
+    std::string_view host = text.substr(authority, slash == std::string_view::npos ? std::string_view::npos : slash - authority);
+    if (slash == std::string_view::npos) {
+      return InvalidArgument("URI " + Quoted(text) + ": file URI has no path (expected file:///absolute/path)");
+    }
+    if (!host.empty() && host != "localhost") {
+      return InvalidArgument("URI " + Quoted(text) + ": file URI names host '" + std::string(host) +
+                             "' (expected file:///path or file://localhost/path)");
+    }
+    FERRY_ASSIGN_OR_RETURN(std::string path, PercentDecode(text, slash));
+    return Uri{Scheme::kFile, std::move(path)};
+  }
+
+  if (scheme == "http" || scheme == "https") {
+    size_t host_end = text.find_first_of("/?#", authority);
+    if (host_end == std::string_view::npos) host_end = text.size();
+    if (host_end == authority) {
+      return InvalidArgument("URI " + Quoted(text) + ": URL has no host (expected " + scheme + "://host/path)");
+    }
+    size_t space = text.find(' ');
+    if (space != std::string_view::npos) {
+      return InvalidArgument("URI " + Quoted(text) + ": space at offset " + std::to_string(space) +
+                             " (URLs must be percent-encoded: %20)");
+    }
+    return Uri{scheme == "http" ? Scheme::kHttp : Scheme::kHttps, std::string(text)};
+  }
+
+  return Unsupported("URI " + Quoted(text) + ": unsupported scheme '" + scheme +
+                     "' (expected a path, file://, http:// or https://)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Brace expansion: parse the pattern into a tree of sequences and groups, count the results
+// with saturating arithmetic (so "{0..999999999}{0..999999999}" fails fast instead of eating
+// memory), then generate.
+
+namespace {
+
+constexpr int kMaxBraceDepth = 32;
+
+struct Sequence;
+struct Part {
+  std::string literal;                 // used when alternatives is empty
+  std::vector<Sequence> alternatives;  // a brace group
+};
+struct Sequence {
+  std::vector<Part> parts;
+};
+
+class BraceParser {
+ public:
+  BraceParser(std::string_view pattern, size_t max_results)
+      : pattern_(pattern), max_results_(max_results) {}
+
+  Result<Sequence> ParseAll() {
+    size_t pos = 0;
+    FERRY_ASSIGN_OR_RETURN(Sequence seq, ParseSequence(pos, 0, /*in_group=*/false));
+    return seq;
+  }
+
+ private:
+  Status Error(size_t offset, std::string_view what) const {
+    return InvalidArgument("brace pattern " + Quoted(pattern_) + ": " + std::string(what) +
+                           " at offset " + std::to_string(offset));
+  }
+
+  // Parses until the end of the pattern, or (in a group) until a top-level ',' or '}', which is
+  // left at `pos` for the caller.
+  Result<Sequence> ParseSequence(size_t& pos, int depth, bool in_group) {
+    Sequence seq;
+    std::string literal;
+    while (pos < pattern_.size()) {
+      char c = pattern_[pos];
+      if (in_group && (c == ',' || c == '}')) break;
+      if (c == '}') return Error(pos, "unmatched '}'");
+      if (c != '{') {
+        literal += c;
+        ++pos;
+        continue;
+      }
+      if (!literal.empty()) seq.parts.push_back(Part{std::move(literal), {}});
+      literal.clear();
+      FERRY_ASSIGN_OR_RETURN(Part group, ParseGroup(pos, depth + 1));
+      seq.parts.push_back(std::move(group));
+    }
+    if (!literal.empty()) seq.parts.push_back(Part{std::move(literal), {}});
+    return seq;
+  }
+
+  // REQUIRES: pattern_[pos] == '{'. Leaves `pos` after the matching '}'.
+  Result<Part> ParseGroup(size_t& pos, int depth) {
+    size_t open = pos;
+    if (depth > kMaxBraceDepth) return Error(open, "braces nested too deeply");
+    ++pos;
+    // A numeric range has no nested braces and no commas, so try it first.
+    size_t close = pattern_.find('}', pos);
+    if (close != std::string_view::npos) {
+      std::string_view body = pattern_.substr(pos, close - pos);
+      if (body.find_first_of("{,") == std::string_view::npos) {
+        if (body.find("..") == std::string_view::npos) {
+          return Error(open, "brace group '{" + std::string(body) +
+                                 "}' has one alternative (expected {a,b} or {first..last})");
+        }
+        FERRY_ASSIGN_OR_RETURN(Part range, ParseRange(body, open));
+        pos = close + 1;
+        return range;
+      }
+    }
+    Part group;
+    while (true) {
+      FERRY_ASSIGN_OR_RETURN(Sequence alternative, ParseSequence(pos, depth, /*in_group=*/true));
+      group.alternatives.push_back(std::move(alternative));
+      if (pos >= pattern_.size()) return Error(open, "unmatched '{'");
+      if (pattern_[pos++] == '}') break;  // else ',' : next alternative
+    }
+    return group;
+  }
+
+  static bool ParseNumber(std::string_view digits, uint64_t& value) {
+    if (digits.empty() || digits.size() > 18) return false;
+    value = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return true;
+  }
+
+  Result<Part> ParseRange(std::string_view body, size_t open) {
+    size_t dots = body.find("..");
+    std::string_view first = body.substr(0, dots);
+    std::string_view rest = body.substr(dots + 2);
+    std::string_view last = rest, step_text;
+    if (size_t dots2 = rest.find(".."); dots2 != std::string_view::npos) {
+      last = rest.substr(0, dots2);
+      step_text = rest.substr(dots2 + 2);
+    }
+    uint64_t a = 0, b = 0, step = 1;
+    if (!ParseNumber(first, a) || !ParseNumber(last, b) ||
+        (!step_text.empty() && !ParseNumber(step_text, step))) {
+      return Error(open, "range '{" + std::string(body) +
+                             "}' is not numeric (expected {first..last} or {first..last..step} "
+                             "with up to 18 decimal digits)");
+    }
+    if (step == 0) return Error(open, "range step is 0");
+    uint64_t span = a <= b ? b - a : a - b;
+    // Every range is materialised while parsing, so bound their sum, not just each one.
+    range_items_ += span / step + 1;
+    if (span / step + 1 > max_results_ || range_items_ > max_results_) {
+      return Error(open, "range '{" + std::string(body) + "}' expands to more than " +
+                             std::to_string(max_results_) + " strings");
+    }
+    bool padded = (first.size() > 1 && first[0] == '0') || (last.size() > 1 && last[0] == '0');
+    size_t width = padded ? std::max(first.size(), last.size()) : 0;
+    Part group;
+    for (uint64_t i = 0; i <= span / step; ++i) {
+      uint64_t v = a <= b ? a + i * step : a - i * step;
+      std::string text = std::to_string(v);
+      if (text.size() < width) text.insert(0, width - text.size(), '0');
+      group.alternatives.push_back(Sequence{{Part{std::move(text), {}}}});
+    }
+    return group;
+  }
+
+  std::string_view pattern_;
+  size_t max_results_;
+  uint64_t range_items_ = 0;
+};
+
+// Number of strings a sequence expands to, saturating at `cap`.
+size_t CountResults(const Sequence& seq, size_t cap);
+size_t CountResults(const Part& part, size_t cap) {
+  if (part.alternatives.empty()) return 1;
+  size_t total = 0;
+  for (const Sequence& alternative : part.alternatives) {
+    total = std::min(cap, total + CountResults(alternative, cap));
+  }
+  return total;
+}
+size_t CountResults(const Sequence& seq, size_t cap) {
+  size_t total = 1;
+  for (const Part& part : seq.parts) {
+    size_t n = CountResults(part, cap);
+    if (n == 0) return 0;
+    total = total > cap / n ? cap : std::min(cap, total * n);
+  }
+  return total;
+}
+
+void Generate(const Sequence& seq, size_t index, std::string& prefix, std::vector<std::string>& out) {
+  if (index == seq.parts.size()) {
+    out.push_back(prefix);
+    return;
+  }
+  const Part& part = seq.parts[index];
+  size_t keep = prefix.size();
+  if (part.alternatives.empty()) {
+    prefix += part.literal;
+    Generate(seq, index + 1, prefix, out);
+  } else {
+    for (const Sequence& alternative : part.alternatives) {
+      // Expand the alternative on its own, then continue the outer sequence after each result.
+      std::vector<std::string> inner;
+      std::string empty;
+      Generate(alternative, 0, empty, inner);
+      for (const std::string& piece : inner) {
+        prefix.resize(keep);
+        prefix += piece;
+        Generate(seq, index + 1, prefix, out);
+      }
+    }
+  }
+  prefix.resize(keep);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ExpandBraces(std::string_view pattern, size_t max_results) {
+  BraceParser parser(pattern, max_results);
+  FERRY_ASSIGN_OR_RETURN(Sequence seq, parser.ParseAll());
+  if (CountResults(seq, max_results + 1) > max_results) {
+    return InvalidArgument("brace pattern " + Quoted(pattern) + " expands to more than " +
+                           std::to_string(max_results) + " strings");
+  }
+  std::vector<std::string> out;
+  std::string prefix;
+  Generate(seq, 0, prefix, out);
+  return out;
+}
+
+}  // namespace ferry::io

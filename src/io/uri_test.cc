@@ -1,0 +1,105 @@
+#include <gtest/gtest.h>
+
+#include "ferry/io.h"
+
+namespace ferry::io {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+TEST(ParseUriTest, PlainPathsAreFiles) {
+  for (const char* text : {"model.safetensors", "/data/a.tar", "./x", "weird:name", "a//b"}) {
+    Result<Uri> uri = ParseUri(text);
+    ASSERT_TRUE(uri.ok()) << text;
+    EXPECT_EQ(uri->scheme, Scheme::kFile);
+    EXPECT_EQ(uri->location, text);
+  }
+}
+
+TEST(ParseUriTest, FileUrisArePercentDecoded) {
+  EXPECT_EQ(ParseUri("file:///tmp/a%20b.bin")->location, "/tmp/a b.bin");
+  EXPECT_EQ(ParseUri("file://localhost/x")->location, "/x");
+  EXPECT_EQ(ParseUri("FILE:///x")->location, "/x");
+}
+
+TEST(ParseUriTest, BadFileUrisSayWhatWasExpected) {
+  EXPECT_NE(ParseUri("file://server/x").status().message().find("expected file:///path"), std::string::npos);
+  EXPECT_EQ(ParseUri("file://").status().code(), StatusCode::kInvalidArgument);
+  Status bad_escape = ParseUri("file:///a%2").status();
+  EXPECT_EQ(bad_escape.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_escape.message().find("offset 9"), std::string::npos) << bad_escape.message();
+  EXPECT_EQ(ParseUri("file:///a%00b").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ParseUriTest, HttpUrlsKeepTheirText) {
+  Result<Uri> uri = ParseUri("http://127.0.0.1:8080/a/b.tar?x=1");
+  ASSERT_TRUE(uri.ok());
+  EXPECT_EQ(uri->scheme, Scheme::kHttp);
+  EXPECT_EQ(uri->location, "http://127.0.0.1:8080/a/b.tar?x=1");
+  EXPECT_EQ(ParseUri("https://h/x")->scheme, Scheme::kHttps);
+}
+
+TEST(ParseUriTest, RejectsMalformedInput) {
+  EXPECT_EQ(ParseUri("").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseUri("http:///path").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseUri("http://h/a b").status().code(), StatusCode::kInvalidArgument);
+  Status control = ParseUri(std::string("a\nb")).status();
+  EXPECT_NE(control.message().find("0x0a at offset 1"), std::string::npos) << control.message();
+  EXPECT_EQ(ParseUri(std::string("a\0b", 3)).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ParseUriTest, UnknownSchemesAreUnsupported) {
+  Status s = ParseUri("ftp://h/x").status();
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find("'ftp'"), std::string::npos);
+}
+
+TEST(ExpandBracesTest, NoBracesIsItself) {
+  EXPECT_EQ(*ExpandBraces("a.tar"), Strings{"a.tar"});
+  EXPECT_EQ(*ExpandBraces(""), Strings{""});
+}
+
+TEST(ExpandBracesTest, ZeroPaddedRangesKeepTheirWidth) {
+  EXPECT_EQ(*ExpandBraces("shard-{0000..0002}.tar"),
+            (Strings{"shard-0000.tar", "shard-0001.tar", "shard-0002.tar"}));
+  EXPECT_EQ(*ExpandBraces("{8..11}"), (Strings{"8", "9", "10", "11"}));
+  EXPECT_EQ(*ExpandBraces("{08..11}"), (Strings{"08", "09", "10", "11"}));
+  EXPECT_EQ(ExpandBraces("s-{000000..000999}.tar")->back(), "s-000999.tar");
+}
+
+TEST(ExpandBracesTest, StepsAndDescendingRanges) {
+  EXPECT_EQ(*ExpandBraces("{0..10..5}"), (Strings{"0", "5", "10"}));
+  EXPECT_EQ(*ExpandBraces("{3..1}"), (Strings{"3", "2", "1"}));
+  EXPECT_EQ(*ExpandBraces("{1..1}"), Strings{"1"});
+}
+
+TEST(ExpandBracesTest, ListsNestAndMultiply) {
+  EXPECT_EQ(*ExpandBraces("{a,b}/{1..2}"), (Strings{"a/1", "a/2", "b/1", "b/2"}));
+  EXPECT_EQ(*ExpandBraces("x{a,{b,c}d,}y"), (Strings{"xay", "xbdy", "xcdy", "xy"}));
+  EXPECT_EQ(*ExpandBraces("http://h/{train,val}-{0..1}.tar"),
+            (Strings{"http://h/train-0.tar", "http://h/train-1.tar", "http://h/val-0.tar",
+                     "http://h/val-1.tar"}));
+}
+
+TEST(ExpandBracesTest, ErrorsNameTheOffset) {
+  Status unmatched = ExpandBraces("ab{c,d").status();
+  EXPECT_EQ(unmatched.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unmatched.message().find("unmatched '{' at offset 2"), std::string::npos) << unmatched.message();
+  EXPECT_NE(ExpandBraces("a}b").status().message().find("unmatched '}' at offset 1"), std::string::npos);
+  EXPECT_NE(ExpandBraces("{a..z}").status().message().find("not numeric"), std::string::npos);
+  EXPECT_NE(ExpandBraces("{x}").status().message().find("one alternative"), std::string::npos);
+  EXPECT_NE(ExpandBraces("{1..5..0}").status().message().find("step is 0"), std::string::npos);
+  EXPECT_FALSE(ExpandBraces("{1..1234567890123456789}").ok());  // 19 digits
+}
+
+TEST(ExpandBracesTest, RefusesHugeExpansionsBeforeAllocating) {
+  EXPECT_EQ(ExpandBraces("{0..999}{0..999}", 1000).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ExpandBraces("{0..999}", 1000)->size(), 1000u);
+  EXPECT_FALSE(ExpandBraces("{0..999999999999}").ok());
+  EXPECT_FALSE(ExpandBraces("{{0..600},{0..600}}", 1000).ok());  // ranges summed, not each
+  std::string deep(40, '{');
+  EXPECT_NE(ExpandBraces(deep).status().message().find("nested too deeply"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry::io

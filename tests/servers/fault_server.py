@@ -1,0 +1,149 @@
+"""A loopback HTTP server that serves files with injected faults, for ferry's retry tests.
+
+Each request's query string chooses the faults; a per-`id` request counter lets a fault hit only
+the first few requests, the way a real flaky link or a restarting server does:
+
+  fail=STATUS&fails=K        the first K requests get STATUS (503, 429, ...) with Retry-After: 0
+  drop_after=B&drops=K       the first K responses send B body bytes, then close the connection (FIN)
+  reset_after=B&resets=K     the same, but reset the connection (RST)
+  stall_after=B&stalls=K     the first K responses send B body bytes, then go silent for a minute
+  short=B                    206 responses carry at most B bytes (less than asked; legal HTTP)
+  ignore_range=1             answer 200 with the whole file, as servers without Range support do
+  change_after=N&grow=G      after N requests the object is "replaced": new ETag and G extra bytes
+  status=CODE                always answer CODE
+
+Run as a program it prints "PORT <n>" once listening and serves until its stdin closes, so a test
+that dies never leaves it behind.
+"""
+
+import argparse
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+LAST_MODIFIED = "Sat, 01 Jan 2000 00:00:00 GMT"
+
+
+class FaultServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, root, port=0):
+        super().__init__(("127.0.0.1", port), Handler)
+        self.root = root
+        self.counters = {}
+        self.lock = threading.Lock()
+
+    def count(self, key):
+        with self.lock:
+            self.counters[key] = self.counters.get(key, 0) + 1
+            return self.counters[key]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        num = lambda name, default=0: int(q.get(name, default))
+        n = self.server.count(q.get("id", self.path))
+
+        if "status" in q:
+            return self.reply_status(num("status"))
+        if n <= num("fails"):
+            return self.reply_status(num("fail", 503), retry_after="0")
+
+        path = os.path.join(self.server.root, url.path.lstrip("/"))
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return self.reply_status(404)
+        etag = '"v1"'
+        if "change_after" in q and n > num("change_after"):
+            data += b"\0" * num("grow")
+            etag = '"v2"'
+
+        size = len(data)
+        start, end, status = 0, size - 1, 200
+        rng = self.headers.get("Range")
+        if rng and not q.get("ignore_range"):
+            first, _, last = rng.removeprefix("bytes=").partition("-")
+            start = int(first)
+            end = min(int(last) if last else size - 1, size - 1)
+            if start >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if "short" in q:
+                end = min(end, start + num("short") - 1)
+            status = 206
+        body = data[start:end + 1]
+        self.send_response(status)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", LAST_MODIFIED)
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+        if n <= num("drops") and "drop_after" in q:
+            return self.send_then_close(body[:num("drop_after")], reset=False)
+        if n <= num("resets") and "reset_after" in q:
+            return self.send_then_close(body[:num("reset_after")], reset=True)
+        if n <= num("stalls") and "stall_after" in q:
+            self.wfile.write(body[:num("stall_after")])
+            self.wfile.flush()
+            time.sleep(60)
+            return self.send_then_close(b"", reset=True)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def reply_status(self, code, retry_after=None):
+        body = f"status {code}\n".encode()
+        self.send_response(code)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_then_close(self, prefix, reset):
+        try:
+            self.wfile.write(prefix)
+            self.wfile.flush()
+            if reset:  # SO_LINGER with a zero timeout turns close() into a RST
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+def serve_until_stdin_closes(server):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"PORT {server.server_address[1]}", flush=True)
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True)
+    args = parser.parse_args()
+    serve_until_stdin_closes(FaultServer(args.root))
