@@ -12,7 +12,11 @@ CudaAvailability ProbeCuda() {
   cuda.built = true;
   cuda.runtime_version = CUDART_VERSION;
   cudaError_t err = cudaGetDeviceCount(&cuda.device_count);
-  if (err != cudaSuccess) {
+  if (err == cudaErrorInsufficientDriver) {
+    // What cudart says when no driver is installed at all, the common case on CPU machines.
+    cuda.device_count = 0;
+    cuda.reason = "no NVIDIA driver, or one older than the CUDA runtime";
+  } else if (err != cudaSuccess) {
     cuda.device_count = 0;
     cuda.reason = cudaGetErrorString(err);
   } else if (cuda.device_count == 0) {

@@ -1,0 +1,131 @@
+"""ferry's benchmark runner: every workload is measured against its baseline in the same run, on
+the same data, and every run checks its output. Prints a Markdown table with the ratios.
+
+    scripts/bench.sh              # all workloads
+    scripts/bench.sh --only http  # one of: file, http
+
+Workloads
+  file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
+        process, page cache warm, same pre-faulted buffer)
+  http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache" / "bench"
+sys.path.insert(0, str(REPO / "tests" / "servers"))
+from nginx import Nginx  # noqa: E402
+
+FERRY = Path(sys.executable).parent / "ferry"
+BUILD = REPO / "build" / "release"
+
+
+def sample_file(mib: int) -> Path:
+    path = CACHE / f"random-{mib}MiB.bin"
+    if not path.exists() or path.stat().st_size != mib << 20:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".tmp"), "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+        os.replace(path.with_suffix(".tmp"), path)
+    return path
+
+
+def sha256_of_command(cmd) -> str:
+    h = hashlib.sha256()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        for block in iter(lambda: proc.stdout.read(1 << 20), b""):
+            h.update(block)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {cmd} failed with {proc.returncode}")
+    return h.hexdigest()
+
+
+def sha256_of_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def median_seconds(cmd, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_file(args, rows):
+    subprocess.run(["cmake", "--build", str(BUILD), "--target", "file_read_benchmark"], check=True,
+                   stdout=subprocess.DEVNULL)
+    path = sample_file(args.mib)
+    out = subprocess.run([str(BUILD / "bench" / "file_read_benchmark"), str(path), "--repeat",
+                          str(args.repeat), "--threads", str(os.cpu_count())],
+                         check=True, capture_output=True, text=True).stdout
+    results = [json.loads(line) for line in out.splitlines()]
+    base = results[0]
+    for r in results:
+        rows.append(("file -> memory", r["case"] + (f" ({r['threads']} threads)" if r["threads"] > 1 else ""),
+                     r["gbps"], r["gbps"] / base["gbps"], base["case"]))
+
+
+def bench_http(args, rows):
+    path = sample_file(args.mib)
+    expected = sha256_of_file(path)
+    with Nginx(path.parent) as server:
+        url = server.url(path.name)
+        size = path.stat().st_size
+        cases = [("curl -s -o /dev/null", ["curl", "-s", "-o", "/dev/null", url])]
+        for n in (1, args.connections):
+            cases.append((f"ferry cat, {n} connection{'s' if n > 1 else ''}",
+                          [str(FERRY), "cat", url, "--connections", str(n)]))
+        for label, cmd in cases[1:]:  # every ferry configuration must produce the file's bytes
+            if sha256_of_command(cmd) != expected:
+                sys.exit(f"bench: {label} produced wrong bytes")
+        base = None
+        for label, cmd in cases:
+            seconds = median_seconds(cmd, args.repeat)
+            gbps = size / seconds / 1e9
+            base = base or gbps
+            rows.append(("HTTP loopback nginx", label, gbps, gbps / base, cases[0][0]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["file", "http"])
+    parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    if not FERRY.exists():
+        sys.exit(f"bench: {FERRY} missing; run scripts/build.sh")
+    if shutil.which("curl") is None:
+        sys.exit("bench: curl missing (apt-get install curl)")
+
+    rows = []
+    if args.only in (None, "file"):
+        bench_file(args, rows)
+    if args.only in (None, "http"):
+        bench_http(args, rows)
+    print(f"\n{args.mib} MiB file, median of {args.repeat} runs, {os.cpu_count()} cores\n")
+    print("| workload | case | GB/s | ratio | baseline |")
+    print("|---|---|---:|---:|---|")
+    for workload, case, gbps, ratio, baseline in rows:
+        print(f"| {workload} | {case} | {gbps:.2f} | {ratio:.2f}x | {baseline} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+// ferry.io: bytes from any URI.
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include "bindings/bindings.h"
+#include "bindings/errors.h"
+#include "ferry/io.h"
+
+namespace nb = nanobind;
+
+namespace ferry::python {
+namespace {
+
+nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> length,
+               int parallelism, size_t part_size) {
+  std::unique_ptr<io::Source> source;
+  {
+    nb::gil_scoped_release release;
+    source = Unwrap(io::OpenSource(uri));
+  }
+  uint64_t size = source->size();
+  if (offset > size) {
+    ThrowIfError(OutOfRange(uri + ": offset " + std::to_string(offset) + " is past the end (size " +
+                            std::to_string(size) + ")"));
+  }
+  uint64_t n = length.value_or(size - offset);
+  if (n > static_cast<uint64_t>(PY_SSIZE_T_MAX)) ThrowIfError(InvalidArgument(uri + ": length too large"));
+  // Read straight into the bytes object: it is not visible to any other code until we return.
+  nb::object out = nb::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n)));
+  if (!out.is_valid()) throw nb::python_error();
+  auto* dst = reinterpret_cast<std::byte*>(PyBytes_AS_STRING(out.ptr()));
+  {
+    nb::gil_scoped_release release;
+    ThrowIfError(io::ReadParallel(*source, offset, {dst, static_cast<size_t>(n)}, {parallelism, part_size}));
+  }
+  return nb::borrow<nb::bytes>(out);
+}
+
+}  // namespace
+
+void RegisterIo(nb::module_& m) {
+  m.def("read", &Read, nb::arg("uri"), nb::arg("offset") = 0, nb::arg("length") = nb::none(),
+        nb::kw_only(), nb::arg("parallelism") = 0, nb::arg("part_size") = size_t{8} << 20,
+        "Bytes [offset, offset + length) of a path or URL; see ferry.io.read.");
+}
+
+}  // namespace ferry::python

@@ -1,0 +1,18 @@
+// ferry._core: the compiled half of `import ferry`. Keep this private; the public names live in
+// python/ferry/*.py.
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+
+#include "base/cuda_runtime.h"
+#include "bindings/bindings.h"
+#include "bindings/errors.h"
+#include "ferry/version.h"
+
+NB_MODULE(_core, m) {
+  m.attr("__version__") = ferry::kVersion;
+  m.def("cuda_description", [] { return ferry::DescribeCuda(ferry::ProbeCuda()); },
+        "How this build of ferry sees CUDA, e.g. 'CUDA 13.0 runtime, no device (...)'.");
+  ferry::python::RegisterErrors(m);
+  ferry::python::RegisterIo(m);
+}

@@ -1,0 +1,46 @@
+"""ferry: move machine-learning data from storage to memory, fast and checked.
+
+    import ferry
+    data = ferry.io.read("http://127.0.0.1:8080/shard-0000.tar", offset=0, length=4096)
+
+Every error ferry raises subclasses both `ferry.Error` and the builtin you would expect:
+`ferry.NotFoundError` is a `FileNotFoundError`, `ferry.CorruptionError` a `ValueError`, and so on.
+"""
+
+from ferry._core import (
+    CancelledError,
+    CorruptionError,
+    DeadlineError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    IoError,
+    NotFoundError,
+    OutOfRangeError,
+    PermissionDeniedError,
+    SourceChangedError,
+    UnavailableError,
+    UnsupportedError,
+    __version__,
+    cuda_description,
+)
+from ferry import io
+
+__all__ = [
+    "CancelledError",
+    "CorruptionError",
+    "DeadlineError",
+    "Error",
+    "InternalError",
+    "InvalidArgumentError",
+    "IoError",
+    "NotFoundError",
+    "OutOfRangeError",
+    "PermissionDeniedError",
+    "SourceChangedError",
+    "UnavailableError",
+    "UnsupportedError",
+    "__version__",
+    "cuda_description",
+    "io",
+]

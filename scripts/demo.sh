@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on data ferry makes itself: move bytes from a local file and from a loopback HTTP
+# server (nginx) into memory, check them, and report throughput.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh demo
+scripts/build.sh
+exec .venv/bin/python scripts/demo.py "$@"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test: C++ (release and ASan+UBSan builds), the fuzz targets briefly, and Python.
+#   FERRY_FUZZ_SECONDS=N   seconds per fuzz target (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh test
+export PATH="$PWD/.venv/bin:$PATH"
+jobs=$(nproc)
+configure() {  # configure BUILD_DIR [cmake args...]
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DPython3_EXECUTABLE="$PWD/.venv/bin/python" "$@" >/dev/null
+}
+
+echo "== C++ tests (release)"
+configure build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build/release -j "$jobs"
+ctest --test-dir build/release -j "$jobs" --output-on-failure
+
+echo "== C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+configure build/asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address,undefined \
+  -DFERRY_BUILD_BENCH=OFF -DFERRY_CUDA=OFF
+cmake --build build/asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan -j "$jobs" --output-on-failure
+
+echo "== fuzz targets (${FERRY_FUZZ_SECONDS:-20} s each)"
+configure build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DFERRY_FUZZ=ON -DFERRY_CUDA=OFF \
+  -DFERRY_BUILD_TESTS=OFF -DFERRY_BUILD_CLI=OFF -DFERRY_BUILD_BENCH=OFF
+cmake --build build/fuzz -j "$jobs"
+for corpus in fuzz/corpus/*/; do
+  name=$(basename "$corpus")
+  work=$(mktemp -d)
+  cp "$corpus"/* "$work"/
+  if ! build/fuzz/fuzz/${name}_fuzzer "$work" -max_total_time="${FERRY_FUZZ_SECONDS:-20}" \
+      -print_final_stats=1 >"$work.log" 2>&1; then
+    tail -n 40 "$work.log"
+    echo "fuzz target ${name}_fuzzer failed; reproducer and log above"
+    exit 1
+  fi
+  echo "${name}_fuzzer: $(grep -o 'number_of_executed_units: [0-9]*' "$work.log") without a finding"
+  rm -rf "$work" "$work.log"
+done
+
+echo "== Python tests"
+scripts/build.sh
+python -m pytest -q python/tests
