@@ -12,19 +12,32 @@ namespace ferry::cli {
 
 int ExitCodeFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 0;
-    case StatusCode::kInvalidArgument: return 64;   // EX_USAGE
-    case StatusCode::kOutOfRange: return 64;
-    case StatusCode::kUnsupported: return 64;
-    case StatusCode::kCorruption: return 65;        // EX_DATAERR
-    case StatusCode::kNotFound: return 66;          // EX_NOINPUT
-    case StatusCode::kUnavailable: return 69;       // EX_UNAVAILABLE
-    case StatusCode::kInternal: return 70;          // EX_SOFTWARE
-    case StatusCode::kIoError: return 74;           // EX_IOERR
-    case StatusCode::kTimeout: return 75;           // EX_TEMPFAIL
-    case StatusCode::kSourceChanged: return 75;
-    case StatusCode::kCancelled: return 75;
-    case StatusCode::kPermissionDenied: return 77;  // EX_NOPERM
+    case StatusCode::kOk:
+      return 0;
+    case StatusCode::kInvalidArgument:
+      return 64;  // EX_USAGE
+    case StatusCode::kOutOfRange:
+      return 64;
+    case StatusCode::kUnsupported:
+      return 64;
+    case StatusCode::kCorruption:
+      return 65;  // EX_DATAERR
+    case StatusCode::kNotFound:
+      return 66;  // EX_NOINPUT
+    case StatusCode::kUnavailable:
+      return 69;  // EX_UNAVAILABLE
+    case StatusCode::kInternal:
+      return 70;  // EX_SOFTWARE
+    case StatusCode::kIoError:
+      return 74;  // EX_IOERR
+    case StatusCode::kTimeout:
+      return 75;  // EX_TEMPFAIL
+    case StatusCode::kSourceChanged:
+      return 75;
+    case StatusCode::kCancelled:
+      return 75;
+    case StatusCode::kPermissionDenied:
+      return 77;  // EX_NOPERM
   }
   return 1;
 }
@@ -36,7 +49,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   // A callback, so the CUDA probe (slow where a driver is present) runs only for --version.
   app.set_version_flag("--version", [] {
-    return std::string("ferry ") + ferry::kVersion + " (" + ferry::DescribeCuda(ferry::ProbeCuda()) + ")";
+    return std::string("ferry ") + ferry::kVersion + " (" +
+           ferry::DescribeCuda(ferry::ProbeCuda()) + ")";
   });
   ferry::Status result;
   ferry::cli::RegisterCat(app, &result);

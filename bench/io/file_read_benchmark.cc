@@ -40,7 +40,8 @@ void PlainReadLoop(const char* path, std::byte* dst, size_t size) {
 
 uint64_t Checksum(const std::vector<std::byte>& bytes) {
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < bytes.size(); i += 4096) h = (h ^ static_cast<uint64_t>(bytes[i])) * 1099511628211ull;
+  for (size_t i = 0; i < bytes.size(); i += 4096)
+    h = (h ^ static_cast<uint64_t>(bytes[i])) * 1099511628211ull;
   return h;
 }
 
@@ -73,10 +74,12 @@ int main(int argc, char** argv) {
   };
   std::vector<Case> cases = {
       {"read() loop", [&] { PlainReadLoop(path, dst.data(), size); }},
-      {"ferry ReadAt", [&] {
+      {"ferry ReadAt",
+       [&] {
          if (!(*source)->ReadAt(0, dst).ok()) std::exit(1);
        }},
-      {"ferry ReadParallel", [&] {
+      {"ferry ReadParallel",
+       [&] {
          if (!ferry::io::ReadParallel(**source, 0, dst, {threads, 8 << 20}).ok()) std::exit(1);
        }},
   };
@@ -92,9 +95,10 @@ int main(int argc, char** argv) {
     }
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
-    std::printf("{\"case\": \"%s\", \"bytes\": %zu, \"seconds\": %.6f, \"gbps\": %.3f, \"threads\": %d}\n", c.name,
-                size, median, static_cast<double>(size) / median / 1e9,
-                std::strcmp(c.name, "ferry ReadParallel") == 0 ? threads : 1);
+    std::printf(
+        "{\"case\": \"%s\", \"bytes\": %zu, \"seconds\": %.6f, \"gbps\": %.3f, \"threads\": %d}\n",
+        c.name, size, median, static_cast<double>(size) / median / 1e9,
+        std::strcmp(c.name, "ferry ReadParallel") == 0 ? threads : 1);
   }
   return 0;
 }

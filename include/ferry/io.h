@@ -102,8 +102,8 @@ class Source {
 Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOptions& options = {});
 
 struct ParallelReadOptions {
-  int parallelism = 0;                 // concurrent requests; 0 = source->default_parallelism()
-  size_t part_size = 8u << 20;         // bytes per request
+  int parallelism = 0;          // concurrent requests; 0 = source->default_parallelism()
+  size_t part_size = 8u << 20;  // bytes per request
 };
 
 // Like source.ReadAt(offset, dst), but splits the range into `part_size` parts read by up to
@@ -138,8 +138,8 @@ class MappedFile {
 
 struct StreamOptions {
   size_t chunk_size = 16u << 20;  // bytes handed out per Next()
-  int read_ahead = 2;             // chunks read ahead of the consumer (memory: (read_ahead + 1) x chunk)
-  ParallelReadOptions parallel;   // how each chunk is read
+  int read_ahead = 2;  // chunks read ahead of the consumer (memory: (read_ahead + 1) x chunk)
+  ParallelReadOptions parallel;  // how each chunk is read
 };
 
 // Reads [offset, offset + length) of a source front to back, in chunks, with the next chunks

@@ -59,15 +59,21 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string msg) { return {StatusCode::kInvalidArgument, std::move(msg)}; }
+inline Status InvalidArgument(std::string msg) {
+  return {StatusCode::kInvalidArgument, std::move(msg)};
+}
 inline Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
-inline Status PermissionDenied(std::string msg) { return {StatusCode::kPermissionDenied, std::move(msg)}; }
+inline Status PermissionDenied(std::string msg) {
+  return {StatusCode::kPermissionDenied, std::move(msg)};
+}
 inline Status OutOfRange(std::string msg) { return {StatusCode::kOutOfRange, std::move(msg)}; }
 inline Status Corruption(std::string msg) { return {StatusCode::kCorruption, std::move(msg)}; }
 inline Status IoError(std::string msg) { return {StatusCode::kIoError, std::move(msg)}; }
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
 inline Status Timeout(std::string msg) { return {StatusCode::kTimeout, std::move(msg)}; }
-inline Status SourceChanged(std::string msg) { return {StatusCode::kSourceChanged, std::move(msg)}; }
+inline Status SourceChanged(std::string msg) {
+  return {StatusCode::kSourceChanged, std::move(msg)};
+}
 inline Status Unsupported(std::string msg) { return {StatusCode::kUnsupported, std::move(msg)}; }
 inline Status Cancelled(std::string msg) { return {StatusCode::kCancelled, std::move(msg)}; }
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
@@ -81,7 +87,7 @@ Status ErrnoStatus(int err, std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design, like StatusOr
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design, like StatusOr
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "Result constructed from an OK Status");
     if (status_.ok()) status_ = Internal("Result constructed from an OK Status");
@@ -92,9 +98,18 @@ class [[nodiscard]] Result {
   Status status() && { return std::move(status_); }
 
   // REQUIRES: ok().
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
@@ -111,10 +126,10 @@ class [[nodiscard]] Result {
 #define FERRY_CONCAT_(a, b) FERRY_CONCAT_INNER_(a, b)
 
 // Returns the Status of `expr` from the enclosing function if it is not OK.
-#define FERRY_RETURN_IF_ERROR(expr)                 \
-  do {                                              \
-    ::ferry::Status ferry_status_ = (expr);         \
-    if (!ferry_status_.ok()) return ferry_status_;  \
+#define FERRY_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::ferry::Status ferry_status_ = (expr);        \
+    if (!ferry_status_.ok()) return ferry_status_; \
   } while (0)
 
 // `lhs = value of expr` or return its Status. `lhs` may declare a variable: `auto x`.

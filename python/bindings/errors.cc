@@ -20,22 +20,34 @@ std::array<PyObject*, static_cast<size_t>(StatusCode::kInternal) + 1> classes{};
 }  // namespace
 
 void RegisterErrors(nb::module_& m) {
-  PyObject* base = PyErr_NewExceptionWithDoc("ferry.Error", "Base class of every error ferry raises.",
-                                             PyExc_Exception, nullptr);
+  PyObject* base = PyErr_NewExceptionWithDoc(
+      "ferry.Error", "Base class of every error ferry raises.", PyExc_Exception, nullptr);
   m.attr("Error") = nb::steal(base);
   const ErrorClass table[] = {
-      {StatusCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError, "A malformed argument: URI, option, pattern."},
-      {StatusCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError, "A file, URL (404/410) or key that does not exist."},
-      {StatusCode::kPermissionDenied, "PermissionDeniedError", PyExc_PermissionError, "Access denied (EACCES, HTTP 401/403)."},
-      {StatusCode::kOutOfRange, "OutOfRangeError", PyExc_ValueError, "A read or index past the end of what exists."},
-      {StatusCode::kCorruption, "CorruptionError", PyExc_ValueError, "Bytes that violate their format."},
-      {StatusCode::kIoError, "IoError", PyExc_OSError, "The OS or a peer failed in a way retrying will not fix."},
-      {StatusCode::kUnavailable, "UnavailableError", PyExc_ConnectionError, "Transient failures persisted past the retry budget."},
-      {StatusCode::kTimeout, "DeadlineError", PyExc_TimeoutError, "A transfer stalled or a deadline passed."},
-      {StatusCode::kSourceChanged, "SourceChangedError", PyExc_OSError, "The object changed (size, ETag) while being read."},
-      {StatusCode::kUnsupported, "UnsupportedError", PyExc_NotImplementedError, "A valid request ferry does not implement."},
-      {StatusCode::kCancelled, "CancelledError", PyExc_RuntimeError, "Stopped because another task failed first."},
-      {StatusCode::kInternal, "InternalError", PyExc_RuntimeError, "A bug in ferry; please report it."},
+      {StatusCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError,
+       "A malformed argument: URI, option, pattern."},
+      {StatusCode::kNotFound, "NotFoundError", PyExc_FileNotFoundError,
+       "A file, URL (404/410) or key that does not exist."},
+      {StatusCode::kPermissionDenied, "PermissionDeniedError", PyExc_PermissionError,
+       "Access denied (EACCES, HTTP 401/403)."},
+      {StatusCode::kOutOfRange, "OutOfRangeError", PyExc_ValueError,
+       "A read or index past the end of what exists."},
+      {StatusCode::kCorruption, "CorruptionError", PyExc_ValueError,
+       "Bytes that violate their format."},
+      {StatusCode::kIoError, "IoError", PyExc_OSError,
+       "The OS or a peer failed in a way retrying will not fix."},
+      {StatusCode::kUnavailable, "UnavailableError", PyExc_ConnectionError,
+       "Transient failures persisted past the retry budget."},
+      {StatusCode::kTimeout, "DeadlineError", PyExc_TimeoutError,
+       "A transfer stalled or a deadline passed."},
+      {StatusCode::kSourceChanged, "SourceChangedError", PyExc_OSError,
+       "The object changed (size, ETag) while being read."},
+      {StatusCode::kUnsupported, "UnsupportedError", PyExc_NotImplementedError,
+       "A valid request ferry does not implement."},
+      {StatusCode::kCancelled, "CancelledError", PyExc_RuntimeError,
+       "Stopped because another task failed first."},
+      {StatusCode::kInternal, "InternalError", PyExc_RuntimeError,
+       "A bug in ferry; please report it."},
   };
   for (const ErrorClass& e : table) {
     std::string qualified = std::string("ferry.") + e.name;

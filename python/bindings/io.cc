@@ -1,12 +1,13 @@
 // ferry.io: bytes from any URI.
 
+#include "ferry/io.h"
+
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
-#include "ferry/io.h"
 
 namespace nb = nanobind;
 
@@ -26,14 +27,16 @@ nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> 
                             std::to_string(size) + ")"));
   }
   uint64_t n = length.value_or(size - offset);
-  if (n > static_cast<uint64_t>(PY_SSIZE_T_MAX)) ThrowIfError(InvalidArgument(uri + ": length too large"));
+  if (n > static_cast<uint64_t>(PY_SSIZE_T_MAX))
+    ThrowIfError(InvalidArgument(uri + ": length too large"));
   // Read straight into the bytes object: it is not visible to any other code until we return.
   nb::object out = nb::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n)));
   if (!out.is_valid()) throw nb::python_error();
   auto* dst = reinterpret_cast<std::byte*>(PyBytes_AS_STRING(out.ptr()));
   {
     nb::gil_scoped_release release;
-    ThrowIfError(io::ReadParallel(*source, offset, {dst, static_cast<size_t>(n)}, {parallelism, part_size}));
+    ThrowIfError(
+        io::ReadParallel(*source, offset, {dst, static_cast<size_t>(n)}, {parallelism, part_size}));
   }
   return nb::borrow<nb::bytes>(out);
 }

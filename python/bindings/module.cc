@@ -11,8 +11,9 @@
 
 NB_MODULE(_core, m) {
   m.attr("__version__") = ferry::kVersion;
-  m.def("cuda_description", [] { return ferry::DescribeCuda(ferry::ProbeCuda()); },
-        "How this build of ferry sees CUDA, e.g. 'CUDA 13.0 runtime, no device (...)'.");
+  m.def(
+      "cuda_description", [] { return ferry::DescribeCuda(ferry::ProbeCuda()); },
+      "How this build of ferry sees CUDA, e.g. 'CUDA 13.0 runtime, no device (...)'.");
   ferry::python::RegisterErrors(m);
   ferry::python::RegisterIo(m);
 }

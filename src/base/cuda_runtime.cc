@@ -33,7 +33,8 @@ std::string DescribeCuda(const CudaAvailability& cuda) {
   std::string out = "CUDA " + std::to_string(cuda.runtime_version / 1000) + "." +
                     std::to_string(cuda.runtime_version % 1000 / 10) + " runtime, ";
   if (cuda.device_count == 0) return out + "no device (" + cuda.reason + ")";
-  return out + std::to_string(cuda.device_count) + (cuda.device_count == 1 ? " device" : " devices");
+  return out + std::to_string(cuda.device_count) +
+         (cuda.device_count == 1 ? " device" : " devices");
 }
 
 }  // namespace ferry

@@ -8,10 +8,10 @@
 namespace ferry {
 
 struct CudaAvailability {
-  bool built = false;     // compiled with the CUDA toolkit
+  bool built = false;       // compiled with the CUDA toolkit
   int runtime_version = 0;  // e.g. 13000 for 13.0; 0 when not built
   int device_count = 0;
-  std::string reason;     // why device_count is 0, for messages
+  std::string reason;  // why device_count is 0, for messages
 };
 
 CudaAvailability ProbeCuda();

@@ -7,19 +7,32 @@ namespace ferry {
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid argument";
-    case StatusCode::kNotFound: return "not found";
-    case StatusCode::kPermissionDenied: return "permission denied";
-    case StatusCode::kOutOfRange: return "out of range";
-    case StatusCode::kCorruption: return "corruption";
-    case StatusCode::kIoError: return "I/O error";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kTimeout: return "timeout";
-    case StatusCode::kSourceChanged: return "source changed";
-    case StatusCode::kUnsupported: return "unsupported";
-    case StatusCode::kCancelled: return "cancelled";
-    case StatusCode::kInternal: return "internal error";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid argument";
+    case StatusCode::kNotFound:
+      return "not found";
+    case StatusCode::kPermissionDenied:
+      return "permission denied";
+    case StatusCode::kOutOfRange:
+      return "out of range";
+    case StatusCode::kCorruption:
+      return "corruption";
+    case StatusCode::kIoError:
+      return "I/O error";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kTimeout:
+      return "timeout";
+    case StatusCode::kSourceChanged:
+      return "source changed";
+    case StatusCode::kUnsupported:
+      return "unsupported";
+    case StatusCode::kCancelled:
+      return "cancelled";
+    case StatusCode::kInternal:
+      return "internal error";
   }
   return "unknown";
 }
@@ -45,13 +58,17 @@ Status ErrnoStatus(int err, std::string_view what) {
   message += ": ";
   message += std::strerror(err);
   switch (err) {
-    case ENOENT: return NotFound(std::move(message));
+    case ENOENT:
+      return NotFound(std::move(message));
     case EACCES:
-    case EPERM: return PermissionDenied(std::move(message));
+    case EPERM:
+      return PermissionDenied(std::move(message));
     case EISDIR:
     case ENOTDIR:
-    case EINVAL: return InvalidArgument(std::move(message));
-    default: return IoError(std::move(message));
+    case EINVAL:
+      return InvalidArgument(std::move(message));
+    default:
+      return IoError(std::move(message));
   }
 }
 

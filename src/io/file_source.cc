@@ -27,7 +27,8 @@ Result<std::pair<int, uint64_t>> OpenRegularFile(const std::string& uri, const s
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return InvalidArgument(uri + (S_ISDIR(st.st_mode) ? ": is a directory" : ": is not a regular file") +
+    return InvalidArgument(uri +
+                           (S_ISDIR(st.st_mode) ? ": is a directory" : ": is not a regular file") +
                            " (expected a regular file)");
   }
   return std::pair<int, uint64_t>{fd, static_cast<uint64_t>(st.st_size)};
@@ -44,7 +45,8 @@ class FileSource final : public Source {
   Status ReadAt(uint64_t offset, std::span<std::byte> dst) override {
     if (offset > size_ || dst.size() > size_ - offset) {
       return OutOfRange(uri_ + ": read of " + std::to_string(dst.size()) + " bytes at offset " +
-                        std::to_string(offset) + " is past the end (size " + std::to_string(size_) + ")");
+                        std::to_string(offset) + " is past the end (size " + std::to_string(size_) +
+                        ")");
     }
     size_t done = 0;
     while (done < dst.size()) {
@@ -52,11 +54,13 @@ class FileSource final : public Source {
       ssize_t n = ::pread(fd_, dst.data() + done, want, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return ErrnoStatus(errno, uri_ + ": read failed at offset " + std::to_string(offset + done));
+        return ErrnoStatus(errno,
+                           uri_ + ": read failed at offset " + std::to_string(offset + done));
       }
       if (n == 0) {
         return SourceChanged(uri_ + ": file ended at offset " + std::to_string(offset + done) +
-                             " but had " + std::to_string(size_) + " bytes when opened (truncated while reading?)");
+                             " but had " + std::to_string(size_) +
+                             " bytes when opened (truncated while reading?)");
       }
       done += static_cast<size_t>(n);
     }

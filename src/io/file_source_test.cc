@@ -1,8 +1,7 @@
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 
@@ -17,7 +16,8 @@ using ferry::testing::TestBytes;
 using ferry::testing::WriteFile;
 
 std::string Contains(const Status& s, const std::string& needle) {
-  return s.message().find(needle) != std::string::npos ? "" : "'" + needle + "' not in: " + s.ToString();
+  return s.message().find(needle) != std::string::npos ? ""
+                                                       : "'" + needle + "' not in: " + s.ToString();
 }
 
 TEST(FileSourceTest, EmptyFileHasSizeZeroAndReadsNothing) {
@@ -164,7 +164,8 @@ TEST(StreamTest, YieldsTheRangeInChunksInOrder) {
   WriteFile(dir.Join("f"), bytes);
   auto source = OpenSource(dir.Join("f"));
   ASSERT_TRUE(source.ok());
-  auto stream = Stream::Open(source->get(), 10, 99'980, {.chunk_size = 7'000, .read_ahead = 2, .parallel = {}});
+  auto stream = Stream::Open(source->get(), 10, 99'980,
+                             {.chunk_size = 7'000, .read_ahead = 2, .parallel = {}});
   ASSERT_TRUE(stream.ok());
   std::vector<std::byte> got;
   while (true) {

@@ -40,7 +40,9 @@ bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -72,7 +74,8 @@ bool ParseContentRange(std::string_view value, ContentRange& out) {
   if (range == "*") return true;
   size_t dash = range.find('-');
   if (dash == std::string_view::npos) return false;
-  out.has_range = ParseUint(range.substr(0, dash), out.first) && ParseUint(range.substr(dash + 1), out.last);
+  out.has_range =
+      ParseUint(range.substr(0, dash), out.first) && ParseUint(range.substr(dash + 1), out.last);
   return out.has_range && out.first <= out.last;
 }
 
@@ -86,7 +89,8 @@ struct Validators {
 // One ranged GET: the request, what came back, and what the callbacks concluded.
 struct Attempt {
   Attempt() = default;
-  Attempt(const std::string* url, uint64_t offset, std::span<std::byte> dst, const Validators* pinned)
+  Attempt(const std::string* url, uint64_t offset, std::span<std::byte> dst,
+          const Validators* pinned)
       : url(url), offset(offset), dst(dst), pinned(pinned) {}
 
   // Request.
@@ -107,9 +111,11 @@ struct Attempt {
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* a = static_cast<Attempt*>(user);
   std::string_view line(data, size * count);
-  if (StartsWithNoCase(line, "http/")) {  // a new response starts: forget the previous one's headers
+  if (StartsWithNoCase(line,
+                       "http/")) {  // a new response starts: forget the previous one's headers
     size_t sp = line.find(' ');
-    a->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+    a->status =
+        sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
     a->content_range.clear();
     a->etag.clear();
     a->last_modified.clear();
@@ -119,11 +125,17 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return size * count;
   std::string_view name = line.substr(0, colon), value = Trim(line.substr(colon + 1));
-  auto is = [&](std::string_view n) { return name.size() == n.size() && StartsWithNoCase(name, n); };
-  if (is("content-range")) a->content_range = value;
-  else if (is("etag")) a->etag = value;
-  else if (is("last-modified")) a->last_modified = value;
-  else if (is("retry-after")) a->retry_after = value;
+  auto is = [&](std::string_view n) {
+    return name.size() == n.size() && StartsWithNoCase(name, n);
+  };
+  if (is("content-range"))
+    a->content_range = value;
+  else if (is("etag"))
+    a->etag = value;
+  else if (is("last-modified"))
+    a->last_modified = value;
+  else if (is("retry-after"))
+    a->retry_after = value;
   return size * count;
 }
 
@@ -140,7 +152,8 @@ std::string Describe(const Validators& v) {
 Status CheckPartialResponse(const Attempt& a) {
   ContentRange cr;
   if (!ParseContentRange(a.content_range, cr) || !cr.has_range) {
-    return IoError(Where(a) + ": 206 response has no valid Content-Range (got '" + a.content_range + "')");
+    return IoError(Where(a) + ": 206 response has no valid Content-Range (got '" + a.content_range +
+                   "')");
   }
   uint64_t want_first = a.offset + a.received;
   uint64_t want_last = a.offset + a.dst.size() - 1;
@@ -166,8 +179,10 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* a = static_cast<Attempt*>(user);
   size_t n = size * count;
   if (a->status == 200) {
-    a->violation = Unsupported(*a->url + ": the server ignored the Range header (answered 200 with "
-                               "the whole object); ferry needs servers that support range requests");
+    a->violation =
+        Unsupported(*a->url +
+                    ": the server ignored the Range header (answered 200 with "
+                    "the whole object); ferry needs servers that support range requests");
     return 0;  // abort: do not download an object we did not ask for
   }
   if (a->status != 206) return n;  // the body of a redirect or an error page: drop it
@@ -217,7 +232,8 @@ struct Outcome {
 Outcome Classify(CURLcode code, const Attempt& a, const char* curl_error) {
   if (!a.violation.ok()) return {Outcome::kFail, a.violation};
   if (code != CURLE_OK) {
-    std::string cause = *curl_error ? std::string(curl_error) : std::string(curl_easy_strerror(code));
+    std::string cause =
+        *curl_error ? std::string(curl_error) : std::string(curl_easy_strerror(code));
     Status status = code == CURLE_OPERATION_TIMEDOUT ? Timeout(Where(a) + ": " + cause)
                                                      : IoError(Where(a) + ": " + cause);
     return {IsTransient(code) ? Outcome::kRetry : Outcome::kFail, status};
@@ -234,8 +250,8 @@ Outcome Classify(CURLcode code, const Attempt& a, const char* curl_error) {
       return {Outcome::kFail, Unsupported(*a.url + ": the server ignored the Range header")};
     case 416:
       if (a.pinned == nullptr) return {Outcome::kDone, {}};  // probe of an empty object: bytes */0
-      return {Outcome::kFail,
-              SourceChanged(Where(a) + ": " + http + " (range not satisfiable: the object shrank?)")};
+      return {Outcome::kFail, SourceChanged(Where(a) + ": " + http +
+                                            " (range not satisfiable: the object shrank?)")};
     case 401:
     case 403:
       return {Outcome::kFail, PermissionDenied(*a.url + ": " + http + " (access denied)")};
@@ -243,27 +259,31 @@ Outcome Classify(CURLcode code, const Attempt& a, const char* curl_error) {
     case 410:
       return {Outcome::kFail, NotFound(*a.url + ": " + http + " (no such object)")};
     default:
-      if (IsTransientStatus(a.status)) return {Outcome::kRetry, Unavailable(Where(a) + ": " + http)};
+      if (IsTransientStatus(a.status))
+        return {Outcome::kRetry, Unavailable(Where(a) + ": " + http)};
       return {Outcome::kFail, IoError(Where(a) + ": unexpected " + http)};
   }
 }
 
-std::chrono::milliseconds BackOff(const HttpOptions& o, int failures, const std::string& retry_after) {
+std::chrono::milliseconds BackOff(const HttpOptions& o, int failures,
+                                  const std::string& retry_after) {
   thread_local std::minstd_rand rng{std::random_device{}()};
   uint64_t retry_after_s = 0;
   if (ParseUint(retry_after, retry_after_s)) {
-    return std::min(o.retry_max_delay, std::chrono::milliseconds(
-                                           std::min<uint64_t>(retry_after_s, 1'000'000) * 1000));
+    return std::min(o.retry_max_delay,
+                    std::chrono::milliseconds(std::min<uint64_t>(retry_after_s, 1'000'000) * 1000));
   }
   auto delay = o.retry_base_delay * (int64_t{1} << std::min(failures - 1, 20));
   delay = std::min(delay, o.retry_max_delay);
   double jitter = 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-  return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(delay.count()) * jitter));
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(static_cast<double>(delay.count()) * jitter));
 }
 
 class HttpSource final : public Source {
  public:
-  HttpSource(std::string url, const HttpOptions& options) : url_(std::move(url)), options_(options) {}
+  HttpSource(std::string url, const HttpOptions& options)
+      : url_(std::move(url)), options_(options) {}
 
   ~HttpSource() override {
     for (CURL* handle : idle_) curl_easy_cleanup(handle);
@@ -280,8 +300,10 @@ class HttpSource final : public Source {
     FERRY_RETURN_IF_ERROR(Fetch(0, scratch, /*probe=*/true, &last));
     if (last.status == 200 || last.status == 416) {  // empty object
       ContentRange cr;
-      if (last.status == 416 && (!ParseContentRange(last.content_range, cr) || !cr.has_total || cr.total != 0)) {
-        return IoError(url_ + ": HTTP 416 to 'Range: bytes=0-0' without 'Content-Range: bytes */0'");
+      if (last.status == 416 &&
+          (!ParseContentRange(last.content_range, cr) || !cr.has_total || cr.total != 0)) {
+        return IoError(url_ +
+                       ": HTTP 416 to 'Range: bytes=0-0' without 'Content-Range: bytes */0'");
       }
       pinned_ = Validators{0, last.etag, last.last_modified};
       return Status::Ok();
@@ -329,20 +351,23 @@ class HttpSource final : public Source {
       if (a.received > 0) failures = 0;
       if (++failures > options_.max_retries) {
         Status cause = outcome.status.ok() ? IoError(Where(a) + ": no progress") : outcome.status;
-        status = Status(cause.code() == StatusCode::kTimeout ? StatusCode::kTimeout : StatusCode::kUnavailable,
-                        "giving up after " + std::to_string(failures) + " attempts without progress; last: " +
-                            cause.message());
+        status = Status(
+            cause.code() == StatusCode::kTimeout ? StatusCode::kTimeout : StatusCode::kUnavailable,
+            "giving up after " + std::to_string(failures) +
+                " attempts without progress; last: " + cause.message());
         break;
       }
       // A short but well-formed answer is not a failure: ask for the rest at once.
-      if (!outcome.status.ok()) std::this_thread::sleep_for(BackOff(options_, failures, a.retry_after));
+      if (!outcome.status.ok())
+        std::this_thread::sleep_for(BackOff(options_, failures, a.retry_after));
     }
     Release(handle);
     return status;
   }
 
   Outcome Perform(CURL* handle, Attempt& a) {
-    std::string range = std::to_string(a.offset) + "-" + std::to_string(a.offset + a.dst.size() - 1);
+    std::string range =
+        std::to_string(a.offset) + "-" + std::to_string(a.offset + a.dst.size() - 1);
     char error[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(handle, CURLOPT_RANGE, range.c_str());
     curl_easy_setopt(handle, CURLOPT_HEADERDATA, &a);
@@ -370,10 +395,12 @@ class HttpSource final : public Source {
     curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(handle, CURLOPT_MAXREDIRS, 8L);
-    curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+    curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options_.connect_timeout.count()));
     curl_easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME,
-                     std::max(1L, static_cast<long>((options_.stall_timeout.count() + 999) / 1000)));
+    curl_easy_setopt(
+        handle, CURLOPT_LOW_SPEED_TIME,
+        std::max(1L, static_cast<long>((options_.stall_timeout.count() + 999) / 1000)));
     curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
     curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
     // Fewer, larger write callbacks. On loopback nginx, 16 KiB to 2 MiB measured within noise

@@ -28,7 +28,8 @@ SourceOptions FastRetries() {
 }
 
 std::string Contains(const Status& s, const std::string& needle) {
-  return s.message().find(needle) != std::string::npos ? "" : "'" + needle + "' not in: " + s.ToString();
+  return s.message().find(needle) != std::string::npos ? ""
+                                                       : "'" + needle + "' not in: " + s.ToString();
 }
 
 class HttpTest : public ::testing::Test {
@@ -66,7 +67,8 @@ std::vector<std::byte>* HttpTest::bytes_ = nullptr;
 class NginxTest : public HttpTest {
  protected:
   void SetUp() override {
-    if (!ferry::testing::NginxAvailable()) GTEST_SKIP() << "nginx is not installed (apt-get install nginx-light)";
+    if (!ferry::testing::NginxAvailable())
+      GTEST_SKIP() << "nginx is not installed (apt-get install nginx-light)";
     auto server = ServerProcess::Start("nginx.py", {"--root", dir_->path()});
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -92,7 +94,9 @@ TEST_F(NginxTest, ReadsArbitraryRanges) {
   std::vector<std::byte> past(2);
   Status s = (*source)->ReadAt(kSize - 1, past);
   EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
-  EXPECT_EQ(Contains(s, server_->Url("data.bin") + ": read of 2 bytes at offset 3000016 is past the end"), "");
+  EXPECT_EQ(
+      Contains(s, server_->Url("data.bin") + ": read of 2 bytes at offset 3000016 is past the end"),
+      "");
 }
 
 TEST_F(NginxTest, EmptyAndOneByteObjects) {
@@ -148,8 +152,9 @@ class FaultTest : public HttpTest {
   }
   // A URL whose fault counters belong to this test alone.
   std::string Url(const std::string& query) {
-    return server_->Url("data.bin?id=" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-                        "&" + query);
+    return server_->Url(
+        "data.bin?id=" +
+        std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "&" + query);
   }
   std::unique_ptr<ServerProcess> server_;
 };

@@ -31,7 +31,8 @@ Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
   size_t parts = (dst.size() + options.part_size - 1) / options.part_size;
   if (parallelism <= 1 || parts <= 1) return source.ReadAt(offset, dst);
   // Check the whole range once so a bad request fails as one error, not one per part.
-  if (offset > source.size() || dst.size() > source.size() - offset) return source.ReadAt(offset, dst);
+  if (offset > source.size() || dst.size() > source.size() - offset)
+    return source.ReadAt(offset, dst);
   return pipeline::ParallelFor(parts, parallelism, [&](size_t i) {
     size_t begin = i * options.part_size;
     size_t length = std::min(options.part_size, dst.size() - begin);
@@ -53,7 +54,8 @@ class PrefetchingStream final : public Stream {
                     (length + options.chunk_size - 1) / options.chunk_size,
                     [=](size_t index, Chunk& chunk) {
                       uint64_t begin = static_cast<uint64_t>(index) * options.chunk_size;
-                      chunk.size = static_cast<size_t>(std::min<uint64_t>(options.chunk_size, length - begin));
+                      chunk.size = static_cast<size_t>(
+                          std::min<uint64_t>(options.chunk_size, length - begin));
                       if (!chunk.data) chunk.data.reset(new std::byte[options.chunk_size]);
                       return ReadParallel(*source, offset + begin, {chunk.data.get(), chunk.size},
                                           options.parallel);

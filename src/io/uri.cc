@@ -67,10 +67,12 @@ Result<Uri> ParseUri(std::string_view text) {
   }
 
   size_t sep = text.find("://");
-  bool has_scheme = sep != std::string_view::npos && sep > 0 && std::isalpha(static_cast<unsigned char>(text[0])) &&
-                    std::all_of(text.begin(), text.begin() + sep, [](char c) {
-                      return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
-                    });
+  bool has_scheme =
+      sep != std::string_view::npos && sep > 0 &&
+      std::isalpha(static_cast<unsigned char>(text[0])) &&
+      std::all_of(text.begin(), text.begin() + sep, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+      });
   if (!has_scheme) return Uri{Scheme::kFile, std::string(text)};
 
   std::string scheme(text.substr(0, sep));
@@ -80,9 +82,11 @@ Result<Uri> ParseUri(std::string_view text) {
 
   if (scheme == "file") {
     size_t slash = text.find('/', authority);
-    std::string_view host = text.substr(authority, slash == std::string_view::npos ? std::string_view::npos : slash - authority);
+    std::string_view host = text.substr(
+        authority, slash == std::string_view::npos ? std::string_view::npos : slash - authority);
     if (slash == std::string_view::npos) {
-      return InvalidArgument("URI " + Quoted(text) + ": file URI has no path (expected file:///absolute/path)");
+      return InvalidArgument("URI " + Quoted(text) +
+                             ": file URI has no path (expected file:///absolute/path)");
     }
     if (!host.empty() && host != "localhost") {
       return InvalidArgument("URI " + Quoted(text) + ": file URI names host '" + std::string(host) +
@@ -96,7 +100,8 @@ Result<Uri> ParseUri(std::string_view text) {
     size_t host_end = text.find_first_of("/?#", authority);
     if (host_end == std::string_view::npos) host_end = text.size();
     if (host_end == authority) {
-      return InvalidArgument("URI " + Quoted(text) + ": URL has no host (expected " + scheme + "://host/path)");
+      return InvalidArgument("URI " + Quoted(text) + ": URL has no host (expected " + scheme +
+                             "://host/path)");
     }
     size_t space = text.find(' ');
     if (space != std::string_view::npos) {
@@ -268,7 +273,8 @@ size_t CountResults(const Sequence& seq, size_t cap) {
   return total;
 }
 
-void Generate(const Sequence& seq, size_t index, std::string& prefix, std::vector<std::string>& out) {
+void Generate(const Sequence& seq, size_t index, std::string& prefix,
+              std::vector<std::string>& out) {
   if (index == seq.parts.size()) {
     out.push_back(prefix);
     return;

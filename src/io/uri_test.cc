@@ -23,7 +23,8 @@ TEST(ParseUriTest, FileUrisArePercentDecoded) {
 }
 
 TEST(ParseUriTest, BadFileUrisSayWhatWasExpected) {
-  EXPECT_NE(ParseUri("file://server/x").status().message().find("expected file:///path"), std::string::npos);
+  EXPECT_NE(ParseUri("file://server/x").status().message().find("expected file:///path"),
+            std::string::npos);
   EXPECT_EQ(ParseUri("file://").status().code(), StatusCode::kInvalidArgument);
   Status bad_escape = ParseUri("file:///a%2").status();
   EXPECT_EQ(bad_escape.code(), StatusCode::kInvalidArgument);
@@ -84,8 +85,10 @@ TEST(ExpandBracesTest, ListsNestAndMultiply) {
 TEST(ExpandBracesTest, ErrorsNameTheOffset) {
   Status unmatched = ExpandBraces("ab{c,d").status();
   EXPECT_EQ(unmatched.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(unmatched.message().find("unmatched '{' at offset 2"), std::string::npos) << unmatched.message();
-  EXPECT_NE(ExpandBraces("a}b").status().message().find("unmatched '}' at offset 1"), std::string::npos);
+  EXPECT_NE(unmatched.message().find("unmatched '{' at offset 2"), std::string::npos)
+      << unmatched.message();
+  EXPECT_NE(ExpandBraces("a}b").status().message().find("unmatched '}' at offset 1"),
+            std::string::npos);
   EXPECT_NE(ExpandBraces("{a..z}").status().message().find("not numeric"), std::string::npos);
   EXPECT_NE(ExpandBraces("{x}").status().message().find("one alternative"), std::string::npos);
   EXPECT_NE(ExpandBraces("{1..5..0}").status().message().find("step is 0"), std::string::npos);
