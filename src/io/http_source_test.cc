@@ -99,6 +99,26 @@ TEST_F(NginxTest, ReadsArbitraryRanges) {
       "");
 }
 
+// Regression: after a large body raised the socket's receive low-water mark, the next small
+// response on the same keep-alive connection waited for bytes that never came, until the stall
+// timeout; retries hid it. No retries allowed here, so any stall fails the test.
+TEST_F(NginxTest, KeepAliveConnectionsServeSmallAfterLargeWithoutStalling) {
+  SourceOptions options;
+  options.http.max_retries = 0;
+  options.http.stall_timeout = std::chrono::milliseconds(5000);
+  auto source = OpenSource(server_->Url("data.bin"), options);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::vector<std::byte> tiny(7);
+  for (int i = 0; i < 10; ++i) {
+    std::vector<std::byte> large(100'000 + 4099 * i);  // bodies that end mid-wait
+    ASSERT_TRUE((*source)->ReadAt(1000 * i, large).ok());
+    Status s = (*source)->ReadAt(kSize - tiny.size(), tiny);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(0, std::memcmp(tiny.data(), bytes_->data() + kSize - tiny.size(), tiny.size()));
+  }
+  ExpectWholeObject(**source, 4);
+}
+
 TEST_F(NginxTest, EmptyAndOneByteObjects) {
   auto empty = OpenSource(server_->Url("empty.bin"));
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();

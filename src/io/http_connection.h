@@ -1,0 +1,109 @@
+// HTTP/1.1 over a connection libcurl opens: curl does what it is best at (name resolution, TCP,
+// TLS, proxies, timeouts on connect) and ferry speaks the protocol itself, so a response body is
+// received straight into the caller's buffer.
+//
+// Why not curl_easy_perform: its write callback hands out curl's own receive buffer, so every
+// byte is copied once more in user space. On loopback that copy was 0.14 s of CPU per GiB, 40%
+// of ferry's client-side cost, and made `ferry cat` 0.77x of `curl -o /dev/null`
+// (bench/RESULTS.md). ferry only ever sends ranged GETs and accepts only Content-Length bodies
+// for them, so the protocol part is small; it is checked strictly and fuzzed
+// (fuzz/http_response_fuzzer.cc).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ferry/io.h"
+
+typedef void CURL;
+
+namespace ferry::io::http {
+
+// Where requests for a URL go.
+struct Target {
+  std::string url;             // absolute URL, as requested
+  std::string origin;          // "scheme://host[:port]": what a Connection is bound to
+  std::string host_header;     // "host[:port]"
+  std::string request_target;  // "/path?query"
+};
+
+// Splits an http(s) URL. URLs with user:password are refused (ferry would not send them).
+Result<Target> ParseTarget(std::string_view url);
+
+// The target a redirect's Location (absolute or relative) points to, resolved against `base`.
+Result<Target> ResolveRedirect(const Target& base, std::string_view location);
+
+struct ResponseHead {
+  int status = 0;
+  bool keep_alive = true;  // HTTP/1.1 default; "Connection: close" or HTTP/1.0 turn it off
+  bool chunked = false;
+  bool has_content_length = false;
+  uint64_t content_length = 0;
+  std::string content_range, etag, last_modified, retry_after, location;
+};
+
+// Parses an HTTP/1.x status line and header fields. `head` is everything before the empty line
+// that ends the header block (so it ends with "\r\n" after the last field). Malformed input is
+// kIoError naming what was wrong.
+Result<ResponseHead> ParseResponseHead(std::string_view head);
+
+// A Content-Range value: "bytes FIRST-LAST/TOTAL", "bytes FIRST-LAST/*" or "bytes */TOTAL".
+struct ContentRange {
+  bool has_range = false;
+  uint64_t first = 0, last = 0;  // inclusive
+  bool has_total = false;
+  uint64_t total = 0;
+};
+// False for anything else, or first > last.
+bool ParseContentRange(std::string_view value, ContentRange& out);
+
+// A non-negative decimal of at most 19 digits (fits uint64_t).
+bool ParseDecimal(std::string_view text, uint64_t& out);
+
+// One keep-alive connection to one origin. Not thread-safe: a Source hands each connection to
+// one reader at a time.
+//
+// Errors are transient (kUnavailable, kTimeout: the caller may reconnect and retry) or not
+// (anything else); messages do not name the URL, the caller adds it.
+class Connection {
+ public:
+  explicit Connection(const HttpOptions& options) : options_(options) {}
+  ~Connection() { Close(); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Connects to target.origin unless this connection is already open to it.
+  Status Connect(const Target& target);
+  Status SendAll(std::string_view bytes);
+  // Reads the next final (non-1xx) response head. Body bytes that arrived with it are kept for
+  // ReadBody.
+  Result<ResponseHead> ReadHead();
+  // Fills `dst` with the next dst.size() body bytes. `*received` counts the bytes written even
+  // when an error stops it early, so a caller can resume after them.
+  Status ReadBody(std::span<std::byte> dst, size_t* received);
+  void Close();
+
+  bool open() const { return handle_ != nullptr; }
+  // Whether a previous response was read on this connection: a keep-alive connection that the
+  // server closed while idle fails its next request before any byte, which is not a failure
+  // of the server.
+  bool reused() const { return responses_ > 0; }
+
+ private:
+  Result<size_t> Recv(void* dst, size_t size);  // 0 = the peer closed the connection
+  Status Wait(short events);
+  // SO_RCVLOWAT: poll() reports the socket readable once this many bytes are waiting.
+  void SetLowWatermark(size_t bytes);
+
+  const HttpOptions options_;
+  CURL* handle_ = nullptr;
+  int socket_ = -1;
+  int low_watermark_ = 1;  // the socket's SO_RCVLOWAT (the kernel default is 1)
+  std::string origin_;
+  int responses_ = 0;
+  std::string pending_;  // bytes received past the last head, not yet consumed
+};
+
+}  // namespace ferry::io::http
