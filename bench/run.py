@@ -7,7 +7,8 @@ the same data, and every run checks its output. Prints a Markdown table with the
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
         process, page cache warm, same pre-faulted buffer)
-  http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`
+  http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`,
+        run round-robin
 """
 
 import argparse
@@ -59,13 +60,16 @@ def sha256_of_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def median_seconds(cmd, repeat: int) -> float:
-    times = []
+def median_seconds_interleaved(cases, repeat: int) -> list:
+    """Median wall time of each command, running the cases round-robin so that drift in the
+    machine's speed (other tenants, frequency) hits every case alike."""
+    times = [[] for _ in cases]
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for i, (_, cmd) in enumerate(cases):
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def bench_file(args, rows):
@@ -95,12 +99,9 @@ def bench_http(args, rows):
         for label, cmd in cases[1:]:  # every ferry configuration must produce the file's bytes
             if sha256_of_command(cmd) != expected:
                 sys.exit(f"bench: {label} produced wrong bytes")
-        base = None
-        for label, cmd in cases:
-            seconds = median_seconds(cmd, args.repeat)
-            gbps = size / seconds / 1e9
-            base = base or gbps
-            rows.append(("HTTP loopback nginx", label, gbps, gbps / base, cases[0][0]))
+        seconds = median_seconds_interleaved(cases, args.repeat)
+        for (label, _), t in zip(cases, seconds):
+            rows.append(("HTTP loopback nginx", label, size / t / 1e9, seconds[0] / t, cases[0][0]))
 
 
 def main():
