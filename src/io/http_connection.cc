@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 
+#include "base/parse.h"
 #include "ferry/version.h"
 
 namespace ferry::io::http {
@@ -86,16 +87,6 @@ Result<Target> TargetOf(const UrlHandle& url, std::string_view original) {
 }
 
 }  // namespace
-
-bool ParseDecimal(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 19) return false;
-  out = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    out = out * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return true;
-}
 
 bool ParseContentRange(std::string_view value, ContentRange& out) {
   out = ContentRange();

@@ -59,9 +59,6 @@ struct ContentRange {
 // False for anything else, or first > last.
 bool ParseContentRange(std::string_view value, ContentRange& out);
 
-// A non-negative decimal of at most 19 digits (fits uint64_t).
-bool ParseDecimal(std::string_view text, uint64_t& out);
-
 // One keep-alive connection to one origin. Not thread-safe: a Source hands each connection to
 // one reader at a time.
 //

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/parse.h"
 #include "ferry/version.h"
 #include "io/http_connection.h"
 
@@ -26,7 +27,6 @@ namespace {
 using http::Connection;
 using http::ContentRange;
 using http::ParseContentRange;
-using http::ParseDecimal;
 using http::ResponseHead;
 using http::Target;
 

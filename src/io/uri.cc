@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/parse.h"
 #include "ferry/io.h"
 
 namespace ferry::io {
@@ -202,16 +203,6 @@ class BraceParser {
     return group;
   }
 
-  static bool ParseNumber(std::string_view digits, uint64_t& value) {
-    if (digits.empty() || digits.size() > 18) return false;
-    value = 0;
-    for (char c : digits) {
-      if (c < '0' || c > '9') return false;
-      value = value * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return true;
-  }
-
   Result<Part> ParseRange(std::string_view body, size_t open) {
     size_t dots = body.find("..");
     std::string_view first = body.substr(0, dots);
@@ -222,11 +213,11 @@ class BraceParser {
       step_text = rest.substr(dots2 + 2);
     }
     uint64_t a = 0, b = 0, step = 1;
-    if (!ParseNumber(first, a) || !ParseNumber(last, b) ||
-        (!step_text.empty() && !ParseNumber(step_text, step))) {
+    if (!ParseDecimal(first, a) || !ParseDecimal(last, b) ||
+        (!step_text.empty() && !ParseDecimal(step_text, step))) {
       return Error(open, "range '{" + std::string(body) +
                              "}' is not numeric (expected {first..last} or {first..last..step} "
-                             "with up to 18 decimal digits)");
+                             "with up to 19 decimal digits)");
     }
     if (step == 0) return Error(open, "range step is 0");
     uint64_t span = a <= b ? b - a : a - b;
