@@ -317,7 +317,8 @@ Status Connection::ReadBody(std::span<std::byte> dst, size_t* received) {
   while (*received < dst.size()) {
     size_t remaining = dst.size() - *received;
     // Wake up for 64 KiB at a time, not for every segment: with several connections on few
-    // cores, per-segment wake-ups cost more than the copy. Measured with `ferry cat` of 1 GiB
+    // cores, per-segment wake-ups cost more than the copy. Measured (one-off A/B, interleaved
+    // runs as in bench/run.py --only http) with `ferry cat` of 1 GiB
     // from loopback nginx on 2 cores: 2 connections 1.41 -> 2.10 GB/s, 4 connections
     // 1.15 -> 2.17 GB/s; 256 KiB starved the single-connection case (2.10 -> 1.77 GB/s).
     // Never more than what is still due, or poll() would wait for bytes that will not come.
