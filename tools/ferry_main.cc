@@ -20,6 +20,8 @@ int ExitCodeFor(StatusCode code) {
       return 64;
     case StatusCode::kUnsupported:
       return 64;
+    case StatusCode::kEvicted:
+      return 64;
     case StatusCode::kCorruption:
       return 65;  // EX_DATAERR
     case StatusCode::kNotFound:

@@ -91,8 +91,8 @@ class Source {
   virtual Status ReadAt(uint64_t offset, std::span<std::byte> dst) = 0;
 
   // Default number of concurrent requests `ReadParallel` uses for this source when the caller
-  // does not say: 1 for files (one core's copy already saturates the page cache path), more
-  // for network sources where latency, not bandwidth, bounds one connection.
+  // does not say: one per core (up to 8) for files, whose page-cache copy is bound per core;
+  // 4 connections for HTTP, where latency, not bandwidth, bounds one connection.
   virtual int default_parallelism() const { return 1; }
 };
 
@@ -114,7 +114,8 @@ Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
 // ---------------------------------------------------------------------------------------------
 // Zero-copy access to local files
 
-// A read-only private mapping of a whole local file. The span stays valid while the object lives.
+// A private mapping of a whole local file. The spans stay valid while the object lives. Writes
+// through private_bytes() go to copy-on-write pages of this process and never reach the file.
 class MappedFile {
  public:
   static Result<std::unique_ptr<MappedFile>> Open(std::string_view path);
@@ -123,13 +124,14 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
+  std::span<std::byte> private_bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
 
  private:
-  MappedFile(std::string path, const std::byte* data, size_t size)
+  MappedFile(std::string path, std::byte* data, size_t size)
       : path_(std::move(path)), data_(data), size_(size) {}
   std::string path_;
-  const std::byte* data_;
+  std::byte* data_;
   size_t size_;
 };
 

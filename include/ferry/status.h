@@ -31,6 +31,7 @@ enum class StatusCode : int {
   kSourceChanged,     // the object changed between two reads (size, ETag, Last-Modified)
   kUnsupported,       // a valid request ferry does not (yet) implement, e.g. a URI scheme
   kCancelled,         // stopped because another task failed first or the user asked
+  kEvicted,           // a streamed item was already replaced by a later one (plaid mode)
   kInternal,          // a bug in ferry
 };
 
@@ -76,6 +77,7 @@ inline Status SourceChanged(std::string msg) {
 }
 inline Status Unsupported(std::string msg) { return {StatusCode::kUnsupported, std::move(msg)}; }
 inline Status Cancelled(std::string msg) { return {StatusCode::kCancelled, std::move(msg)}; }
+inline Status Evicted(std::string msg) { return {StatusCode::kEvicted, std::move(msg)}; }
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 
 // Maps an errno value to a Status: ENOENT -> NotFound, EACCES/EPERM -> PermissionDenied,

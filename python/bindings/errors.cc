@@ -46,6 +46,8 @@ void RegisterErrors(nb::module_& m) {
        "A valid request ferry does not implement."},
       {StatusCode::kCancelled, "CancelledError", PyExc_RuntimeError,
        "Stopped because another task failed first."},
+      {StatusCode::kEvicted, "EvictedError", PyExc_LookupError,
+       "A plaid-mode tensor that was already replaced by a later one in the staging buffers."},
       {StatusCode::kInternal, "InternalError", PyExc_RuntimeError,
        "A bug in ferry; please report it."},
   };

@@ -31,6 +31,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "unsupported";
     case StatusCode::kCancelled:
       return "cancelled";
+    case StatusCode::kEvicted:
+      return "evicted";
     case StatusCode::kInternal:
       return "internal error";
   }

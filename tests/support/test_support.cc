@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,5 +94,12 @@ std::string ServerProcess::Url(const std::string& path) const {
 }
 
 bool NginxAvailable() { return ::access("/usr/sbin/nginx", X_OK) == 0; }
+
+std::string SharedDataDir() {
+  const char* env = std::getenv("FERRY_SHARED_DATA");
+  std::string dir = env != nullptr ? env : std::string(FERRY_SOURCE_DIR) + "/../shared/data";
+  struct stat st {};
+  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? dir : "";
+}
 
 }  // namespace ferry::testing

@@ -50,4 +50,9 @@ class ServerProcess {
 
 bool NginxAvailable();
 
+// The workplace's shared third-party test data (tokenizers, tensors, shards, corpora):
+// $FERRY_SHARED_DATA, else ../shared/data beside the source tree. Empty when absent; tests
+// then skip with a message saying so.
+std::string SharedDataDir();
+
 }  // namespace ferry::testing

@@ -1,0 +1,243 @@
+// ferry tensors: safetensors files, read and written exactly as the reference library does.
+//
+//   FERRY_ASSIGN_OR_RETURN(auto reader, ferry::tensors::TensorReader::Open("model.safetensors",
+//                                                                          {.mode = Mode::kEager}));
+//   FERRY_ASSIGN_OR_RETURN(ferry::tensors::Tensor t, reader->Get("lm_head.weight"));
+//
+// The on-disk format is plain safetensors (8-byte little-endian header length, UTF-8 JSON header,
+// data buffer), validated rule for rule like the reference reader; see ParseHeader. A reader
+// serves one of four modes (see Mode); a writer (WriteSafetensors) pads the header so the data
+// starts on a page boundary and replaces the destination atomically.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ferry/io.h"
+#include "ferry/status.h"
+
+namespace ferry::tensors {
+
+// ---------------------------------------------------------------------------------------------
+// Element types
+
+enum class DType : uint8_t {
+  kBool,
+  kU8,
+  kI8,
+  kF8_E5M2,
+  kF8_E4M3,
+  kF8_E8M0,
+  kF8_E4M3FNUZ,
+  kF8_E5M2FNUZ,
+  kF4,
+  kF6_E2M3,
+  kF6_E3M2,
+  kI16,
+  kU16,
+  kF16,
+  kBF16,
+  kI32,
+  kU32,
+  kF32,
+  kC64,
+  kF64,
+  kI64,
+  kU64,
+};
+
+// The safetensors name, e.g. "BF16".
+std::string_view DTypeName(DType dtype);
+// Bits per element: 4 for F4, 6 for the F6 types, 8..64 for the others.
+int DTypeBits(DType dtype);
+std::optional<DType> DTypeFromName(std::string_view name);
+
+// ---------------------------------------------------------------------------------------------
+// Header
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kU8;
+  std::vector<uint64_t> shape;  // empty: a 0-d scalar
+  uint64_t begin = 0;           // byte offsets relative to the start of the data buffer
+  uint64_t end = 0;             // one past the last byte
+  uint64_t nbytes() const { return end - begin; }
+};
+
+struct Header {
+  uint64_t header_size = 0;  // N, the JSON length including padding
+  uint64_t data_offset() const { return 8 + header_size; }
+  uint64_t data_size = 0;  // bytes in the data buffer (the last tensor's end)
+  // In file order (sorted by begin); a header may list them in any order.
+  std::vector<TensorInfo> tensors;
+  // `__metadata__`, sorted by key. Absent, `{}` and `null` all give an empty list.
+  std::vector<std::pair<std::string, std::string>> metadata;
+  // Name -> index into `tensors`.
+  std::unordered_map<std::string, size_t> index;
+
+  const TensorInfo* Find(std::string_view name) const;
+  const std::string* FindMetadata(std::string_view key) const;
+};
+
+// Largest header the reference reader accepts.
+inline constexpr uint64_t kMaxHeaderSize = 100'000'000;
+
+// Validates `json` (the N header bytes) of a file of `file_size` bytes, as the reference reader
+// does: UTF-8 JSON object; known dtypes; shape x bits without overflow and in whole bytes;
+// data_offsets that, sorted, start at 0 and follow each other without gap or overlap; each
+// span equal to its shape's size; the last end exactly at the end of the file; `__metadata__`
+// absent, null or string -> string. Also rejects duplicate tensor names. Errors are kCorruption
+// and name `uri`, the tensor and what was expected.
+Result<Header> ParseHeader(std::string_view uri, std::string_view json, uint64_t file_size);
+
+// Checks the 8-byte little-endian header length at the start of a file of `file_size` bytes
+// (`prefix`: its first min(8, file_size) bytes): at most kMaxHeaderSize and inside the file.
+Result<uint64_t> ParseHeaderLength(std::string_view uri, std::span<const std::byte> prefix,
+                                   uint64_t file_size);
+
+// Reads and validates the header of a safetensors source: two reads (length, then JSON).
+Result<Header> ReadHeader(io::Source& source);
+
+// ---------------------------------------------------------------------------------------------
+// Checksums
+
+// Per-tensor checksums live in `__metadata__` under "ferry.xxh3_64/<tensor name>" as 16 lower-case
+// hex digits of XXH3-64 over the tensor's bytes, so the file stays valid for every other reader.
+inline constexpr std::string_view kChecksumKeyPrefix = "ferry.xxh3_64/";
+std::string ChecksumHex(std::span<const std::byte> bytes);
+// The checksum recorded for `name`, if any.
+const std::string* FindChecksum(const Header& header, std::string_view name);
+// OK when no checksum is recorded for the tensor or it matches; kCorruption naming the file, the
+// tensor and both values otherwise.
+Status VerifyChecksum(std::string_view uri, const Header& header, const TensorInfo& info,
+                      std::span<const std::byte> bytes);
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+struct TensorToWrite {
+  std::string name;
+  DType dtype = DType::kU8;
+  std::vector<uint64_t> shape;
+  std::span<const std::byte> data;  // row-major, little-endian, exactly the shape's size
+};
+
+struct WriteOptions {
+  bool checksums = true;         // record per-tensor XXH3-64 checksums in __metadata__
+  uint64_t data_alignment = 4096;  // pad the header so the data buffer starts at a multiple
+};
+
+// Writes a safetensors file to `path` atomically: the bytes go to a temporary file in the same
+// directory, which is fsynced and renamed over `path`; on any error the temporary file is
+// removed and `path` is untouched. Tensors are laid out largest element size first, then by
+// name, so each is aligned to its element size. Metadata keys starting with "ferry." are
+// reserved for ferry.
+Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,
+                        std::span<const std::pair<std::string, std::string>> metadata = {},
+                        const WriteOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+enum class Mode {
+  // Every tensor read in the constructor, in parallel, into one allocation. Tensors stay valid
+  // for as long as anyone holds them.
+  kEager,
+  // Each tensor read on first access, then cached. Tensors stay valid forever.
+  kLazy,
+  // Tensors streamed in file order through `staging_buffers` fixed-size buffers. A tensor is a
+  // view valid until the next Get(); asking again for one already passed is kEvicted.
+  kPlaid,
+  // Zero-copy views of a private mapping of a local file; pages are read on first touch.
+  kMmap,
+};
+std::string_view ModeName(Mode mode);
+std::optional<Mode> ModeFromName(std::string_view name);
+
+struct ReaderOptions {
+  Mode mode = Mode::kEager;
+  // Concurrent reads (threads for files, connections for HTTP); 0 = the source's default.
+  int parallelism = 0;
+  size_t part_size = 8u << 20;  // bytes per read request
+  // Plaid staging: memory is staging_buffers x staging_buffer_size, whatever the tensor sizes.
+  int staging_buffers = 2;
+  size_t staging_buffer_size = 64u << 20;
+  // Check the checksums recorded by the writer as tensors are read.
+  bool verify_checksums = false;
+  io::SourceOptions source;
+};
+
+// A tensor handed out by a reader. `owner` keeps the bytes alive; in plaid mode the bytes may be
+// overwritten by a later tensor (never freed while `owner` lives).
+struct Tensor {
+  TensorInfo info;  // a copy: a tensor may outlive its reader
+  std::span<std::byte> data;
+  std::shared_ptr<void> owner;
+};
+
+class TensorReader {
+ public:
+  static Result<std::unique_ptr<TensorReader>> Open(std::string_view uri,
+                                                    const ReaderOptions& options = {});
+  virtual ~TensorReader() = default;
+
+  const std::string& uri() const { return uri_; }
+  const Header& header() const { return header_; }
+  Mode mode() const { return mode_; }
+
+  // The tensor called `name`: kNotFound when the file has no such tensor; in plaid mode
+  // kEvicted when it was handed out before and a later tensor has replaced it.
+  virtual Result<Tensor> Get(std::string_view name) = 0;
+
+ protected:
+  TensorReader(std::string uri, Header header, Mode mode)
+      : uri_(std::move(uri)), header_(std::move(header)), mode_(mode) {}
+  Status NotFoundError(std::string_view name) const;
+
+ private:
+  std::string uri_;
+  Header header_;
+  Mode mode_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Streaming through fixed staging buffers (the engine of plaid mode)
+
+// One contiguous piece of one tensor, in a staging buffer.
+struct TensorChunk {
+  size_t tensor = 0;              // index into header.tensors
+  uint64_t offset_in_tensor = 0;  // where `bytes` starts inside the tensor
+  std::span<std::byte> bytes;
+};
+
+// Streams tensors [first_tensor, end) of a header in file order through
+// `options.staging_buffers` (at least 2) buffers of `options.staging_buffer_size` bytes, filled
+// ahead of the consumer by a background thread. Neighbouring small tensors share one read; a
+// tensor that fits in a buffer is never split; a larger one arrives in buffer-sized chunks;
+// empty tensors produce no chunk. A buffer is refilled only after the consumer has moved on to
+// the next one, so a plain copy out of a chunk (or a CUDA copy synchronised before the next
+// call) is always complete before its bytes are overwritten.
+class TensorStream {
+ public:
+  // REQUIRES: `source` and `header` outlive the stream.
+  static Result<std::unique_ptr<TensorStream>> Open(io::Source* source, const Header* header,
+                                                    const ReaderOptions& options,
+                                                    size_t first_tensor = 0);
+  virtual ~TensorStream() = default;
+
+  // The next chunk, or nullopt after the last. Its bytes are valid until the next call (and are
+  // never freed while `staging()` is held).
+  virtual Result<std::optional<TensorChunk>> Next() = 0;
+  // Keeps the staging memory alive; hand it out as the owner of views into chunks.
+  virtual std::shared_ptr<void> staging() const = 0;
+};
+
+}  // namespace ferry::tensors

@@ -1,0 +1,275 @@
+// TensorReader: the four ways of getting a safetensors file's tensors into host memory.
+
+#include <array>
+#include <mutex>
+#include <thread>
+
+#include "base/host_buffer.h"
+#include "ferry/tensors.h"
+#include "pipeline/parallel_for.h"
+
+namespace ferry::tensors {
+namespace {
+
+constexpr std::array<std::pair<Mode, std::string_view>, 4> kModeNames = {{
+    {Mode::kEager, "eager"},
+    {Mode::kLazy, "lazy"},
+    {Mode::kPlaid, "plaid"},
+    {Mode::kMmap, "mmap"},
+}};
+
+io::ParallelReadOptions ParallelOptions(const ReaderOptions& options) {
+  return {options.parallelism, options.part_size};
+}
+
+// All tensors in one allocation, read front to back by `parallelism` readers in `part_size`
+// parts: the data buffer has no gaps, so the whole file is one coalesced request.
+class EagerReader final : public TensorReader {
+ public:
+  static Result<std::unique_ptr<TensorReader>> Load(io::Source& source, Header header,
+                                                    const ReaderOptions& options) {
+    FERRY_ASSIGN_OR_RETURN(auto buffer,
+                           HostBuffer::Allocate(header.data_size, source.uri() + ": eager load"));
+    FERRY_RETURN_IF_ERROR(io::ReadParallel(source, header.data_offset(), buffer->bytes(),
+                                           ParallelOptions(options)));
+    if (options.verify_checksums) {
+      FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(
+          header.tensors.size(), static_cast<int>(std::thread::hardware_concurrency()),
+          [&](size_t i) {
+            const TensorInfo& info = header.tensors[i];
+            return VerifyChecksum(source.uri(), header, info,
+                                  buffer->bytes().subspan(info.begin, info.nbytes()));
+          }));
+    }
+    return std::unique_ptr<TensorReader>(
+        new EagerReader(source.uri(), std::move(header), std::move(buffer)));
+  }
+
+  Result<Tensor> Get(std::string_view name) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    return Tensor{*info, buffer_->bytes().subspan(info->begin, info->nbytes()), buffer_};
+  }
+
+ private:
+  EagerReader(std::string uri, Header header, std::shared_ptr<HostBuffer> buffer)
+      : TensorReader(std::move(uri), std::move(header), Mode::kEager), buffer_(std::move(buffer)) {}
+  std::shared_ptr<HostBuffer> buffer_;
+};
+
+// Each tensor read on first access into its own allocation, then cached.
+class LazyReader final : public TensorReader {
+ public:
+  LazyReader(std::unique_ptr<io::Source> source, Header header, const ReaderOptions& options)
+      : TensorReader(source->uri(), std::move(header), Mode::kLazy),
+        source_(std::move(source)),
+        options_(options),
+        cache_(this->header().tensors.size()) {}
+
+  Result<Tensor> Get(std::string_view name) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    size_t index = static_cast<size_t>(info - header().tensors.data());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cache_[index]) return Tensor{*info, cache_[index]->bytes(), cache_[index]};
+    }
+    // Read outside the lock so different tensors load concurrently; if two threads race on one
+    // tensor, the first to finish wins and the other's copy is dropped.
+    FERRY_ASSIGN_OR_RETURN(auto buffer,
+                           HostBuffer::Allocate(info->nbytes(), uri() + ": tensor " + info->name));
+    FERRY_RETURN_IF_ERROR(io::ReadParallel(*source_, header().data_offset() + info->begin,
+                                           buffer->bytes(), ParallelOptions(options_)));
+    if (options_.verify_checksums) {
+      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, buffer->bytes()));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cache_[index]) cache_[index] = std::move(buffer);
+    return Tensor{*info, cache_[index]->bytes(), cache_[index]};
+  }
+
+ private:
+  std::unique_ptr<io::Source> source_;
+  const ReaderOptions options_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<HostBuffer>> cache_;  // by tensor index
+};
+
+// Views into a private mapping of the file.
+class MmapReader final : public TensorReader {
+ public:
+  static Result<std::unique_ptr<TensorReader>> Open(io::Source& source, Header header,
+                                                    const ReaderOptions& options) {
+    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<io::MappedFile> mapping,
+                           io::MappedFile::Open(source.uri()));
+    if (mapping->bytes().size() != source.size()) {
+      return SourceChanged(source.uri() + ": the file changed size while being opened (" +
+                           std::to_string(source.size()) + " then " +
+                           std::to_string(mapping->bytes().size()) + " bytes)");
+    }
+    return std::unique_ptr<TensorReader>(
+        new MmapReader(source.uri(), std::move(header), std::move(mapping), options));
+  }
+
+  Result<Tensor> Get(std::string_view name) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    std::span<std::byte> bytes =
+        mapping_->private_bytes().subspan(header().data_offset() + info->begin, info->nbytes());
+    if (verify_checksums_) FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, bytes));
+    return Tensor{*info, bytes, mapping_};
+  }
+
+ private:
+  MmapReader(std::string uri, Header header, std::shared_ptr<io::MappedFile> mapping,
+             const ReaderOptions& options)
+      : TensorReader(std::move(uri), std::move(header), Mode::kMmap),
+        mapping_(std::move(mapping)),
+        verify_checksums_(options.verify_checksums) {}
+  std::shared_ptr<io::MappedFile> mapping_;
+  const bool verify_checksums_;
+};
+
+// A cursor over a TensorStream. Asking for tensors in file order streams the file once; asking
+// for one further back or far ahead restarts the stream there.
+class PlaidReader final : public TensorReader {
+ public:
+  // Starts streaming from the first tensor at once, so reads overlap whatever the caller does
+  // before asking for it.
+  static Result<std::unique_ptr<TensorReader>> Open(std::unique_ptr<io::Source> source,
+                                                    Header header, const ReaderOptions& options) {
+    std::unique_ptr<PlaidReader> reader(
+        new PlaidReader(std::move(source), std::move(header), options));
+    FERRY_ASSIGN_OR_RETURN(reader->stream_, TensorStream::Open(reader->source_.get(),
+                                                               &reader->header(), options, 0));
+    return std::unique_ptr<TensorReader>(std::move(reader));
+  }
+
+  Result<Tensor> Get(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    size_t index = static_cast<size_t>(info - header().tensors.data());
+    if (index == current_) return current_tensor_;
+    if (handed_out_[index]) {
+      return Evicted(uri() + ": tensor '" + info->name +
+                     "' was evicted: in plaid mode a tensor is valid until the next one is read "
+                     "(copy it, or open the file in eager or lazy mode to keep tensors)");
+    }
+    current_tensor_ = Tensor{};
+    if (info->nbytes() == 0) {
+      current_tensor_ = Tensor{*info, {}, nullptr};
+    } else {
+      FERRY_ASSIGN_OR_RETURN(current_tensor_, Pull(index));
+    }
+    if (options_.verify_checksums) {
+      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, current_tensor_.data));
+    }
+    current_ = index;
+    handed_out_[index] = true;
+    return current_tensor_;
+  }
+
+ private:
+  // Positions the stream at tensor `index` and assembles it: a view of the staging buffer when
+  // it arrives in one chunk, otherwise a copy into its own buffer.
+  Result<Tensor> Pull(size_t index) {
+    const TensorInfo& info = header().tensors[index];
+    // Restart rather than read through more than one staging round of unwanted bytes.
+    uint64_t skip = next_tensor_ <= index
+                        ? info.begin - header().tensors[next_tensor_].begin
+                        : UINT64_MAX;
+    uint64_t staging_bytes =
+        static_cast<uint64_t>(options_.staging_buffers) * options_.staging_buffer_size;
+    if (!stream_ || skip > staging_bytes) {
+      stream_.reset();  // stop the old read-ahead before starting another
+      FERRY_ASSIGN_OR_RETURN(stream_,
+                             TensorStream::Open(source_.get(), &header(), options_, index));
+    }
+    std::shared_ptr<HostBuffer> assembled;
+    uint64_t filled = 0;
+    while (true) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<TensorChunk> chunk, stream_->Next());
+      if (!chunk) {
+        return Internal(uri() + ": plaid stream ended before tensor '" + info.name + "'");
+      }
+      if (chunk->tensor < index) continue;  // skipped over
+      if (chunk->tensor > index || chunk->offset_in_tensor != filled) {
+        return Internal(uri() + ": plaid stream out of order at tensor '" + info.name + "'");
+      }
+      next_tensor_ = index + 1;
+      if (filled == 0 && chunk->bytes.size() == info.nbytes()) {
+        return Tensor{info, chunk->bytes, stream_->staging()};
+      }
+      if (!assembled) {
+        FERRY_ASSIGN_OR_RETURN(assembled,
+                               HostBuffer::Allocate(info.nbytes(), uri() + ": tensor " + info.name));
+      }
+      std::copy(chunk->bytes.begin(), chunk->bytes.end(), assembled->data() + filled);
+      filled += chunk->bytes.size();
+      if (filled == info.nbytes()) return Tensor{info, assembled->bytes(), assembled};
+    }
+  }
+
+  PlaidReader(std::unique_ptr<io::Source> source, Header header, const ReaderOptions& options)
+      : TensorReader(source->uri(), std::move(header), Mode::kPlaid),
+        source_(std::move(source)),
+        options_(options),
+        handed_out_(this->header().tensors.size(), false) {}
+
+  std::unique_ptr<io::Source> source_;
+  const ReaderOptions options_;
+  std::mutex mu_;
+  std::vector<bool> handed_out_;
+  size_t current_ = SIZE_MAX;
+  Tensor current_tensor_;
+  std::unique_ptr<TensorStream> stream_;
+  size_t next_tensor_ = 0;  // first tensor whose chunks the stream has not delivered yet
+};
+
+}  // namespace
+
+std::string_view ModeName(Mode mode) {
+  for (const auto& [m, name] : kModeNames) {
+    if (m == mode) return name;
+  }
+  return "unknown";
+}
+
+std::optional<Mode> ModeFromName(std::string_view name) {
+  for (const auto& [mode, n] : kModeNames) {
+    if (n == name) return mode;
+  }
+  return std::nullopt;
+}
+
+Status TensorReader::NotFoundError(std::string_view name) const {
+  return NotFound(uri_ + ": no tensor named '" + std::string(name) + "'");
+}
+
+Result<std::unique_ptr<TensorReader>> TensorReader::Open(std::string_view uri,
+                                                         const ReaderOptions& options) {
+  if (options.mode == Mode::kMmap) {
+    FERRY_ASSIGN_OR_RETURN(io::Uri parsed, io::ParseUri(uri));
+    if (parsed.scheme != io::Scheme::kFile) {
+      return Unsupported(std::string(uri) +
+                         ": mmap mode needs a local file; use eager, lazy or plaid for URLs");
+    }
+  }
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(uri, options.source));
+  FERRY_ASSIGN_OR_RETURN(Header header, ReadHeader(*source));
+  switch (options.mode) {
+    case Mode::kEager:
+      return EagerReader::Load(*source, std::move(header), options);
+    case Mode::kLazy:
+      return std::unique_ptr<TensorReader>(
+          new LazyReader(std::move(source), std::move(header), options));
+    case Mode::kPlaid:
+      return PlaidReader::Open(std::move(source), std::move(header), options);
+    case Mode::kMmap:
+      return MmapReader::Open(*source, std::move(header), options);
+  }
+  return InvalidArgument(std::string(uri) + ": unknown mode");
+}
+
+}  // namespace ferry::tensors

@@ -1,0 +1,215 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include "ferry/tensors.h"
+#include "tests/support/test_support.h"
+
+namespace ferry::tensors {
+namespace {
+
+using testing::ServerProcess;
+using testing::TempDir;
+using testing::TestBytes;
+
+constexpr size_t kStaging = 64 * 1024;  // small staging buffers so tensors span several
+
+// A checkpoint with tensors smaller than, equal to and several times larger than a staging
+// buffer, plus empty and scalar ones, in several dtypes.
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::make_unique<TempDir>();
+    Add("embed", DType::kBF16, {300, 500});          // 300,000 B: 4.6 buffers
+    Add("norm", DType::kF32, {512});                 // 2 KiB
+    Add("exact", DType::kU8, {kStaging});            // exactly one buffer
+    Add("bias", DType::kF64, {7});
+    Add("scalar", DType::kI64, {});
+    Add("empty", DType::kF16, {0, 4});
+    Add("head", DType::kF32, {100, 200});            // 80,000 B
+    for (int i = 0; i < 40; ++i) Add("small." + std::to_string(i), DType::kI8, {1000u + i});
+    std::vector<TensorToWrite> tensors;
+    for (auto& [name, t] : expected_) tensors.push_back({name, t.dtype, t.shape, t.bytes});
+    path_ = dir_->Join("model.safetensors");
+    ASSERT_TRUE(WriteSafetensors(path_, tensors).ok());
+  }
+
+  void Add(const std::string& name, DType dtype, std::vector<uint64_t> shape) {
+    uint64_t n = DTypeBits(dtype) / 8;
+    for (uint64_t d : shape) n *= d;
+    expected_[name] = {dtype, shape, TestBytes(n, expected_.size() + 1)};
+  }
+
+  void ExpectTensor(const Tensor& t, const std::string& name) {
+    const Expected& e = expected_.at(name);
+    EXPECT_EQ(t.info.name, name);
+    EXPECT_EQ(t.info.dtype, e.dtype);
+    EXPECT_EQ(t.info.shape, e.shape);
+    ASSERT_EQ(t.data.size(), e.bytes.size()) << name;
+    EXPECT_EQ(0, std::memcmp(t.data.data(), e.bytes.data(), e.bytes.size())) << name;
+  }
+
+  ReaderOptions Options(Mode mode) {
+    ReaderOptions options;
+    options.mode = mode;
+    options.staging_buffer_size = kStaging;
+    options.part_size = 16 * 1024;
+    options.parallelism = 3;
+    options.verify_checksums = true;
+    return options;
+  }
+
+  struct Expected {
+    DType dtype;
+    std::vector<uint64_t> shape;
+    std::vector<std::byte> bytes;
+  };
+  std::unique_ptr<TempDir> dir_;
+  std::string path_;
+  std::map<std::string, Expected> expected_;
+};
+
+TEST_F(CheckpointTest, EveryModeReturnsEveryTensorByName) {
+  for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kMmap, Mode::kPlaid}) {
+    SCOPED_TRACE(std::string(ModeName(mode)));
+    auto reader = TensorReader::Open(path_, Options(mode));
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_EQ((*reader)->header().tensors.size(), expected_.size());
+    for (const TensorInfo& info : (*reader)->header().tensors) {  // file order
+      auto t = (*reader)->Get(info.name);
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      ExpectTensor(*t, info.name);
+    }
+    auto missing = (*reader)->Get("nope");
+    EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(missing.status().message(), path_ + ": no tensor named 'nope'");
+  }
+}
+
+TEST_F(CheckpointTest, EagerLazyAndMmapTensorsOutliveTheReader) {
+  for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kMmap}) {
+    Tensor kept;
+    {
+      auto reader = TensorReader::Open(path_, Options(mode));
+      ASSERT_TRUE(reader.ok());
+      kept = *(*reader)->Get("embed");
+    }
+    ExpectTensor(kept, "embed");
+  }
+}
+
+// Plaid: a tensor is valid until the next; a destination that copies each one out ends up with
+// every byte right (the question tensorizer's issue #30 left open).
+TEST_F(CheckpointTest, PlaidHandsOutEachTensorOnceAndKeepsCopiesIntact) {
+  auto reader = TensorReader::Open(path_, Options(Mode::kPlaid));
+  ASSERT_TRUE(reader.ok());
+  std::map<std::string, std::vector<std::byte>> kept;
+  for (const TensorInfo& info : (*reader)->header().tensors) {
+    auto t = (*reader)->Get(info.name);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    auto again = (*reader)->Get(info.name);  // the current tensor may be asked for again
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->data.data(), t->data.data());
+    kept[info.name].assign(t->data.begin(), t->data.end());
+  }
+  for (auto& [name, e] : expected_) EXPECT_EQ(kept.at(name), e.bytes) << name;
+
+  const std::string first = (*reader)->header().tensors.front().name;
+  auto evicted = (*reader)->Get(first);
+  EXPECT_EQ(evicted.status().code(), StatusCode::kEvicted);
+  EXPECT_NE(evicted.status().message().find("'" + first + "' was evicted"), std::string::npos)
+      << evicted.status().message();
+}
+
+TEST_F(CheckpointTest, PlaidServesAnyOrderByRestartingTheStream) {
+  auto reader = TensorReader::Open(path_, Options(Mode::kPlaid));
+  ASSERT_TRUE(reader.ok());
+  for (const std::string name : {"small.39", "head", "small.0", "embed", "scalar", "empty"}) {
+    auto t = (*reader)->Get(name);
+    ASSERT_TRUE(t.ok()) << name << ": " << t.status().ToString();
+    ExpectTensor(*t, name);
+  }
+}
+
+TEST_F(CheckpointTest, StreamDeliversChunksNoLargerThanAStagingBuffer) {
+  auto source = io::OpenSource(path_);
+  ASSERT_TRUE(source.ok());
+  auto header = ReadHeader(**source);
+  ASSERT_TRUE(header.ok());
+  auto stream = TensorStream::Open(source->get(), &*header, Options(Mode::kPlaid));
+  ASSERT_TRUE(stream.ok());
+  std::map<std::string, std::vector<std::byte>> assembled;
+  while (true) {
+    auto chunk = (*stream)->Next();
+    ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+    if (!chunk->has_value()) break;
+    const TensorChunk& c = **chunk;
+    EXPECT_LE(c.bytes.size(), kStaging);
+    auto& bytes = assembled[header->tensors[c.tensor].name];
+    ASSERT_EQ(bytes.size(), c.offset_in_tensor);
+    bytes.insert(bytes.end(), c.bytes.begin(), c.bytes.end());
+  }
+  for (auto& [name, e] : expected_) {
+    if (e.bytes.empty()) continue;
+    EXPECT_EQ(assembled[name], e.bytes) << name;
+  }
+}
+
+TEST_F(CheckpointTest, BadStagingOptionsAreRefused) {
+  ReaderOptions options = Options(Mode::kPlaid);
+  options.staging_buffers = 1;
+  auto reader = TensorReader::Open(path_, options);
+  EXPECT_EQ(reader.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(reader.status().message().find("at least 2 staging buffers"), std::string::npos);
+}
+
+TEST_F(CheckpointTest, ChecksumMismatchNamesTheTensor) {
+  // Flip one byte of "norm" in place.
+  auto source = io::OpenSource(path_);
+  auto header = ReadHeader(**source);
+  ASSERT_TRUE(header.ok());
+  const TensorInfo* norm = header->Find("norm");
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(header->data_offset() + norm->begin + 5));
+    f.put('\x5a' ^ static_cast<char>(expected_["norm"].bytes[5]));
+  }
+  for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kMmap, Mode::kPlaid}) {
+    SCOPED_TRACE(std::string(ModeName(mode)));
+    auto reader = TensorReader::Open(path_, Options(mode));
+    Status s = reader.ok() ? (*reader)->Get("norm").status() : reader.status();
+    EXPECT_EQ(s.code(), StatusCode::kCorruption);
+    EXPECT_NE(s.message().find("tensor 'norm': checksum mismatch"), std::string::npos)
+        << s.message();
+    ReaderOptions unchecked = Options(mode);
+    unchecked.verify_checksums = false;
+    auto lenient = TensorReader::Open(path_, unchecked);
+    ASSERT_TRUE(lenient.ok());
+    EXPECT_TRUE((*lenient)->Get("norm").ok());
+  }
+}
+
+TEST_F(CheckpointTest, LoadsOverHttpInEveryNetworkMode) {
+  if (!testing::NginxAvailable()) GTEST_SKIP() << "nginx is not installed (apt-get install nginx-light)";
+  auto server = ServerProcess::Start("nginx.py", {"--root", dir_->path()});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  std::string url = (*server)->Url("model.safetensors");
+  for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kPlaid}) {
+    SCOPED_TRACE(std::string(ModeName(mode)));
+    auto reader = TensorReader::Open(url, Options(mode));
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    for (const TensorInfo& info : (*reader)->header().tensors) {
+      auto t = (*reader)->Get(info.name);
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      ExpectTensor(*t, info.name);
+    }
+  }
+  auto mmap = TensorReader::Open(url, Options(Mode::kMmap));
+  EXPECT_EQ(mmap.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(mmap.status().message().find("mmap mode needs a local file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry::tensors
