@@ -12,8 +12,9 @@ sys.path.insert(0, str(REPO / "tests" / "servers"))
 import nginx  # noqa: E402
 from fault_server import FaultServer  # noqa: E402
 
-# The `ferry` command installed next to this Python by `pip install .`.
-FERRY_BIN = Path(sys.executable).parent / "ferry"
+# The `ferry` command installed next to this Python by `pip install .`, or $FERRY_BIN (a build
+# tree's binary, while working on the CLI).
+FERRY_BIN = Path(os.environ.get("FERRY_BIN") or Path(sys.executable).parent / "ferry")
 
 
 def make_bytes(size: int, seed: int = 0) -> bytes:
