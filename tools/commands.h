@@ -9,5 +9,8 @@
 namespace ferry::cli {
 
 void RegisterCat(CLI::App& app, Status* result);
+void RegisterInspect(CLI::App& app, Status* result);
+void RegisterLoad(CLI::App& app, Status* result);
+void RegisterVerify(CLI::App& app, Status* result);
 
 }  // namespace ferry::cli

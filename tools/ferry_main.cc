@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
   });
   ferry::Status result;
   ferry::cli::RegisterCat(app, &result);
+  ferry::cli::RegisterInspect(app, &result);
+  ferry::cli::RegisterVerify(app, &result);
+  ferry::cli::RegisterLoad(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -113,6 +113,9 @@ Result<Header> ReadHeader(io::Source& source);
 // hex digits of XXH3-64 over the tensor's bytes, so the file stays valid for every other reader.
 inline constexpr std::string_view kChecksumKeyPrefix = "ferry.xxh3_64/";
 std::string ChecksumHex(std::span<const std::byte> bytes);
+// An XXH3-64 value in the recorded form, for callers that hash incrementally (`ferry verify`
+// streams tensors larger than memory). ChecksumHex formats through it, so the two always agree.
+std::string FormatChecksum(uint64_t xxh3_64);
 // The checksum recorded for `name`, if any.
 const std::string* FindChecksum(const Header& header, std::string_view name);
 // OK when no checksum is recorded for the tensor or it matches; kCorruption naming the file, the

@@ -16,4 +16,5 @@ NB_MODULE(_core, m) {
       "How this build of ferry sees CUDA, e.g. 'CUDA 13.0 runtime, no device (...)'.");
   ferry::python::RegisterErrors(m);
   ferry::python::RegisterIo(m);
+  ferry::python::RegisterTensors(m);
 }

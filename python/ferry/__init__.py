@@ -2,6 +2,9 @@
 
     import ferry
     data = ferry.io.read("http://127.0.0.1:8080/shard-0000.tar", offset=0, length=4096)
+    with ferry.safe_open("model.safetensors", framework="pt", mode="plaid") as f:
+        ...
+    # ferry.numpy / ferry.torch: load_file, save_file; ferry.torch.load_into_module
 
 Every error ferry raises subclasses both `ferry.Error` and the builtin you would expect:
 `ferry.NotFoundError` is a `FileNotFoundError`, `ferry.CorruptionError` a `ValueError`, and so on.
@@ -26,6 +29,7 @@ from ferry._core import (
     cuda_description,
 )
 from ferry import io
+from ferry._tensors import safe_open
 
 __all__ = [
     "CancelledError",
@@ -45,4 +49,5 @@ __all__ = [
     "__version__",
     "cuda_description",
     "io",
+    "safe_open",
 ]

@@ -1,0 +1,206 @@
+// ferry._core.TensorReader and write_safetensors: the compiled half of ferry.safe_open,
+// ferry.numpy and ferry.torch. Tensors come out as flat uint8 numpy arrays that alias the
+// reader's memory (the owner is kept alive by the array); python/ferry/_tensors.py gives them
+// their dtype and shape without copying.
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "bindings/bindings.h"
+#include "bindings/errors.h"
+#include "ferry/tensors.h"
+
+namespace nb = nanobind;
+
+namespace ferry::python {
+namespace {
+
+using tensors::Mode;
+using tensors::TensorInfo;
+using tensors::TensorReader;
+
+using ByteArray = nb::ndarray<nb::numpy, uint8_t, nb::ndim<1>, nb::c_contig>;
+
+// A numpy uint8 view of `data` that keeps `owner` alive for as long as any array uses it.
+ByteArray ViewOf(std::span<std::byte> data, std::shared_ptr<void> owner) {
+  static uint8_t empty_sentinel = 0;  // numpy wants a non-null pointer even for 0 bytes
+  auto* holder = new std::shared_ptr<void>(std::move(owner));
+  nb::capsule capsule(holder, [](void* p) noexcept { delete static_cast<std::shared_ptr<void>*>(p); });
+  uint8_t* ptr = data.empty() ? &empty_sentinel : reinterpret_cast<uint8_t*>(data.data());
+  size_t shape[1] = {data.size()};
+  return ByteArray(ptr, 1, shape, capsule);
+}
+
+Mode ParseMode(const std::string& name) {
+  std::optional<Mode> mode = tensors::ModeFromName(name);
+  if (!mode) {
+    ThrowIfError(InvalidArgument("unknown mode '" + name +
+                                 "' (expected 'eager', 'lazy', 'plaid' or 'mmap')"));
+  }
+  return *mode;
+}
+
+class PyTensorReader {
+ public:
+  PyTensorReader(const std::string& uri, const std::string& mode, int parallelism,
+                 size_t part_size, int staging_buffers, size_t staging_buffer_size,
+                 bool verify_checksums) {
+    tensors::ReaderOptions options;
+    options.mode = ParseMode(mode);
+    options.parallelism = parallelism;
+    options.part_size = part_size;
+    options.staging_buffers = staging_buffers;
+    options.staging_buffer_size = staging_buffer_size;
+    options.verify_checksums = verify_checksums;
+    nb::gil_scoped_release release;
+    reader_ = Unwrap(TensorReader::Open(uri, options));
+  }
+
+  TensorReader& reader() { return *Shared(); }
+
+  // A reference that keeps the reader alive while the GIL is released, even if another thread
+  // closes it meanwhile.
+  std::shared_ptr<TensorReader> Shared() {
+    if (!reader_) ThrowIfError(InvalidArgument("the file was closed"));
+    return reader_;
+  }
+
+  std::string Uri() { return reader().uri(); }
+  std::string ModeName() { return std::string(tensors::ModeName(reader().mode())); }
+
+  // Names in file (offset) order.
+  std::vector<std::string> OffsetKeys() {
+    std::vector<std::string> keys;
+    for (const TensorInfo& info : reader().header().tensors) keys.push_back(info.name);
+    return keys;
+  }
+
+  // `__metadata__` without ferry's checksum entries (see checksums()).
+  nb::dict Metadata() {
+    nb::dict out;
+    for (const auto& [key, value] : reader().header().metadata) {
+      if (!key.starts_with(tensors::kChecksumKeyPrefix)) out[nb::str(key.c_str())] = value;
+    }
+    return out;
+  }
+
+  nb::dict Checksums() {
+    nb::dict out;
+    for (const auto& [key, value] : reader().header().metadata) {
+      if (key.starts_with(tensors::kChecksumKeyPrefix)) {
+        out[nb::str(key.substr(tensors::kChecksumKeyPrefix.size()).c_str())] = value;
+      }
+    }
+    return out;
+  }
+
+  // (dtype name, shape, begin, end) of one tensor.
+  nb::tuple Info(const std::string& name) {
+    const TensorInfo* info = reader().header().Find(name);
+    if (info == nullptr) ThrowIfError(NotFound(reader().uri() + ": no tensor named '" + name + "'"));
+    nb::list shape;
+    for (uint64_t d : info->shape) shape.append(d);
+    return nb::make_tuple(std::string(tensors::DTypeName(info->dtype)), nb::tuple(shape),
+                          info->begin, info->end);
+  }
+
+  ByteArray Get(const std::string& name) {
+    std::shared_ptr<TensorReader> r = Shared();
+    Result<tensors::Tensor> tensor = [&] {
+      nb::gil_scoped_release release;
+      return r->Get(name);
+    }();
+    ThrowIfError(tensor.status());
+    return ViewOf(tensor->data, std::move(tensor->owner));
+  }
+
+  // Drops the reader's own references; arrays already handed out keep their memory.
+  void Close() {
+    std::shared_ptr<TensorReader> last = std::move(reader_);
+    nb::gil_scoped_release release;  // stopping a plaid read-ahead waits for its current read
+    last.reset();
+  }
+
+ private:
+  std::shared_ptr<TensorReader> reader_;
+};
+
+// Holds a Python buffer (exported C-contiguous) for as long as the write needs its bytes.
+class BufferView {
+ public:
+  explicit BufferView(nb::handle object) {
+    if (PyObject_GetBuffer(object.ptr(), &view_, PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
+  }
+  ~BufferView() { PyBuffer_Release(&view_); }
+  BufferView(const BufferView&) = delete;
+  BufferView& operator=(const BufferView&) = delete;
+  std::span<const std::byte> bytes() const {
+    return {static_cast<const std::byte*>(view_.buf), static_cast<size_t>(view_.len)};
+  }
+
+ private:
+  Py_buffer view_{};
+};
+
+// tensors: [(name, dtype name, shape, buffer)], in any order.
+void WriteSafetensors(const std::string& path, nb::list tensors_in,
+                      std::optional<nb::dict> metadata_in, bool checksums) {
+  std::vector<std::unique_ptr<BufferView>> buffers;
+  std::vector<tensors::TensorToWrite> to_write;
+  for (nb::handle item : tensors_in) {
+    auto entry = nb::cast<nb::tuple>(item);
+    tensors::TensorToWrite t;
+    t.name = nb::cast<std::string>(entry[0]);
+    std::string dtype = nb::cast<std::string>(entry[1]);
+    std::optional<tensors::DType> parsed = tensors::DTypeFromName(dtype);
+    if (!parsed) {
+      ThrowIfError(InvalidArgument(path + ": tensor '" + t.name + "': unknown dtype '" + dtype + "'"));
+    }
+    t.dtype = *parsed;
+    t.shape = nb::cast<std::vector<uint64_t>>(entry[2]);
+    buffers.push_back(std::make_unique<BufferView>(entry[3]));
+    t.data = buffers.back()->bytes();
+    to_write.push_back(std::move(t));
+  }
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (metadata_in) {
+    for (auto [key, value] : *metadata_in) {
+      if (!nb::isinstance<nb::str>(key) || !nb::isinstance<nb::str>(value)) {
+        ThrowIfError(InvalidArgument(path + ": metadata keys and values must be str, got " +
+                                     nb::cast<std::string>(nb::repr(key)) + ": " +
+                                     nb::cast<std::string>(nb::repr(value))));
+      }
+      metadata.emplace_back(nb::cast<std::string>(key), nb::cast<std::string>(value));
+    }
+  }
+  tensors::WriteOptions options;
+  options.checksums = checksums;
+  nb::gil_scoped_release release;
+  ThrowIfError(tensors::WriteSafetensors(path, to_write, metadata, options));
+}
+
+}  // namespace
+
+void RegisterTensors(nb::module_& m) {
+  nb::class_<PyTensorReader>(m, "TensorReader")
+      .def(nb::init<const std::string&, const std::string&, int, size_t, int, size_t, bool>(),
+           nb::arg("uri"), nb::arg("mode") = "eager", nb::kw_only(), nb::arg("parallelism") = 0,
+           nb::arg("part_size") = size_t{8} << 20, nb::arg("staging_buffers") = 2,
+           nb::arg("staging_buffer_size") = size_t{64} << 20, nb::arg("verify_checksums") = false)
+      .def_prop_ro("uri", &PyTensorReader::Uri)
+      .def_prop_ro("mode", &PyTensorReader::ModeName)
+      .def("offset_keys", &PyTensorReader::OffsetKeys)
+      .def("metadata", &PyTensorReader::Metadata)
+      .def("checksums", &PyTensorReader::Checksums)
+      .def("info", &PyTensorReader::Info, nb::arg("name"))
+      .def("get", &PyTensorReader::Get, nb::arg("name"))
+      .def("close", &PyTensorReader::Close);
+  m.def("write_safetensors", &WriteSafetensors, nb::arg("path"), nb::arg("tensors"),
+        nb::arg("metadata") = nb::none(), nb::arg("checksums") = true);
+}
+
+}  // namespace ferry::python

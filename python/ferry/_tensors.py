@@ -1,0 +1,269 @@
+"""safe_open and the pieces ferry.numpy and ferry.torch share: readers, shards, dtype tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import urllib.parse
+from typing import Any, Callable, Iterator
+
+from ferry import _core
+from ferry import io as _io
+
+MODES = ("eager", "lazy", "plaid", "mmap")
+
+# safetensors dtype -> numpy dtype name. numpy has no bfloat16 or float8: those come back as
+# same-sized unsigned integers holding the raw bits.
+NUMPY_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "F8_E5M2": "uint8",
+    "F8_E4M3": "uint8",
+    "F8_E8M0": "uint8",
+    "F8_E4M3FNUZ": "uint8",
+    "F8_E5M2FNUZ": "uint8",
+    "I16": "int16",
+    "U16": "uint16",
+    "F16": "float16",
+    "BF16": "uint16",
+    "I32": "int32",
+    "U32": "uint32",
+    "F32": "float32",
+    "C64": "complex64",
+    "F64": "float64",
+    "I64": "int64",
+    "U64": "uint64",
+}
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _join(base: str, name: str) -> str:
+    """`name` relative to the folder of `base` (a path or URL)."""
+    if _is_url(base):
+        return urllib.parse.urljoin(base, name)
+    return posixpath.join(posixpath.dirname(base), name) if "/" in base else name
+
+
+class _ShardedReader:
+    """A `model.safetensors.index.json` checkpoint seen as one reader.
+
+    Shards open on first use, with the same options, so `keys()` costs one small read and a
+    plaid load holds one shard's staging buffers at a time.
+    """
+
+    def __init__(self, index_uri: str, mode: str, open_shard: Callable[[str], Any]) -> None:
+        self.uri = index_uri
+        self.mode = mode
+        try:
+            index = json.loads(_io.read(index_uri))
+            weight_map = index["weight_map"]
+            if not isinstance(weight_map, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+            ):
+                raise TypeError("weight_map must map tensor names to shard file names")
+        except (ValueError, KeyError, TypeError) as e:
+            raise _core.CorruptionError(f"{index_uri}: not a safetensors index ({e})") from None
+        self._weight_map: dict[str, str] = weight_map
+        self._index_metadata = index.get("metadata") or {}
+        self._open_shard = open_shard
+        self._shards: dict[str, Any] = {}
+
+    def _shard(self, file: str) -> Any:
+        reader = self._shards.get(file)
+        if reader is None:
+            if self.mode == "plaid":  # stream one shard at a time: one set of staging buffers
+                self.close()
+            reader = self._open_shard(_join(self.uri, file))
+            self._shards[file] = reader
+        return reader
+
+    def _shard_of(self, name: str) -> Any:
+        file = self._weight_map.get(name)
+        if file is None:
+            raise _core.NotFoundError(f"{self.uri}: no tensor named '{name}'")
+        return self._shard(file)
+
+    def offset_keys(self) -> list[str]:
+        # Shard by shard in the order the index first names them, file order inside each.
+        keys: list[str] = []
+        for file in dict.fromkeys(self._weight_map.values()):
+            keys += [k for k in self._shard(file).offset_keys() if self._weight_map.get(k) == file]
+        return keys
+
+    def metadata(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._index_metadata.items()}
+
+    def checksums(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for file in dict.fromkeys(self._weight_map.values()):
+            out.update(self._shard(file).checksums())
+        return out
+
+    def info(self, name: str) -> tuple:
+        return self._shard_of(name).info(name)
+
+    def get(self, name: str) -> Any:
+        return self._shard_of(name).get(name)
+
+    def close(self) -> None:
+        for reader in self._shards.values():
+            reader.close()
+        self._shards.clear()
+
+
+def open_reader(
+    filename: str | os.PathLike[str],
+    mode: str = "eager",
+    *,
+    parallelism: int | None = None,
+    part_size: int = 8 << 20,
+    staging_buffers: int = 2,
+    staging_buffer_size: int = 64 << 20,
+    verify_checksums: bool = False,
+) -> Any:
+    """A `_core.TensorReader`, or a `_ShardedReader` for `*.index.json`."""
+    uri = os.fspath(filename)
+    if mode not in MODES:
+        raise _core.InvalidArgumentError(f"{uri}: unknown mode {mode!r} (expected one of {MODES})")
+
+    def open_one(u: str) -> Any:
+        return _core.TensorReader(
+            u,
+            mode,
+            parallelism=parallelism or 0,
+            part_size=part_size,
+            staging_buffers=staging_buffers,
+            staging_buffer_size=staging_buffer_size,
+            verify_checksums=verify_checksums,
+        )
+
+    if uri.endswith(".index.json"):
+        return _ShardedReader(uri, mode, open_one)
+    return open_one(uri)
+
+
+def numpy_array(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: str) -> Any:
+    """The numpy array a flat uint8 view holds (no copy)."""
+    np_dtype = NUMPY_DTYPES.get(dtype)
+    if np_dtype is None:
+        raise _core.UnsupportedError(
+            f"{uri}: tensor '{name}': numpy has no type for {dtype}; use framework='pt'"
+        )
+    return raw.view(np_dtype).reshape(shape)
+
+
+class safe_open:
+    """Opens a safetensors file, URL or `*.index.json` checkpoint, like `safetensors.safe_open`.
+
+        with ferry.safe_open("model.safetensors", framework="pt", mode="plaid") as f:
+            for name in f.keys():
+                consume(name, f.get_tensor(name))
+
+    mode:
+      eager  every tensor read at open, in parallel, into one allocation (the default)
+      lazy   each tensor read on first access, then cached
+      plaid  tensors streamed in file order through `staging_buffers` x `staging_buffer_size`
+             bytes; a tensor is a view valid until the next `get_tensor` (copy it to keep it).
+             Asking again for one already passed raises `ferry.EvictedError`. `keys()` lists
+             tensors in file order, the order that streams the file once.
+      mmap   zero-copy views of a private mapping (local files only)
+
+    Arrays share memory with the reader where the mode allows; they stay valid after `close()`
+    (except plaid views, whose bytes a later tensor may overwrite). `metadata()` leaves out the
+    per-tensor checksums ferry's writer records; `checksums()` returns them.
+    """
+
+    def __init__(
+        self,
+        filename: str | os.PathLike[str],
+        framework: str = "np",
+        device: str = "cpu",
+        *,
+        mode: str = "eager",
+        parallelism: int | None = None,
+        part_size: int = 8 << 20,
+        staging_buffers: int = 2,
+        staging_buffer_size: int = 64 << 20,
+        verify_checksums: bool = False,
+    ) -> None:
+        if framework in ("np", "numpy"):
+            self._framework = "np"
+        elif framework in ("pt", "torch"):
+            self._framework = "pt"
+        else:
+            raise _core.InvalidArgumentError(
+                f"unknown framework {framework!r} (expected 'np' or 'pt')"
+            )
+        self._device = str(device)
+        if self._device != "cpu" and self._framework == "np":
+            raise _core.InvalidArgumentError(f"numpy arrays live on the CPU (device={device!r})")
+        self._reader = open_reader(
+            filename,
+            mode,
+            parallelism=parallelism,
+            part_size=part_size,
+            staging_buffers=staging_buffers,
+            staging_buffer_size=staging_buffer_size,
+            verify_checksums=verify_checksums,
+        )
+
+    def __enter__(self) -> "safe_open":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._reader.close()
+
+    @property
+    def mode(self) -> str:
+        return self._reader.mode
+
+    def keys(self) -> list[str]:
+        """Tensor names: sorted, as safetensors lists them; in file order in plaid mode."""
+        keys = self._reader.offset_keys()
+        return keys if self._reader.mode == "plaid" else sorted(keys)
+
+    def offset_keys(self) -> list[str]:
+        """Tensor names in the order their bytes appear in the file."""
+        return self._reader.offset_keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self._reader.info(name)
+        except _core.NotFoundError:
+            return False
+        return True
+
+    def metadata(self) -> dict[str, str] | None:
+        return self._reader.metadata() or None
+
+    def checksums(self) -> dict[str, str]:
+        """Tensor name -> XXH3-64 recorded by ferry's writer (hex), for tensors that have one."""
+        return self._reader.checksums()
+
+    def dtype(self, name: str) -> str:
+        """The safetensors dtype name, e.g. 'BF16'."""
+        return self._reader.info(name)[0]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._reader.info(name)[1])
+
+    def get_tensor(self, name: str) -> Any:
+        dtype, shape, _, _ = self._reader.info(name)
+        raw = self._reader.get(name)
+        if self._framework == "np":
+            return numpy_array(raw, dtype, shape, name, self._reader.uri)
+        from ferry.torch import _torch_tensor  # torch is imported only when asked for
+
+        tensor = _torch_tensor(raw, dtype, shape, name, self._reader.uri)
+        return tensor if self._device == "cpu" else tensor.to(self._device)
