@@ -200,10 +200,18 @@ class TensorReader {
   // kEvicted when it was handed out before and a later tensor has replaced it.
   virtual Result<Tensor> Get(std::string_view name) = 0;
 
+  // Copies the tensor's bytes into `dst` (exactly its size), e.g. a destination the caller
+  // already owns such as a module's parameter. Lazy mode reads straight into `dst` without
+  // caching; plaid mode streams the tensor through the staging buffers chunk by chunk, so even a
+  // tensor larger than a buffer needs no memory beyond them. Errors as Get().
+  virtual Status ReadInto(std::string_view name, std::span<std::byte> dst);
+
  protected:
   TensorReader(std::string uri, Header header, Mode mode)
       : uri_(std::move(uri)), header_(std::move(header)), mode_(mode) {}
   Status NotFoundError(std::string_view name) const;
+  // kInvalidArgument unless `dst` is exactly the size of `info`.
+  Status CheckDestination(const TensorInfo& info, std::span<std::byte> dst) const;
 
  private:
   std::string uri_;

@@ -44,6 +44,27 @@ Mode ParseMode(const std::string& name) {
   return *mode;
 }
 
+// Holds a Python buffer (exported C-contiguous) for as long as ferry needs its bytes.
+class BufferView {
+ public:
+  explicit BufferView(nb::handle object, bool writable = false) {
+    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(object.ptr(), &view_, flags) != 0) throw nb::python_error();
+  }
+  ~BufferView() { PyBuffer_Release(&view_); }
+  BufferView(const BufferView&) = delete;
+  BufferView& operator=(const BufferView&) = delete;
+  std::span<const std::byte> bytes() const {
+    return {static_cast<const std::byte*>(view_.buf), static_cast<size_t>(view_.len)};
+  }
+  std::span<std::byte> mutable_bytes() const {
+    return {static_cast<std::byte*>(view_.buf), static_cast<size_t>(view_.len)};
+  }
+
+ private:
+  Py_buffer view_{};
+};
+
 class PyTensorReader {
  public:
   PyTensorReader(const std::string& uri, const std::string& mode, int parallelism,
@@ -118,6 +139,14 @@ class PyTensorReader {
     return ViewOf(tensor->data, std::move(tensor->owner));
   }
 
+  // Copies a tensor into `out` (a writable C-contiguous buffer of exactly its size).
+  void ReadInto(const std::string& name, nb::handle out) {
+    std::shared_ptr<TensorReader> r = Shared();
+    BufferView view(out, /*writable=*/true);
+    nb::gil_scoped_release release;
+    ThrowIfError(r->ReadInto(name, view.mutable_bytes()));
+  }
+
   // Drops the reader's own references; arrays already handed out keep their memory.
   void Close() {
     std::shared_ptr<TensorReader> last = std::move(reader_);
@@ -127,23 +156,6 @@ class PyTensorReader {
 
  private:
   std::shared_ptr<TensorReader> reader_;
-};
-
-// Holds a Python buffer (exported C-contiguous) for as long as the write needs its bytes.
-class BufferView {
- public:
-  explicit BufferView(nb::handle object) {
-    if (PyObject_GetBuffer(object.ptr(), &view_, PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
-  }
-  ~BufferView() { PyBuffer_Release(&view_); }
-  BufferView(const BufferView&) = delete;
-  BufferView& operator=(const BufferView&) = delete;
-  std::span<const std::byte> bytes() const {
-    return {static_cast<const std::byte*>(view_.buf), static_cast<size_t>(view_.len)};
-  }
-
- private:
-  Py_buffer view_{};
 };
 
 // tensors: [(name, dtype name, shape, buffer)], in any order.
@@ -198,6 +210,7 @@ void RegisterTensors(nb::module_& m) {
       .def("checksums", &PyTensorReader::Checksums)
       .def("info", &PyTensorReader::Info, nb::arg("name"))
       .def("get", &PyTensorReader::Get, nb::arg("name"))
+      .def("read_into", &PyTensorReader::ReadInto, nb::arg("name"), nb::arg("out"))
       .def("close", &PyTensorReader::Close);
   m.def("write_safetensors", &WriteSafetensors, nb::arg("path"), nb::arg("tensors"),
         nb::arg("metadata") = nb::none(), nb::arg("checksums") = true);

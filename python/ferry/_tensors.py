@@ -110,6 +110,9 @@ class _ShardedReader:
     def get(self, name: str) -> Any:
         return self._shard_of(name).get(name)
 
+    def read_into(self, name: str, out: Any) -> None:
+        self._shard_of(name).read_into(name, out)
+
     def close(self) -> None:
         for reader in self._shards.values():
             reader.close()
@@ -257,6 +260,16 @@ class safe_open:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._reader.info(name)[1])
+
+    def read_into(self, name: str, out: Any) -> None:
+        """Copy tensor `name` into `out`, memory the caller owns: a C-contiguous numpy array,
+        CPU torch tensor or other writable buffer of exactly the tensor's byte size. In plaid
+        mode the bytes stream chunk by chunk, so no tensor-sized host buffer is needed."""
+        if type(out).__module__ == "torch" and hasattr(out, "untyped_storage"):
+            if out.device.type != "cpu" or not out.is_contiguous():
+                raise _core.InvalidArgumentError(f"read_into('{name}'): needs a contiguous CPU tensor")
+            out = out.detach().reshape(-1).view(__import__("torch").uint8).numpy()
+        self._reader.read_into(name, out)
 
     def get_tensor(self, name: str) -> Any:
         dtype, shape, _, _ = self._reader.info(name)

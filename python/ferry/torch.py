@@ -110,8 +110,9 @@ def load_into_module(
     """Copy a checkpoint's tensors into `module`'s parameters and buffers, in place.
 
     Streams in plaid mode by default: host memory is the staging buffers, whatever the model
-    size. Tensors are copied in file order straight into the existing storage (dtype converted
-    as `Tensor.copy_` does); `device` first moves the module there. Returns (missing,
+    size. Tensors are copied in file order straight into the existing storage (CPU tensors of the
+    file's dtype are filled in place chunk by chunk; others go through `Tensor.copy_`, which
+    converts dtypes); `device` first moves the module there. Returns (missing,
     unexpected) names like `Module.load_state_dict`; with `strict`, either being non-empty
     raises `ferry.InvalidArgumentError` before any tensor is copied. A shape mismatch always
     raises. Tied weights (names sharing one storage) count as loaded when one of them is.
@@ -145,6 +146,16 @@ def load_into_module(
                     f"{reader.uri}: tensor '{name}': shape {list(shape)} in the file, "
                     f"{list(target.shape)} in the module"
                 )
+            if (
+                target.device.type == "cpu"
+                and target.dtype == _TORCH_DTYPES.get(dtype)
+                and target.is_contiguous()
+                and target.numel() > 0
+            ):
+                # Straight into the parameter's memory: in plaid mode chunk by chunk, so a tensor
+                # larger than a staging buffer needs no extra host memory.
+                reader.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
+                continue
             source = _torch_tensor(reader.get(name), dtype, shape, name, reader.uri)
             with torch.no_grad():
                 target.copy_(source)  # completes before the next tensor reuses the staging buffer

@@ -251,10 +251,9 @@ def test_verify_checksums_names_the_corrupt_tensor(checkpoint, tmp_path):
     path, _ = checkpoint
     bad = tmp_path / "bad.safetensors"
     shutil.copy(path, bad)
-    with ferry.safe_open(path, mode="lazy") as f:
-        _, _, begin, _ = f._reader.info("norm")
     data = bytearray(bad.read_bytes())
     header_len = int.from_bytes(data[:8], "little")
+    begin = json.loads(data[8 : 8 + header_len])["norm"]["data_offsets"][0]
     data[8 + header_len + begin + 3] ^= 0x40
     bad.write_bytes(bytes(data))
     for mode in MODES:
@@ -368,6 +367,29 @@ def test_load_into_module(tmp_path, mode):
     for name, value in source.state_dict().items():
         assert torch.equal(target.state_dict()[name], value), name
     assert target.head.weight.data_ptr() == target.embed.weight.data_ptr()  # still tied
+
+
+def test_load_into_module_converts_dtypes(tmp_path):
+    torch.manual_seed(0)
+    source = TinyLM()
+    path = tmp_path / "lm16.safetensors"
+    state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v
+             for k, v in source.state_dict().items() if k != "head.weight"}
+    ferry.torch.save_file(state, path)
+    target = TinyLM()
+    ferry.torch.load_into_module(target, path, **SMALL_STAGING)
+    assert torch.equal(target.norm.weight, state["norm.weight"].float())
+
+
+def test_read_into_caller_memory(checkpoint):
+    path, tensors = checkpoint
+    for mode in MODES:
+        with ferry.safe_open(path, mode=mode, **SMALL_STAGING) as f:
+            for name in f.keys():
+                out = torch.empty_like(tensors[name])
+                if out.numel():
+                    f.read_into(name, out)
+                assert torch.equal(out.view(-1).view(torch.uint8), tensors[name].reshape(-1).view(torch.uint8))
 
 
 def test_load_into_module_mismatches(tmp_path):

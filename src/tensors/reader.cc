@@ -88,6 +88,23 @@ class LazyReader final : public TensorReader {
     return Tensor{*info, cache_[index]->bytes(), cache_[index]};
   }
 
+  Status ReadInto(std::string_view name, std::span<std::byte> dst) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    FERRY_RETURN_IF_ERROR(CheckDestination(*info, dst));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      size_t index = static_cast<size_t>(info - header().tensors.data());
+      if (cache_[index]) {
+        std::copy(cache_[index]->data(), cache_[index]->data() + dst.size(), dst.data());
+        return Status::Ok();
+      }
+    }
+    FERRY_RETURN_IF_ERROR(io::ReadParallel(*source_, header().data_offset() + info->begin, dst,
+                                           ParallelOptions(options_)));
+    return options_.verify_checksums ? VerifyChecksum(uri(), header(), *info, dst) : Status::Ok();
+  }
+
  private:
   std::unique_ptr<io::Source> source_;
   const ReaderOptions options_;
@@ -147,33 +164,57 @@ class PlaidReader final : public TensorReader {
 
   Result<Tensor> Get(std::string_view name) override {
     std::lock_guard<std::mutex> lock(mu_);
+    FERRY_ASSIGN_OR_RETURN(size_t index, Claim(name));
+    if (index == current_) return current_tensor_;
+    const TensorInfo& info = header().tensors[index];
+    current_tensor_ = Tensor{};
+    if (info.nbytes() == 0) {
+      current_tensor_ = Tensor{info, {}, nullptr};
+    } else {
+      FERRY_ASSIGN_OR_RETURN(current_tensor_, Pull(index, {}));
+    }
+    if (options_.verify_checksums) {
+      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), info, current_tensor_.data));
+    }
+    current_ = index;
+    return current_tensor_;
+  }
+
+  Status ReadInto(std::string_view name, std::span<std::byte> dst) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    FERRY_ASSIGN_OR_RETURN(size_t index, Claim(name));
+    const TensorInfo& info = header().tensors[index];
+    FERRY_RETURN_IF_ERROR(CheckDestination(info, dst));
+    if (index == current_) {
+      std::copy(current_tensor_.data.begin(), current_tensor_.data.end(), dst.begin());
+      return Status::Ok();
+    }
+    current_ = SIZE_MAX;  // the previous tensor's view is now evicted too
+    current_tensor_ = Tensor{};
+    if (info.nbytes() != 0) FERRY_RETURN_IF_ERROR(Pull(index, dst).status());
+    return options_.verify_checksums ? VerifyChecksum(uri(), header(), info, dst) : Status::Ok();
+  }
+
+ private:
+  // The index of `name`, marked as handed out; kEvicted if it was handed out before and is no
+  // longer the current tensor.
+  Result<size_t> Claim(std::string_view name) {
     const TensorInfo* info = header().Find(name);
     if (info == nullptr) return NotFoundError(name);
     size_t index = static_cast<size_t>(info - header().tensors.data());
-    if (index == current_) return current_tensor_;
-    if (handed_out_[index]) {
+    if (index != current_ && handed_out_[index]) {
       return Evicted(uri() + ": tensor '" + info->name +
                      "' was evicted: in plaid mode a tensor is valid until the next one is read "
                      "(copy it, or open the file in eager or lazy mode to keep tensors)");
     }
-    current_tensor_ = Tensor{};
-    if (info->nbytes() == 0) {
-      current_tensor_ = Tensor{*info, {}, nullptr};
-    } else {
-      FERRY_ASSIGN_OR_RETURN(current_tensor_, Pull(index));
-    }
-    if (options_.verify_checksums) {
-      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, current_tensor_.data));
-    }
-    current_ = index;
     handed_out_[index] = true;
-    return current_tensor_;
+    return index;
   }
 
- private:
-  // Positions the stream at tensor `index` and assembles it: a view of the staging buffer when
-  // it arrives in one chunk, otherwise a copy into its own buffer.
-  Result<Tensor> Pull(size_t index) {
+  // Positions the stream at tensor `index` and gathers its chunks: into `dst` when given;
+  // otherwise a view of the staging buffer when the tensor arrives in one chunk, else a copy
+  // into its own buffer.
+  Result<Tensor> Pull(size_t index, std::span<std::byte> dst) {
     const TensorInfo& info = header().tensors[index];
     // Restart rather than read through more than one staging round of unwanted bytes.
     uint64_t skip = next_tensor_ <= index
@@ -198,16 +239,19 @@ class PlaidReader final : public TensorReader {
         return Internal(uri() + ": plaid stream out of order at tensor '" + info.name + "'");
       }
       next_tensor_ = index + 1;
-      if (filled == 0 && chunk->bytes.size() == info.nbytes()) {
+      if (dst.empty() && filled == 0 && chunk->bytes.size() == info.nbytes()) {
         return Tensor{info, chunk->bytes, stream_->staging()};
       }
-      if (!assembled) {
+      if (dst.empty() && !assembled) {
         FERRY_ASSIGN_OR_RETURN(assembled,
                                HostBuffer::Allocate(info.nbytes(), uri() + ": tensor " + info.name));
       }
-      std::copy(chunk->bytes.begin(), chunk->bytes.end(), assembled->data() + filled);
+      std::byte* out = dst.empty() ? assembled->data() : dst.data();
+      std::copy(chunk->bytes.begin(), chunk->bytes.end(), out + filled);
       filled += chunk->bytes.size();
-      if (filled == info.nbytes()) return Tensor{info, assembled->bytes(), assembled};
+      if (filled == info.nbytes()) {
+        return dst.empty() ? Tensor{info, assembled->bytes(), assembled} : Tensor{info, dst, nullptr};
+      }
     }
   }
 
@@ -245,6 +289,21 @@ std::optional<Mode> ModeFromName(std::string_view name) {
 
 Status TensorReader::NotFoundError(std::string_view name) const {
   return NotFound(uri_ + ": no tensor named '" + std::string(name) + "'");
+}
+
+Status TensorReader::CheckDestination(const TensorInfo& info, std::span<std::byte> dst) const {
+  if (dst.size() == info.nbytes()) return Status::Ok();
+  return InvalidArgument(uri_ + ": tensor '" + info.name + "' has " +
+                         std::to_string(info.nbytes()) + " bytes; the destination has " +
+                         std::to_string(dst.size()));
+}
+
+// Eager and mmap tensors are already in memory: a copy.
+Status TensorReader::ReadInto(std::string_view name, std::span<std::byte> dst) {
+  FERRY_ASSIGN_OR_RETURN(Tensor tensor, Get(name));
+  FERRY_RETURN_IF_ERROR(CheckDestination(tensor.info, dst));
+  std::copy(tensor.data.begin(), tensor.data.end(), dst.begin());
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<TensorReader>> TensorReader::Open(std::string_view uri,

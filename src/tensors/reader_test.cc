@@ -157,6 +157,30 @@ TEST_F(CheckpointTest, StreamDeliversChunksNoLargerThanAStagingBuffer) {
   }
 }
 
+TEST_F(CheckpointTest, ReadIntoFillsCallerMemoryInEveryMode) {
+  for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kMmap, Mode::kPlaid}) {
+    SCOPED_TRACE(std::string(ModeName(mode)));
+    auto reader = TensorReader::Open(path_, Options(mode));
+    ASSERT_TRUE(reader.ok());
+    for (const TensorInfo& info : (*reader)->header().tensors) {
+      std::vector<std::byte> dst(info.nbytes());
+      Status s = (*reader)->ReadInto(info.name, dst);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      EXPECT_EQ(dst, expected_.at(info.name).bytes) << info.name;
+    }
+    std::vector<std::byte> wrong(3);
+    Status s = (*reader)->ReadInto("norm", wrong);
+    if (mode == Mode::kPlaid) {
+      EXPECT_EQ(s.code(), StatusCode::kEvicted);
+    } else {
+      EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(s.message().find("tensor 'norm' has 2048 bytes; the destination has 3"),
+                std::string::npos)
+          << s.message();
+    }
+  }
+}
+
 TEST_F(CheckpointTest, BadStagingOptionsAreRefused) {
   ReaderOptions options = Options(Mode::kPlaid);
   options.staging_buffers = 1;
