@@ -2,13 +2,16 @@
 the same data, and every run checks its output. Prints a Markdown table with the ratios.
 
     scripts/bench.sh              # all workloads
-    scripts/bench.sh --only http  # one of: file, http
+    scripts/bench.sh --only http  # one of: file, http, tensors
 
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
         process, page cache warm, same pre-faulted buffer)
   http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`,
         run round-robin
+  tensors  a 2.2 GB bf16 checkpoint to CPU memory: ferry's modes (file and HTTP) vs safetensors,
+        tensorizer and read(); each case a fresh process, outputs hashed and compared
+        (bench/tensor_load.py)
 """
 
 import argparse
@@ -106,7 +109,7 @@ def bench_http(args, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["file", "http"])
+    parser.add_argument("--only", choices=["file", "http", "tensors"])
     parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
@@ -121,7 +124,11 @@ def main():
         bench_file(args, rows)
     if args.only in (None, "http"):
         bench_http(args, rows)
-    print(f"\n{args.mib} MiB file, median of {args.repeat} runs, {os.cpu_count()} cores\n")
+    if args.only in (None, "tensors"):
+        import tensor_load
+
+        tensor_load.run(args, rows)
+    print(f"\n{args.mib} MiB file (io workloads), median of {args.repeat} runs, {os.cpu_count()} cores\n")
     print("| workload | case | GB/s | ratio | baseline |")
     print("|---|---|---:|---:|---|")
     for workload, case, gbps, ratio, baseline in rows:

@@ -24,6 +24,7 @@ namespace {
 
 struct VerifyArgs {
   std::string uri;
+  size_t staging_buffer_size = tensors::ReaderOptions().staging_buffer_size;
 };
 
 // Mismatches are printed as they are found and the stream goes on, so one run names every bad
@@ -128,8 +129,9 @@ Status RunVerify(const VerifyArgs& args) {
   }
 
   ChecksumChecker checker(uri, header);
-  FERRY_ASSIGN_OR_RETURN(
-      auto stream, tensors::TensorStream::Open(source.get(), &header, tensors::ReaderOptions()));
+  tensors::ReaderOptions options;
+  options.staging_buffer_size = args.staging_buffer_size;
+  FERRY_ASSIGN_OR_RETURN(auto stream, tensors::TensorStream::Open(source.get(), &header, options));
   ProgressLine progress("verifying", header.data_size);
   uint64_t done = 0;
   while (true) {
@@ -165,6 +167,10 @@ void RegisterVerify(CLI::App& app, Status* result) {
   CLI::App* cmd = app.add_subcommand(
       "verify", "Check a safetensors file: its header, and every tensor against its checksum");
   cmd->add_option("uri", args->uri, "Path, file://, http:// or https:// URI")->required();
+  cmd->add_option("--staging-buffer-size", args->staging_buffer_size,
+                  "Bytes per staging buffer (memory used: two of them, whatever the file size)")
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 34))
+      ->capture_default_str();
   cmd->callback([args, result] { *result = RunVerify(*args); });
 }
 

@@ -201,9 +201,9 @@ class TensorReader {
   virtual Result<Tensor> Get(std::string_view name) = 0;
 
   // Copies the tensor's bytes into `dst` (exactly its size), e.g. a destination the caller
-  // already owns such as a module's parameter. Lazy mode reads straight into `dst` without
-  // caching; plaid mode streams the tensor through the staging buffers chunk by chunk, so even a
-  // tensor larger than a buffer needs no memory beyond them. Errors as Get().
+  // already owns such as a module's parameter. Lazy and plaid modes read straight into `dst`
+  // (no cache, no staging), so no tensor-sized memory is needed beyond it; in plaid mode the
+  // tensor then counts as handed out. Errors as Get().
   virtual Status ReadInto(std::string_view name, std::span<std::byte> dst);
 
  protected:
@@ -242,6 +242,8 @@ class TensorStream {
   static Result<std::unique_ptr<TensorStream>> Open(io::Source* source, const Header* header,
                                                     const ReaderOptions& options,
                                                     size_t first_tensor = 0);
+  // kInvalidArgument unless there are at least 2 staging buffers of at least 4096 bytes.
+  static Status CheckOptions(const std::string& uri, const ReaderOptions& options);
   virtual ~TensorStream() = default;
 
   // The next chunk, or nullopt after the last. Its bytes are valid until the next call (and are

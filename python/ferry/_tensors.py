@@ -263,8 +263,8 @@ class safe_open:
 
     def read_into(self, name: str, out: Any) -> None:
         """Copy tensor `name` into `out`, memory the caller owns: a C-contiguous numpy array,
-        CPU torch tensor or other writable buffer of exactly the tensor's byte size. In plaid
-        mode the bytes stream chunk by chunk, so no tensor-sized host buffer is needed."""
+        CPU torch tensor or other writable buffer of exactly the tensor's byte size. Lazy and
+        plaid modes read straight into it: no tensor-sized buffer of ferry's own is needed."""
         if type(out).__module__ == "torch" and hasattr(out, "untyped_storage"):
             if out.device.type != "cpu" or not out.is_contiguous():
                 raise _core.InvalidArgumentError(f"read_into('{name}'): needs a contiguous CPU tensor")

@@ -111,7 +111,7 @@ def load_into_module(
 
     Streams in plaid mode by default: host memory is the staging buffers, whatever the model
     size. Tensors are copied in file order straight into the existing storage (CPU tensors of the
-    file's dtype are filled in place chunk by chunk; others go through `Tensor.copy_`, which
+    file's dtype are read straight into their memory; others go through `Tensor.copy_`, which
     converts dtypes); `device` first moves the module there. Returns (missing,
     unexpected) names like `Module.load_state_dict`; with `strict`, either being non-empty
     raises `ferry.InvalidArgumentError` before any tensor is copied. A shape mismatch always
@@ -152,7 +152,7 @@ def load_into_module(
                 and target.is_contiguous()
                 and target.numel() > 0
             ):
-                # Straight into the parameter's memory: in plaid mode chunk by chunk, so a tensor
+                # Straight into the parameter's memory: no staging copy, and a tensor
                 # larger than a staging buffer needs no extra host memory.
                 reader.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
                 continue

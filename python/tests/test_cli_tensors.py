@@ -310,3 +310,20 @@ def test_help_lists_the_tensor_commands(ferry_bin):
     text = run(ferry_bin, "--help").stdout.decode()
     for command in ("inspect", "verify", "load"):
         assert re.search(rf"^  {command} ", text, re.M), text
+
+
+def test_verify_checks_the_checksums_ferry_writes(ferry_bin, tmp_path):
+    import ferry.numpy
+
+    path = tmp_path / "ferry.safetensors"
+    ferry.numpy.save_file(TENSORS, path)
+    ok = run(ferry_bin, "verify", path, "--staging-buffer-size", 4096)
+    assert ok.returncode == 0, ok.stderr
+    assert f"{len(TENSORS)} checksums verified" in ok.stdout.decode()
+    data = bytearray(path.read_bytes())
+    n, header = read_header(path)
+    data[8 + n + header["big.u8"]["data_offsets"][0] + 9000] ^= 1
+    path.write_bytes(bytes(data))
+    bad = run(ferry_bin, "verify", path)
+    assert bad.returncode == 65
+    assert "tensor 'big.u8': checksum mismatch" in bad.stderr.decode()

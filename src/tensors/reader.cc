@@ -151,15 +151,12 @@ class MmapReader final : public TensorReader {
 // for one further back or far ahead restarts the stream there.
 class PlaidReader final : public TensorReader {
  public:
-  // Starts streaming from the first tensor at once, so reads overlap whatever the caller does
-  // before asking for it.
+  // The stream starts with the first Get(): a caller that only uses ReadInto never needs it.
   static Result<std::unique_ptr<TensorReader>> Open(std::unique_ptr<io::Source> source,
                                                     Header header, const ReaderOptions& options) {
-    std::unique_ptr<PlaidReader> reader(
+    FERRY_RETURN_IF_ERROR(TensorStream::CheckOptions(source->uri(), options));
+    return std::unique_ptr<TensorReader>(
         new PlaidReader(std::move(source), std::move(header), options));
-    FERRY_ASSIGN_OR_RETURN(reader->stream_, TensorStream::Open(reader->source_.get(),
-                                                               &reader->header(), options, 0));
-    return std::unique_ptr<TensorReader>(std::move(reader));
   }
 
   Result<Tensor> Get(std::string_view name) override {
@@ -171,7 +168,7 @@ class PlaidReader final : public TensorReader {
     if (info.nbytes() == 0) {
       current_tensor_ = Tensor{info, {}, nullptr};
     } else {
-      FERRY_ASSIGN_OR_RETURN(current_tensor_, Pull(index, {}));
+      FERRY_ASSIGN_OR_RETURN(current_tensor_, Pull(index));
     }
     if (options_.verify_checksums) {
       FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), info, current_tensor_.data));
@@ -191,7 +188,10 @@ class PlaidReader final : public TensorReader {
     }
     current_ = SIZE_MAX;  // the previous tensor's view is now evicted too
     current_tensor_ = Tensor{};
-    if (info.nbytes() != 0) FERRY_RETURN_IF_ERROR(Pull(index, dst).status());
+    // Host memory the caller owns needs no staging: one parallel read straight into it is one
+    // copy fewer and no memory beyond it. (Staging exists for views and for device copies.)
+    FERRY_RETURN_IF_ERROR(io::ReadParallel(*source_, header().data_offset() + info.begin, dst,
+                                           ParallelOptions(options_)));
     return options_.verify_checksums ? VerifyChecksum(uri(), header(), info, dst) : Status::Ok();
   }
 
@@ -211,10 +211,9 @@ class PlaidReader final : public TensorReader {
     return index;
   }
 
-  // Positions the stream at tensor `index` and gathers its chunks: into `dst` when given;
-  // otherwise a view of the staging buffer when the tensor arrives in one chunk, else a copy
-  // into its own buffer.
-  Result<Tensor> Pull(size_t index, std::span<std::byte> dst) {
+  // Positions the stream at tensor `index` and gathers its chunks: a view of the staging buffer
+  // when the tensor arrives in one chunk, else a copy into its own buffer.
+  Result<Tensor> Pull(size_t index) {
     const TensorInfo& info = header().tensors[index];
     // Restart rather than read through more than one staging round of unwanted bytes.
     uint64_t skip = next_tensor_ <= index
@@ -239,19 +238,16 @@ class PlaidReader final : public TensorReader {
         return Internal(uri() + ": plaid stream out of order at tensor '" + info.name + "'");
       }
       next_tensor_ = index + 1;
-      if (dst.empty() && filled == 0 && chunk->bytes.size() == info.nbytes()) {
+      if (filled == 0 && chunk->bytes.size() == info.nbytes()) {
         return Tensor{info, chunk->bytes, stream_->staging()};
       }
-      if (dst.empty() && !assembled) {
+      if (!assembled) {
         FERRY_ASSIGN_OR_RETURN(assembled,
                                HostBuffer::Allocate(info.nbytes(), uri() + ": tensor " + info.name));
       }
-      std::byte* out = dst.empty() ? assembled->data() : dst.data();
-      std::copy(chunk->bytes.begin(), chunk->bytes.end(), out + filled);
+      std::copy(chunk->bytes.begin(), chunk->bytes.end(), assembled->data() + filled);
       filled += chunk->bytes.size();
-      if (filled == info.nbytes()) {
-        return dst.empty() ? Tensor{info, assembled->bytes(), assembled} : Tensor{info, dst, nullptr};
-      }
+      if (filled == info.nbytes()) return Tensor{info, assembled->bytes(), assembled};
     }
   }
 

@@ -120,17 +120,22 @@ class PrefetchingTensorStream final : public TensorStream {
 
 }  // namespace
 
-Result<std::unique_ptr<TensorStream>> TensorStream::Open(io::Source* source, const Header* header,
-                                                         const ReaderOptions& options,
-                                                         size_t first_tensor) {
+Status TensorStream::CheckOptions(const std::string& uri, const ReaderOptions& options) {
   if (options.staging_buffers < 2) {
-    return InvalidArgument(source->uri() + ": plaid streaming needs at least 2 staging buffers (" +
+    return InvalidArgument(uri + ": plaid streaming needs at least 2 staging buffers (" +
                            std::to_string(options.staging_buffers) + " requested)");
   }
   if (options.staging_buffer_size < 4096) {
-    return InvalidArgument(source->uri() + ": staging buffers must hold at least 4096 bytes (" +
+    return InvalidArgument(uri + ": staging buffers must hold at least 4096 bytes (" +
                            std::to_string(options.staging_buffer_size) + " requested)");
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<TensorStream>> TensorStream::Open(io::Source* source, const Header* header,
+                                                         const ReaderOptions& options,
+                                                         size_t first_tensor) {
+  FERRY_RETURN_IF_ERROR(CheckOptions(source->uri(), options));
   Plan plan = MakePlan(*header, first_tensor, options.staging_buffer_size);
   // A file smaller than one buffer needs no more than its own size per buffer.
   size_t slot_size = static_cast<size_t>(plan.largest_read + 4095) / 4096 * 4096;
