@@ -44,7 +44,8 @@ Status CheckDevice(const LoadArgs& args) {
   if (args.device == "cpu") return Status::Ok();
   if (args.device.starts_with("cuda")) {
     return Unsupported(args.uri + ": --device " + args.device +
-                       ": CUDA loading is not built yet; use --device cpu");
+                       ": the CLI does not load to CUDA yet (Python does: "
+                       "ferry.torch.load_file(..., device='cuda:0')); use --device cpu");
   }
   return InvalidArgument(args.uri + ": --device '" + args.device +
                          "' is not a device; expected cpu");

@@ -1,7 +1,8 @@
 // ferry tensors: safetensors files, read and written exactly as the reference library does.
 //
 //   FERRY_ASSIGN_OR_RETURN(auto reader, ferry::tensors::TensorReader::Open("model.safetensors",
-//                                                                          {.mode = Mode::kEager}));
+//                                                                          {.mode =
+//                                                                          Mode::kEager}));
 //   FERRY_ASSIGN_OR_RETURN(ferry::tensors::Tensor t, reader->Get("lm_head.weight"));
 //
 // The on-disk format is plain safetensors (8-byte little-endian header length, UTF-8 JSON header,
@@ -134,7 +135,7 @@ struct TensorToWrite {
 };
 
 struct WriteOptions {
-  bool checksums = true;         // record per-tensor XXH3-64 checksums in __metadata__
+  bool checksums = true;           // record per-tensor XXH3-64 checksums in __metadata__
   uint64_t data_alignment = 4096;  // pad the header so the data buffer starts at a multiple
 };
 
@@ -227,6 +228,9 @@ struct TensorChunk {
   size_t tensor = 0;              // index into header.tensors
   uint64_t offset_in_tensor = 0;  // where `bytes` starts inside the tensor
   std::span<std::byte> bytes;
+  // The last chunk in its staging buffer: the next Next() hands the buffer back for refilling,
+  // so anything still reading it (an asynchronous device copy) must finish first.
+  bool last_in_buffer = false;
 };
 
 // Streams tensors [first_tensor, end) of a header in file order through
@@ -251,6 +255,20 @@ class TensorStream {
   virtual Result<std::optional<TensorChunk>> Next() = 0;
   // Keeps the staging memory alive; hand it out as the owner of views into chunks.
   virtual std::shared_ptr<void> staging() const = 0;
+  // All staging buffers, one block (e.g. to page-lock it for device copies).
+  virtual std::span<std::byte> staging_bytes() const = 0;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Device memory
+
+// Copies every tensor of the file to CUDA device `device`, into `device_base` (header.data_size
+// bytes there) at the tensor's data offset, so tensors are views of one device allocation. The
+// bytes stream through `options.staging_buffers` page-locked staging buffers: reading the next
+// buffer overlaps the asynchronous host-to-device copy of the current one, and a buffer is
+// refilled only after its copy has completed. kUnsupported (naming the reason) when ferry was
+// built without CUDA or the device does not exist.
+Status LoadToDevice(io::Source& source, const Header& header, const ReaderOptions& options,
+                    int device, void* device_base);
 
 }  // namespace ferry::tensors

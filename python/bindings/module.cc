@@ -14,6 +14,9 @@ NB_MODULE(_core, m) {
   m.def(
       "cuda_description", [] { return ferry::DescribeCuda(ferry::ProbeCuda()); },
       "How this build of ferry sees CUDA, e.g. 'CUDA 13.0 runtime, no device (...)'.");
+  m.def(
+      "cuda_device_count", [] { return ferry::ProbeCuda().device_count; },
+      "CUDA devices this build of ferry can use (0 without the toolkit, a driver or a GPU).");
   ferry::python::RegisterErrors(m);
   ferry::python::RegisterIo(m);
   ferry::python::RegisterTensors(m);

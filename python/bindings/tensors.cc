@@ -3,6 +3,8 @@
 // reader's memory (the owner is kept alive by the array); python/ferry/_tensors.py gives them
 // their dtype and shape without copying.
 
+#include "ferry/tensors.h"
+
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -12,7 +14,6 @@
 
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
-#include "ferry/tensors.h"
 
 namespace nb = nanobind;
 
@@ -29,7 +30,8 @@ using ByteArray = nb::ndarray<nb::numpy, uint8_t, nb::ndim<1>, nb::c_contig>;
 ByteArray ViewOf(std::span<std::byte> data, std::shared_ptr<void> owner) {
   static uint8_t empty_sentinel = 0;  // numpy wants a non-null pointer even for 0 bytes
   auto* holder = new std::shared_ptr<void>(std::move(owner));
-  nb::capsule capsule(holder, [](void* p) noexcept { delete static_cast<std::shared_ptr<void>*>(p); });
+  nb::capsule capsule(holder,
+                      [](void* p) noexcept { delete static_cast<std::shared_ptr<void>*>(p); });
   uint8_t* ptr = data.empty() ? &empty_sentinel : reinterpret_cast<uint8_t*>(data.data());
   size_t shape[1] = {data.size()};
   return ByteArray(ptr, 1, shape, capsule);
@@ -67,9 +69,8 @@ class BufferView {
 
 class PyTensorReader {
  public:
-  PyTensorReader(const std::string& uri, const std::string& mode, int parallelism,
-                 size_t part_size, int staging_buffers, size_t staging_buffer_size,
-                 bool verify_checksums) {
+  PyTensorReader(const std::string& uri, const std::string& mode, int parallelism, size_t part_size,
+                 int staging_buffers, size_t staging_buffer_size, bool verify_checksums) {
     tensors::ReaderOptions options;
     options.mode = ParseMode(mode);
     options.parallelism = parallelism;
@@ -122,7 +123,8 @@ class PyTensorReader {
   // (dtype name, shape, begin, end) of one tensor.
   nb::tuple Info(const std::string& name) {
     const TensorInfo* info = reader().header().Find(name);
-    if (info == nullptr) ThrowIfError(NotFound(reader().uri() + ": no tensor named '" + name + "'"));
+    if (info == nullptr)
+      ThrowIfError(NotFound(reader().uri() + ": no tensor named '" + name + "'"));
     nb::list shape;
     for (uint64_t d : info->shape) shape.append(d);
     return nb::make_tuple(std::string(tensors::DTypeName(info->dtype)), nb::tuple(shape),
@@ -158,6 +160,23 @@ class PyTensorReader {
   std::shared_ptr<TensorReader> reader_;
 };
 
+// Streams a whole file into CUDA memory at `device_ptr` (data_size bytes, allocated by the
+// caller, e.g. torch) through pinned staging buffers.
+void LoadToDevice(const std::string& uri, uintptr_t device_ptr, int device, int parallelism,
+                  size_t part_size, int staging_buffers, size_t staging_buffer_size) {
+  tensors::ReaderOptions options;
+  options.mode = Mode::kPlaid;
+  options.parallelism = parallelism;
+  options.part_size = part_size;
+  options.staging_buffers = staging_buffers;
+  options.staging_buffer_size = staging_buffer_size;
+  nb::gil_scoped_release release;
+  auto source = Unwrap(io::OpenSource(uri, options.source));
+  auto header = Unwrap(tensors::ReadHeader(*source));
+  ThrowIfError(
+      tensors::LoadToDevice(*source, header, options, device, reinterpret_cast<void*>(device_ptr)));
+}
+
 // tensors: [(name, dtype name, shape, buffer)], in any order.
 void WriteSafetensors(const std::string& path, nb::list tensors_in,
                       std::optional<nb::dict> metadata_in, bool checksums) {
@@ -170,7 +189,8 @@ void WriteSafetensors(const std::string& path, nb::list tensors_in,
     std::string dtype = nb::cast<std::string>(entry[1]);
     std::optional<tensors::DType> parsed = tensors::DTypeFromName(dtype);
     if (!parsed) {
-      ThrowIfError(InvalidArgument(path + ": tensor '" + t.name + "': unknown dtype '" + dtype + "'"));
+      ThrowIfError(
+          InvalidArgument(path + ": tensor '" + t.name + "': unknown dtype '" + dtype + "'"));
     }
     t.dtype = *parsed;
     t.shape = nb::cast<std::vector<uint64_t>>(entry[2]);
@@ -205,6 +225,7 @@ void RegisterTensors(nb::module_& m) {
            nb::arg("staging_buffer_size") = size_t{64} << 20, nb::arg("verify_checksums") = false)
       .def_prop_ro("uri", &PyTensorReader::Uri)
       .def_prop_ro("mode", &PyTensorReader::ModeName)
+      .def_prop_ro("data_size", [](PyTensorReader& r) { return r.reader().header().data_size; })
       .def("offset_keys", &PyTensorReader::OffsetKeys)
       .def("metadata", &PyTensorReader::Metadata)
       .def("checksums", &PyTensorReader::Checksums)
@@ -212,6 +233,9 @@ void RegisterTensors(nb::module_& m) {
       .def("get", &PyTensorReader::Get, nb::arg("name"))
       .def("read_into", &PyTensorReader::ReadInto, nb::arg("name"), nb::arg("out"))
       .def("close", &PyTensorReader::Close);
+  m.def("load_to_device", &LoadToDevice, nb::arg("uri"), nb::arg("device_ptr"), nb::arg("device"),
+        nb::kw_only(), nb::arg("parallelism") = 0, nb::arg("part_size") = size_t{8} << 20,
+        nb::arg("staging_buffers") = 2, nb::arg("staging_buffer_size") = size_t{64} << 20);
   m.def("write_safetensors", &WriteSafetensors, nb::arg("path"), nb::arg("tensors"),
         nb::arg("metadata") = nb::none(), nb::arg("checksums") = true);
 }

@@ -119,22 +119,70 @@ class _ShardedReader:
         self._shards.clear()
 
 
+class _DeviceReader:
+    """A whole file streamed into one CUDA allocation (owned by torch) through ferry's pinned
+    staging buffers; tensors are views of it, valid for as long as they are held."""
+
+    def __init__(self, uri: str, device: str, options: dict) -> None:
+        import torch
+
+        torch_device = torch.device(device)
+        index = torch_device.index if torch_device.index is not None else 0
+        count = _core.cuda_device_count()
+        if count == 0:
+            raise _core.UnsupportedError(f"{uri}: cannot load to {device} ({_core.cuda_description()})")
+        self._header = _core.TensorReader(uri, "lazy")  # the header only: lazy reads nothing yet
+        self.uri = uri
+        self.mode = "plaid"
+        self._memory = torch.empty(self._header.data_size, dtype=torch.uint8, device=torch_device)
+        _core.load_to_device(uri, self._memory.data_ptr(), index, **options)
+
+    def offset_keys(self) -> list[str]:
+        return self._header.offset_keys()
+
+    def metadata(self) -> dict[str, str]:
+        return self._header.metadata()
+
+    def checksums(self) -> dict[str, str]:
+        return self._header.checksums()
+
+    def info(self, name: str) -> tuple:
+        return self._header.info(name)
+
+    def get(self, name: str) -> Any:
+        _, _, begin, end = self._header.info(name)
+        return self._memory[begin:end]
+
+    def read_into(self, name: str, out: Any) -> None:
+        raise _core.UnsupportedError(f"{self.uri}: read_into takes host memory; this file is on the device")
+
+    def close(self) -> None:
+        self._header.close()
+
+
 def open_reader(
     filename: str | os.PathLike[str],
     mode: str = "eager",
     *,
+    device: str = "cpu",
     parallelism: int | None = None,
     part_size: int = 8 << 20,
     staging_buffers: int = 2,
     staging_buffer_size: int = 64 << 20,
     verify_checksums: bool = False,
 ) -> Any:
-    """A `_core.TensorReader`, or a `_ShardedReader` for `*.index.json`."""
+    """A `_core.TensorReader`, or a `_ShardedReader` for `*.index.json`. With a CUDA `device`,
+    eager and plaid load the whole file into device memory (`_DeviceReader`); lazy and mmap
+    read on the CPU and the caller moves tensors."""
     uri = os.fspath(filename)
     if mode not in MODES:
         raise _core.InvalidArgumentError(f"{uri}: unknown mode {mode!r} (expected one of {MODES})")
 
     def open_one(u: str) -> Any:
+        if device != "cpu" and mode in ("eager", "plaid"):
+            return _DeviceReader(u, device, {
+                "parallelism": parallelism or 0, "part_size": part_size,
+                "staging_buffers": staging_buffers, "staging_buffer_size": staging_buffer_size})
         return _core.TensorReader(
             u,
             mode,
@@ -176,6 +224,10 @@ class safe_open:
              tensors in file order, the order that streams the file once.
       mmap   zero-copy views of a private mapping (local files only)
 
+    With framework="pt" and device="cuda:N", eager and plaid stream the whole file into one
+    device allocation through pinned staging buffers (reads overlap the copies); tensors are
+    views of it and stay valid. lazy and mmap read on the CPU and move each tensor.
+
     Arrays share memory with the reader where the mode allows; they stay valid after `close()`
     (except plaid views, whose bytes a later tensor may overwrite). `metadata()` leaves out the
     per-tensor checksums ferry's writer records; `checksums()` returns them.
@@ -208,6 +260,7 @@ class safe_open:
         self._reader = open_reader(
             filename,
             mode,
+            device=self._device if self._framework == "pt" else "cpu",
             parallelism=parallelism,
             part_size=part_size,
             staging_buffers=staging_buffers,
@@ -279,4 +332,4 @@ class safe_open:
         from ferry.torch import _torch_tensor  # torch is imported only when asked for
 
         tensor = _torch_tensor(raw, dtype, shape, name, self._reader.uri)
-        return tensor if self._device == "cpu" else tensor.to(self._device)
+        return tensor if tensor.device.type != "cpu" or self._device == "cpu" else tensor.to(self._device)

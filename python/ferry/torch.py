@@ -48,10 +48,10 @@ def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: 
     torch_dtype = _TORCH_DTYPES.get(dtype)
     if torch_dtype is None:
         raise _core.UnsupportedError(f"{uri}: tensor '{name}': torch has no type for {dtype}")
-    flat = torch.from_numpy(raw)
+    flat = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(raw)  # device or host
     itemsize = torch_dtype.itemsize
     if flat.numel() == 0:
-        return torch.empty(shape, dtype=torch_dtype)
+        return torch.empty(shape, dtype=torch_dtype, device=flat.device)
     if flat.data_ptr() % itemsize != 0:
         flat = flat.clone()  # a file from another writer may misalign it; torch kernels need it
     return flat.view(torch_dtype).reshape(shape)
@@ -60,19 +60,22 @@ def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: 
 def load_file(
     filename: str | os.PathLike[str], device: str = "cpu", *, mode: str = "eager", **options: Any
 ) -> dict[str, torch.Tensor]:
-    """Every tensor of a file, URL or `*.index.json` checkpoint, by name (see ferry.numpy)."""
+    """Every tensor of a file, URL or `*.index.json` checkpoint, by name (see ferry.numpy).
+
+    With device="cuda:N" (eager mode) each file streams into one device allocation through
+    pinned staging buffers; the tensors are views of it."""
     if mode == "plaid":
         raise _core.InvalidArgumentError(
             "load_file keeps every tensor; plaid mode hands out views valid until the next "
             "tensor. Use ferry.safe_open(..., mode='plaid') or load_into_module to stream."
         )
-    reader = open_reader(filename, mode, **options)
+    reader = open_reader(filename, mode, device=str(device), **options)
     try:
         out = {}
         for name in reader.offset_keys():
             dtype, shape, _, _ = reader.info(name)
             tensor = _torch_tensor(reader.get(name), dtype, shape, name, reader.uri)
-            out[name] = tensor if str(device) == "cpu" else tensor.to(device)
+            out[name] = tensor if tensor.device == torch.device(device) else tensor.to(device)
         return out
     finally:
         reader.close()

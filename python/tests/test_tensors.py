@@ -30,10 +30,10 @@ def shared_files():
     return sorted(p for p in SHARED_TENSORS.rglob("*.safetensors") if "abuse" not in p.name)
 
 
-def load_all(path, mode, framework="np", **options):
+def load_all(path, mode, framework="np", device="cpu", **options):
     """Every tensor through safe_open, copied (plaid views do not outlive the next tensor)."""
     out = {}
-    with ferry.safe_open(path, framework=framework, mode=mode, **options) as f:
+    with ferry.safe_open(path, framework=framework, device=device, mode=mode, **options) as f:
         for name in f.keys():
             t = f.get_tensor(name)
             out[name] = t.copy() if framework == "np" else t.clone()
@@ -402,3 +402,22 @@ def test_load_into_module_mismatches(tmp_path):
     ferry.torch.save_file({"embed.weight": torch.zeros(3, 64)}, path)
     with pytest.raises(ferry.InvalidArgumentError, match="shape \\[3, 64\\] in the file, \\[300, 64\\]"):
         ferry.torch.load_into_module(TinyLM(), path, strict=False)
+
+
+@pytest.mark.skipif(ferry._core.cuda_device_count() > 0, reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_a_clear_error(checkpoint):
+    path, _ = checkpoint
+    with pytest.raises(ferry.UnsupportedError, match="cannot load to cuda:0"):
+        ferry.torch.load_file(path, device="cuda:0")
+    with pytest.raises(ferry.UnsupportedError, match="cannot load to cuda:1"):
+        ferry.safe_open(path, framework="pt", device="cuda:1", mode="plaid")
+    ferry.torch.load_file(path)  # the CPU path is unaffected
+
+
+@pytest.mark.skipif(ferry._core.cuda_device_count() == 0, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mode", ["eager", "plaid"])
+def test_cuda_load_matches_the_file(checkpoint, mode):
+    path, tensors = checkpoint
+    got = load_all(path, mode, framework="pt", device="cuda:0", **SMALL_STAGING)
+    assert all(t.device.type == "cuda" for t in got.values())
+    assert_same_torch({k: v.cpu() for k, v in got.items()}, tensors)

@@ -117,8 +117,8 @@ Status ReadMetadata(const HeaderErrors& error, dom::element value, Header& heade
   for (dom::key_value_pair field : object) {
     std::string_view text;
     if (field.value.get_string().get(text) != simdjson::SUCCESS) {
-      return error("\"__metadata__\" value of " + Quoted(field.key) +
-                   " must be a string, found " + simdjson::to_string(field.value));
+      return error("\"__metadata__\" value of " + Quoted(field.key) + " must be a string, found " +
+                   simdjson::to_string(field.value));
     }
     header.metadata.emplace_back(std::string(field.key), std::string(text));
   }
@@ -206,13 +206,14 @@ Result<Header> ParseHeader(std::string_view uri, std::string_view json, uint64_t
   for (size_t i = 0; i < header.tensors.size(); ++i) {
     const TensorInfo& info = header.tensors[i];
     header.index[info.name] = i;
-    std::string offsets = "data_offsets [" + std::to_string(info.begin) + ", " +
-                          std::to_string(info.end) + "]";
+    std::string offsets =
+        "data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) + "]";
     if (info.end < info.begin) return error.Tensor(info.name, offsets + " end before begin");
     if (info.begin != expected_begin) {
-      return error.Tensor(info.name, offsets + (info.begin < expected_begin ? " overlap" : " leave a gap after") +
-                                         " the previous tensor (expected begin " +
-                                         std::to_string(expected_begin) + ")");
+      return error.Tensor(
+          info.name, offsets + (info.begin < expected_begin ? " overlap" : " leave a gap after") +
+                         " the previous tensor (expected begin " + std::to_string(expected_begin) +
+                         ")");
     }
     FERRY_ASSIGN_OR_RETURN(uint64_t nbytes, TensorBytes(error, info));
     if (info.nbytes() != nbytes) {
@@ -257,8 +258,8 @@ Result<Header> ReadHeader(io::Source& source) {
   std::byte prefix[8];
   size_t prefix_size = static_cast<size_t>(std::min<uint64_t>(8, file_size));
   FERRY_RETURN_IF_ERROR(source.ReadAt(0, std::span(prefix, prefix_size)));
-  FERRY_ASSIGN_OR_RETURN(uint64_t n,
-                         ParseHeaderLength(source.uri(), std::span(prefix, prefix_size), file_size));
+  FERRY_ASSIGN_OR_RETURN(
+      uint64_t n, ParseHeaderLength(source.uri(), std::span(prefix, prefix_size), file_size));
   std::string json(n, '\0');
   FERRY_RETURN_IF_ERROR(source.ReadAt(8, std::as_writable_bytes(std::span(json))));
   return ParseHeader(source.uri(), json, file_size);
@@ -286,8 +287,8 @@ Status VerifyChecksum(std::string_view uri, const Header& header, const TensorIn
   std::string actual = ChecksumHex(bytes);
   if (actual == *expected) return Status::Ok();
   return Corruption(std::string(uri) + ": tensor " + Quoted(info.name) +
-                    ": checksum mismatch (XXH3-64 recorded " + *expected + ", data has " +
-                    actual + ")");
+                    ": checksum mismatch (XXH3-64 recorded " + *expected + ", data has " + actual +
+                    ")");
 }
 
 }  // namespace ferry::tensors

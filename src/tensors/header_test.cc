@@ -38,12 +38,11 @@ TEST(DTypeTest, NamesAndSizesRoundTrip) {
 TEST(HeaderTest, AcceptsLegalEdgeCases) {
   // Listed out of offset order, null metadata, a 0-d scalar, an empty tensor, unknown keys,
   // leading and trailing whitespace.
-  auto header = Parse(
-      R"(  {"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12],"extra":1},)"
-      R"("__metadata__":null,"s":{"dtype":"BF16","shape":[],"data_offsets":[0,2]},)"
-      R"("e":{"dtype":"I64","shape":[0,3],"data_offsets":[2,2]},)"
-      R"("p":{"dtype":"F4","shape":[2,2],"data_offsets":[2,4]}}    )",
-      12);
+  auto header = Parse(R"(  {"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12],"extra":1},)"
+                      R"("__metadata__":null,"s":{"dtype":"BF16","shape":[],"data_offsets":[0,2]},)"
+                      R"("e":{"dtype":"I64","shape":[0,3],"data_offsets":[2,2]},)"
+                      R"("p":{"dtype":"F4","shape":[2,2],"data_offsets":[2,4]}}    )",
+                      12);
   ASSERT_TRUE(header.ok()) << header.status().ToString();
   ASSERT_EQ(header->tensors.size(), 4u);
   EXPECT_EQ(header->tensors[0].name, "s");  // file order

@@ -30,8 +30,8 @@ class EagerReader final : public TensorReader {
                                                     const ReaderOptions& options) {
     FERRY_ASSIGN_OR_RETURN(auto buffer,
                            HostBuffer::Allocate(header.data_size, source.uri() + ": eager load"));
-    FERRY_RETURN_IF_ERROR(io::ReadParallel(source, header.data_offset(), buffer->bytes(),
-                                           ParallelOptions(options)));
+    FERRY_RETURN_IF_ERROR(
+        io::ReadParallel(source, header.data_offset(), buffer->bytes(), ParallelOptions(options)));
     if (options.verify_checksums) {
       FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(
           header.tensors.size(), static_cast<int>(std::thread::hardware_concurrency()),
@@ -216,9 +216,8 @@ class PlaidReader final : public TensorReader {
   Result<Tensor> Pull(size_t index) {
     const TensorInfo& info = header().tensors[index];
     // Restart rather than read through more than one staging round of unwanted bytes.
-    uint64_t skip = next_tensor_ <= index
-                        ? info.begin - header().tensors[next_tensor_].begin
-                        : UINT64_MAX;
+    uint64_t skip =
+        next_tensor_ <= index ? info.begin - header().tensors[next_tensor_].begin : UINT64_MAX;
     uint64_t staging_bytes =
         static_cast<uint64_t>(options_.staging_buffers) * options_.staging_buffer_size;
     if (!stream_ || skip > staging_bytes) {
@@ -242,8 +241,8 @@ class PlaidReader final : public TensorReader {
         return Tensor{info, chunk->bytes, stream_->staging()};
       }
       if (!assembled) {
-        FERRY_ASSIGN_OR_RETURN(assembled,
-                               HostBuffer::Allocate(info.nbytes(), uri() + ": tensor " + info.name));
+        FERRY_ASSIGN_OR_RETURN(
+            assembled, HostBuffer::Allocate(info.nbytes(), uri() + ": tensor " + info.name));
       }
       std::copy(chunk->bytes.begin(), chunk->bytes.end(), assembled->data() + filled);
       filled += chunk->bytes.size();

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 
+#include "base/cuda_runtime.h"
 #include "ferry/tensors.h"
 #include "tests/support/test_support.h"
 
@@ -22,13 +23,13 @@ class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::make_unique<TempDir>();
-    Add("embed", DType::kBF16, {300, 500});          // 300,000 B: 4.6 buffers
-    Add("norm", DType::kF32, {512});                 // 2 KiB
-    Add("exact", DType::kU8, {kStaging});            // exactly one buffer
+    Add("embed", DType::kBF16, {300, 500});  // 300,000 B: 4.6 buffers
+    Add("norm", DType::kF32, {512});         // 2 KiB
+    Add("exact", DType::kU8, {kStaging});    // exactly one buffer
     Add("bias", DType::kF64, {7});
     Add("scalar", DType::kI64, {});
     Add("empty", DType::kF16, {0, 4});
-    Add("head", DType::kF32, {100, 200});            // 80,000 B
+    Add("head", DType::kF32, {100, 200});  // 80,000 B
     for (int i = 0; i < 40; ++i) Add("small." + std::to_string(i), DType::kI8, {1000u + i});
     std::vector<TensorToWrite> tensors;
     for (auto& [name, t] : expected_) tensors.push_back({name, t.dtype, t.shape, t.bytes});
@@ -48,7 +49,7 @@ class CheckpointTest : public ::testing::Test {
     EXPECT_EQ(t.info.dtype, e.dtype);
     EXPECT_EQ(t.info.shape, e.shape);
     ASSERT_EQ(t.data.size(), e.bytes.size()) << name;
-    EXPECT_EQ(0, std::memcmp(t.data.data(), e.bytes.data(), e.bytes.size())) << name;
+    EXPECT_TRUE(std::equal(t.data.begin(), t.data.end(), e.bytes.begin())) << name;
   }
 
   ReaderOptions Options(Mode mode) {
@@ -141,12 +142,21 @@ TEST_F(CheckpointTest, StreamDeliversChunksNoLargerThanAStagingBuffer) {
   auto stream = TensorStream::Open(source->get(), &*header, Options(Mode::kPlaid));
   ASSERT_TRUE(stream.ok());
   std::map<std::string, std::vector<std::byte>> assembled;
+  const std::byte* previous_end = nullptr;
+  int chunks = 0, buffers = 0;
   while (true) {
     auto chunk = (*stream)->Next();
     ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
     if (!chunk->has_value()) break;
     const TensorChunk& c = **chunk;
     EXPECT_LE(c.bytes.size(), kStaging);
+    // Chunks of one buffer are contiguous; the last one says so.
+    if (previous_end != nullptr) {
+      EXPECT_EQ(c.bytes.data(), previous_end) << "chunk " << chunks;
+    }
+    previous_end = c.last_in_buffer ? nullptr : c.bytes.data() + c.bytes.size();
+    buffers += c.last_in_buffer;
+    ++chunks;
     auto& bytes = assembled[header->tensors[c.tensor].name];
     ASSERT_EQ(bytes.size(), c.offset_in_tensor);
     bytes.insert(bytes.end(), c.bytes.begin(), c.bytes.end());
@@ -155,6 +165,19 @@ TEST_F(CheckpointTest, StreamDeliversChunksNoLargerThanAStagingBuffer) {
     if (e.bytes.empty()) continue;
     EXPECT_EQ(assembled[name], e.bytes) << name;
   }
+  EXPECT_EQ(previous_end, nullptr);  // the very last chunk closes its buffer
+  EXPECT_GT(buffers, 6);             // 400+ KB through 64 KiB buffers
+}
+
+TEST_F(CheckpointTest, LoadToDeviceWithoutAGpuSaysWhy) {
+  if (ProbeCuda().device_count > 0) GTEST_SKIP() << "a CUDA device is present";
+  auto source = io::OpenSource(path_);
+  ASSERT_TRUE(source.ok());
+  auto header = ReadHeader(**source);
+  ASSERT_TRUE(header.ok());
+  Status s = LoadToDevice(**source, *header, Options(Mode::kPlaid), 0, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find(path_ + ": cannot load to cuda:0"), std::string::npos) << s.message();
 }
 
 TEST_F(CheckpointTest, ReadIntoFillsCallerMemoryInEveryMode) {
@@ -216,7 +239,8 @@ TEST_F(CheckpointTest, ChecksumMismatchNamesTheTensor) {
 }
 
 TEST_F(CheckpointTest, LoadsOverHttpInEveryNetworkMode) {
-  if (!testing::NginxAvailable()) GTEST_SKIP() << "nginx is not installed (apt-get install nginx-light)";
+  if (!testing::NginxAvailable())
+    GTEST_SKIP() << "nginx is not installed (apt-get install nginx-light)";
   auto server = ServerProcess::Start("nginx.py", {"--root", dir_->path()});
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   std::string url = (*server)->Url("model.safetensors");

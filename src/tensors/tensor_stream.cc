@@ -83,12 +83,12 @@ class PrefetchingTensorStream final : public TensorStream {
     std::vector<StagingSlot> slots(static_cast<size_t>(slot_count));
     for (size_t i = 0; i < slots.size(); ++i) slots[i].data = staging_->data() + i * slot_size;
     io::ParallelReadOptions parallel{options.parallelism, options.part_size};
-    prefetcher_.emplace(std::move(slots), plan_.reads.size(),
-                        [this, parallel](size_t index, StagingSlot& slot) {
-                          const StagingRead& read = plan_.reads[index];
-                          return io::ReadParallel(*source_, header_->data_offset() + read.data_offset,
-                                                  {slot.data, read.length}, parallel);
-                        });
+    prefetcher_.emplace(
+        std::move(slots), plan_.reads.size(), [this, parallel](size_t index, StagingSlot& slot) {
+          const StagingRead& read = plan_.reads[index];
+          return io::ReadParallel(*source_, header_->data_offset() + read.data_offset,
+                                  {slot.data, read.length}, parallel);
+        });
   }
 
   Result<std::optional<TensorChunk>> Next() override {
@@ -100,11 +100,15 @@ class PrefetchingTensorStream final : public TensorStream {
       read_end_ = read.first_chunk + read.chunk_count;
     }
     const PlannedChunk& chunk = plan_.chunks[next_chunk_++];
-    return std::optional<TensorChunk>(TensorChunk{
-        chunk.tensor, chunk.offset_in_tensor, {slot_->data + chunk.offset_in_buffer, chunk.length}});
+    return std::optional<TensorChunk>(
+        TensorChunk{chunk.tensor,
+                    chunk.offset_in_tensor,
+                    {slot_->data + chunk.offset_in_buffer, chunk.length},
+                    next_chunk_ == read_end_});
   }
 
   std::shared_ptr<void> staging() const override { return staging_; }
+  std::span<std::byte> staging_bytes() const override { return staging_->bytes(); }
 
  private:
   io::Source* source_;
@@ -140,12 +144,11 @@ Result<std::unique_ptr<TensorStream>> TensorStream::Open(io::Source* source, con
   // A file smaller than one buffer needs no more than its own size per buffer.
   size_t slot_size = static_cast<size_t>(plan.largest_read + 4095) / 4096 * 4096;
   FERRY_ASSIGN_OR_RETURN(
-      auto staging,
-      HostBuffer::Allocate(slot_size * static_cast<size_t>(options.staging_buffers),
-                           source->uri() + ": plaid staging buffers"));
-  return std::unique_ptr<TensorStream>(new PrefetchingTensorStream(
-      source, header, options, std::move(plan), std::move(staging), slot_size,
-      options.staging_buffers));
+      auto staging, HostBuffer::Allocate(slot_size * static_cast<size_t>(options.staging_buffers),
+                                         source->uri() + ": plaid staging buffers"));
+  return std::unique_ptr<TensorStream>(
+      new PrefetchingTensorStream(source, header, options, std::move(plan), std::move(staging),
+                                  slot_size, options.staging_buffers));
 }
 
 }  // namespace ferry::tensors

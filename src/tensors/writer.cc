@@ -15,8 +15,8 @@ namespace {
 
 Status CheckTensor(std::string_view path, const TensorToWrite& tensor) {
   auto error = [&](std::string_view what) {
-    return InvalidArgument(std::string(path) + ": tensor '" + tensor.name + "': " +
-                           std::string(what));
+    return InvalidArgument(std::string(path) + ": tensor '" + tensor.name +
+                           "': " + std::string(what));
   };
   if (tensor.name == "__metadata__") return error("the name is reserved by the format");
   if (!simdjson::validate_utf8(tensor.name.data(), tensor.name.size())) {

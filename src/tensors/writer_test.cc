@@ -24,7 +24,8 @@ std::string ReadAll(const std::string& path) {
 
 std::vector<std::string> Listing(const std::string& dir) {
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename());
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -33,10 +34,8 @@ TEST(WriterTest, AlignsDataAndTensorsAndRecordsChecksums) {
   TempDir dir;
   auto u8 = TestBytes(3, 1), f64 = TestBytes(16, 2), bf16 = TestBytes(6, 3), f32 = TestBytes(4, 4);
   std::vector<TensorToWrite> tensors = {
-      {"odd", DType::kU8, {3}, u8},
-      {"wide", DType::kF64, {2}, f64},
-      {"half", DType::kBF16, {3}, bf16},
-      {"scalar", DType::kF32, {}, f32},
+      {"odd", DType::kU8, {3}, u8},       {"wide", DType::kF64, {2}, f64},
+      {"half", DType::kBF16, {3}, bf16},  {"scalar", DType::kF32, {}, f32},
       {"empty", DType::kI32, {0, 5}, {}},
   };
   std::vector<std::pair<std::string, std::string>> metadata = {{"format", "pt"}};
@@ -69,7 +68,9 @@ TEST(WriterTest, ChecksumsCanBeTurnedOffAndStaleOnesAreDropped) {
   std::vector<TensorToWrite> tensors = {{"a", DType::kU8, {8}, bytes}};
   std::vector<std::pair<std::string, std::string>> metadata = {
       {std::string(kChecksumKeyPrefix) + "a", "0000000000000000"}};
-  ASSERT_TRUE(WriteSafetensors(dir.Join("x"), tensors, metadata, WriteOptions{.checksums = false, .data_alignment = 4096}).ok());
+  ASSERT_TRUE(WriteSafetensors(dir.Join("x"), tensors, metadata,
+                               WriteOptions{.checksums = false, .data_alignment = 4096})
+                  .ok());
   auto source = io::OpenSource(dir.Join("x"));
   auto header = ReadHeader(**source);
   ASSERT_TRUE(header.ok());
@@ -105,8 +106,8 @@ TEST(WriterTest, FailedWriteKeepsTheOldFile) {
   TempDir dir;
   std::string path = dir.Join("m.safetensors");
   auto small = TestBytes(16);
-  ASSERT_TRUE(WriteSafetensors(path, std::vector<TensorToWrite>{{"a", DType::kU8, {16}, small}})
-                  .ok());
+  ASSERT_TRUE(
+      WriteSafetensors(path, std::vector<TensorToWrite>{{"a", DType::kU8, {16}, small}}).ok());
   std::string before = ReadAll(path);
 
   auto big = TestBytes(1 << 20);
@@ -116,9 +117,10 @@ TEST(WriterTest, FailedWriteKeepsTheOldFile) {
     ::signal(SIGXFSZ, SIG_IGN);  // writes past the limit fail with EFBIG instead of killing us
     rlimit limit{64 * 1024, 64 * 1024};
     ::setrlimit(RLIMIT_FSIZE, &limit);
-    Status s = WriteSafetensors(path, std::vector<TensorToWrite>{{"a", DType::kU8, {1 << 20}, big}});
+    Status s =
+        WriteSafetensors(path, std::vector<TensorToWrite>{{"a", DType::kU8, {1 << 20}, big}});
     ::_exit(s.code() == StatusCode::kIoError && s.message().find(path) != std::string::npos ? 0
-                                                                                              : 1);
+                                                                                            : 1);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
