@@ -1,5 +1,6 @@
-"""ferry's demo: move bytes from disk and from a loopback HTTP server into memory, verify them,
-and report throughput. Uses only data it generates (in .cache/demo/)."""
+"""ferry's demo: move bytes and a safetensors checkpoint from disk and from a loopback HTTP
+server into memory, verify them, and report throughput. Uses only data it generates (in
+.cache/demo/)."""
 
 import argparse
 import hashlib
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import ferry
+import ferry.numpy
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "servers"))
@@ -41,6 +43,35 @@ def timed_read(label, uri, expected, repeat=3, **kwargs):
     print(f"  {label:<34} {len(data) / best / 1e9:6.2f} GB/s   ({len(data) >> 20} MiB, sha256 ok)")
 
 
+def sample_checkpoint(folder: Path, mib: int) -> tuple[Path, dict]:
+    """A checkpoint of float16/float32 tensors of transformer-like shapes, about `mib` MiB."""
+    rng = np.random.default_rng(7)
+    arrays, total, i = {}, 0, 0
+    while total < mib << 20:
+        arrays[f"layers.{i}.attn.weight"] = rng.standard_normal((1024, 1024), dtype=np.float32).astype(np.float16)
+        arrays[f"layers.{i}.mlp.weight"] = rng.standard_normal((2816, 1024), dtype=np.float32).astype(np.float16)
+        arrays[f"layers.{i}.norm.weight"] = rng.standard_normal(1024, dtype=np.float32)
+        total += sum(a.nbytes for a in list(arrays.values())[-3:])
+        i += 1
+    path = folder / f"checkpoint-{mib}MiB.safetensors"
+    ferry.numpy.save_file(arrays, path, metadata={"made_by": "scripts/demo.py"})
+    return path, arrays
+
+
+def timed_load(label, uri, arrays, mode, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        with ferry.safe_open(uri, mode=mode, verify_checksums=True) as f:
+            for name in f.keys():
+                t = f.get_tensor(name)
+                if not np.array_equal(t, arrays[name]):  # plaid: checked before the next one
+                    sys.exit(f"demo: {label}: tensor {name} differs")
+        best = min(best, time.perf_counter() - start)
+    size = sum(a.nbytes for a in arrays.values())
+    print(f"  {label:<34} {size / best / 1e9:6.2f} GB/s   ({len(arrays)} tensors, checksums ok)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, default=256, help="size of the sample file")
@@ -52,10 +83,16 @@ def main():
     print(f"sample: {path.relative_to(REPO)}")
     timed_read("local file, 1 thread", path, expected)
     timed_read("local file, 2 threads", path, expected, parallelism=2)
+    checkpoint, arrays = sample_checkpoint(REPO / ".cache" / "demo", args.mib)
     with Nginx(path.parent) as server:
         url = server.url(path.name)
         timed_read("HTTP (nginx, loopback), 1 conn", url, expected, parallelism=1)
         timed_read("HTTP (nginx, loopback), 4 conns", url, expected, parallelism=4)
+        print(f"checkpoint: {checkpoint.relative_to(REPO)} (safetensors, written by ferry)")
+        for mode in ("eager", "lazy", "plaid", "mmap"):
+            timed_load(f"{mode}, local file", checkpoint, arrays, mode)
+        for mode in ("eager", "plaid"):
+            timed_load(f"{mode}, HTTP (nginx, loopback)", server.url(checkpoint.name), arrays, mode)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on data ferry makes itself: move bytes from a local file and from a loopback HTTP
-# server (nginx) into memory, check them, and report throughput.
+# The main job on data ferry makes itself: move bytes and a safetensors checkpoint from a local
+# file and a loopback HTTP server (nginx) into memory, check them, and report throughput.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh demo
