@@ -324,6 +324,12 @@ class safe_open:
             out = out.detach().reshape(-1).view(__import__("torch").uint8).numpy()
         self._reader.read_into(name, out)
 
+    def get_slice(self, name: str) -> "TensorSlice":
+        """A handle that reads part of a tensor, like safetensors' `get_slice`:
+        `f.get_slice("w")[:, 1024:2048]`, `.get_shape()`, `.get_dtype()`."""
+        self._reader.info(name)  # NotFoundError now, not at the first index
+        return TensorSlice(self, name)
+
     def get_tensor(self, name: str) -> Any:
         dtype, shape, _, _ = self._reader.info(name)
         raw = self._reader.get(name)
@@ -333,3 +339,22 @@ class safe_open:
 
         tensor = _torch_tensor(raw, dtype, shape, name, self._reader.uri)
         return tensor if tensor.device.type != "cpu" or self._device == "cpu" else tensor.to(self._device)
+
+
+class TensorSlice:
+    """Part of a tensor, read on indexing (see `safe_open.get_slice`). The result is a copy, as
+    in safetensors, so it stays valid whatever the mode."""
+
+    def __init__(self, file: safe_open, name: str) -> None:
+        self._file = file
+        self._name = name
+
+    def get_shape(self) -> list[int]:
+        return list(self._file.shape(self._name))
+
+    def get_dtype(self) -> str:
+        return self._file.dtype(self._name)
+
+    def __getitem__(self, index: Any) -> Any:
+        part = self._file.get_tensor(self._name)[index]
+        return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy

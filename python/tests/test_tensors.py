@@ -226,6 +226,20 @@ def test_plaid_evicted_differs_from_missing(checkpoint):
         assert "missing" not in f and first in f
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_get_slice_matches_safetensors(checkpoint, mode):
+    path, _ = checkpoint
+    with safetensors.safe_open(str(path), framework="pt") as ref, \
+            ferry.safe_open(path, framework="pt", mode=mode) as f:
+        for index in [(slice(10, 20),), (slice(None), slice(5, 9)), (3,), (slice(None, None, 7),)]:
+            got, want = f.get_slice("head")[index], ref.get_slice("head")[index]
+            assert torch.equal(got, want), index
+        s = f.get_slice("embed")
+        assert s.get_shape() == [300, 257] and s.get_dtype() == "BF16"
+        with pytest.raises(ferry.NotFoundError):
+            f.get_slice("nope")
+
+
 def test_plaid_keys_are_in_file_order_and_other_modes_sorted(checkpoint):
     path, _ = checkpoint
     with ferry.safe_open(path, mode="plaid") as f:
