@@ -3,7 +3,7 @@
 # everything is already there (a second run takes well under a second).
 #
 #   scripts/bootstrap.sh demo   # build + run the demo: libcurl, CLI11, nginx
-#   scripts/bootstrap.sh test   # also GoogleTest and clang/libFuzzer for the fuzz targets
+#   scripts/bootstrap.sh test   # also GoogleTest, clang/libFuzzer (fuzz targets), Ceph radosgw (S3)
 #
 # Python tools (cmake, ninja, nanobind, pytest, ...) go into .venv, rebuilt when
 # requirements-dev.txt changes.
@@ -13,7 +13,7 @@ purpose=${1:-test}
 
 packages=(g++ libcurl4-openssl-dev libssl-dev libcli11-dev libsimdjson-dev libxxhash-dev nginx-light python3-venv)
 if [[ $purpose == test ]]; then
-  packages+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev)
+  packages+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev ceph-mon ceph-osd radosgw)
 fi
 
 missing=()

@@ -5,7 +5,7 @@
 //   std::vector<std::byte> head(4096);
 //   FERRY_RETURN_IF_ERROR((*source)->ReadAt(0, head));
 //
-// A URI is a plain path, `file:///abs/path`, `http://...` or `https://...`. Every Source has a
+// A URI is a plain path, `file:///abs/path`, `http://...`, `https://...` or `s3://bucket/key`. Every Source has a
 // fixed `size()` and thread-safe positional reads; `ReadParallel` splits one large read over
 // several concurrent requests (connections for HTTP, threads for files); `Stream` reads a range
 // sequentially with read-ahead. `ExpandBraces` turns `shard-{0000..0099}.tar` into a URI list.
@@ -29,16 +29,18 @@ namespace ferry::io {
 // ---------------------------------------------------------------------------------------------
 // URIs
 
-enum class Scheme { kFile, kHttp, kHttps };
+enum class Scheme { kFile, kHttp, kHttps, kS3 };
 
 struct Uri {
   Scheme scheme = Scheme::kFile;
   // kFile: the local path (percent-decoded for file:// URIs). kHttp/kHttps: the URL as given.
+  // kS3: "bucket/key" as written after s3:// (keys are not percent-decoded).
   std::string location;
 };
 
 // Parses a plain path, `file://` (empty or "localhost" host, absolute path, %XX decoded),
-// `http://` or `https://` (a host is required). Other schemes are kUnsupported; empty strings,
+// `http://` or `https://` (a host is required), or `s3://bucket/key` (see io/s3.h for how the
+// endpoint, region and credentials are found). Other schemes are kUnsupported; empty strings,
 // NUL bytes and control characters are kInvalidArgument.
 Result<Uri> ParseUri(std::string_view text);
 

@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "servers"))
 
 import nginx  # noqa: E402
+import radosgw  # noqa: E402
 from fault_server import FaultServer  # noqa: E402
 
 # The `ferry` command installed next to this Python by `pip install .`, or $FERRY_BIN (a build

@@ -70,8 +70,11 @@ std::chrono::milliseconds BackOff(const HttpOptions& o, int failures,
 
 class HttpSource final : public Source {
  public:
-  HttpSource(std::string url, Target target, const HttpOptions& options)
-      : url_(std::move(url)), target_(std::move(target)), options_(options) {}
+  HttpSource(std::string url, Target target, const HttpOptions& options, HttpHooks hooks)
+      : url_(hooks.display_uri.empty() ? std::move(url) : hooks.display_uri),
+        target_(std::move(target)),
+        options_(options),
+        hooks_(std::move(hooks)) {}
 
   const std::string& uri() const override { return url_; }
   uint64_t size() const override { return pinned_.size; }
@@ -84,6 +87,10 @@ class HttpSource final : public Source {
     FERRY_RETURN_IF_ERROR(Fetch(0, scratch, /*probe=*/true, &head));
     ContentRange cr;
     bool parsed = ParseContentRange(head.content_range, cr) && cr.has_total;
+    if (head.status == 416 && !parsed && hooks_.bare_416_means_empty) {
+      pinned_ = Validators{0, head.etag, head.last_modified};
+      return Status::Ok();
+    }
     if (head.status == 416 && (!parsed || cr.total != 0)) {
       return IoError(url_ + ": HTTP 416 to 'Range: bytes=0-0' without 'Content-Range: bytes */0'");
     }
@@ -186,7 +193,8 @@ class HttpSource final : public Source {
     std::string request =
         "GET " + target_.request_target + " HTTP/1.1\r\nHost: " + target_.host_header +
         "\r\nRange: bytes=" + std::to_string(offset) + "-" + std::to_string(last_byte) +
-        "\r\nUser-Agent: ferry/" + kVersion + "\r\nAccept-Encoding: identity\r\n\r\n";
+        "\r\nUser-Agent: ferry/" + kVersion + "\r\nAccept-Encoding: identity\r\n" +
+        (hooks_.request_headers ? hooks_.request_headers(target_) : std::string()) + "\r\n";
     Status s = conn.Connect(target_);
     if (s.ok()) s = conn.SendAll(request);
     if (s.ok()) {
@@ -196,7 +204,8 @@ class HttpSource final : public Source {
     }
     if (!s.ok()) return s.WithContext(Where(offset));
 
-    const std::string http_status = "HTTP " + std::to_string(head.status);
+    const std::string detail = ErrorDetail(conn, head);
+    const std::string http_status = "HTTP " + std::to_string(head.status) + detail;
     switch (head.status) {
       case 206:
         break;
@@ -211,10 +220,11 @@ class HttpSource final : public Source {
                              " (range not satisfiable: the object shrank?)");
       case 401:
       case 403:
-        return PermissionDenied(url_ + ": " + http_status + " (access denied)");
+        return PermissionDenied(url_ + ": " + http_status +
+                                (detail.empty() ? " (access denied)" : ""));
       case 404:
       case 410:
-        return NotFound(url_ + ": " + http_status + " (no such object)");
+        return NotFound(url_ + ": " + http_status + (detail.empty() ? " (no such object)" : ""));
       case 408:
       case 429:
       case 500:
@@ -266,6 +276,21 @@ class HttpSource final : public Source {
     return s.WithContext(Where(offset + received));
   }
 
+  // " (<what the body says>)" for an error response whose protocol explains itself (S3's XML),
+  // read only when short and framed by Content-Length; "" otherwise.
+  std::string ErrorDetail(Connection& conn, const ResponseHead& head) {
+    constexpr uint64_t kMaxErrorBody = 16 * 1024;
+    if (head.status < 300 || !hooks_.describe_error || head.chunked || !head.has_content_length ||
+        head.content_length == 0 || head.content_length > kMaxErrorBody) {
+      return "";
+    }
+    std::string body(head.content_length, '\0');
+    size_t received = 0;
+    if (!conn.ReadBody(std::as_writable_bytes(std::span(body)), &received).ok()) return "";
+    std::string detail = hooks_.describe_error(body);
+    return detail.empty() ? "" : " (" + detail + ")";
+  }
+
   std::unique_ptr<Connection> Acquire() {
     std::lock_guard<std::mutex> lock(mu_);
     if (idle_.empty()) return std::make_unique<Connection>(options_);
@@ -282,6 +307,7 @@ class HttpSource final : public Source {
   const std::string url_;  // as the user gave it; used in every message
   Target target_;          // after redirects; set by Probe(), read-only afterwards
   const HttpOptions options_;
+  const HttpHooks hooks_;
   Validators pinned_;  // set by Probe(), read-only afterwards
 
   std::mutex mu_;
@@ -290,9 +316,11 @@ class HttpSource final : public Source {
 
 }  // namespace
 
-Result<std::unique_ptr<Source>> OpenHttpSource(std::string url, const HttpOptions& options) {
+Result<std::unique_ptr<Source>> OpenHttpSource(std::string url, const HttpOptions& options,
+                                               HttpHooks hooks) {
   FERRY_ASSIGN_OR_RETURN(Target target, http::ParseTarget(url));
-  auto source = std::make_unique<HttpSource>(std::move(url), std::move(target), options);
+  auto source =
+      std::make_unique<HttpSource>(std::move(url), std::move(target), options, std::move(hooks));
   FERRY_RETURN_IF_ERROR(source->Probe());
   return std::unique_ptr<Source>(std::move(source));
 }

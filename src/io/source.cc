@@ -7,6 +7,7 @@
 #include "ferry/io.h"
 #include "io/file_source.h"
 #include "io/http_source.h"
+#include "io/s3.h"
 #include "pipeline/parallel_for.h"
 #include "pipeline/prefetcher.h"
 
@@ -20,6 +21,8 @@ Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOpt
     case Scheme::kHttp:
     case Scheme::kHttps:
       return OpenHttpSource(std::move(parsed.location), options.http);
+    case Scheme::kS3:
+      return s3::OpenS3Source(std::string(uri), parsed.location, options);
   }
   return Internal("unhandled URI scheme");
 }

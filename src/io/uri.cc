@@ -112,8 +112,17 @@ Result<Uri> ParseUri(std::string_view text) {
     return Uri{scheme == "http" ? Scheme::kHttp : Scheme::kHttps, std::string(text)};
   }
 
+  if (scheme == "s3") {
+    std::string_view location = text.substr(authority);
+    if (location.empty() || location.front() == '/') {
+      return InvalidArgument("URI " + Quoted(text) +
+                             ": S3 URI has no bucket (expected s3://bucket/key)");
+    }
+    return Uri{Scheme::kS3, std::string(location)};
+  }
+
   return Unsupported("URI " + Quoted(text) + ": unsupported scheme '" + scheme +
-                     "' (expected a path, file://, http:// or https://)");
+                     "' (expected a path, file://, http://, https:// or s3://)");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,14 @@ TEST(ParseUriTest, RejectsMalformedInput) {
   EXPECT_EQ(ParseUri(std::string("a\0b", 3)).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ParseUriTest, S3UrisKeepTheKeyAsWritten) {
+  auto uri = ParseUri("s3://bucket/dir/a b+c=%41.tar");
+  ASSERT_TRUE(uri.ok());
+  EXPECT_EQ(uri->scheme, Scheme::kS3);
+  EXPECT_EQ(uri->location, "bucket/dir/a b+c=%41.tar");
+  EXPECT_EQ(ParseUri("s3:///key").status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ParseUriTest, UnknownSchemesAreUnsupported) {
   Status s = ParseUri("ftp://h/x").status();
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);

@@ -16,15 +16,7 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-// (Appends rather than `"'" + std::string(s)`, which trips GCC 12's -Wrestrict false positive.)
-std::string Quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '\'';
-  out += s;
-  out += '\'';
-  return out;
-}
+std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 // Builds "<uri>: safetensors header: <what>" errors.
 class HeaderErrors {

@@ -1,0 +1,59 @@
+// S3: `s3://bucket/key` sources over ferry's HTTP source, signed with SigV4 (io/sigv4.h).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ferry/io.h"
+#include "io/sigv4.h"
+
+namespace ferry::io::s3 {
+
+// Where and as whom S3 requests go, resolved the way the AWS CLI and SDKs do:
+//   credentials  AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), else the
+//                profile AWS_PROFILE (default "default") in AWS_SHARED_CREDENTIALS_FILE
+//                (~/.aws/credentials) or AWS_CONFIG_FILE (~/.aws/config), else anonymous.
+//                AWS_NO_SIGN_REQUEST=true forces anonymous access (public buckets).
+//   region       AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`, else us-east-1.
+//   endpoint     AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's `endpoint_url`, else
+//                https://s3.REGION.amazonaws.com.
+//   addressing   virtual-hosted (https://BUCKET.s3.REGION.amazonaws.com/KEY) on AWS; path style
+//                (ENDPOINT/BUCKET/KEY) for custom endpoints and bucket names with dots;
+//                FERRY_S3_ADDRESSING_STYLE=path|virtual overrides.
+struct Config {
+  std::string endpoint;  // scheme://host[:port], no trailing slash
+  std::string region;
+  bool path_style = true;
+  std::optional<sigv4::Credentials> credentials;  // nullopt: anonymous
+  std::string credentials_source;                 // e.g. "environment", "profile 'x' in ..."
+};
+
+// Reads one environment variable; nullopt when unset. Injected so tests need no global state.
+using Environment = std::function<std::optional<std::string>(const char* name)>;
+Environment ProcessEnvironment();
+
+Result<Config> ResolveConfig(const Environment& env);
+
+struct Location {
+  std::string bucket;
+  std::string key;  // may be empty (a bucket or a prefix)
+};
+
+// "bucket/key" (the part after s3://). Keys are taken as written: spaces, '+', '=' and
+// non-ASCII characters are key characters, not encodings.
+Result<Location> ParseLocation(std::string_view uri, std::string_view location);
+
+// The URL of an object under `config`, key percent-encoded.
+std::string ObjectUrl(const Config& config, const Location& location);
+
+// Opens s3://bucket/key for ranged reads (size and ETag pinned at open, like HTTP).
+Result<std::unique_ptr<Source>> OpenS3Source(std::string uri, std::string_view location,
+                                             const SourceOptions& options);
+
+// "Code: Message" from an S3 XML error body, "" when there is none.
+std::string DescribeError(std::string_view body);
+
+}  // namespace ferry::io::s3
