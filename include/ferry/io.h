@@ -113,6 +113,29 @@ struct ParallelReadOptions {
 Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
                     const ParallelReadOptions& options = {});
 
+// Expands a shard pattern to URIs: local globs (`/data/shard-*.tar`), `s3://bucket/prefix/`
+// (every object under the prefix) and `s3://bucket/dir/*.tar` (listed through ListObjectsV2);
+// anything without a wildcard is returned as it is. Sorted; kNotFound when nothing matches.
+Result<std::vector<std::string>> ExpandUriPattern(std::string_view pattern,
+                                                  const SourceOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+// Where written bytes go. Nothing is visible under the destination until Commit() succeeds; a
+// sink destroyed without it leaves no trace (a local temporary file is removed, an S3
+// multipart upload aborted).
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual Status Write(std::span<const std::byte> bytes) = 0;
+  virtual Status Commit() = 0;
+};
+
+// A local path (written to a temporary file, fsynced, renamed into place) or s3://bucket/key
+// (uploaded, in parts when large).
+Result<std::unique_ptr<Sink>> CreateSink(std::string_view uri, const SourceOptions& options = {});
+
 // ---------------------------------------------------------------------------------------------
 // Zero-copy access to local files
 

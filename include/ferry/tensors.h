@@ -139,9 +139,9 @@ struct WriteOptions {
   uint64_t data_alignment = 4096;  // pad the header so the data buffer starts at a multiple
 };
 
-// Writes a safetensors file to `path` atomically: the bytes go to a temporary file in the same
-// directory, which is fsynced and renamed over `path`; on any error the temporary file is
-// removed and `path` is untouched. Tensors are laid out largest element size first, then by
+// Writes a safetensors file to `path` (a local path or s3://bucket/key) atomically: the bytes go
+// to a temporary file in the same directory, fsynced and renamed over `path` (or to an S3 upload
+// completed only at the end); on any error nothing appears and `path` is untouched. Tensors are laid out largest element size first, then by
 // name, so each is aligned to its element size. Metadata keys starting with "ferry." are
 // reserved for ferry.
 Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,

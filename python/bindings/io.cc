@@ -5,6 +5,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
@@ -41,9 +42,16 @@ nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> 
   return nb::borrow<nb::bytes>(out);
 }
 
+std::vector<std::string> ExpandPattern(const std::string& pattern) {
+  nb::gil_scoped_release release;
+  return Unwrap(io::ExpandUriPattern(pattern));
+}
+
 }  // namespace
 
 void RegisterIo(nb::module_& m) {
+  m.def("expand_uri_pattern", &ExpandPattern, nb::arg("pattern"),
+        "URIs matching a local glob or an s3:// prefix or pattern; see ferry.io.list.");
   m.def("read", &Read, nb::arg("uri"), nb::arg("offset") = 0, nb::arg("length") = nb::none(),
         nb::kw_only(), nb::arg("parallelism") = 0, nb::arg("part_size") = size_t{8} << 20,
         "Bytes [offset, offset + length) of a path or URL; see ferry.io.read.");

@@ -19,7 +19,7 @@ def read(
 
     HTTP reads retry transient failures and resume at the exact byte where a transfer broke. A
     large read is split into ``part_size`` requests issued ``parallelism`` at a time (default: 4
-    connections for URLs, 1 thread for files). The GIL is released while reading.
+    connections for URLs, one thread per core for files). The GIL is released while reading.
 
     Raises ``ferry.OutOfRangeError`` (a ``ValueError``) if the range goes past the end,
     ``ferry.NotFoundError`` (a ``FileNotFoundError``) for a missing file or a 404, and other
@@ -33,3 +33,14 @@ def read(
 
 
 __all__ = ["read"]
+
+
+def list(pattern: str | os.PathLike[str]) -> list[str]:  # noqa: A001  (mirrors `ls`)
+    """The URIs a shard pattern names, sorted.
+
+    ``s3://bucket/prefix/`` lists every object under the prefix and ``s3://bucket/dir/*.tar``
+    those matching shell wildcards (``*``, ``?``, ``[..]``; none crosses ``/``), through
+    ListObjectsV2 with pagination; ``/data/shard-*.tar`` is a local glob. Anything without a
+    wildcard comes back as it is. Raises ``ferry.NotFoundError`` when nothing matches.
+    """
+    return _core.expand_uri_pattern(os.fspath(pattern))

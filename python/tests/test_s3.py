@@ -4,6 +4,7 @@ One server for the whole module (it takes ~15 s to start). boto3 is only used to
 and objects; every read under test goes through ferry's own SigV4 signing.
 """
 
+import concurrent.futures
 import subprocess
 
 import numpy as np
@@ -153,3 +154,49 @@ def test_cli_cat_and_inspect(s3_env, ferry_bin, tmp_path):
     model = put(client, "cli/m.safetensors", path.read_bytes())
     inspected = subprocess.run([ferry_bin, "inspect", model, "--json"], capture_output=True, check=True)
     assert b'"name":"w"' in inspected.stdout and b'"F16"' in inspected.stdout
+
+
+def test_listing_with_pagination_and_patterns(s3_env):
+    _, client, _ = s3_env
+    keys = [f"shards/train-{i:04d}.tar" for i in range(1005)]  # more than one 1000-key page
+    keys += ["shards/val-0000.tar", "shards/sub/deep.tar", "shards/a b+c=é.tar", "other/x.tar"]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket=BUCKET, Key=k, Body=b""), keys))
+    under = ferry.io.list(f"s3://{BUCKET}/shards/")
+    assert under == sorted(f"s3://{BUCKET}/{k}" for k in keys if k.startswith("shards/"))
+    train = ferry.io.list(f"s3://{BUCKET}/shards/train-*.tar")
+    assert len(train) == 1005 and train[0].endswith("train-0000.tar")
+    assert ferry.io.list(f"s3://{BUCKET}/shards/*.tar")[-1] == f"s3://{BUCKET}/shards/val-0000.tar"
+    assert f"s3://{BUCKET}/shards/sub/deep.tar" not in ferry.io.list(f"s3://{BUCKET}/shards/*.tar")
+    assert ferry.io.list(f"s3://{BUCKET}/shards/a b*") == [f"s3://{BUCKET}/shards/a b+c=é.tar"]
+    with pytest.raises(ferry.NotFoundError, match="no object matches"):
+        ferry.io.list(f"s3://{BUCKET}/shards/*.zip")
+
+
+def test_local_globs(tmp_path):
+    for name in ("b.tar", "a.tar", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert ferry.io.list(tmp_path / "*.tar") == [str(tmp_path / "a.tar"), str(tmp_path / "b.tar")]
+    assert ferry.io.list(tmp_path / "c.txt") == [str(tmp_path / "c.txt")]
+    with pytest.raises(ferry.NotFoundError):
+        ferry.io.list(tmp_path / "*.zip")
+
+
+@pytest.mark.parametrize("size", [1000, 21 << 20])  # one PUT; a 3-part multipart upload
+def test_save_file_uploads_to_s3(s3_env, size):
+    _, client, _ = s3_env
+    arrays = {"w": np.frombuffer(make_bytes(size, seed=3), dtype=np.uint8)}
+    uri = f"s3://{BUCKET}/uploads/m-{size}.safetensors"
+    ferry.numpy.save_file(arrays, uri, metadata={"k": "v"})
+    got = ferry.numpy.load_file(uri, verify_checksums=True)
+    np.testing.assert_array_equal(got["w"], arrays["w"])
+    assert client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_failed_upload_leaves_nothing(s3_env):
+    _, client, monkeypatch = s3_env
+    uri = f"s3://{BUCKET}/uploads/denied.safetensors"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
+    with pytest.raises(ferry.PermissionDeniedError, match="SignatureDoesNotMatch"):
+        ferry.numpy.save_file({"w": np.zeros(3 << 20, np.float32)}, uri)
+    assert "Contents" not in client.list_objects_v2(Bucket=BUCKET, Prefix="uploads/denied")

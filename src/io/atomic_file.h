@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "ferry/io.h"
 #include "ferry/status.h"
 
 namespace ferry::io {
@@ -16,15 +17,15 @@ namespace ferry::io {
 // directory. Destroying an uncommitted AtomicFile removes the temporary file, so an error or an
 // exception never leaves a partial file under the final name. (A crash can leave the hidden
 // temporary file behind, never a partial destination.)
-class AtomicFile {
+class AtomicFile final : public Sink {
  public:
   static Result<std::unique_ptr<AtomicFile>> Create(std::string_view path);
-  ~AtomicFile();
+  ~AtomicFile() override;
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
-  Status Write(std::span<const std::byte> bytes);
-  Status Commit();
+  Status Write(std::span<const std::byte> bytes) override;
+  Status Commit() override;
 
  private:
   AtomicFile(std::string path, std::string temp_path, int fd)

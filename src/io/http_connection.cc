@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 
 #include "base/parse.h"
 #include "ferry/version.h"
@@ -331,6 +332,122 @@ Status Connection::ReadBody(std::span<std::byte> dst, size_t* received) {
     *received += n;
   }
   return Status::Ok();
+}
+
+bool IsTransient(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kTimeout;
+}
+
+std::chrono::milliseconds RetryDelay(const HttpOptions& o, int failures,
+                                     const std::string& retry_after) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  uint64_t retry_after_s = 0;
+  if (ParseDecimal(retry_after, retry_after_s)) {
+    return std::min(o.retry_max_delay,
+                    std::chrono::milliseconds(std::min<uint64_t>(retry_after_s, 1'000'000) * 1000));
+  }
+  auto delay = o.retry_base_delay * (int64_t{1} << std::min(failures - 1, 20));
+  delay = std::min(delay, o.retry_max_delay);
+  double jitter = 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(static_cast<double>(delay.count()) * jitter));
+}
+
+Status ChunkedDecoder::Feed(std::string_view raw, size_t* consumed, std::string* out) {
+  size_t pos = 0;
+  while (pos < raw.size() && state_ != State::kDone) {
+    if (state_ == State::kData) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, raw.size() - pos));
+      out->append(raw.substr(pos, n));
+      pos += n;
+      remaining_ -= n;
+      if (remaining_ == 0) state_ = State::kDataEnd;
+      continue;
+    }
+    size_t eol = raw.find("\r\n", pos);
+    if (eol == std::string_view::npos) {
+      if (raw.size() - pos > 4096) return IoError("chunked body: a line longer than 4096 bytes");
+      break;  // wait for the rest of the line
+    }
+    std::string_view line = raw.substr(pos, eol - pos);
+    pos = eol + 2;
+    switch (state_) {
+      case State::kSize: {
+        uint64_t size = 0;
+        size_t digits = 0;
+        for (char c : line) {
+          int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                  : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                  : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                              : -1;
+          if (v < 0) break;  // ';' starts extensions; anything else is checked below
+          if (++digits > 15) return IoError("chunked body: chunk size too large");
+          size = size * 16 + static_cast<uint64_t>(v);
+        }
+        if (digits == 0 || (digits < line.size() && line[digits] != ';' && line[digits] != ' ')) {
+          return IoError("chunked body: bad chunk size line '" + std::string(line.substr(0, 32)) +
+                         "'");
+        }
+        if (size > max_body_ - std::min(max_body_, out->size())) {
+          return IoError("chunked body exceeds " + std::to_string(max_body_) + " bytes");
+        }
+        remaining_ = size;
+        state_ = size == 0 ? State::kTrailer : State::kData;
+        break;
+      }
+      case State::kDataEnd:
+        if (!line.empty()) return IoError("chunked body: chunk data not followed by CRLF");
+        state_ = State::kSize;
+        break;
+      case State::kTrailer:
+        if (line.empty()) state_ = State::kDone;  // trailer fields are ignored
+        break;
+      default:
+        break;
+    }
+  }
+  *consumed = pos;
+  return Status::Ok();
+}
+
+Result<std::string> Connection::ReadWholeBody(const ResponseHead& head, size_t max_bytes) {
+  std::string body;
+  if (head.has_content_length && !head.chunked) {
+    if (head.content_length > max_bytes) {
+      return IoError("response body of " + std::to_string(head.content_length) + " bytes exceeds " +
+                     std::to_string(max_bytes));
+    }
+    body.resize(head.content_length);
+    size_t received = 0;
+    FERRY_RETURN_IF_ERROR(ReadBody(std::as_writable_bytes(std::span(body)), &received));
+    return body;
+  }
+  SetLowWatermark(1);
+  ChunkedDecoder decoder(max_bytes);
+  std::string raw = std::move(pending_);
+  pending_.clear();
+  while (true) {
+    if (head.chunked) {
+      size_t consumed = 0;
+      FERRY_RETURN_IF_ERROR(decoder.Feed(raw, &consumed, &body));
+      raw.erase(0, consumed);
+      if (decoder.done()) {
+        pending_ = std::move(raw);
+        return body;
+      }
+    }
+    char buffer[16 * 1024];
+    FERRY_ASSIGN_OR_RETURN(size_t n, Recv(buffer, sizeof(buffer)));
+    if (n == 0) {
+      if (head.chunked) return Unavailable("connection closed inside a chunked body");
+      body += raw;  // no framing: the body ends with the connection
+      return body;
+    }
+    raw.append(buffer, n);
+    if (!head.chunked && raw.size() > max_bytes) {
+      return IoError("response body exceeds " + std::to_string(max_bytes) + " bytes");
+    }
+  }
 }
 
 }  // namespace ferry::io::http

@@ -10,6 +10,7 @@
 // (fuzz/http_response_fuzzer.cc).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -59,6 +60,31 @@ struct ContentRange {
 // False for anything else, or first > last.
 bool ParseContentRange(std::string_view value, ContentRange& out);
 
+// Whether a failed exchange may be retried (kUnavailable, kTimeout).
+bool IsTransient(const Status& s);
+
+// Back-off before retry `failures` (1, 2, ...): min(max, base * 2^(failures-1)) scaled by a
+// random factor in [0.5, 1]; a Retry-After header (seconds) wins, up to the maximum.
+std::chrono::milliseconds RetryDelay(const HttpOptions& options, int failures,
+                                     const std::string& retry_after);
+
+// Incremental decoding of a chunked body (RFC 9112 section 7.1). Feed it the raw bytes as they
+// arrive; it appends the payload to `out` and says when the last chunk (and any trailer) has
+// been read. Chunk extensions are ignored; sizes beyond `max_body` bytes in total are an error.
+class ChunkedDecoder {
+ public:
+  explicit ChunkedDecoder(size_t max_body) : max_body_(max_body) {}
+  // Consumes what it can of `raw` (`*consumed` bytes). kIoError on malformed framing.
+  Status Feed(std::string_view raw, size_t* consumed, std::string* out);
+  bool done() const { return state_ == State::kDone; }
+
+ private:
+  enum class State { kSize, kData, kDataEnd, kTrailer, kDone };
+  State state_ = State::kSize;
+  uint64_t remaining_ = 0;  // payload bytes left in the current chunk
+  size_t max_body_;
+};
+
 // One keep-alive connection to one origin. Not thread-safe: a Source hands each connection to
 // one reader at a time.
 //
@@ -80,6 +106,10 @@ class Connection {
   // Fills `dst` with the next dst.size() body bytes. `*received` counts the bytes written even
   // when an error stops it early, so a caller can resume after them.
   Status ReadBody(std::span<std::byte> dst, size_t* received);
+  // The whole body of a response whose head was just read, framed by Content-Length, chunked
+  // encoding or the end of the connection; kIoError if it exceeds `max_bytes`. For the small
+  // XML answers of S3 requests, not for data.
+  Result<std::string> ReadWholeBody(const ResponseHead& head, size_t max_bytes);
   void Close();
 
   bool open() const { return handle_ != nullptr; }

@@ -13,11 +13,9 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <vector>
 
-#include "base/parse.h"
 #include "ferry/version.h"
 #include "io/http_connection.h"
 
@@ -45,27 +43,8 @@ std::string Describe(const Validators& v) {
          (v.last_modified.empty() ? "" : ", Last-Modified " + v.last_modified);
 }
 
-bool IsTransient(const Status& s) {
-  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kTimeout;
-}
-
 bool IsRedirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
-std::chrono::milliseconds BackOff(const HttpOptions& o, int failures,
-                                  const std::string& retry_after) {
-  thread_local std::minstd_rand rng{std::random_device{}()};
-  uint64_t retry_after_s = 0;
-  if (ParseDecimal(retry_after, retry_after_s)) {
-    return std::min(o.retry_max_delay,
-                    std::chrono::milliseconds(std::min<uint64_t>(retry_after_s, 1'000'000) * 1000));
-  }
-  auto delay = o.retry_base_delay * (int64_t{1} << std::min(failures - 1, 20));
-  delay = std::min(delay, o.retry_max_delay);
-  double jitter = 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-  return std::chrono::milliseconds(
-      static_cast<int64_t>(static_cast<double>(delay.count()) * jitter));
 }
 
 class HttpSource final : public Source {
@@ -152,7 +131,7 @@ class HttpSource final : public Source {
         failures = 0;  // a shorter 206 than asked for is legal: ask for the rest at once
         continue;
       }
-      if (!IsTransient(s)) {
+      if (!http::IsTransient(s)) {
         result = std::move(s);
         break;
       }
@@ -170,7 +149,7 @@ class HttpSource final : public Source {
                                       " attempts without progress; last: " + s.message());
         break;
       }
-      std::this_thread::sleep_for(BackOff(options_, failures, head.retry_after));
+      std::this_thread::sleep_for(http::RetryDelay(options_, failures, head.retry_after));
     }
     Release(std::move(conn));
     return result;

@@ -1,8 +1,13 @@
 #include "io/s3.h"
 
+#include <fnmatch.h>
+
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
+#include "base/parse.h"
+#include "ferry/version.h"
 #include "io/http_source.h"
 
 namespace ferry::io::s3 {
@@ -239,6 +244,285 @@ Result<std::unique_ptr<Source>> OpenS3Source(std::string uri, std::string_view l
     };
   }
   return OpenHttpSource(ObjectUrl(config, where), options.http, std::move(hooks));
+}
+
+namespace {
+
+// Percent-decoding as botocore applies it to keys listed with encoding-type=url ('+' is a space).
+std::string UrlDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The contents of every <name>...</name> in `body`, in order.
+std::vector<std::string_view> XmlElements(std::string_view body, std::string_view name) {
+  std::string open = "<" + std::string(name) + ">", close = "</" + std::string(name) + ">";
+  std::vector<std::string_view> out;
+  for (size_t b = body.find(open); b != std::string_view::npos; b = body.find(open, b)) {
+    b += open.size();
+    size_t e = body.find(close, b);
+    if (e == std::string_view::npos) break;
+    out.push_back(body.substr(b, e - b));
+    b = e + close.size();
+  }
+  return out;
+}
+
+std::string Unquoted(std::string etag) {
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"')
+    etag = etag.substr(1, etag.size() - 2);
+  return etag;
+}
+
+}  // namespace
+
+Client::Client(Config config, HttpOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+Client::~Client() = default;
+
+Result<Response> Client::CallOnce(std::string_view method, const Location& location,
+                                  const std::vector<std::pair<std::string, std::string>>& query,
+                                  std::string_view body) {
+  std::string url = ObjectUrl(config_, location);
+  if (!query.empty()) url += "?" + sigv4::EncodeQuery(query);
+  FERRY_ASSIGN_OR_RETURN(http::Target target, http::ParseTarget(url));
+  std::string request = std::string(method) + " " + target.request_target +
+                        " HTTP/1.1\r\nHost: " + target.host_header + "\r\nUser-Agent: ferry/" +
+                        kVersion + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  if (config_.credentials) {
+    sigv4::Request signing;
+    signing.method = std::string(method);
+    signing.host = target.host_header;
+    signing.path = target.request_target.substr(0, target.request_target.find('?'));
+    signing.query = query;
+    for (const auto& [name, value] :
+         sigv4::SignHeaders(signing, *config_.credentials, config_.region, "s3",
+                            std::chrono::system_clock::now())) {
+      request += name + ": " + value + "\r\n";
+    }
+  }
+  request += "\r\n";
+  request += body;
+  if (!connection_) connection_ = std::make_unique<http::Connection>(options_);
+  Status s = connection_->Connect(target);
+  if (s.ok()) s = connection_->SendAll(request);
+  if (!s.ok()) {
+    connection_->Close();
+    return s;
+  }
+  Result<http::ResponseHead> head = connection_->ReadHead();
+  if (!head.ok()) {
+    connection_->Close();
+    return head.status();
+  }
+  Response response{head->status, head->etag, ""};
+  if (method != "HEAD") {
+    constexpr size_t kMaxApiBody = 64u << 20;  // a 1000-key listing is well under 1 MiB
+    Result<std::string> text = connection_->ReadWholeBody(*head, kMaxApiBody);
+    if (!text.ok()) {
+      connection_->Close();
+      return text.status();
+    }
+    response.body = std::move(*text);
+  }
+  if (!head->keep_alive) connection_->Close();
+  return response;
+}
+
+Result<Response> Client::Call(std::string_view uri, std::string_view method,
+                              const Location& location,
+                              const std::vector<std::pair<std::string, std::string>>& query,
+                              std::string_view body) {
+  for (int failures = 1;; ++failures) {
+    Result<Response> r = CallOnce(method, location, query, body);
+    std::string retry_after;
+    Status failure;
+    if (!r.ok()) {
+      failure = r.status().WithContext(std::string(uri) + ": " + std::string(method));
+    } else if (r->status >= 200 && r->status < 300) {
+      // CompleteMultipartUpload can answer 200 and then report an error in the body.
+      if (r->body.find("<Error>") == std::string::npos) return r;
+      failure = IoError(std::string(uri) + ": " + std::string(method) + " failed (" +
+                        DescribeError(r->body) + ")");
+    } else {
+      std::string what = std::string(uri) + ": " + std::string(method) + " answered HTTP " +
+                         std::to_string(r->status);
+      std::string detail = DescribeError(r->body);
+      if (!detail.empty()) what += " (" + detail + ")";
+      switch (r->status) {
+        case 401:
+        case 403:
+          return PermissionDenied(what);
+        case 404:
+          return NotFound(what);
+        case 408:
+        case 429:
+        case 500:
+        case 502:
+        case 503:
+        case 504:
+          failure = Unavailable(what);
+          break;
+        default:
+          return IoError(what);
+      }
+    }
+    if (!http::IsTransient(failure) || failures > options_.max_retries) return failure;
+    std::this_thread::sleep_for(http::RetryDelay(options_, failures, retry_after));
+  }
+}
+
+Result<std::vector<ObjectInfo>> ListObjects(Client& client, std::string_view uri,
+                                            const std::string& bucket, const std::string& prefix) {
+  std::vector<ObjectInfo> out;
+  std::string token;
+  while (true) {
+    std::vector<std::pair<std::string, std::string>> query = {
+        {"list-type", "2"}, {"prefix", prefix}, {"encoding-type", "url"}};
+    if (!token.empty()) query.emplace_back("continuation-token", token);
+    FERRY_ASSIGN_OR_RETURN(Response page, client.Call(uri, "GET", {bucket, ""}, query));
+    bool url_encoded = XmlElement(page.body, "EncodingType") == "url";
+    for (std::string_view contents : XmlElements(page.body, "Contents")) {
+      std::string key = XmlElement(contents, "Key");
+      uint64_t size = 0;
+      if (!ParseDecimal(XmlElement(contents, "Size"), size)) {
+        return IoError(std::string(uri) + ": listing has an object without a valid <Size>");
+      }
+      out.push_back({url_encoded ? UrlDecode(key) : key, size});
+    }
+    if (XmlElement(page.body, "IsTruncated") != "true") return out;
+    token = XmlElement(page.body, "NextContinuationToken");
+    if (token.empty()) {
+      return IoError(std::string(uri) + ": truncated listing without a NextContinuationToken");
+    }
+  }
+}
+
+Result<std::vector<std::string>> ExpandS3Pattern(std::string_view uri, std::string_view location,
+                                                 const SourceOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(Location where, ParseLocation(uri, location));
+  size_t wildcard = where.key.find_first_of("*?[");
+  bool is_prefix = where.key.empty() || where.key.back() == '/';
+  if (wildcard == std::string::npos && !is_prefix)
+    return std::vector<std::string>{std::string(uri)};
+  FERRY_ASSIGN_OR_RETURN(Config config, ResolveConfig(ProcessEnvironment()));
+  Client client(std::move(config), options.http);
+  std::string prefix = where.key.substr(0, wildcard);
+  FERRY_ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects,
+                         ListObjects(client, uri, where.bucket, prefix));
+  std::vector<std::string> out;
+  for (const ObjectInfo& object : objects) {
+    if (wildcard != std::string::npos &&
+        ::fnmatch(where.key.c_str(), object.key.c_str(), FNM_PATHNAME) != 0) {
+      continue;
+    }
+    out.push_back("s3://" + where.bucket + "/" + object.key);
+  }
+  if (out.empty()) return NotFound(std::string(uri) + ": no object matches");
+  return out;
+}
+
+namespace {
+
+class S3Sink final : public Sink {
+ public:
+  S3Sink(std::string uri, Location location, Config config, const HttpOptions& options,
+         size_t part_size)
+      : uri_(std::move(uri)),
+        location_(std::move(location)),
+        client_(std::move(config), options),
+        part_size_(part_size) {}
+
+  ~S3Sink() override {
+    if (!upload_id_.empty() && !committed_) {
+      (void)client_.Call(uri_, "DELETE", location_, {{"uploadId", upload_id_}});  // best effort
+    }
+  }
+
+  Status Write(std::span<const std::byte> bytes) override {
+    buffer_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    while (buffer_.size() >= part_size_) {
+      FERRY_RETURN_IF_ERROR(UploadPart(std::string_view(buffer_).substr(0, part_size_)));
+      buffer_.erase(0, part_size_);
+    }
+    return Status::Ok();
+  }
+
+  Status Commit() override {
+    if (upload_id_.empty()) {  // small: one PUT
+      FERRY_RETURN_IF_ERROR(client_.Call(uri_, "PUT", location_, {}, buffer_).status());
+      committed_ = true;
+      return Status::Ok();
+    }
+    if (!buffer_.empty()) FERRY_RETURN_IF_ERROR(UploadPart(buffer_));  // the last may be short
+    std::string xml = "<CompleteMultipartUpload>";
+    for (size_t i = 0; i < etags_.size(); ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>\"" + etags_[i] +
+             "\"</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    FERRY_RETURN_IF_ERROR(
+        client_.Call(uri_, "POST", location_, {{"uploadId", upload_id_}}, xml).status());
+    committed_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  Status UploadPart(std::string_view part) {
+    if (upload_id_.empty()) {
+      FERRY_ASSIGN_OR_RETURN(Response created,
+                             client_.Call(uri_, "POST", location_, {{"uploads", ""}}));
+      upload_id_ = XmlElement(created.body, "UploadId");
+      if (upload_id_.empty()) {
+        return IoError(uri_ + ": CreateMultipartUpload answered without an UploadId");
+      }
+    }
+    FERRY_ASSIGN_OR_RETURN(
+        Response uploaded,
+        client_.Call(uri_, "PUT", location_,
+                     {{"partNumber", std::to_string(etags_.size() + 1)}, {"uploadId", upload_id_}},
+                     part));
+    if (uploaded.etag.empty()) return IoError(uri_ + ": UploadPart answered without an ETag");
+    etags_.push_back(Unquoted(uploaded.etag));
+    return Status::Ok();
+  }
+
+  const std::string uri_;
+  const Location location_;
+  Client client_;
+  const size_t part_size_;
+  std::string buffer_;
+  std::string upload_id_;
+  std::vector<std::string> etags_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Sink>> CreateS3Sink(std::string uri, std::string_view location,
+                                           const SourceOptions& options, size_t part_size) {
+  constexpr size_t kMinPart = 5u << 20;  // S3's minimum for every part but the last
+  if (part_size < kMinPart) {
+    return InvalidArgument(uri + ": multipart part size " + std::to_string(part_size) +
+                           " is below S3's minimum of 5 MiB");
+  }
+  FERRY_ASSIGN_OR_RETURN(Location where, ParseLocation(uri, location));
+  if (where.key.empty()) return InvalidArgument(uri + ": names a bucket, not an object");
+  FERRY_ASSIGN_OR_RETURN(Config config, ResolveConfig(ProcessEnvironment()));
+  return std::unique_ptr<Sink>(
+      new S3Sink(std::move(uri), std::move(where), std::move(config), options.http, part_size));
 }
 
 }  // namespace ferry::io::s3

@@ -6,8 +6,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "ferry/io.h"
+#include "io/http_connection.h"
 #include "io/sigv4.h"
 
 namespace ferry::io::s3 {
@@ -55,5 +58,55 @@ Result<std::unique_ptr<Source>> OpenS3Source(std::string uri, std::string_view l
 
 // "Code: Message" from an S3 XML error body, "" when there is none.
 std::string DescribeError(std::string_view body);
+
+struct Response {
+  int status = 0;
+  std::string etag;
+  std::string body;
+};
+
+// S3 API requests other than object reads (listing, uploads): signed, on one keep-alive
+// connection, retried with back-off on connection failures, 408, 429 and 5xx (SlowDown). A
+// non-2xx answer is an error naming `uri` and S3's error code and message.
+class Client {
+ public:
+  Client(Config config, HttpOptions options);
+  ~Client();
+  const Config& config() const { return config_; }
+
+  Result<Response> Call(std::string_view uri, std::string_view method, const Location& location,
+                        const std::vector<std::pair<std::string, std::string>>& query,
+                        std::string_view body = {});
+
+ private:
+  Result<Response> CallOnce(std::string_view method, const Location& location,
+                            const std::vector<std::pair<std::string, std::string>>& query,
+                            std::string_view body);
+  Config config_;
+  HttpOptions options_;
+  std::unique_ptr<http::Connection> connection_;
+};
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+};
+
+// Every object whose key starts with `prefix`, in key order (ListObjectsV2, all pages).
+Result<std::vector<ObjectInfo>> ListObjects(Client& client, std::string_view uri,
+                                            const std::string& bucket, const std::string& prefix);
+
+// s3://bucket/prefix/ (everything under the prefix) or s3://bucket/dir/*.tar (shell-style
+// wildcards * ? [..], not crossing '/') -> the matching s3:// URIs, sorted. kNotFound when
+// nothing matches.
+Result<std::vector<std::string>> ExpandS3Pattern(std::string_view uri, std::string_view location,
+                                                 const SourceOptions& options);
+
+// Uploads an object: a single PUT when it is small, else a multipart upload in `part_size`
+// parts (at least 5 MiB). Destroying it uncommitted aborts the upload, so no partial object
+// appears.
+Result<std::unique_ptr<Sink>> CreateS3Sink(std::string uri, std::string_view location,
+                                           const SourceOptions& options,
+                                           size_t part_size = 8u << 20);
 
 }  // namespace ferry::io::s3

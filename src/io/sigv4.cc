@@ -62,7 +62,9 @@ std::string Trimmed(std::string_view v) {
   return out;
 }
 
-std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+}  // namespace
+
+std::string EncodeQuery(const std::vector<std::pair<std::string, std::string>>& query) {
   std::vector<std::pair<std::string, std::string>> encoded;
   for (const auto& [k, v] : query) encoded.emplace_back(UriEncode(k, false), UriEncode(v, false));
   std::sort(encoded.begin(), encoded.end());
@@ -73,6 +75,8 @@ std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>
   }
   return out;
 }
+
+namespace {
 
 // Sorted lower-case names joined by ';'.
 std::string SignedHeaderNames(const std::vector<std::pair<std::string, std::string>>& headers) {
@@ -125,7 +129,7 @@ std::string CanonicalRequest(const Request& request,
   for (const auto& [name, value] : headers) canonical.emplace_back(Lower(name), Trimmed(value));
   std::sort(canonical.begin(), canonical.end());
   std::string out = request.method + "\n" + (request.path.empty() ? "/" : request.path) + "\n" +
-                    CanonicalQuery(request.query) + "\n";
+                    EncodeQuery(request.query) + "\n";
   for (const auto& [name, value] : canonical) out += name + ":" + value + "\n";
   out += "\n" + SignedHeaderNames(headers) + "\n" + request.payload_sha256;
   return out;
@@ -179,7 +183,7 @@ std::string PresignQuery(const Request& request, const Credentials& credentials,
   }
   presigned.query.emplace_back("X-Amz-SignedHeaders", SignedHeaderNames(headers));
   std::string to_sign = StringToSign(amz_date, scope, CanonicalRequest(presigned, headers));
-  return CanonicalQuery(presigned.query) +
+  return EncodeQuery(presigned.query) +
          "&X-Amz-Signature=" + Signature(credentials, day, region, service, to_sign);
 }
 

@@ -33,6 +33,9 @@ std::string UriEncode(std::string_view text, bool keep_slash);
 
 std::string Sha256Hex(std::string_view data);
 
+// "a=1&b=x%20y": names and values UriEncode'd, sorted; the canonical query, also fit for a URL.
+std::string EncodeQuery(const std::vector<std::pair<std::string, std::string>>& query);
+
 // The headers to add to `request` (x-amz-date, x-amz-content-sha256, x-amz-security-token when
 // there is a session token, Authorization), signed for `region` and `service` at `now`.
 std::vector<std::pair<std::string, std::string>> SignHeaders(

@@ -1,10 +1,13 @@
-// OpenSource (URI -> Source), ReadParallel and Stream: the parts of io that do not care which
-// kind of source they work on.
+// OpenSource (URI -> Source), CreateSink, ExpandUriPattern, ReadParallel and Stream: the parts
+// of io that do not care which kind of source they work on.
+
+#include <glob.h>
 
 #include <algorithm>
 #include <memory>
 
 #include "ferry/io.h"
+#include "io/atomic_file.h"
 #include "io/file_source.h"
 #include "io/http_source.h"
 #include "io/s3.h"
@@ -25,6 +28,40 @@ Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOpt
       return s3::OpenS3Source(std::string(uri), parsed.location, options);
   }
   return Internal("unhandled URI scheme");
+}
+
+Result<std::unique_ptr<Sink>> CreateSink(std::string_view uri, const SourceOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(Uri parsed, ParseUri(uri));
+  switch (parsed.scheme) {
+    case Scheme::kFile: {
+      FERRY_ASSIGN_OR_RETURN(auto file, AtomicFile::Create(parsed.location));
+      return std::unique_ptr<Sink>(std::move(file));
+    }
+    case Scheme::kS3:
+      return s3::CreateS3Sink(std::string(uri), parsed.location, options);
+    case Scheme::kHttp:
+    case Scheme::kHttps:
+      break;
+  }
+  return Unsupported(std::string(uri) + ": ferry writes to local paths and s3:// URIs, not URLs");
+}
+
+Result<std::vector<std::string>> ExpandUriPattern(std::string_view pattern,
+                                                  const SourceOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(Uri parsed, ParseUri(pattern));
+  if (parsed.scheme == Scheme::kS3) return s3::ExpandS3Pattern(pattern, parsed.location, options);
+  if (parsed.scheme != Scheme::kFile || parsed.location.find_first_of("*?[") == std::string::npos) {
+    return std::vector<std::string>{std::string(pattern)};
+  }
+  glob_t matches{};
+  int rc = ::glob(parsed.location.c_str(), GLOB_ERR, nullptr, &matches);
+  std::vector<std::string> out(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
+  ::globfree(&matches);
+  if (rc == GLOB_NOMATCH || (rc == 0 && out.empty())) {
+    return NotFound(std::string(pattern) + ": no file matches");
+  }
+  if (rc != 0) return IoError(std::string(pattern) + ": cannot list the folder");
+  return out;  // glob sorts
 }
 
 Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,

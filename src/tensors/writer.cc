@@ -8,7 +8,6 @@
 
 #include "base/json.h"
 #include "ferry/tensors.h"
-#include "io/atomic_file.h"
 
 namespace ferry::tensors {
 namespace {
@@ -118,7 +117,7 @@ Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> te
                            std::to_string(kMaxHeaderSize));
   }
 
-  FERRY_ASSIGN_OR_RETURN(auto file, io::AtomicFile::Create(path));
+  FERRY_ASSIGN_OR_RETURN(auto file, io::CreateSink(path));
   unsigned char length[8];
   uint64_t n = json.size();
   for (int i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<unsigned char>(n & 0xff);
