@@ -227,7 +227,13 @@ Result<std::unique_ptr<Source>> OpenS3Source(std::string uri, std::string_view l
   FERRY_ASSIGN_OR_RETURN(Config config, ResolveConfig(ProcessEnvironment()));
   HttpHooks hooks;
   hooks.display_uri = uri;
-  hooks.describe_error = DescribeError;
+  hooks.describe_error = [anonymous = !config.credentials.has_value(),
+                          source = config.credentials_source](std::string_view body) {
+    std::string detail = DescribeError(body);
+    // A request refused for want of credentials should say that none were sent.
+    if (anonymous && detail.starts_with("AccessDenied")) detail += "; sent unsigned: " + source;
+    return detail;
+  };
   hooks.bare_416_means_empty = true;
   if (config.credentials) {
     hooks.request_headers = [credentials = *config.credentials,
