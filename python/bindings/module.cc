@@ -20,4 +20,5 @@ NB_MODULE(_core, m) {
   ferry::python::RegisterErrors(m);
   ferry::python::RegisterIo(m);
   ferry::python::RegisterTensors(m);
+  ferry::python::RegisterDatasets(m);
 }

@@ -1,0 +1,85 @@
+// ferry datasets: WebDataset-layout tar shards read as streams from any io source.
+//
+//   FERRY_ASSIGN_OR_RETURN(auto samples,
+//   ferry::datasets::SampleReader::Open("s3://b/shard-0001.tar")); while (true) {
+//     FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, samples->Next());
+//     if (!sample) break;
+//     ...  // sample->key, sample->fields["jpg"], ...
+//   }
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ferry/io.h"
+#include "ferry/status.h"
+
+namespace ferry::datasets {
+
+struct TarMember {
+  std::string name;             // the full path: ustar prefix, GNU long name or pax path applied
+  std::vector<std::byte> data;  // the member's bytes
+  uint64_t header_offset = 0;   // where its header starts in the (decompressed) archive
+};
+
+struct TarOptions {
+  // A member larger than this is refused before anything is allocated (a hostile header can
+  // claim exabytes).
+  uint64_t max_member_size = uint64_t{4} << 30;
+  io::StreamOptions stream;  // how the shard is read (chunk size, read-ahead)
+};
+
+// Reads a tar archive front to back from a source, one regular file at a time: ustar, pax `x`
+// (per member) and `g` (global) records, GNU `L`/`K` long names; directories, links and other
+// entries are skipped. A gzip-compressed archive (`.tgz`, detected by its magic bytes) is
+// inflated on the fly. Errors name the URI, the byte offset and what was wrong.
+class TarReader {
+ public:
+  static Result<std::unique_ptr<TarReader>> Open(std::string_view uri,
+                                                 const TarOptions& options = {},
+                                                 const io::SourceOptions& source_options = {});
+  virtual ~TarReader() = default;
+  // The next regular file, or nullopt after the last.
+  virtual Result<std::optional<TarMember>> Next() = 0;
+};
+
+// One WebDataset sample: consecutive members sharing a key.
+struct Sample {
+  std::string key;  // "__key__": the member path up to the first dot of its last component
+  std::string url;  // "__url__": the shard it came from
+  // field ("jpg", "seg.png", lower-cased) -> bytes, in archive order
+  std::vector<std::pair<std::string, std::vector<std::byte>>> fields;
+  const std::vector<std::byte>* Find(std::string_view field) const;
+};
+
+// Splits a member path into WebDataset key and field: "train/abc.seg.PNG" -> ("train/abc",
+// "seg.png"). nullopt for members that are not sample fields: a last path component without a
+// dot, or metadata whose whole name starts and ends with "__" (webdataset's rule).
+std::optional<std::pair<std::string, std::string>> SplitKeyField(std::string_view path);
+
+// Groups a shard's members into samples, exactly as DESIGN.md and webdataset do: consecutive
+// members with one key form a sample; a key that comes back later starts a new one; a field
+// repeated within a sample is kCorruption naming the shard and the key.
+class SampleReader {
+ public:
+  static Result<std::unique_ptr<SampleReader>> Open(std::string_view uri,
+                                                    const TarOptions& options = {},
+                                                    const io::SourceOptions& source_options = {});
+  Result<std::optional<Sample>> Next();
+
+ private:
+  SampleReader(std::string uri, std::unique_ptr<TarReader> tar)
+      : uri_(std::move(uri)), tar_(std::move(tar)) {}
+  std::string uri_;
+  std::unique_ptr<TarReader> tar_;
+  std::optional<Sample> pending_;  // the sample being gathered
+  bool done_ = false;
+};
+
+}  // namespace ferry::datasets

@@ -1,0 +1,118 @@
+"""ferry.data.samples: tar shards grouped into WebDataset samples, checked against webdataset."""
+
+import io
+import struct
+import tarfile
+
+import pytest
+
+import ferry
+import ferry.data
+from conftest import REPO, nginx
+
+SHARDS = REPO.parent / "shared" / "data" / "shards" / "webdataset_testdata"
+
+
+def shared_shards():
+    return sorted(SHARDS.iterdir()) if SHARDS.is_dir() else []
+
+
+def reference_samples(url):
+    wds = pytest.importorskip("webdataset")
+    return [{k: v for k, v in s.items() if not k.startswith("__local")}
+            for s in wds.WebDataset(str(url), shardshuffle=False)]
+
+
+@pytest.mark.skipif(not shared_shards(), reason="shared test data (../shared/data/shards) is absent")
+@pytest.mark.parametrize("shard", shared_shards(), ids=lambda p: p.name)
+def test_every_shared_shard_matches_webdataset(shard):
+    got = list(ferry.data.samples(shard))
+    assert got == reference_samples(shard)
+    assert got, shard
+
+
+def make_tar(path, members, fmt=tarfile.PAX_FORMAT):
+    """members: (name, bytes) for files, (name, None) for directories, (name, '->target') links."""
+    with tarfile.open(path, "w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif isinstance(data, str):
+                info.type = tarfile.SYMTYPE
+                info.linkname = data[2:]
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+LONG = "d/" + "x" * 150 + "/sample-001"
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_grouping_rules(tmp_path, fmt):
+    members = [
+        ("dir", None),
+        ("a/one.JPG", b"j1"), ("a/one.cls", b"1"), ("a/one.seg.png", b"s1"),
+        ("a/one-link.txt", "->a/one.cls"),
+        ("__index.v1__", b"skipped"), ("README", b"no dot: ignored"),
+        ("a.b/two.txt", b"t2"),
+        ("a/one.extra", b"later"),  # the key comes back: a new sample
+    ]
+    if fmt != tarfile.USTAR_FORMAT:
+        members.append((LONG + ".bin", b"long"))
+    shard = make_tar(tmp_path / "s.tar", members, fmt)
+    got = list(ferry.data.samples(shard))
+    assert [s["__key__"] for s in got] == ["a/one", "a.b/two", "a/one"] + ([LONG] if fmt != tarfile.USTAR_FORMAT else [])
+    assert got[0] == {"__key__": "a/one", "__url__": str(shard), "jpg": b"j1", "cls": b"1", "seg.png": b"s1"}
+    assert got == reference_samples(shard)
+
+
+def test_repeated_field_names_the_shard_and_key(tmp_path):
+    shard = make_tar(tmp_path / "dup.tar", [("k.txt", b"1"), ("k.TXT", b"2")])
+    with pytest.raises(ferry.CorruptionError, match=r"dup.tar: sample 'k' has field 'txt' twice"):
+        list(ferry.data.samples(shard))
+
+
+def test_hostile_archives_fail_cleanly(tmp_path):
+    good = make_tar(tmp_path / "good.tar", [("k.bin", b"x" * 3000), ("l.bin", b"y")]).read_bytes()
+    (tmp_path / "truncated.tar").write_bytes(good[:512 + 1000])
+    with pytest.raises(ferry.CorruptionError, match=r"truncated.tar: .*(truncated|ends inside)"):
+        list(ferry.data.samples(tmp_path / "truncated.tar"))
+    bad = bytearray(good)
+    bad[600] ^= 0xFF  # inside the first member's data: fine; corrupt a header instead
+    header = good.index(b"l.bin")
+    bad[header + 1] ^= 0x01
+    (tmp_path / "checksum.tar").write_bytes(bytes(bad))
+    with pytest.raises(ferry.CorruptionError, match=r"checksum.tar: not a tar header at offset \d+"):
+        list(ferry.data.samples(tmp_path / "checksum.tar"))
+    huge = bytearray(good[:512])
+    huge[124:136] = b"\x80" + b"\x00" * 3 + b"\x7f" + b"\xff" * 7  # base-256: ~2^63 bytes
+    checksum = sum(huge[:148]) + 8 * 32 + sum(huge[156:512])
+    huge[148:156] = b"%06o\x00 " % checksum
+    (tmp_path / "huge.tar").write_bytes(bytes(huge) + b"\x00" * 1024)
+    with pytest.raises(ferry.CorruptionError, match=r"huge.tar: member at offset 0 claims \d+ bytes"):
+        list(ferry.data.samples(tmp_path / "huge.tar"))
+    (tmp_path / "notatar.tar").write_bytes(b"hello" * 200)
+    with pytest.raises(ferry.CorruptionError, match="not a tar header at offset 0"):
+        list(ferry.data.samples(tmp_path / "notatar.tar"))
+    (tmp_path / "badgz.tgz").write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"garbage" * 10)
+    with pytest.raises(ferry.CorruptionError, match="gzip"):
+        list(ferry.data.samples(tmp_path / "badgz.tgz"))
+
+
+def test_shards_over_http_and_patterns(tmp_path):
+    for i in range(3):
+        make_tar(tmp_path / f"shard-{i}.tar", [(f"s{i}-{j}.txt", b"%d" % j) for j in range(4)])
+    local = list(ferry.data.samples(tmp_path / "shard-*.tar"))
+    assert [s["__key__"] for s in local] == [f"s{i}-{j}" for i in range(3) for j in range(4)]
+    if not nginx.available():
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    with nginx.Nginx(tmp_path) as server:
+        urls = [server.url(f"shard-{i}.tar") for i in range(3)]
+        remote = list(ferry.data.samples(urls))
+    assert [(s["__key__"], s["txt"]) for s in remote] == [(s["__key__"], s["txt"]) for s in local]
+    assert remote[0]["__url__"] == urls[0]
