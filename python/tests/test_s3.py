@@ -205,3 +205,24 @@ def test_failed_upload_leaves_nothing(s3_env):
     with pytest.raises(ferry.PermissionDeniedError, match="SignatureDoesNotMatch"):
         ferry.numpy.save_file({"w": np.zeros(3 << 20, np.float32)}, uri)
     assert "Contents" not in client.list_objects_v2(Bucket=BUCKET, Prefix="uploads/denied")
+
+
+def test_dataset_shards_stream_from_s3(s3_env, tmp_path):
+    import io as _io
+    import tarfile
+
+    import ferry.data
+
+    _, client, _ = s3_env
+    for i in range(2):
+        buf = _io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for j in range(3):
+                for field, data in (("txt", b"text %d %d" % (i, j)), ("cls", b"%d" % j)):
+                    info = tarfile.TarInfo(f"s{i}/{j:03d}.{field}")
+                    info.size = len(data)
+                    tar.addfile(info, _io.BytesIO(data))
+        put(client, f"wds/shard-{i}.tar", buf.getvalue())
+    samples = list(ferry.data.samples(f"s3://{BUCKET}/wds/shard-*.tar"))
+    assert [s["__key__"] for s in samples] == [f"s{i}/{j:03d}" for i in range(2) for j in range(3)]
+    assert samples[4]["txt"] == b"text 1 1" and samples[4]["__url__"] == f"s3://{BUCKET}/wds/shard-1.tar"
