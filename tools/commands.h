@@ -9,6 +9,7 @@
 namespace ferry::cli {
 
 void RegisterCat(CLI::App& app, Status* result);
+void RegisterIndex(CLI::App& app, Status* result);
 void RegisterInspect(CLI::App& app, Status* result);
 void RegisterLoad(CLI::App& app, Status* result);
 void RegisterVerify(CLI::App& app, Status* result);

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   });
   ferry::Status result;
   ferry::cli::RegisterCat(app, &result);
+  ferry::cli::RegisterIndex(app, &result);
   ferry::cli::RegisterInspect(app, &result);
   ferry::cli::RegisterVerify(app, &result);
   ferry::cli::RegisterLoad(app, &result);

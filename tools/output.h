@@ -61,14 +61,17 @@ inline size_t DisplayWidth(std::string_view text) {
   return width;
 }
 
-// One line on stderr, redrawn in place with '\r': "<label>  1.2 GiB / 4.8 GiB  25%". Only when
+// One line on stderr, redrawn in place with '\r': "<label>  1.2 GiB / 4.8 GiB  25%" (or
+// "<label>  12 / 48  25%" when counting items rather than bytes). Only when
 // stderr is a terminal (a log file or a pipe gets nothing), at most every 100 ms so drawing never
 // costs throughput, and never for work that finishes within the first 100 ms.
 class ProgressLine {
  public:
-  ProgressLine(std::string label, uint64_t total)
+  enum class Unit { kBytes, kItems };
+  ProgressLine(std::string label, uint64_t total, Unit unit = Unit::kBytes)
       : label_(std::move(label)),
         total_(total),
+        unit_(unit),
         enabled_(::isatty(STDERR_FILENO) == 1),
         last_draw_(std::chrono::steady_clock::now()) {}
   ~ProgressLine() { Clear(); }
@@ -85,8 +88,11 @@ class ProgressLine {
             ? 100
             : static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total_));
     // "\x1b[K" clears what a longer previous line left to the right.
-    std::fprintf(stderr, "\r%s  %s / %s  %d%%\x1b[K", label_.c_str(), HumanBytes(done).c_str(),
-                 HumanBytes(total_).c_str(), percent);
+    auto format = [&](uint64_t n) {
+      return unit_ == Unit::kBytes ? HumanBytes(n) : std::to_string(n);
+    };
+    std::fprintf(stderr, "\r%s  %s / %s  %d%%\x1b[K", label_.c_str(), format(done).c_str(),
+                 format(total_).c_str(), percent);
     std::fflush(stderr);
     drawn_ = true;
   }
@@ -102,6 +108,7 @@ class ProgressLine {
  private:
   std::string label_;
   uint64_t total_;
+  Unit unit_;
   bool enabled_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_draw_;

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,5 +82,25 @@ class SampleReader {
   std::optional<Sample> pending_;  // the sample being gathered
   bool done_ = false;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Shard index
+
+struct ShardInfo {
+  std::string url;
+  uint64_t bytes = 0;    // the shard's size as stored (compressed, for .tgz)
+  uint64_t samples = 0;  // WebDataset samples in it
+};
+
+// Streams every shard once, `threads` at a time, and counts its samples. `on_shard_done`, when
+// set, is called (from any thread, one call at a time) after each shard with the bytes it had.
+// Results are in the order of `urls`; the first failure stops the rest and names its shard.
+Result<std::vector<ShardInfo>> IndexShards(
+    const std::vector<std::string>& urls, int threads,
+    const std::function<void(uint64_t bytes)>& on_shard_done = {});
+
+// The index as JSON: {"format": "ferry-shard-index-v1", "total_samples": N, "total_bytes": B,
+// "shards": [{"url": ..., "bytes": ..., "samples": ...}, ...]}.
+std::string IndexJson(const std::vector<ShardInfo>& shards);
 
 }  // namespace ferry::datasets

@@ -116,3 +116,27 @@ def test_shards_over_http_and_patterns(tmp_path):
         remote = list(ferry.data.samples(urls))
     assert [(s["__key__"], s["txt"]) for s in remote] == [(s["__key__"], s["txt"]) for s in local]
     assert remote[0]["__url__"] == urls[0]
+
+
+def test_ferry_index_counts_samples(tmp_path, ferry_bin):
+    import json
+    import subprocess
+
+    for i, n in enumerate([0, 1, 5]):  # an empty shard, a one-sample shard
+        make_tar(tmp_path / f"shard-{i:02d}.tar", [(f"k{j}.txt", b"x") for j in range(n)])
+    out = tmp_path / "index.json"
+    run = subprocess.run([ferry_bin, "index", str(tmp_path / "shard-{00..01}.tar"),
+                          str(tmp_path / "shard-02*"), "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "3 shards, 6 samples" in run.stdout
+    index = json.loads(out.read_text())
+    assert index["format"] == "ferry-shard-index-v1" and index["total_samples"] == 6
+    assert [(s["url"].rsplit("/", 1)[1], s["samples"]) for s in index["shards"]] == [
+        ("shard-00.tar", 0), ("shard-01.tar", 1), ("shard-02.tar", 5)]
+    assert index["shards"][2]["bytes"] == (tmp_path / "shard-02.tar").stat().st_size
+
+    (tmp_path / "broken.tar").write_bytes(b"not a tar" * 100)
+    bad = subprocess.run([ferry_bin, "index", str(tmp_path / "shard-01.tar"), str(tmp_path / "broken.tar"),
+                          "-o", str(tmp_path / "bad.json")], capture_output=True, text=True)
+    assert bad.returncode == 65 and "broken.tar: not a tar header at offset 0" in bad.stderr
+    assert not (tmp_path / "bad.json").exists()

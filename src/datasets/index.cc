@@ -1,0 +1,54 @@
+// Shard index: sample counts for exact splits, from one parallel pass over the shards.
+
+#include <mutex>
+
+#include "base/json.h"
+#include "ferry/datasets.h"
+#include "pipeline/parallel_for.h"
+
+namespace ferry::datasets {
+
+Result<std::vector<ShardInfo>> IndexShards(
+    const std::vector<std::string>& urls, int threads,
+    const std::function<void(uint64_t bytes)>& on_shard_done) {
+  std::vector<ShardInfo> shards(urls.size());
+  std::mutex progress_mu;
+  FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(urls.size(), threads, [&](size_t i) -> Status {
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(urls[i]));
+    shards[i].url = urls[i];
+    shards[i].bytes = source->size();
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader, SampleReader::Open(urls[i]));
+    while (true) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
+      if (!sample) break;
+      ++shards[i].samples;
+    }
+    if (on_shard_done) {
+      std::lock_guard<std::mutex> lock(progress_mu);
+      on_shard_done(shards[i].bytes);
+    }
+    return Status::Ok();
+  }));
+  return shards;
+}
+
+std::string IndexJson(const std::vector<ShardInfo>& shards) {
+  uint64_t total_samples = 0, total_bytes = 0;
+  for (const ShardInfo& s : shards) {
+    total_samples += s.samples;
+    total_bytes += s.bytes;
+  }
+  std::string out =
+      "{\"format\": \"ferry-shard-index-v1\", \"total_samples\": " + std::to_string(total_samples) +
+      ", \"total_bytes\": " + std::to_string(total_bytes) + ", \"shards\": [";
+  for (size_t i = 0; i < shards.size(); ++i) {
+    out += i == 0 ? "\n  {\"url\": " : ",\n  {\"url\": ";
+    AppendJsonString(out, shards[i].url);
+    out += ", \"bytes\": " + std::to_string(shards[i].bytes) +
+           ", \"samples\": " + std::to_string(shards[i].samples) + "}";
+  }
+  out += shards.empty() ? "]}\n" : "\n]}\n";
+  return out;
+}
+
+}  // namespace ferry::datasets

@@ -1,0 +1,69 @@
+// ferry index SHARDS... -o index.json: each shard's URL, size and sample count, for exact splits.
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "ferry/datasets.h"
+#include "ferry/io.h"
+#include "tools/commands.h"
+#include "tools/output.h"
+
+namespace ferry::cli {
+namespace {
+
+struct IndexArgs {
+  std::vector<std::string> shards;
+  std::string output;
+  int threads = 0;
+};
+
+Status RunIndex(const IndexArgs& args) {
+  std::vector<std::string> urls;
+  for (const std::string& pattern : args.shards) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> braced, io::ExpandBraces(pattern));
+    for (const std::string& one : braced) {
+      FERRY_ASSIGN_OR_RETURN(std::vector<std::string> matched, io::ExpandUriPattern(one));
+      urls.insert(urls.end(), matched.begin(), matched.end());
+    }
+  }
+  uint64_t total_bytes = 0;
+  // Shards are network-bound as often as CPU-bound: a few more streams than cores.
+  int threads = args.threads > 0
+                    ? args.threads
+                    : static_cast<int>(2 * std::max(1u, std::thread::hardware_concurrency()));
+  ProgressLine progress("indexing shards", urls.size(), ProgressLine::Unit::kItems);
+  size_t done = 0;
+  FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
+                         datasets::IndexShards(urls, threads, [&](uint64_t bytes) {
+                           total_bytes += bytes;
+                           progress.Update(++done);
+                         }));
+  progress.Clear();
+  std::string json = datasets::IndexJson(shards);
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Sink> sink, io::CreateSink(args.output));
+  FERRY_RETURN_IF_ERROR(sink->Write(std::as_bytes(std::span(json))));
+  FERRY_RETURN_IF_ERROR(sink->Commit());
+  uint64_t samples = 0;
+  for (const auto& s : shards) samples += s.samples;
+  std::printf("%s: %zu shards, %llu samples, %s\n", args.output.c_str(), shards.size(),
+              static_cast<unsigned long long>(samples), HumanBytes(total_bytes).c_str());
+  return Status::Ok();
+}
+
+}  // namespace
+
+void RegisterIndex(CLI::App& app, Status* result) {
+  auto args = std::make_shared<IndexArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "index", "Count the samples of tar shards (streaming each once) and write an index");
+  cmd->add_option("shards", args->shards,
+                  "Shards: paths, URLs, s3:// URIs; {000..099} ranges, globs, s3://b/prefix/")
+      ->required();
+  cmd->add_option("-o,--output", args->output, "Index to write (local path or s3://)")->required();
+  cmd->add_option("--threads", args->threads, "Shards read at once (default: 2 per core)")
+      ->check(CLI::Range(1, 1024));
+  cmd->callback([args, result] { *result = RunIndex(*args); });
+}
+
+}  // namespace ferry::cli
