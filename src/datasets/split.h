@@ -1,0 +1,54 @@
+// Exact splits: which samples each (rank, loader worker) reads in an epoch.
+//
+// The epoch's global order is the shards in a (seed, epoch)-permuted order, each read front to
+// back. That sequence is made a multiple of world_size x batch_size (remainder "pad": repeated
+// from its start; "drop": cut), cut into world_size equal contiguous slices, one per rank, and
+// each rank's slice into num_workers runs of whole batches. So every rank gets exactly the same
+// number of samples and batches, each reader streams at most two partial shards, and with "drop"
+// no sample appears twice, with "pad" none is lost.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ferry/status.h"
+
+namespace ferry::datasets {
+
+enum class Remainder { kPad, kDrop };
+
+struct SplitOptions {
+  uint64_t seed = 0;
+  uint64_t epoch = 0;
+  bool shuffle_shards = true;
+  int world_size = 1;
+  int num_workers = 1;  // loader worker processes per rank (0 counts as 1)
+  uint64_t batch_size = 1;
+  Remainder remainder = Remainder::kPad;
+};
+
+// Samples [first, first + count) of shard `shard` (an index into the shard list).
+struct SampleSpan {
+  size_t shard = 0;
+  uint64_t first = 0;
+  uint64_t count = 0;
+};
+
+struct WorkerPlan {
+  std::vector<SampleSpan> spans;  // in reading order
+  uint64_t samples = 0;
+};
+
+struct EpochPlan {
+  uint64_t samples_per_rank = 0;  // the same for every rank, a multiple of batch_size
+  std::vector<size_t> shard_order;
+  // plans[rank][worker]
+  std::vector<std::vector<WorkerPlan>> plans;
+};
+
+// The plan for one epoch over shards with `samples_per_shard` samples each (from an index).
+// kInvalidArgument for bad options, or when "drop" leaves nothing / there is nothing to pad.
+Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
+                            const SplitOptions& options);
+
+}  // namespace ferry::datasets

@@ -1,0 +1,142 @@
+#include "datasets/split.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace ferry::datasets {
+namespace {
+
+using Sample = std::pair<size_t, uint64_t>;  // (shard, index in shard)
+
+std::vector<Sample> Expand(const WorkerPlan& plan) {
+  std::vector<Sample> out;
+  for (const SampleSpan& s : plan.spans) {
+    for (uint64_t i = 0; i < s.count; ++i) out.emplace_back(s.shard, s.first + i);
+  }
+  return out;
+}
+
+// Every combination the issue names: shards with 0 or 1 sample, more ranks than shards,
+// batch sizes that do and do not divide, several workers.
+TEST(PlanEpochTest, EqualRanksEverySampleOnceOrAtLeastOnce) {
+  const std::vector<std::vector<uint64_t>> layouts = {
+      {10}, {0, 1, 0, 7}, {3, 3, 3}, {1}, {5, 0, 0, 0, 2, 9, 1}, {100, 1, 37, 64, 2, 0, 18}};
+  int checked = 0;
+  for (const auto& counts : layouts) {
+    uint64_t total = 0;
+    for (uint64_t c : counts) total += c;
+    for (int world : {1, 2, 3, 8}) {
+      for (int workers : {0, 1, 2, 5}) {
+        for (uint64_t batch : {1, 2, 4, 7}) {
+          for (Remainder remainder : {Remainder::kPad, Remainder::kDrop}) {
+            SplitOptions o;
+            o.seed = 17;
+            o.epoch = 3;
+            o.world_size = world;
+            o.num_workers = workers;
+            o.batch_size = batch;
+            o.remainder = remainder;
+            auto plan = PlanEpoch(counts, o);
+            std::string where =
+                "counts=" + std::to_string(counts.size()) + " world=" + std::to_string(world) +
+                " workers=" + std::to_string(workers) + " batch=" + std::to_string(batch) +
+                (remainder == Remainder::kPad ? " pad" : " drop");
+            if (remainder == Remainder::kDrop && total < static_cast<uint64_t>(world) * batch) {
+              EXPECT_EQ(plan.status().code(), StatusCode::kInvalidArgument) << where;
+              continue;
+            }
+            ASSERT_TRUE(plan.ok()) << where << ": " << plan.status().ToString();
+            EXPECT_EQ(plan->samples_per_rank % batch, 0u) << where;
+            std::map<Sample, int> seen;
+            for (const auto& rank : plan->plans) {
+              ASSERT_EQ(rank.size(), static_cast<size_t>(std::max(1, workers))) << where;
+              uint64_t rank_samples = 0;
+              for (const WorkerPlan& w : rank) {
+                EXPECT_EQ(w.samples % batch, 0u) << where;  // workers get whole batches
+                auto samples = Expand(w);
+                EXPECT_EQ(samples.size(), w.samples) << where;
+                rank_samples += w.samples;
+                for (const Sample& s : samples) {
+                  ASSERT_LT(s.first, counts.size());
+                  ASSERT_LT(s.second, counts[s.first]) << where;
+                  ++seen[s];
+                }
+              }
+              EXPECT_EQ(rank_samples, plan->samples_per_rank) << where;  // equal per rank
+            }
+            if (remainder == Remainder::kPad) {
+              EXPECT_EQ(seen.size(), total) << where;  // none lost
+              EXPECT_LT(plan->samples_per_rank * world - total,
+                        static_cast<uint64_t>(world) * batch)
+                  << where;  // padding is less than one batch per rank
+            } else {
+              for (const auto& [s, n] : seen) EXPECT_EQ(n, 1) << where;  // none twice
+              EXPECT_LT(total - seen.size(), static_cast<uint64_t>(world) * batch) << where;
+            }
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 600);  // the rest are drop plans refused for too few samples
+}
+
+TEST(PlanEpochTest, DeterministicPerSeedAndEpochAndDifferentAcrossEpochs) {
+  std::vector<uint64_t> counts(50, 4);
+  SplitOptions o;
+  o.world_size = 2;
+  auto a = PlanEpoch(counts, o), b = PlanEpoch(counts, o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->shard_order, b->shard_order);
+  o.epoch = 1;
+  auto c = PlanEpoch(counts, o);
+  EXPECT_NE(a->shard_order, c->shard_order);
+  o.seed = 99;
+  o.epoch = 0;
+  EXPECT_NE(PlanEpoch(counts, o)->shard_order, a->shard_order);
+  o.shuffle_shards = false;
+  auto ordered = PlanEpoch(counts, o);
+  for (size_t i = 0; i < counts.size(); ++i) EXPECT_EQ(ordered->shard_order[i], i);
+  // A fixed mixer, not std::shuffle: this order is the same on every platform and release
+  // (changing it would silently change every user's data order and break resumes).
+  SplitOptions fixed;
+  fixed.seed = 1;
+  EXPECT_EQ(PlanEpoch({1, 1, 1, 1, 1, 1, 1, 1}, fixed)->shard_order,
+            (std::vector<size_t>{4, 2, 0, 6, 1, 3, 5, 7}));
+}
+
+TEST(PlanEpochTest, ReadersStreamFewPartialShards) {
+  std::vector<uint64_t> counts(40, 100);
+  SplitOptions o;
+  o.world_size = 4;
+  o.num_workers = 3;
+  o.batch_size = 8;
+  auto plan = PlanEpoch(counts, o);
+  ASSERT_TRUE(plan.ok());
+  for (const auto& rank : plan->plans) {
+    for (const WorkerPlan& w : rank) {
+      int partial = 0;
+      for (const SampleSpan& s : w.spans) partial += s.count != 100;
+      EXPECT_LE(partial, 2);  // contiguous runs: at most the first and the last shard partial
+    }
+  }
+}
+
+TEST(PlanEpochTest, BadOptionsAreClear) {
+  SplitOptions o;
+  o.world_size = 0;
+  EXPECT_EQ(PlanEpoch({1}, o).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(PlanEpoch({0, 0}, SplitOptions{}).status().message().find("no samples"),
+            std::string::npos);
+  SplitOptions drop;
+  drop.remainder = Remainder::kDrop;
+  drop.world_size = 4;
+  auto too_few = PlanEpoch({3}, drop);
+  EXPECT_NE(too_few.status().message().find("use remainder='pad'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry::datasets
