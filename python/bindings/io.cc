@@ -50,6 +50,9 @@ std::vector<std::string> ExpandPattern(const std::string& pattern) {
 }  // namespace
 
 void RegisterIo(nb::module_& m) {
+  m.def(
+      "expand_braces", [](const std::string& p) { return Unwrap(io::ExpandBraces(p)); },
+      nb::arg("pattern"), "'a-{00..02}.tar' -> ['a-00.tar', 'a-01.tar', 'a-02.tar'].");
   m.def("expand_uri_pattern", &ExpandPattern, nb::arg("pattern"),
         "URIs matching a local glob or an s3:// prefix or pattern; see ferry.io.list.");
   m.def("read", &Read, nb::arg("uri"), nb::arg("offset") = 0, nb::arg("length") = nb::none(),

@@ -140,3 +140,101 @@ def test_ferry_index_counts_samples(tmp_path, ferry_bin):
                           "-o", str(tmp_path / "bad.json")], capture_output=True, text=True)
     assert bad.returncode == 65 and "broken.tar: not a tar header at offset 0" in bad.stderr
     assert not (tmp_path / "bad.json").exists()
+
+
+def write_shards(folder, sizes):
+    for i, n in enumerate(sizes):
+        make_tar(folder / f"part-{i:03d}.tar", [(f"p{i}/{j:04d}.txt", b"%d/%d" % (i, j)) for j in range(n)])
+    return str(folder / ("part-{000..%03d}.tar" % (len(sizes) - 1)))
+
+
+def keys_of(dataset):
+    return [s["__key__"] for s in dataset]
+
+
+def test_shard_dataset_splits_exactly_across_ranks(tmp_path):
+    pattern = write_shards(tmp_path, [7, 0, 1, 12, 5])  # 25 samples, an empty shard
+    all_keys = {f"p{i}/{j:04d}" for i, n in enumerate([7, 0, 1, 12, 5]) for j in range(n)}
+    for remainder in ("pad", "drop"):
+        ranks = [ferry.data.ShardDataset(pattern, rank=r, world_size=3, batch_size=2, seed=5,
+                                         shuffle_buffer=4, remainder=remainder) for r in range(3)]
+        per_rank = [keys_of(d) for d in ranks]
+        assert len({len(k) for k in per_rank}) == 1 and len(per_rank[0]) == len(ranks[0])
+        assert len(per_rank[0]) % 2 == 0
+        seen = [k for keys in per_rank for k in keys]
+        if remainder == "pad":
+            assert set(seen) == all_keys and len(per_rank[0]) == 10   # 25 -> 30
+        else:
+            assert len(seen) == len(set(seen)) == 24                   # 25 -> 24
+    again = ferry.data.ShardDataset(pattern, rank=1, world_size=3, batch_size=2, seed=5, shuffle_buffer=4)
+    assert keys_of(again) == keys_of(ferry.data.ShardDataset(pattern, rank=1, world_size=3, batch_size=2,
+                                                             seed=5, shuffle_buffer=4))
+    epoch0 = keys_of(again)
+    again.set_epoch(1)
+    assert keys_of(again) != epoch0
+
+
+def test_shard_dataset_with_an_index_and_rank_from_the_environment(tmp_path, ferry_bin, monkeypatch):
+    import subprocess
+
+    pattern = write_shards(tmp_path, [4, 4, 4, 4])
+    subprocess.run([ferry_bin, "index", pattern, "-o", str(tmp_path / "index.json")], check=True,
+                   capture_output=True)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ds = ferry.data.ShardDataset(None, index=str(tmp_path / "index.json"), shuffle=False)
+    assert (ds.rank, ds.world_size, len(ds)) == (1, 2, 8)
+    assert len(keys_of(ds)) == 8
+
+
+def test_shard_dataset_under_a_dataloader_with_two_workers(tmp_path):
+    torch = pytest.importorskip("torch")
+    pattern = write_shards(tmp_path, [9, 3, 6, 2])
+    total = {f"p{i}/{j:04d}" for i, n in enumerate([9, 3, 6, 2]) for j in range(n)}
+    seen = []
+    for rank in range(2):
+        ds = ferry.data.ShardDataset(pattern, rank=rank, world_size=2, batch_size=2, seed=1)
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+        keys = [s["__key__"] for s in loader]
+        assert len(keys) == len(ds) == 10
+        seen += keys
+    assert set(seen) == total and len(seen) == 20
+
+
+RANK_SCRIPT = """
+import json, sys
+import torch.distributed as dist
+import ferry.data
+dist.init_process_group("gloo")
+ds = ferry.data.ShardDataset(sys.argv[1], batch_size=3, seed=2)
+keys = [s["__key__"] for s in ds]
+counts = [None] * dist.get_world_size()
+dist.all_gather_object(counts, len(keys))
+json.dump({"rank": dist.get_rank(), "keys": keys, "counts": counts}, open(sys.argv[2], "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_shard_dataset_under_torch_distributed_gloo(tmp_path):
+    pytest.importorskip("torch")
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    pattern = write_shards(tmp_path, [5, 8, 1, 0, 6])  # 20 samples over 2 ranks, batch 3 -> 12 each
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = {**__import__("os").environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "RANK": str(rank), "WORLD_SIZE": "2"}
+        procs.append(subprocess.Popen([sys.executable, "-c", RANK_SCRIPT, pattern, str(tmp_path / f"r{rank}.json")],
+                                      env=env))
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    results = [json.loads((tmp_path / f"r{r}.json").read_text()) for r in range(2)]
+    assert [r["rank"] for r in results] == [0, 1]
+    assert results[0]["counts"] == [12, 12]  # equal on every rank: no DDP hang at epoch end
+    everything = results[0]["keys"] + results[1]["keys"]
+    assert len(everything) == 24 and len(set(everything)) == 20  # pad: all present, 4 repeated
