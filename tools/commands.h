@@ -12,6 +12,7 @@ void RegisterCat(CLI::App& app, Status* result);
 void RegisterIndex(CLI::App& app, Status* result);
 void RegisterInspect(CLI::App& app, Status* result);
 void RegisterLoad(CLI::App& app, Status* result);
+void RegisterStream(CLI::App& app, Status* result);
 void RegisterVerify(CLI::App& app, Status* result);
 
 }  // namespace ferry::cli

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterInspect(app, &result);
   ferry::cli::RegisterVerify(app, &result);
   ferry::cli::RegisterLoad(app, &result);
+  ferry::cli::RegisterStream(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -99,6 +99,10 @@ Result<std::vector<ShardInfo>> IndexShards(
     const std::vector<std::string>& urls, int threads,
     const std::function<void(uint64_t bytes)>& on_shard_done = {});
 
+// Reads an index written by IndexJson (`ferry index`) from a path or URI; kCorruption naming the
+// file and what was wrong for anything else.
+Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri);
+
 // The index as JSON: {"format": "ferry-shard-index-v1", "total_samples": N, "total_bytes": B,
 // "shards": [{"url": ..., "bytes": ..., "samples": ...}, ...]}.
 std::string IndexJson(const std::vector<ShardInfo>& shards);

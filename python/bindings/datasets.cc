@@ -143,6 +143,19 @@ void RegisterDatasets(nb::module_& m) {
         nb::arg("num_workers"), nb::arg("batch_size"), nb::arg("remainder"));
   m.def("shuffle_seed", &datasets::ShuffleSeed);
   m.def("index_shards", &IndexShards, nb::arg("urls"), nb::arg("threads") = 0);
+  m.def(
+      "read_index",
+      [](const std::string& uri) {
+        std::vector<datasets::ShardInfo> shards;
+        {
+          nb::gil_scoped_release release;
+          shards = Unwrap(datasets::ReadIndex(uri));
+        }
+        std::vector<std::tuple<std::string, uint64_t, uint64_t>> out;
+        for (const auto& s : shards) out.emplace_back(s.url, s.bytes, s.samples);
+        return out;
+      },
+      nb::arg("uri"));
 }
 
 }  // namespace ferry::python

@@ -78,21 +78,15 @@ class ShardDataset(_Base):
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
                  shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1) -> None:
         if index is not None:
-            import json
-
-            data = json.loads(_io.read(index))
-            if data.get("format") != "ferry-shard-index-v1":
-                raise _core.CorruptionError(f"{index}: not a ferry shard index (format {data.get('format')!r})")
-            self.urls = [s["url"] for s in data["shards"]]
-            self.counts = [int(s["samples"]) for s in data["shards"]]
+            indexed = _core.read_index(os.fspath(index))
         else:
             if isinstance(shards, (str, os.PathLike)):
                 urls = [u for p in _core.expand_braces(os.fspath(shards)) for u in _io.list(p)]
             else:
                 urls = [os.fspath(s) for s in shards]
             indexed = _core.index_shards(urls)
-            self.urls = [u for u, _, _ in indexed]
-            self.counts = [n for _, _, n in indexed]
+        self.urls = [u for u, _, _ in indexed]
+        self.counts = [n for _, _, n in indexed]
         if rank is None or world_size is None:
             auto_rank, auto_world = _distributed_rank_and_world()
             rank = auto_rank if rank is None else rank

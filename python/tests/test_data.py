@@ -238,3 +238,23 @@ def test_shard_dataset_under_torch_distributed_gloo(tmp_path):
     assert results[0]["counts"] == [12, 12]  # equal on every rank: no DDP hang at epoch end
     everything = results[0]["keys"] + results[1]["keys"]
     assert len(everything) == 24 and len(set(everything)) == 20  # pad: all present, 4 repeated
+
+
+def test_ferry_stream_reports_and_splits(tmp_path, ferry_bin):
+    import json
+    import subprocess
+
+    pattern = write_shards(tmp_path, [3, 5, 4])
+    whole = subprocess.run([ferry_bin, "stream", pattern, "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(whole.stdout)["samples"] == 12
+    subprocess.run([ferry_bin, "index", pattern, "-o", str(tmp_path / "i.json")], check=True, capture_output=True)
+    keys = []
+    for rank in range(2):
+        out = subprocess.run([ferry_bin, "stream", "--index", str(tmp_path / "i.json"), "--rank", str(rank),
+                              "--world-size", "2", "--keys"], capture_output=True, text=True, check=True)
+        keys.append([line.split("\t")[1] for line in out.stdout.splitlines()])
+        assert f"rank {rank}/2: 6 samples" in out.stderr
+    assert len(keys[0]) == len(keys[1]) == 6 and len(set(keys[0] + keys[1])) == 12
+    (tmp_path / "bad.json").write_text('{"format": "other"}')
+    bad = subprocess.run([ferry_bin, "stream", "--index", str(tmp_path / "bad.json")], capture_output=True, text=True)
+    assert bad.returncode == 65 and "not a ferry shard index" in bad.stderr

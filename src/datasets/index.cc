@@ -1,5 +1,7 @@
 // Shard index: sample counts for exact splits, from one parallel pass over the shards.
 
+#include <simdjson.h>
+
 #include <mutex>
 
 #include "base/json.h"
@@ -30,6 +32,43 @@ Result<std::vector<ShardInfo>> IndexShards(
     return Status::Ok();
   }));
   return shards;
+}
+
+Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(uri));
+  constexpr uint64_t kMaxIndex = uint64_t{1} << 30;
+  if (source->size() > kMaxIndex) return Corruption(std::string(uri) + ": index larger than 1 GiB");
+  std::string text(source->size(), '\0');
+  FERRY_RETURN_IF_ERROR(source->ReadAt(0, std::as_writable_bytes(std::span(text))));
+  auto bad = [&](std::string_view what) {
+    return Corruption(std::string(uri) + ": not a ferry shard index (" + std::string(what) + ")");
+  };
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(simdjson::padded_string(text)).get(root) != simdjson::SUCCESS) {
+    return bad("invalid JSON");
+  }
+  std::string_view format;
+  if (root["format"].get_string().get(format) != simdjson::SUCCESS ||
+      format != "ferry-shard-index-v1") {
+    return bad("\"format\" is not \"ferry-shard-index-v1\"");
+  }
+  simdjson::dom::array shards;
+  if (root["shards"].get_array().get(shards) != simdjson::SUCCESS)
+    return bad("no \"shards\" array");
+  std::vector<ShardInfo> out;
+  for (simdjson::dom::element shard : shards) {
+    std::string_view url;
+    ShardInfo info;
+    if (shard["url"].get_string().get(url) != simdjson::SUCCESS ||
+        shard["bytes"].get_uint64().get(info.bytes) != simdjson::SUCCESS ||
+        shard["samples"].get_uint64().get(info.samples) != simdjson::SUCCESS) {
+      return bad("shard " + std::to_string(out.size()) + " lacks url, bytes or samples");
+    }
+    info.url = std::string(url);
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 std::string IndexJson(const std::vector<ShardInfo>& shards) {

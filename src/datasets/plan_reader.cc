@@ -28,11 +28,15 @@ Result<std::optional<Sample>> PlanReader::NextInPlanOrder() {
   while (true) {
     if (left_in_span_ > 0) {
       FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader_->Next());
+      if (!sample && left_in_span_ == kToShardEnd) {
+        left_in_span_ = 0;
+        continue;
+      }
       if (!sample) {
         return Corruption(urls_[plan_.spans[span_ - 1].shard] +
                           ": the shard has fewer samples than its index says");
       }
-      --left_in_span_;
+      if (left_in_span_ != kToShardEnd) --left_in_span_;
       return sample;
     }
     if (span_ == plan_.spans.size()) return std::optional<Sample>();

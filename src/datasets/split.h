@@ -27,7 +27,9 @@ struct SplitOptions {
   Remainder remainder = Remainder::kPad;
 };
 
-// Samples [first, first + count) of shard `shard` (an index into the shard list).
+// Samples [first, first + count) of shard `shard` (an index into the shard list); count
+// kToShardEnd means every sample from `first` on, however many there are.
+inline constexpr uint64_t kToShardEnd = UINT64_MAX;
 struct SampleSpan {
   size_t shard = 0;
   uint64_t first = 0;

@@ -1,0 +1,128 @@
+// ferry stream SHARDS... [--rank R --world-size W]: read a dataset as one rank would, report
+// samples/s and MB/s (and the keys with --keys).
+
+#include <chrono>
+#include <cstdio>
+
+#include "datasets/plan_reader.h"
+#include "datasets/split.h"
+#include "ferry/datasets.h"
+#include "ferry/io.h"
+#include "tools/commands.h"
+#include "tools/output.h"
+
+namespace ferry::cli {
+namespace {
+
+struct StreamArgs {
+  std::vector<std::string> shards;
+  std::string index;
+  int rank = 0;
+  int world_size = 1;
+  uint64_t seed = 0;
+  uint64_t epoch = 0;
+  size_t shuffle_buffer = 0;
+  bool keys = false;
+  bool json = false;
+};
+
+Result<std::vector<std::string>> ExpandAll(const std::vector<std::string>& patterns) {
+  std::vector<std::string> urls;
+  for (const std::string& pattern : patterns) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> braced, io::ExpandBraces(pattern));
+    for (const std::string& one : braced) {
+      FERRY_ASSIGN_OR_RETURN(std::vector<std::string> matched, io::ExpandUriPattern(one));
+      urls.insert(urls.end(), matched.begin(), matched.end());
+    }
+  }
+  return urls;
+}
+
+Status RunStream(const StreamArgs& args) {
+  std::vector<std::string> urls;
+  std::vector<uint64_t> counts;
+  if (!args.index.empty()) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
+                           datasets::ReadIndex(args.index));
+    for (auto& s : shards) {
+      urls.push_back(s.url);
+      counts.push_back(s.samples);
+    }
+  } else {
+    FERRY_ASSIGN_OR_RETURN(urls, ExpandAll(args.shards));
+    if (urls.empty()) return InvalidArgument("no shards given (SHARDS... or --index)");
+    if (args.world_size > 1) {  // an exact split needs the sample counts
+      std::fprintf(stderr,
+                   "counting the samples of %zu shards (ferry index + --index skips this)\n",
+                   urls.size());
+      FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
+                             datasets::IndexShards(urls, 8));
+      for (auto& s : shards) counts.push_back(s.samples);
+    }
+  }
+  datasets::WorkerPlan plan;
+  if (counts.empty()) {  // one rank, no index: every shard front to back, no counting pass
+    for (size_t i = 0; i < urls.size(); ++i) plan.spans.push_back({i, 0, datasets::kToShardEnd});
+  } else {
+    datasets::SplitOptions split;
+    split.seed = args.seed;
+    split.epoch = args.epoch;
+    split.world_size = args.world_size;
+    FERRY_ASSIGN_OR_RETURN(datasets::EpochPlan epoch, datasets::PlanEpoch(counts, split));
+    if (args.rank >= args.world_size) {
+      return InvalidArgument("--rank " + std::to_string(args.rank) +
+                             " must be below --world-size " + std::to_string(args.world_size));
+    }
+    plan = epoch.plans[static_cast<size_t>(args.rank)][0];
+  }
+  datasets::PlanReaderOptions options;
+  options.shuffle_buffer = args.shuffle_buffer;
+  options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
+  datasets::PlanReader reader(urls, plan, options);
+  ProgressLine progress("streaming", 0, ProgressLine::Unit::kItems);
+  auto start = std::chrono::steady_clock::now();
+  uint64_t samples = 0, bytes = 0;
+  while (true) {
+    Result<std::optional<datasets::Sample>> next = reader.Next();
+    FERRY_RETURN_IF_ERROR(next.status());
+    if (!*next) break;
+    ++samples;
+    for (const auto& [field, data] : (*next)->fields) bytes += data.size();
+    if (args.keys) std::printf("%s\t%s\n", (*next)->url.c_str(), (*next)->key.c_str());
+    progress.Update(samples);
+  }
+  progress.Clear();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (args.json) {
+    std::printf("{\"samples\": %llu, \"bytes\": %llu, \"seconds\": %.6f}\n",
+                static_cast<unsigned long long>(samples), static_cast<unsigned long long>(bytes),
+                seconds);
+  } else {
+    std::fprintf(args.keys ? stderr : stdout,
+                 "rank %d/%d: %llu samples, %s in %.3f s: %.0f samples/s, %.1f MB/s\n", args.rank,
+                 args.world_size, static_cast<unsigned long long>(samples),
+                 HumanBytes(bytes).c_str(), seconds, samples / std::max(seconds, 1e-9),
+                 static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void RegisterStream(CLI::App& app, Status* result) {
+  auto args = std::make_shared<StreamArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("stream", "Read a sharded dataset as one rank would, report samples/s");
+  cmd->add_option("shards", args->shards, "Shards: paths, URLs, s3:// URIs; ranges and globs");
+  cmd->add_option("--index", args->index, "A `ferry index` file (skips counting samples)");
+  cmd->add_option("--rank", args->rank, "This rank")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--world-size", args->world_size, "Ranks in all")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", args->seed, "Seed of the shard order and shuffle");
+  cmd->add_option("--epoch", args->epoch, "Epoch (changes the order)");
+  cmd->add_option("--shuffle-buffer", args->shuffle_buffer, "Samples mixed at once (0: none)");
+  cmd->add_flag("--keys", args->keys, "Print each sample's shard and key");
+  cmd->add_flag("--json", args->json, "Print the totals as JSON");
+  cmd->callback([args, result] { *result = RunStream(*args); });
+}
+
+}  // namespace ferry::cli
