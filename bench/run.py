@@ -2,13 +2,15 @@
 the same data, and every run checks its output. Prints a Markdown table with the ratios.
 
     scripts/bench.sh              # all workloads
-    scripts/bench.sh --only http  # one of: file, http, s3, tensors
+    scripts/bench.sh --only http  # one of: file, http, datasets, s3, tensors
 
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
         process, page cache warm, same pre-faulted buffer)
   http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`,
         run round-robin
+  datasets  32 generated tar shards (330 MB) -> samples: ferry (Python and CLI) vs webdataset,
+        local and over nginx (bench/dataset_stream.py)
   s3    1 GiB object on a loopback Ceph radosgw: ferry's parallel ranged read vs boto3
         download_fileobj and vs ferry on the local file (bench/s3_read.py)
   tensors  a 2.2 GB bf16 checkpoint to CPU memory: ferry's modes (file and HTTP) vs safetensors,
@@ -111,7 +113,7 @@ def bench_http(args, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["file", "http", "s3", "tensors"])
+    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors"])
     parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
@@ -126,6 +128,10 @@ def main():
         bench_file(args, rows)
     if args.only in (None, "http"):
         bench_http(args, rows)
+    if args.only in (None, "datasets"):
+        import dataset_stream
+
+        dataset_stream.run(args, rows)
     if args.only in (None, "s3"):
         import s3_read
 
