@@ -5,10 +5,11 @@
 //   std::vector<std::byte> head(4096);
 //   FERRY_RETURN_IF_ERROR((*source)->ReadAt(0, head));
 //
-// A URI is a plain path, `file:///abs/path`, `http://...`, `https://...` or `s3://bucket/key`. Every Source has a
-// fixed `size()` and thread-safe positional reads; `ReadParallel` splits one large read over
-// several concurrent requests (connections for HTTP, threads for files); `Stream` reads a range
-// sequentially with read-ahead. `ExpandBraces` turns `shard-{0000..0099}.tar` into a URI list.
+// A URI is a plain path, `file:///abs/path`, `http://...`, `https://...` or `s3://bucket/key`.
+// Every Source has a fixed `size()` and thread-safe positional reads; `ReadParallel` splits one
+// large read over several concurrent requests (connections for HTTP, threads for files); `Stream`
+// reads a range sequentially with read-ahead. `ExpandBraces` turns `shard-{0000..0099}.tar` into a
+// URI list.
 //
 // Every error names the URI, the byte offset where relevant, and the cause.
 #pragma once

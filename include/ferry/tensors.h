@@ -141,9 +141,9 @@ struct WriteOptions {
 
 // Writes a safetensors file to `path` (a local path or s3://bucket/key) atomically: the bytes go
 // to a temporary file in the same directory, fsynced and renamed over `path` (or to an S3 upload
-// completed only at the end); on any error nothing appears and `path` is untouched. Tensors are laid out largest element size first, then by
-// name, so each is aligned to its element size. Metadata keys starting with "ferry." are
-// reserved for ferry.
+// completed only at the end); on any error nothing appears and `path` is untouched. Tensors are
+// laid out largest element size first, then by name, so each is aligned to its element size.
+// Metadata keys starting with "ferry." are reserved for ferry.
 Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,
                         std::span<const std::pair<std::string, std::string>> metadata = {},
                         const WriteOptions& options = {});
@@ -262,13 +262,15 @@ class TensorStream {
 // ---------------------------------------------------------------------------------------------
 // Device memory
 
-// Copies every tensor of the file to CUDA device `device`, into `device_base` (header.data_size
-// bytes there) at the tensor's data offset, so tensors are views of one device allocation. The
+// Copies every tensor of the file to CUDA device `device`, into `device_base` (`device_bytes`
+// there, which must equal header.data_size: a file replaced since the caller sized the
+// allocation is kSourceChanged) at the tensor's data offset, so tensors are views of one device
+// allocation. The calling thread's current CUDA device is left as it was. The
 // bytes stream through `options.staging_buffers` page-locked staging buffers: reading the next
 // buffer overlaps the asynchronous host-to-device copy of the current one, and a buffer is
 // refilled only after its copy has completed. kUnsupported (naming the reason) when ferry was
 // built without CUDA or the device does not exist.
 Status LoadToDevice(io::Source& source, const Header& header, const ReaderOptions& options,
-                    int device, void* device_base);
+                    int device, void* device_base, uint64_t device_bytes);
 
 }  // namespace ferry::tensors

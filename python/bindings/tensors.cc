@@ -160,10 +160,12 @@ class PyTensorReader {
   std::shared_ptr<TensorReader> reader_;
 };
 
-// Streams a whole file into CUDA memory at `device_ptr` (data_size bytes, allocated by the
-// caller, e.g. torch) through pinned staging buffers.
-void LoadToDevice(const std::string& uri, uintptr_t device_ptr, int device, int parallelism,
-                  size_t part_size, int staging_buffers, size_t staging_buffer_size) {
+// Streams a whole file into CUDA memory at `device_ptr` (`device_bytes` allocated by the caller,
+// e.g. torch, from the header it read; checked against the header read here) through pinned
+// staging buffers.
+void LoadToDevice(const std::string& uri, uintptr_t device_ptr, uint64_t device_bytes, int device,
+                  int parallelism, size_t part_size, int staging_buffers,
+                  size_t staging_buffer_size) {
   tensors::ReaderOptions options;
   options.mode = Mode::kPlaid;
   options.parallelism = parallelism;
@@ -173,8 +175,8 @@ void LoadToDevice(const std::string& uri, uintptr_t device_ptr, int device, int 
   nb::gil_scoped_release release;
   auto source = Unwrap(io::OpenSource(uri, options.source));
   auto header = Unwrap(tensors::ReadHeader(*source));
-  ThrowIfError(
-      tensors::LoadToDevice(*source, header, options, device, reinterpret_cast<void*>(device_ptr)));
+  ThrowIfError(tensors::LoadToDevice(*source, header, options, device,
+                                     reinterpret_cast<void*>(device_ptr), device_bytes));
 }
 
 // tensors: [(name, dtype name, shape, buffer)], in any order.
@@ -233,9 +235,10 @@ void RegisterTensors(nb::module_& m) {
       .def("get", &PyTensorReader::Get, nb::arg("name"))
       .def("read_into", &PyTensorReader::ReadInto, nb::arg("name"), nb::arg("out"))
       .def("close", &PyTensorReader::Close);
-  m.def("load_to_device", &LoadToDevice, nb::arg("uri"), nb::arg("device_ptr"), nb::arg("device"),
-        nb::kw_only(), nb::arg("parallelism") = 0, nb::arg("part_size") = size_t{8} << 20,
-        nb::arg("staging_buffers") = 2, nb::arg("staging_buffer_size") = size_t{64} << 20);
+  m.def("load_to_device", &LoadToDevice, nb::arg("uri"), nb::arg("device_ptr"),
+        nb::arg("device_bytes"), nb::arg("device"), nb::kw_only(), nb::arg("parallelism") = 0,
+        nb::arg("part_size") = size_t{8} << 20, nb::arg("staging_buffers") = 2,
+        nb::arg("staging_buffer_size") = size_t{64} << 20);
   m.def("write_safetensors", &WriteSafetensors, nb::arg("path"), nb::arg("tensors"),
         nb::arg("metadata") = nb::none(), nb::arg("checksums") = true);
 }

@@ -21,6 +21,7 @@ def cuda_device_count() -> int: ...
 def load_to_device(
     uri: str,
     device_ptr: int,
+    device_bytes: int,
     device: int,
     *,
     parallelism: int = 0,

@@ -135,7 +135,7 @@ class _DeviceReader:
         self.uri = uri
         self.mode = "plaid"
         self._memory = torch.empty(self._header.data_size, dtype=torch.uint8, device=torch_device)
-        _core.load_to_device(uri, self._memory.data_ptr(), index, **options)
+        _core.load_to_device(uri, self._memory.data_ptr(), self._memory.numel(), index, **options)
 
     def offset_keys(self) -> list[str]:
         return self._header.offset_keys()

@@ -65,6 +65,13 @@ def test_keys_with_special_characters(s3_env):
     assert ferry.io.read(uri) == b"special bytes"
 
 
+def test_dot_segments_are_part_of_the_key(s3_env):
+    _, client, _ = s3_env
+    put(client, "dots/b.bin", b"the wrong object")
+    uri = put(client, "dots/a/../b.bin", b"the right object")
+    assert ferry.io.read(uri) == b"the right object"
+
+
 def test_empty_object(s3_env):
     _, client, _ = s3_env
     assert ferry.io.read(put(client, "empty.bin", b"")) == b""

@@ -40,16 +40,21 @@ Result<std::optional<Sample>> PlanReader::NextInPlanOrder() {
       return sample;
     }
     if (span_ == plan_.spans.size()) return std::optional<Sample>();
-    const SampleSpan& span = plan_.spans[span_++];
+    const SampleSpan& span = plan_.spans[span_];
     if (span.shard >= urls_.size()) return InvalidArgument("a plan names a shard out of range");
-    FERRY_ASSIGN_OR_RETURN(reader_, SampleReader::Open(urls_[span.shard], options_.tar));
+    // Move on only once the shard is open and positioned: after a failure, the next call
+    // retries this span rather than skipping its samples.
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader,
+                           SampleReader::Open(urls_[span.shard], options_.tar));
     for (uint64_t skip = 0; skip < span.first; ++skip) {  // tar shards read front to back
-      FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader_->Next());
+      FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
       if (!sample) {
         return Corruption(urls_[span.shard] + ": the shard has fewer samples than its index says");
       }
     }
+    reader_ = std::move(reader);
     left_in_span_ = span.count;
+    ++span_;
   }
 }
 

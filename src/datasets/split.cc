@@ -77,15 +77,25 @@ Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
   for (uint64_t c : samples_per_shard) total += c;
   if (total == 0) return InvalidArgument("the shards hold no samples");
 
-  const uint64_t unit = world * options.batch_size;  // one batch for every rank
-  uint64_t batches_per_rank =
-      options.remainder == Remainder::kPad ? (total + unit - 1) / unit : total / unit;
+  uint64_t unit = 0;  // one batch for every rank
+  if (__builtin_mul_overflow(world, options.batch_size, &unit)) {
+    return InvalidArgument("batch_size x world_size overflows 64 bits");
+  }
+  uint64_t batches_per_rank = total / unit;
+  if (options.remainder == Remainder::kPad && total % unit != 0) ++batches_per_rank;
   if (batches_per_rank == 0) {
     return InvalidArgument(std::to_string(total) + " samples cannot give each of " +
                            std::to_string(world) + " ranks a batch of " +
                            std::to_string(options.batch_size) +
                            " without repeating samples; use "
                            "remainder='pad' or a smaller batch");
+  }
+  // Padding repeats samples to fill the last batches; a batch so large that the epoch would
+  // repeat the whole dataset many times over is a mistake, not a plan.
+  if (batches_per_rank * unit > std::max<uint64_t>(64 * total, 1u << 20)) {
+    return InvalidArgument("batch_size " + std::to_string(options.batch_size) + " x world_size " +
+                           std::to_string(world) + " would repeat the " + std::to_string(total) +
+                           " samples more than 64 times per epoch");
   }
   EpochPlan plan;
   plan.samples_per_rank = batches_per_rank * options.batch_size;

@@ -136,6 +136,12 @@ TEST(PlanEpochTest, BadOptionsAreClear) {
   drop.world_size = 4;
   auto too_few = PlanEpoch({3}, drop);
   EXPECT_NE(too_few.status().message().find("use remainder='pad'"), std::string::npos);
+  SplitOptions huge;
+  huge.world_size = 2;
+  huge.batch_size = uint64_t{1} << 63;  // world x batch overflows
+  EXPECT_EQ(PlanEpoch({10}, huge).status().code(), StatusCode::kInvalidArgument);
+  huge.batch_size = uint64_t{1} << 40;
+  EXPECT_NE(PlanEpoch({10}, huge).status().message().find("more than 64 times"), std::string::npos);
 }
 
 }  // namespace

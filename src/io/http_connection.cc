@@ -109,7 +109,9 @@ bool ParseContentRange(std::string_view value, ContentRange& out) {
 Result<Target> ParseTarget(std::string_view url) {
   UrlHandle handle;
   if (handle.u == nullptr) return Internal("curl_url failed");
-  CURLUcode rc = curl_url_set(handle.u, CURLUPART_URL, std::string(url).c_str(), 0);
+  // PATH_AS_IS: "." and ".." segments are part of an object's name (an S3 key "a/../b" is not
+  // "b"), never to be resolved away, which would also change what a signature covers.
+  CURLUcode rc = curl_url_set(handle.u, CURLUPART_URL, std::string(url).c_str(), CURLU_PATH_AS_IS);
   if (rc != CURLUE_OK) {
     return InvalidArgument(std::string(url) + ": not a valid URL (" + curl_url_strerror(rc) + ")");
   }
@@ -412,6 +414,8 @@ Status ChunkedDecoder::Feed(std::string_view raw, size_t* consumed, std::string*
 
 Result<std::string> Connection::ReadWholeBody(const ResponseHead& head, size_t max_bytes) {
   std::string body;
+  // These never have a body (RFC 9110 6.4.1), whatever their headers say.
+  if (head.status < 200 || head.status == 204 || head.status == 304) return body;
   if (head.has_content_length && !head.chunked) {
     if (head.content_length > max_bytes) {
       return IoError("response body of " + std::to_string(head.content_length) + " bytes exceeds " +
@@ -440,7 +444,8 @@ Result<std::string> Connection::ReadWholeBody(const ResponseHead& head, size_t m
     FERRY_ASSIGN_OR_RETURN(size_t n, Recv(buffer, sizeof(buffer)));
     if (n == 0) {
       if (head.chunked) return Unavailable("connection closed inside a chunked body");
-      body += raw;  // no framing: the body ends with the connection
+      body += raw;  // no framing: the body ends with the connection, which is now done
+      Close();
       return body;
     }
     raw.append(buffer, n);

@@ -333,7 +333,7 @@ Result<Response> Client::CallOnce(std::string_view method, const Location& locat
     connection_->Close();
     return head.status();
   }
-  Response response{head->status, head->etag, ""};
+  Response response{head->status, head->etag, head->retry_after, ""};
   if (method != "HEAD") {
     constexpr size_t kMaxApiBody = 64u << 20;  // a 1000-key listing is well under 1 MiB
     Result<std::string> text = connection_->ReadWholeBody(*head, kMaxApiBody);
@@ -343,7 +343,7 @@ Result<Response> Client::CallOnce(std::string_view method, const Location& locat
     }
     response.body = std::move(*text);
   }
-  if (!head->keep_alive) connection_->Close();
+  if (!head->keep_alive && connection_->open()) connection_->Close();
   return response;
 }
 
@@ -353,7 +353,7 @@ Result<Response> Client::Call(std::string_view uri, std::string_view method,
                               std::string_view body) {
   for (int failures = 1;; ++failures) {
     Result<Response> r = CallOnce(method, location, query, body);
-    std::string retry_after;
+    std::string retry_after = r.ok() ? r->retry_after : "";
     Status failure;
     if (!r.ok()) {
       failure = r.status().WithContext(std::string(uri) + ": " + std::string(method));

@@ -62,6 +62,7 @@ std::string DescribeError(std::string_view body);
 struct Response {
   int status = 0;
   std::string etag;
+  std::string retry_after;  // seconds, as sent with 503 SlowDown
   std::string body;
 };
 

@@ -63,7 +63,7 @@ class CudaStream {
 }  // namespace
 
 Status LoadToDevice(io::Source& source, const Header& header, const ReaderOptions& options,
-                    int device, void* device_base) {
+                    int device, void* device_base, uint64_t device_bytes) {
   const std::string target = source.uri() + ": cannot load to cuda:" + std::to_string(device);
   CudaAvailability cuda = ProbeCuda();
   if (!cuda.built || cuda.device_count == 0) return Unsupported(target + " (" + cuda.reason + ")");
@@ -71,8 +71,21 @@ Status LoadToDevice(io::Source& source, const Header& header, const ReaderOption
     return InvalidArgument(target + " (this machine has " + std::to_string(cuda.device_count) +
                            " CUDA device" + (cuda.device_count == 1 ? "" : "s") + ")");
   }
+  if (device_bytes != header.data_size) {
+    return SourceChanged(target + ": the file holds " + std::to_string(header.data_size) +
+                         " bytes of tensors but " + std::to_string(device_bytes) +
+                         " were allocated (was it replaced since it was opened?)");
+  }
+  if (header.data_size == 0) return Status::Ok();  // nothing to copy, nothing to page-lock
 #ifdef FERRY_HAVE_CUDA
+  int previous_device = 0;
+  FERRY_CUDA_RETURN_IF_ERROR(cudaGetDevice(&previous_device), target);
   FERRY_CUDA_RETURN_IF_ERROR(cudaSetDevice(device), target);
+  // The caller's thread (Python's, with torch on it) keeps its own current device.
+  struct RestoreDevice {
+    int device;
+    ~RestoreDevice() { (void)cudaSetDevice(device); }
+  } restore{previous_device};
   // Declaration order is destruction order in reverse: the stream is synchronised, then the
   // staging memory unlocked, then the read-ahead stopped and its memory freed.
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<TensorStream> tensors,
@@ -99,7 +112,6 @@ Status LoadToDevice(io::Source& source, const Header& header, const ReaderOption
   FERRY_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream.get()), target);
   return Status::Ok();
 #else
-  (void)header;
   (void)options;
   (void)device_base;
   return Internal(target + ": CUDA reported present in a build without it");

@@ -161,25 +161,33 @@ class PlaidReader final : public TensorReader {
 
   Result<Tensor> Get(std::string_view name) override {
     std::lock_guard<std::mutex> lock(mu_);
-    FERRY_ASSIGN_OR_RETURN(size_t index, Claim(name));
+    FERRY_ASSIGN_OR_RETURN(size_t index, Find(name));
     if (index == current_) return current_tensor_;
-    const TensorInfo& info = header().tensors[index];
+    // The previous tensor is evicted whatever happens next; a failure leaves no current one.
+    current_ = SIZE_MAX;
     current_tensor_ = Tensor{};
-    if (info.nbytes() == 0) {
-      current_tensor_ = Tensor{info, {}, nullptr};
-    } else {
-      FERRY_ASSIGN_OR_RETURN(current_tensor_, Pull(index));
+    const TensorInfo& info = header().tensors[index];
+    Tensor tensor{info, {}, nullptr};
+    if (info.nbytes() != 0) {
+      Result<Tensor> pulled = Pull(index);
+      if (!pulled.ok()) {
+        stream_.reset();  // its error is permanent; the next request starts a fresh stream
+        return pulled.status();
+      }
+      tensor = std::move(*pulled);
     }
     if (options_.verify_checksums) {
-      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), info, current_tensor_.data));
+      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), info, tensor.data));
     }
+    handed_out_[index] = true;
     current_ = index;
+    current_tensor_ = std::move(tensor);
     return current_tensor_;
   }
 
   Status ReadInto(std::string_view name, std::span<std::byte> dst) override {
     std::lock_guard<std::mutex> lock(mu_);
-    FERRY_ASSIGN_OR_RETURN(size_t index, Claim(name));
+    FERRY_ASSIGN_OR_RETURN(size_t index, Find(name));
     const TensorInfo& info = header().tensors[index];
     FERRY_RETURN_IF_ERROR(CheckDestination(info, dst));
     if (index == current_) {
@@ -192,13 +200,17 @@ class PlaidReader final : public TensorReader {
     // copy fewer and no memory beyond it. (Staging exists for views and for device copies.)
     FERRY_RETURN_IF_ERROR(io::ReadParallel(*source_, header().data_offset() + info.begin, dst,
                                            ParallelOptions(options_)));
-    return options_.verify_checksums ? VerifyChecksum(uri(), header(), info, dst) : Status::Ok();
+    if (options_.verify_checksums) {
+      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), info, dst));
+    }
+    handed_out_[index] = true;
+    return Status::Ok();
   }
 
  private:
-  // The index of `name`, marked as handed out; kEvicted if it was handed out before and is no
-  // longer the current tensor.
-  Result<size_t> Claim(std::string_view name) {
+  // The index of `name`; kEvicted if it was handed out before and is no longer the current
+  // tensor. (A tensor counts as handed out only once it was delivered successfully.)
+  Result<size_t> Find(std::string_view name) {
     const TensorInfo* info = header().Find(name);
     if (info == nullptr) return NotFoundError(name);
     size_t index = static_cast<size_t>(info - header().tensors.data());
@@ -207,7 +219,6 @@ class PlaidReader final : public TensorReader {
                      "' was evicted: in plaid mode a tensor is valid until the next one is read "
                      "(copy it, or open the file in eager or lazy mode to keep tensors)");
     }
-    handed_out_[index] = true;
     return index;
   }
 

@@ -175,7 +175,7 @@ TEST_F(CheckpointTest, LoadToDeviceWithoutAGpuSaysWhy) {
   ASSERT_TRUE(source.ok());
   auto header = ReadHeader(**source);
   ASSERT_TRUE(header.ok());
-  Status s = LoadToDevice(**source, *header, Options(Mode::kPlaid), 0, nullptr);
+  Status s = LoadToDevice(**source, *header, Options(Mode::kPlaid), 0, nullptr, header->data_size);
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
   EXPECT_NE(s.message().find(path_ + ": cannot load to cuda:0"), std::string::npos) << s.message();
 }
@@ -222,6 +222,22 @@ TEST_F(CheckpointTest, ChecksumMismatchNamesTheTensor) {
     std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(header->data_offset() + norm->begin + 5));
     f.put('\x5a' ^ static_cast<char>(expected_["norm"].bytes[5]));
+  }
+  {
+    // Regression: a plaid Get that fails must not leave the failed tensor behind as "current"
+    // (a later ReadInto of the previous tensor copied it into a too-small buffer).
+    auto reader = TensorReader::Open(path_, Options(Mode::kPlaid));
+    ASSERT_TRUE(reader.ok());
+    const auto& tensors = (*reader)->header().tensors;
+    size_t norm_index = (*reader)->header().index.at("norm");
+    ASSERT_GT(norm_index, 0u);
+    const std::string before = tensors[norm_index - 1].name;
+    ASSERT_TRUE((*reader)->Get(before).ok());
+    EXPECT_EQ((*reader)->Get("norm").status().code(), StatusCode::kCorruption);
+    std::vector<std::byte> dst(tensors[norm_index - 1].nbytes());
+    Status again = (*reader)->ReadInto(before, dst);
+    EXPECT_EQ(again.code(), StatusCode::kEvicted) << again.ToString();
+    EXPECT_EQ((*reader)->Get("norm").status().code(), StatusCode::kCorruption);  // not evicted
   }
   for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kMmap, Mode::kPlaid}) {
     SCOPED_TRACE(std::string(ModeName(mode)));

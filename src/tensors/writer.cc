@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <unordered_set>
 
 #include "base/json.h"
 #include "ferry/tensors.h"
@@ -54,10 +55,10 @@ Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> te
     int bits_a = DTypeBits(a->dtype), bits_b = DTypeBits(b->dtype);
     return bits_a != bits_b ? bits_a > bits_b : a->name < b->name;
   });
-  for (size_t i = 1; i < order.size(); ++i) {
-    if (order[i]->name == order[i - 1]->name) {
-      return InvalidArgument(std::string(path) + ": tensor '" + order[i]->name +
-                             "' is given twice");
+  std::unordered_set<std::string_view> names;
+  for (const TensorToWrite* tensor : order) {
+    if (!names.insert(tensor->name).second) {
+      return InvalidArgument(std::string(path) + ": tensor '" + tensor->name + "' is given twice");
     }
   }
 

@@ -88,6 +88,10 @@ TEST(WriterTest, RefusesBadTensorsAndLeavesNothing) {
   };
   expect_refused({{"a", DType::kF32, {3}, bytes}}, "has 8 bytes but its shape and F32 need 12");
   expect_refused({{"a", DType::kU8, {8}, bytes}, {"a", DType::kU8, {8}, bytes}}, "given twice");
+  expect_refused({{"w", DType::kU16, {4}, bytes},
+                  {"x", DType::kU16, {4}, bytes},
+                  {"w", DType::kU8, {8}, bytes}},
+                 "given twice");  // duplicates of different element sizes too
   expect_refused({{"__metadata__", DType::kU8, {8}, bytes}}, "reserved");
   expect_refused({{"\xff", DType::kU8, {8}, bytes}}, "not valid UTF-8");
   expect_refused({{"f4", DType::kF4, {3}, std::span(bytes).first(2)}}, "whole bytes");
