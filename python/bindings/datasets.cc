@@ -29,6 +29,18 @@ nb::dict SampleDict(const datasets::Sample& sample) {
   return out;
 }
 
+// The next sample of `reader` (SampleReader or PlanReader) as a dict; StopIteration at the end.
+template <typename Reader>
+nb::dict NextDict(Reader& reader) {
+  std::optional<datasets::Sample> sample;
+  {
+    nb::gil_scoped_release release;
+    sample = Unwrap(reader.Next());
+  }
+  if (!sample) throw nb::stop_iteration();
+  return SampleDict(*sample);
+}
+
 class PySampleReader {
  public:
   explicit PySampleReader(const std::string& uri) {
@@ -36,16 +48,7 @@ class PySampleReader {
     reader_ = Unwrap(datasets::SampleReader::Open(uri));
   }
 
-  // {"__key__": str, "__url__": str, field: bytes, ...}; StopIteration at the end.
-  nb::dict Next() {
-    std::optional<datasets::Sample> sample;
-    {
-      nb::gil_scoped_release release;
-      sample = Unwrap(reader_->Next());
-    }
-    if (!sample) throw nb::stop_iteration();
-    return SampleDict(*sample);
-  }
+  nb::dict Next() { return NextDict(*reader_); }
 
  private:
   std::unique_ptr<datasets::SampleReader> reader_;
@@ -68,15 +71,7 @@ class PyPlanReader {
     reader_ = std::make_unique<datasets::PlanReader>(std::move(urls), std::move(plan), options);
   }
 
-  nb::dict Next() {
-    std::optional<datasets::Sample> sample;
-    {
-      nb::gil_scoped_release release;
-      sample = Unwrap(reader_->Next());
-    }
-    if (!sample) throw nb::stop_iteration();
-    return SampleDict(*sample);
-  }
+  nb::dict Next() { return NextDict(*reader_); }
 
  private:
   std::unique_ptr<datasets::PlanReader> reader_;

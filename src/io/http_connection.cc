@@ -340,6 +340,26 @@ bool IsTransient(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kTimeout;
 }
 
+Status StatusForHttpError(int status, std::string message) {
+  switch (status) {
+    case 401:
+    case 403:
+      return PermissionDenied(std::move(message));
+    case 404:
+    case 410:
+      return NotFound(std::move(message));
+    case 408:
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+      return Unavailable(std::move(message));
+    default:
+      return IoError(std::move(message));
+  }
+}
+
 std::chrono::milliseconds RetryDelay(const HttpOptions& o, int failures,
                                      const std::string& retry_after) {
   thread_local std::minstd_rand rng{std::random_device{}()};

@@ -63,6 +63,11 @@ bool ParseContentRange(std::string_view value, ContentRange& out);
 // Whether a failed exchange may be retried (kUnavailable, kTimeout).
 bool IsTransient(const Status& s);
 
+// The Status for an HTTP error answer, with `message` as its text: kPermissionDenied (401,
+// 403), kNotFound (404, 410), kUnavailable, which is retried (408, 429, 500, 502, 503, 504),
+// kIoError for anything else.
+Status StatusForHttpError(int status, std::string message);
+
 // Back-off before retry `failures` (1, 2, ...): min(max, base * 2^(failures-1)) scaled by a
 // random factor in [0.5, 1]; a Retry-After header (seconds) wins, up to the maximum.
 std::chrono::milliseconds RetryDelay(const HttpOptions& options, int failures,

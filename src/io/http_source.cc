@@ -197,27 +197,24 @@ class HttpSource final : public Source {
         if (probe) return Status::Ok();  // an empty object; Probe checks "bytes */0"
         return SourceChanged(Where(offset) + ": " + http_status +
                              " (range not satisfiable: the object shrank?)");
-      case 401:
-      case 403:
-        return PermissionDenied(url_ + ": " + http_status +
-                                (detail.empty() ? " (access denied)" : ""));
-      case 404:
-      case 410:
-        return NotFound(url_ + ": " + http_status + (detail.empty() ? " (no such object)" : ""));
-      case 408:
-      case 429:
-      case 500:
-      case 502:
-      case 503:
-      case 504:
-        return Unavailable(Where(offset) + ": " + http_status);
-      default:
+      default: {
         if (IsRedirect(head.status) && probe && !head.location.empty()) return Status::Ok();
         if (IsRedirect(head.status)) {
           return IoError(Where(offset) + ": unexpected redirect (" + http_status + " to '" +
                          head.location + "') after the source was opened");
         }
-        return IoError(Where(offset) + ": unexpected " + http_status);
+        const char* meaning = head.status == 401 || head.status == 403   ? " (access denied)"
+                              : head.status == 404 || head.status == 410 ? " (no such object)"
+                                                                         : "";
+        Status error = http::StatusForHttpError(
+            head.status, url_ + ": " + http_status + (detail.empty() ? meaning : ""));
+        // A retryable failure says where the read stood, as the retry resumes there.
+        if (http::IsTransient(error)) return Unavailable(Where(offset) + ": " + http_status);
+        if (error.code() == StatusCode::kIoError) {
+          return IoError(Where(offset) + ": unexpected " + http_status);
+        }
+        return error;
+      }
     }
 
     ContentRange cr;

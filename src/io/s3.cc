@@ -367,23 +367,7 @@ Result<Response> Client::Call(std::string_view uri, std::string_view method,
                          std::to_string(r->status);
       std::string detail = DescribeError(r->body);
       if (!detail.empty()) what += " (" + detail + ")";
-      switch (r->status) {
-        case 401:
-        case 403:
-          return PermissionDenied(what);
-        case 404:
-          return NotFound(what);
-        case 408:
-        case 429:
-        case 500:
-        case 502:
-        case 503:
-        case 504:
-          failure = Unavailable(what);
-          break;
-        default:
-          return IoError(what);
-      }
+      failure = http::StatusForHttpError(r->status, std::move(what));
     }
     if (!http::IsTransient(failure) || failures > options_.max_retries) return failure;
     std::this_thread::sleep_for(http::RetryDelay(options_, failures, retry_after));
