@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import os
 import sys
@@ -37,11 +38,18 @@ def data_dir(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="session")
-def nginx_server(data_dir):
+@contextlib.contextmanager
+def nginx_serving(folder):
+    """nginx on a free loopback port serving `folder`; skips the test where nginx is missing."""
     if not nginx.available():
         pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    with nginx.Nginx(data_dir) as server:
+    with nginx.Nginx(folder) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nginx_server(data_dir):
+    with nginx_serving(data_dir) as server:
         yield server
 
 

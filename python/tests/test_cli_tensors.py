@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import REPO, nginx
+from conftest import REPO, nginx_serving
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -62,9 +62,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(files):
-    if not nginx.available():
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    with nginx.Nginx(files) as s:
+    with nginx_serving(files) as s:
         yield s
 
 

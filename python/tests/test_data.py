@@ -8,7 +8,7 @@ import pytest
 
 import ferry
 import ferry.data
-from conftest import REPO, nginx
+from conftest import REPO, nginx_serving
 
 SHARDS = REPO.parent / "shared" / "data" / "shards" / "webdataset_testdata"
 
@@ -109,9 +109,7 @@ def test_shards_over_http_and_patterns(tmp_path):
         make_tar(tmp_path / f"shard-{i}.tar", [(f"s{i}-{j}.txt", b"%d" % j) for j in range(4)])
     local = list(ferry.data.samples(tmp_path / "shard-*.tar"))
     assert [s["__key__"] for s in local] == [f"s{i}-{j}" for i in range(3) for j in range(4)]
-    if not nginx.available():
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    with nginx.Nginx(tmp_path) as server:
+    with nginx_serving(tmp_path) as server:
         urls = [server.url(f"shard-{i}.tar") for i in range(3)]
         remote = list(ferry.data.samples(urls))
     assert [(s["__key__"], s["txt"]) for s in remote] == [(s["__key__"], s["txt"]) for s in local]

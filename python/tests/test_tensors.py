@@ -17,7 +17,7 @@ import ferry.torch  # noqa: E402
 import safetensors.numpy  # noqa: E402
 import safetensors.torch  # noqa: E402
 
-from conftest import REPO, nginx  # noqa: E402
+from conftest import REPO, nginx_serving  # noqa: E402
 
 MODES = ["eager", "lazy", "plaid", "mmap"]
 SHARED_TENSORS = REPO.parent / "shared" / "data" / "tensors"
@@ -293,12 +293,10 @@ def test_bad_options_are_clear(checkpoint):
 
 @pytest.fixture(scope="module")
 def served(checkpoint, tmp_path_factory):
-    if not nginx.available():
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
     path, tensors = checkpoint
     root = tmp_path_factory.mktemp("www")
     shutil.copy(path, root / "model.safetensors")
-    with nginx.Nginx(root) as server:
+    with nginx_serving(root) as server:
         yield server, root, tensors
 
 
