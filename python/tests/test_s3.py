@@ -194,7 +194,7 @@ def test_local_globs(tmp_path):
         ferry.io.list(tmp_path / "*.zip")
 
 
-@pytest.mark.parametrize("size", [1000, 21 << 20])  # one PUT; a 3-part multipart upload
+@pytest.mark.parametrize("size", [1000, 21 << 20, 75 << 20])  # one PUT; 3 parts; 10 parts (4 at once)
 def test_save_file_uploads_to_s3(s3_env, size):
     _, client, _ = s3_env
     arrays = {"w": np.frombuffer(make_bytes(size, seed=3), dtype=np.uint8)}

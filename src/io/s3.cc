@@ -4,11 +4,13 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "base/parse.h"
 #include "ferry/version.h"
 #include "io/http_source.h"
+#include "pipeline/parallel_for.h"
 
 namespace ferry::io::s3 {
 namespace {
@@ -432,7 +434,9 @@ class S3Sink final : public Sink {
          size_t part_size)
       : uri_(std::move(uri)),
         location_(std::move(location)),
-        client_(std::move(config), options),
+        config_(std::move(config)),
+        options_(options),
+        client_(config_, options_),
         part_size_(part_size) {}
 
   ~S3Sink() override {
@@ -443,20 +447,21 @@ class S3Sink final : public Sink {
 
   Status Write(std::span<const std::byte> bytes) override {
     buffer_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    while (buffer_.size() >= part_size_) {
-      FERRY_RETURN_IF_ERROR(UploadPart(std::string_view(buffer_).substr(0, part_size_)));
-      buffer_.erase(0, part_size_);
-    }
+    if (buffer_.size() >= kPartsInFlight * part_size_) return UploadWholeParts();
     return Status::Ok();
   }
 
   Status Commit() override {
-    if (upload_id_.empty()) {  // small: one PUT
+    if (upload_id_.empty() && buffer_.size() < part_size_) {  // small: one PUT
       FERRY_RETURN_IF_ERROR(client_.Call(uri_, "PUT", location_, {}, buffer_).status());
       committed_ = true;
       return Status::Ok();
     }
-    if (!buffer_.empty()) FERRY_RETURN_IF_ERROR(UploadPart(buffer_));  // the last may be short
+    FERRY_RETURN_IF_ERROR(UploadWholeParts());
+    if (!buffer_.empty()) {  // the last part may be short
+      etags_.emplace_back();
+      FERRY_RETURN_IF_ERROR(UploadPart(client_, etags_.size(), buffer_, etags_.back()));
+    }
     std::string xml = "<CompleteMultipartUpload>";
     for (size_t i = 0; i < etags_.size(); ++i) {
       xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>\"" + etags_[i] +
@@ -470,7 +475,13 @@ class S3Sink final : public Sink {
   }
 
  private:
-  Status UploadPart(std::string_view part) {
+  // Parts uploaded at once, each on its own connection; memory is this many parts.
+  static constexpr size_t kPartsInFlight = 4;
+
+  // Uploads every whole part in the buffer, up to kPartsInFlight at a time.
+  Status UploadWholeParts() {
+    size_t parts = buffer_.size() / part_size_;
+    if (parts == 0) return Status::Ok();
     if (upload_id_.empty()) {
       FERRY_ASSIGN_OR_RETURN(Response created,
                              client_.Call(uri_, "POST", location_, {{"uploads", ""}}));
@@ -479,24 +490,57 @@ class S3Sink final : public Sink {
         return IoError(uri_ + ": CreateMultipartUpload answered without an UploadId");
       }
     }
+    size_t first = etags_.size();
+    etags_.resize(first + parts);
+    FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(parts, kPartsInFlight, [&](size_t i) {
+      std::unique_ptr<Client> client = AcquireClient();
+      Status s = UploadPart(*client, first + i + 1,
+                            std::string_view(buffer_).substr(i * part_size_, part_size_),
+                            etags_[first + i]);
+      ReleaseClient(std::move(client));
+      return s;
+    }));
+    buffer_.erase(0, parts * part_size_);
+    return Status::Ok();
+  }
+
+  Status UploadPart(Client& client, size_t number, std::string_view part, std::string& etag) {
     FERRY_ASSIGN_OR_RETURN(
         Response uploaded,
-        client_.Call(uri_, "PUT", location_,
-                     {{"partNumber", std::to_string(etags_.size() + 1)}, {"uploadId", upload_id_}},
-                     part));
-    if (uploaded.etag.empty()) return IoError(uri_ + ": UploadPart answered without an ETag");
-    etags_.push_back(Unquoted(uploaded.etag));
+        client.Call(uri_, "PUT", location_,
+                    {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}}, part));
+    if (uploaded.etag.empty()) {
+      return IoError(uri_ + ": UploadPart " + std::to_string(number) + " answered without an ETag");
+    }
+    etag = Unquoted(uploaded.etag);
     return Status::Ok();
+  }
+
+  std::unique_ptr<Client> AcquireClient() {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (pool_.empty()) return std::make_unique<Client>(config_, options_);
+    std::unique_ptr<Client> client = std::move(pool_.back());
+    pool_.pop_back();
+    return client;
+  }
+
+  void ReleaseClient(std::unique_ptr<Client> client) {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    pool_.push_back(std::move(client));
   }
 
   const std::string uri_;
   const Location location_;
-  Client client_;
+  const Config config_;
+  const HttpOptions options_;
+  Client client_;  // create, complete, abort
   const size_t part_size_;
   std::string buffer_;
   std::string upload_id_;
-  std::vector<std::string> etags_;
+  std::vector<std::string> etags_;  // by part number - 1
   bool committed_ = false;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Client>> pool_;  // keep-alive connections for parts
 };
 
 }  // namespace

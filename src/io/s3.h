@@ -104,8 +104,8 @@ Result<std::vector<std::string>> ExpandS3Pattern(std::string_view uri, std::stri
                                                  const SourceOptions& options);
 
 // Uploads an object: a single PUT when it is small, else a multipart upload in `part_size`
-// parts (at least 5 MiB). Destroying it uncommitted aborts the upload, so no partial object
-// appears.
+// parts (at least 5 MiB), four in flight at once on their own connections (memory: four parts).
+// Destroying it uncommitted aborts the upload, so no partial object appears.
 Result<std::unique_ptr<Sink>> CreateS3Sink(std::string uri, std::string_view location,
                                            const SourceOptions& options,
                                            size_t part_size = 8u << 20);
