@@ -98,6 +98,11 @@ def test_http_drops_resume_byte_for_byte(fault_server):
     assert ferry.io.read(url, parallelism=1) == DATA
 
 
+def test_http_empty_object_with_a_bare_416(fault_server):
+    # Some servers answer bytes=0-0 on an empty object with 416 and no Content-Range.
+    assert ferry.io.read(f"{fault_server}/empty.bin?bare_416=1") == b""
+
+
 def test_http_503_is_retried(fault_server):
     assert ferry.io.read(f"{fault_server}/data.bin?id=py-503&fail=503&fails=2") == DATA
 

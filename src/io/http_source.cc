@@ -66,12 +66,11 @@ class HttpSource final : public Source {
     FERRY_RETURN_IF_ERROR(Fetch(0, scratch, /*probe=*/true, &head));
     ContentRange cr;
     bool parsed = ParseContentRange(head.content_range, cr) && cr.has_total;
-    if (head.status == 416 && !parsed && hooks_.bare_416_means_empty) {
-      pinned_ = Validators{0, head.etag, head.last_modified};
-      return Status::Ok();
-    }
-    if (head.status == 416 && (!parsed || cr.total != 0)) {
-      return IoError(url_ + ": HTTP 416 to 'Range: bytes=0-0' without 'Content-Range: bytes */0'");
+    // Byte 0 not satisfiable means an empty object. Servers should say `bytes */0`; some (S3's
+    // radosgw) send no Content-Range at all. Only a size that contradicts the 416 is an error.
+    if (head.status == 416 && parsed && cr.total != 0) {
+      return IoError(url_ + ": HTTP 416 to 'Range: bytes=0-0' but Content-Range reports " +
+                     std::to_string(cr.total) + " bytes");
     }
     if (head.status == 206 && !parsed) {
       return IoError(url_ + ": the server did not report the object size (Content-Range '" +

@@ -21,9 +21,6 @@ struct HttpHooks {
   // Turns an error response body (at most 16 KiB) into a phrase for the message, e.g. S3's
   // "<Code>NoSuchKey</Code>" into "NoSuchKey: The specified key does not exist."; "" if none.
   std::function<std::string(std::string_view body)> describe_error;
-  // S3 servers (radosgw, for one) answer `Range: bytes=0-0` on an empty object with 416 and no
-  // `Content-Range: bytes */0`; with this set, such a 416 at open means size 0.
-  bool bare_416_means_empty = false;
 };
 
 // Opens `url`: one `Range: bytes=0-0` request learns the size (from Content-Range), proves the

@@ -236,7 +236,6 @@ Result<std::unique_ptr<Source>> OpenS3Source(std::string uri, std::string_view l
     if (anonymous && detail.starts_with("AccessDenied")) detail += "; sent unsigned: " + source;
     return detail;
   };
-  hooks.bare_416_means_empty = true;
   if (config.credentials) {
     hooks.request_headers = [credentials = *config.credentials,
                              region = config.region](const http::Target& target) {

@@ -11,6 +11,7 @@ the first few requests, the way a real flaky link or a restarting server does:
   ignore_range=1             answer 200 with the whole file, as servers without Range support do
   change_after=N&grow=G      after N requests the object is "replaced": new ETag and G extra bytes
   status=CODE                always answer CODE
+  bare_416=1                 a 416 carries no Content-Range (as radosgw sends for empty objects)
 
 Run as a program it prints "PORT <n>" once listening and serves until its stdin closes, so a test
 that dies never leaves it behind.
@@ -82,7 +83,8 @@ class Handler(BaseHTTPRequestHandler):
             end = min(int(last) if last else size - 1, size - 1)
             if start >= size:
                 self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
+                if not q.get("bare_416"):
+                    self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
