@@ -48,6 +48,8 @@ class TarReader {
   virtual ~TarReader() = default;
   // The next regular file, or nullopt after the last.
   virtual Result<std::optional<TarMember>> Next() = 0;
+  // The archive's size as stored (compressed, for a gzip shard).
+  virtual uint64_t stored_size() const = 0;
 };
 
 // One WebDataset sample: consecutive members sharing a key.
@@ -73,6 +75,7 @@ class SampleReader {
                                                     const TarOptions& options = {},
                                                     const io::SourceOptions& source_options = {});
   Result<std::optional<Sample>> Next();
+  uint64_t shard_bytes() const { return tar_->stored_size(); }
 
  private:
   SampleReader(std::string uri, std::unique_ptr<TarReader> tar)

@@ -16,10 +16,9 @@ Result<std::vector<ShardInfo>> IndexShards(
   std::vector<ShardInfo> shards(urls.size());
   std::mutex progress_mu;
   FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(urls.size(), threads, [&](size_t i) -> Status {
-    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(urls[i]));
-    shards[i].url = urls[i];
-    shards[i].bytes = source->size();
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader, SampleReader::Open(urls[i]));
+    shards[i].url = urls[i];
+    shards[i].bytes = reader->shard_bytes();  // one open per shard (a request for URLs)
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
       if (!sample) break;

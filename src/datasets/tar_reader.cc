@@ -209,8 +209,14 @@ Status ParsePax(const std::string& uri, uint64_t offset, std::string_view text,
 
 class StreamingTarReader final : public TarReader {
  public:
-  StreamingTarReader(std::string uri, std::unique_ptr<ArchiveBytes> bytes, TarOptions options)
-      : uri_(std::move(uri)), bytes_(std::move(bytes)), options_(options) {}
+  StreamingTarReader(std::string uri, uint64_t stored_size, std::unique_ptr<ArchiveBytes> bytes,
+                     TarOptions options)
+      : uri_(std::move(uri)),
+        stored_size_(stored_size),
+        bytes_(std::move(bytes)),
+        options_(options) {}
+
+  uint64_t stored_size() const override { return stored_size_; }
 
   Result<std::optional<TarMember>> Next() override {
     std::vector<std::pair<std::string, std::string>> local_pax;
@@ -331,6 +337,7 @@ class StreamingTarReader final : public TarReader {
   }
 
   std::string uri_;
+  uint64_t stored_size_;
   std::unique_ptr<ArchiveBytes> bytes_;
   TarOptions options_;
   std::vector<std::pair<std::string, std::string>> global_pax_;
@@ -351,9 +358,10 @@ Result<std::unique_ptr<TarReader>> TarReader::Open(std::string_view uri_view,
   bool gzip = magic[0] == 0x1f && magic[1] == 0x8b;
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Stream> stream,
                          io::Stream::Open(source.get(), 0, source->size(), options.stream));
+  uint64_t stored_size = source->size();
   auto bytes = std::make_unique<ArchiveBytes>(uri, std::move(source), std::move(stream), gzip);
   return std::unique_ptr<TarReader>(
-      new StreamingTarReader(std::move(uri), std::move(bytes), options));
+      new StreamingTarReader(std::move(uri), stored_size, std::move(bytes), options));
 }
 
 }  // namespace ferry::datasets
