@@ -27,12 +27,13 @@ echo "== fuzz targets (${FERRY_FUZZ_SECONDS:-20} s each)"
 configure build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DFERRY_FUZZ=ON -DFERRY_CUDA=OFF \
   -DFERRY_BUILD_TESTS=OFF -DFERRY_BUILD_CLI=OFF -DFERRY_BUILD_BENCH=OFF
 cmake --build build/fuzz -j "$jobs"
-for corpus in fuzz/corpus/*/; do
-  name=$(basename "$corpus")
+for target in fuzz/*_fuzzer.cc; do
+  name=$(basename "$target" _fuzzer.cc)
   work=$(mktemp -d)
-  cp "$corpus"/* "$work"/
-  # The hostile-file folder doubles as seeds for the header parser (one copy in git, not two).
-  [[ $name == safetensors_header ]] && cp tests/data/safetensors_hostile/*.safetensors "$work"/
+  # Text seeds are in git; binary ones are generated (fuzz/make_seeds.py).
+  [[ -d fuzz/corpus/$name ]] && cp fuzz/corpus/"$name"/* "$work"/
+  .venv/bin/python fuzz/make_seeds.py "$name" "$work"
+  [[ -n $(ls -A "$work") ]] || { echo "fuzz target ${name}_fuzzer has no seeds"; exit 1; }
   if ! build/fuzz/fuzz/${name}_fuzzer "$work" -max_total_time="${FERRY_FUZZ_SECONDS:-20}" \
       -print_final_stats=1 >"$work.log" 2>&1; then
     tail -n 40 "$work.log"
