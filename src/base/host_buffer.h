@@ -11,9 +11,9 @@ namespace ferry {
 
 // Anonymous private memory from mmap: page-aligned (so any tensor alignment a file offers is
 // kept), returned to the OS on destruction rather than kept by malloc, and backed by transparent
-// huge pages where the kernel allows: 512x fewer first-touch faults. On the dev VM an eager
-// 2.2 GB load took 0.33-0.74 s with MADV_HUGEPAGE and 0.95-1.37 s without. Contents start
-// zeroed.
+// huge pages where the kernel allows: 512x fewer first-touch faults. (A one-off A/B on the dev
+// VM, not in bench/: an eager 2.2 GB load took 0.33-0.74 s with MADV_HUGEPAGE, 0.95-1.37 s
+// without.) Contents start zeroed.
 class HostBuffer {
  public:
   // kIoError (naming `what` and the size) when the memory cannot be had.
