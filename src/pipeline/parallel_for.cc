@@ -8,12 +8,20 @@
 
 namespace ferry::pipeline {
 
-Status ParallelFor(size_t count, int threads, const std::function<Status(size_t)>& task) {
+size_t WindowSize(size_t count, int threads, size_t max_window) {
+  size_t slots = 4 * static_cast<size_t>(std::max(threads, 1));
+  size_t window = (count + slots - 1) / slots;
+  return std::clamp<size_t>(window, 1, std::max<size_t>(max_window, 1));
+}
+
+Status ParallelForWindows(size_t count, int threads, size_t max_window,
+                          const std::function<Status(size_t)>& task) {
   size_t workers = std::min<size_t>(count, static_cast<size_t>(std::max(threads, 1)));
   if (workers <= 1) {
     for (size_t i = 0; i < count; ++i) FERRY_RETURN_IF_ERROR(task(i));
     return Status::Ok();
   }
+  const size_t window = WindowSize(count, static_cast<int>(workers), max_window);
 
   // The counter every thread hits gets a cache line of its own.
   struct alignas(64) Counter {
@@ -25,13 +33,17 @@ Status ParallelFor(size_t count, int threads, const std::function<Status(size_t)
 
   auto run = [&] {
     while (!failed.load(std::memory_order_relaxed)) {
-      size_t i = counter.next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= count) return;
-      Status status = task(i);
-      if (!status.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failed.exchange(true)) first_error = std::move(status);
-        return;
+      size_t begin = counter.next.fetch_add(window, std::memory_order_relaxed);
+      if (begin >= count) return;
+      size_t end = std::min(begin + window, count);
+      for (size_t i = begin; i < end; ++i) {
+        Status status = task(i);
+        if (!status.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!failed.exchange(true)) first_error = std::move(status);
+          return;
+        }
+        if (failed.load(std::memory_order_relaxed)) return;
       }
     }
   };
@@ -41,6 +53,10 @@ Status ParallelFor(size_t count, int threads, const std::function<Status(size_t)
   run();
   for (std::thread& thread : pool) thread.join();
   return first_error;
+}
+
+Status ParallelFor(size_t count, int threads, const std::function<Status(size_t)>& task) {
+  return ParallelForWindows(count, threads, 1, task);
 }
 
 }  // namespace ferry::pipeline

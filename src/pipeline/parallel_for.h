@@ -15,4 +15,18 @@ namespace ferry::pipeline {
 // With threads <= 1 or count <= 1 this is a plain loop on the calling thread.
 Status ParallelFor(size_t count, int threads, const std::function<Status(size_t)>& task);
 
+// The window scheduler (DESIGN.md, batch work such as encoding a batch of texts): like
+// ParallelFor, but a thread claims a contiguous window of WindowSize(count, threads, max_window)
+// indices per fetch_add on one cache-line-padded counter and runs them in order. Adjacent
+// inputs and outputs are then touched by one thread, so cache lines move between cores as whole
+// runs rather than item by item, and the counter is hit count/window times instead of count.
+// Failure stops every thread at its next item. Threads are started per call and joined before it
+// returns (no pool), so it is safe in a process forked from one that used it.
+Status ParallelForWindows(size_t count, int threads, size_t max_window,
+                          const std::function<Status(size_t)>& task);
+
+// clamp(ceil(count / (4 * threads)), 1, max_window): about four windows per thread, so the
+// threads that finish early can take work from the tail of the batch.
+size_t WindowSize(size_t count, int threads, size_t max_window);
+
 }  // namespace ferry::pipeline
