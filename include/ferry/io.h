@@ -104,6 +104,11 @@ class Source {
 // Range, and pin the ETag/Last-Modified validators for later reads.
 Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOptions& options = {});
 
+// Reads a whole object that is small by nature (an index, a tokenizer file) into memory;
+// kCorruption naming the URI when it is larger than `max_bytes`.
+Result<std::string> ReadSmallObject(std::string_view uri, uint64_t max_bytes,
+                                    const SourceOptions& options = {});
+
 struct ParallelReadOptions {
   int parallelism = 0;          // concurrent requests; 0 = source->default_parallelism()
   size_t part_size = 8u << 20;  // bytes per request

@@ -34,11 +34,7 @@ Result<std::vector<ShardInfo>> IndexShards(
 }
 
 Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(uri));
-  constexpr uint64_t kMaxIndex = uint64_t{1} << 30;
-  if (source->size() > kMaxIndex) return Corruption(std::string(uri) + ": index larger than 1 GiB");
-  std::string text(source->size(), '\0');
-  FERRY_RETURN_IF_ERROR(source->ReadAt(0, std::as_writable_bytes(std::span(text))));
+  FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(uri, uint64_t{1} << 30));
   auto bad = [&](std::string_view what) {
     return Corruption(std::string(uri) + ": not a ferry shard index (" + std::string(what) + ")");
   };

@@ -126,4 +126,17 @@ Result<std::unique_ptr<Stream>> Stream::Open(Source* source, uint64_t offset, ui
   return std::unique_ptr<Stream>(new PrefetchingStream(source, offset, length, options));
 }
 
+Result<std::string> ReadSmallObject(std::string_view uri, uint64_t max_bytes,
+                                    const SourceOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options));
+  if (source->size() > max_bytes) {
+    return Corruption(std::string(uri) + ": " + std::to_string(source->size()) +
+                      " bytes, more than the " + std::to_string(max_bytes) +
+                      " this kind of file may have");
+  }
+  std::string text(source->size(), '\0');
+  FERRY_RETURN_IF_ERROR(source->ReadAt(0, std::as_writable_bytes(std::span(text))));
+  return text;
+}
+
 }  // namespace ferry::io
