@@ -61,7 +61,23 @@ def tar_seeds():
     yield "small.tgz", gzip.compress(tar_bytes(tarfile.PAX_FORMAT, members), mtime=0)
 
 
-SEEDS = {"safetensors_header": safetensors_seeds, "tar": tar_seeds}
+def encode_seeds():
+    # Text that is not valid UTF-8: stray continuation bytes, a cut-off sequence, NUL, a ZWJ emoji.
+    yield "bytes.txt", b"\xff\xfe\x00 aaaa the\t\t\r\n\xe2\x82 \xf0\x9f\x91\x8d\xe2\x80\x8d"
+
+
+def split_pattern_seeds():
+    # An odd first byte makes the fuzzer read the rest as indices into its palette of
+    # interesting characters: here every index once.
+    yield "palette.bin", bytes([1]) + bytes(range(94))
+
+
+SEEDS = {
+    "safetensors_header": safetensors_seeds,
+    "tar": tar_seeds,
+    "encode": encode_seeds,
+    "split_pattern": split_pattern_seeds,
+}
 
 
 def main():

@@ -13,6 +13,7 @@ void RegisterIndex(CLI::App& app, Status* result);
 void RegisterInspect(CLI::App& app, Status* result);
 void RegisterLoad(CLI::App& app, Status* result);
 void RegisterStream(CLI::App& app, Status* result);
+void RegisterTokenize(CLI::App& app, Status* result);
 void RegisterVerify(CLI::App& app, Status* result);
 
 }  // namespace ferry::cli

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterVerify(app, &result);
   ferry::cli::RegisterLoad(app, &result);
   ferry::cli::RegisterStream(app, &result);
+  ferry::cli::RegisterTokenize(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

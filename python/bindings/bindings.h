@@ -8,5 +8,6 @@ namespace ferry::python {
 void RegisterIo(nanobind::module_& m);
 void RegisterTensors(nanobind::module_& m);
 void RegisterDatasets(nanobind::module_& m);
+void RegisterText(nanobind::module_& m);
 
 }  // namespace ferry::python

@@ -21,4 +21,5 @@ NB_MODULE(_core, m) {
   ferry::python::RegisterIo(m);
   ferry::python::RegisterTensors(m);
   ferry::python::RegisterDatasets(m);
+  ferry::python::RegisterText(m);
 }

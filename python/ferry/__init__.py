@@ -30,6 +30,7 @@ from ferry._core import (
 )
 from ferry import io
 from ferry._tensors import safe_open
+from ferry.text import Tokenizer
 
 __all__ = [
     "CancelledError",
@@ -45,6 +46,7 @@ __all__ = [
     "PermissionDeniedError",
     "SourceChangedError",
     "UnavailableError",
+    "Tokenizer",
     "UnsupportedError",
     "__version__",
     "cuda_description",

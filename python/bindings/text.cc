@@ -1,0 +1,277 @@
+// ferry._core.Tokenizer: the C++ tokenizer for python/ferry/text.py.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bindings/bindings.h"
+#include "bindings/errors.h"
+#include "ferry/io.h"
+#include "ferry/text.h"
+
+namespace nb = nanobind;
+
+namespace ferry::python {
+namespace {
+
+using text::TokenId;
+using text::Tokenizer;
+using IdArray = nb::ndarray<nb::numpy, uint32_t, nb::ndim<1>, nb::c_contig>;
+
+constexpr uint64_t kMaxSource = uint64_t{512} << 20;
+
+// UTF-8 of a str (lone surrogates become U+FFFD, as tiktoken does) or the bytes of a bytes-like.
+// The view stays valid while `keep` (or the argument) is alive.
+std::string_view TextOf(nb::handle text, nb::object& keep) {
+  if (PyUnicode_Check(text.ptr())) {
+    Py_ssize_t size = 0;
+    const char* data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
+    if (!data) {
+      PyErr_Clear();
+      keep = nb::steal(PyUnicode_AsEncodedString(text.ptr(), "utf-8", "replace"));
+      if (!keep.is_valid()) throw nb::python_error();
+      return {PyBytes_AS_STRING(keep.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(keep.ptr()))};
+    }
+    return {data, static_cast<size_t>(size)};
+  }
+  if (PyBytes_Check(text.ptr())) {
+    return {PyBytes_AS_STRING(text.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(text.ptr()))};
+  }
+  throw nb::type_error("expected str or bytes");
+}
+
+nb::list ToList(const std::vector<TokenId>& ids) {
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
+  if (!list) throw nb::python_error();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), PyLong_FromUnsignedLong(ids[i]));
+  }
+  return nb::steal<nb::list>(list);
+}
+
+// A numpy uint32 array that owns the vector's memory (no copy).
+IdArray ToArray(std::vector<TokenId>&& ids) {
+  auto* owner = new std::vector<TokenId>(std::move(ids));
+  nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<std::vector<TokenId>*>(p); });
+  static uint32_t empty_sentinel = 0;  // numpy wants a non-null pointer even when empty
+  size_t shape[1] = {owner->size()};
+  return IdArray(owner->empty() ? &empty_sentinel : owner->data(), 1, shape, capsule);
+}
+
+std::vector<TokenId> IdsOf(nb::handle ids) {
+  std::vector<TokenId> out;
+  if (nb::ndarray<uint32_t, nb::ndim<1>> array; nb::try_cast(ids, array) && array.stride(0) == 1) {
+    const uint32_t* data = array.data();
+    out.assign(data, data + array.shape(0));
+    return out;
+  }
+  for (nb::handle item : ids) {
+    long long value = PyLong_AsLongLong(item.ptr());
+    if (value == -1 && PyErr_Occurred()) throw nb::python_error();
+    if (value < 0 || value > 0xFFFFFFFFll) {
+      throw StatusError(OutOfRange("id " + std::to_string(value) + " is not a token id"));
+    }
+    out.push_back(static_cast<TokenId>(value));
+  }
+  return out;
+}
+
+nb::str Utf8Lossy(const std::string& bytes) {
+  PyObject* s = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()), "replace");
+  if (!s) throw nb::python_error();
+  return nb::steal<nb::str>(s);
+}
+
+// The tokenizer plus what it was built from, so it pickles by content.
+struct PyTokenizer {
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::string format;  // "tokenizer.json" or "tiktoken"
+  std::string source;  // the file's bytes
+  text::TiktokenOptions tiktoken;
+
+  static PyTokenizer FromJsonText(std::string source, std::string origin) {
+    PyTokenizer out;
+    {
+      nb::gil_scoped_release release;
+      out.tokenizer = Unwrap(Tokenizer::FromJson(source, origin));
+    }
+    out.format = "tokenizer.json";
+    out.source = std::move(source);
+    return out;
+  }
+
+  static PyTokenizer FromRanksText(std::string source, std::string origin,
+                                   text::TiktokenOptions options) {
+    PyTokenizer out;
+    {
+      nb::gil_scoped_release release;
+      out.tokenizer = Unwrap(Tokenizer::FromTiktokenRanks(source, origin, options));
+    }
+    out.format = "tiktoken";
+    out.source = std::move(source);
+    out.tiktoken = std::move(options);
+    return out;
+  }
+
+  static std::string Read(const std::string& uri) {
+    nb::gil_scoped_release release;
+    return Unwrap(io::ReadSmallObject(uri, kMaxSource));
+  }
+
+  std::vector<TokenId> EncodeIds(nb::handle text, const text::EncodeOptions& options) const {
+    nb::object keep;
+    std::string_view view = TextOf(text, keep);
+    std::vector<TokenId> ids;
+    {
+      nb::gil_scoped_release release;
+      ThrowIfError(tokenizer->Encode(view, options, ids));
+    }
+    return ids;
+  }
+
+  std::vector<std::vector<TokenId>> EncodeMany(nb::handle texts, const text::EncodeOptions& options,
+                                               int threads) const {
+    std::vector<nb::object> keep;
+    std::vector<std::string_view> views;
+    for (nb::handle item : texts) {
+      keep.emplace_back();
+      views.push_back(TextOf(item, keep.back()));
+    }
+    std::vector<std::vector<TokenId>> out;
+    {
+      nb::gil_scoped_release release;
+      ThrowIfError(tokenizer->EncodeBatch(views, options, threads, out));
+    }
+    return out;
+  }
+
+  std::string DecodeBytes(nb::handle ids, bool skip_special_tokens) const {
+    std::vector<TokenId> list = IdsOf(ids);
+    std::string out;
+    {
+      nb::gil_scoped_release release;
+      ThrowIfError(tokenizer->Decode(list, skip_special_tokens, out));
+    }
+    return out;
+  }
+};
+
+// Feeds every text of an iterable to a trainer (GIL held: it walks Python objects) and trains
+// (GIL released).
+std::string TrainBpe(nb::iterable texts, size_t vocab_size, uint64_t min_frequency,
+                     std::vector<std::string> special_tokens) {
+  text::BpeTrainer trainer({vocab_size, min_frequency, std::move(special_tokens)});
+  for (nb::handle item : texts) {
+    nb::object keep;
+    ThrowIfError(trainer.Feed(TextOf(item, keep)));
+  }
+  nb::gil_scoped_release release;
+  return Unwrap(trainer.Train());
+}
+
+}  // namespace
+
+void RegisterText(nb::module_& m) {
+  m.def("train_bpe", &TrainBpe, nb::arg("texts"), nb::arg("vocab_size"), nb::arg("min_frequency"),
+        nb::arg("special_tokens"));
+  nb::class_<PyTokenizer>(m, "Tokenizer")
+      .def_static(
+          "from_file",
+          [](const std::string& uri) { return PyTokenizer::FromJsonText(PyTokenizer::Read(uri), uri); },
+          nb::arg("uri"))
+      .def_static(
+          "from_json",
+          [](nb::bytes json, const std::string& origin) {
+            return PyTokenizer::FromJsonText(std::string(json.c_str(), json.size()), origin);
+          },
+          nb::arg("json"), nb::arg("origin"))
+      .def_static(
+          "from_tiktoken",
+          [](const std::string& uri, const std::string& name, const std::string& pattern,
+             std::vector<std::pair<std::string, TokenId>> special_tokens) {
+            text::TiktokenOptions options{name, pattern, std::move(special_tokens)};
+            return PyTokenizer::FromRanksText(PyTokenizer::Read(uri), uri, std::move(options));
+          },
+          nb::arg("uri"), nb::arg("name"), nb::arg("pattern"), nb::arg("special_tokens"))
+      .def_static(
+          "from_ranks",
+          [](nb::bytes ranks, const std::string& origin, const std::string& name,
+             const std::string& pattern, std::vector<std::pair<std::string, TokenId>> special_tokens) {
+            text::TiktokenOptions options{name, pattern, std::move(special_tokens)};
+            return PyTokenizer::FromRanksText(std::string(ranks.c_str(), ranks.size()), origin,
+                                              std::move(options));
+          },
+          nb::arg("ranks"), nb::arg("origin"), nb::arg("name"), nb::arg("pattern"),
+          nb::arg("special_tokens"))
+      .def(
+          "encode",
+          [](const PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added) {
+            return ToList(self.EncodeIds(text, {match_added, add_special_tokens}));
+          },
+          nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"))
+      .def(
+          "encode_array",
+          [](const PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added) {
+            return ToArray(self.EncodeIds(text, {match_added, add_special_tokens}));
+          },
+          nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"))
+      .def(
+          "encode_batch",
+          [](const PyTokenizer& self, nb::handle texts, bool add_special_tokens, bool match_added,
+             int threads) {
+            auto encoded = self.EncodeMany(texts, {match_added, add_special_tokens}, threads);
+            nb::list out;
+            for (std::vector<TokenId>& ids : encoded) out.append(ToArray(std::move(ids)));
+            return out;
+          },
+          nb::arg("texts"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"),
+          nb::arg("threads"))
+      .def(
+          "decode_bytes",
+          [](const PyTokenizer& self, nb::handle ids, bool skip_special_tokens) {
+            std::string bytes = self.DecodeBytes(ids, skip_special_tokens);
+            return nb::bytes(bytes.data(), bytes.size());
+          },
+          nb::arg("ids"), nb::arg("skip_special_tokens"))
+      .def(
+          "decode",
+          [](const PyTokenizer& self, nb::handle ids, bool skip_special_tokens) {
+            return Utf8Lossy(self.DecodeBytes(ids, skip_special_tokens));
+          },
+          nb::arg("ids"), nb::arg("skip_special_tokens"))
+      .def(
+          "token_to_id",
+          [](const PyTokenizer& self, nb::handle token) -> std::optional<TokenId> {
+            nb::object keep;
+            TokenId id;
+            if (!self.tokenizer->TokenToId(TextOf(token, keep), id)) return std::nullopt;
+            return id;
+          },
+          nb::arg("token"))
+      .def(
+          "id_to_token",
+          [](const PyTokenizer& self, TokenId id) -> nb::object {
+            std::string token;
+            if (!self.tokenizer->IdToToken(id, token)) return nb::none();
+            if (self.format == "tiktoken") return nb::bytes(token.data(), token.size());
+            return Utf8Lossy(token);
+          },
+          nb::arg("id"))
+      .def("is_special", [](const PyTokenizer& self, TokenId id) { return self.tokenizer->IsSpecial(id); })
+      .def_prop_ro("vocab_size", [](const PyTokenizer& self) { return self.tokenizer->vocab_size(); })
+      .def_prop_ro("fingerprint", [](const PyTokenizer& self) { return self.tokenizer->fingerprint(); })
+      .def_prop_ro("origin", [](const PyTokenizer& self) { return self.tokenizer->origin(); })
+      .def_prop_ro("format", [](const PyTokenizer& self) { return self.format; })
+      .def_prop_ro("source", [](const PyTokenizer& self) { return nb::bytes(self.source.data(), self.source.size()); })
+      .def_prop_ro("tiktoken_options", [](const PyTokenizer& self) {
+        return nb::make_tuple(self.tiktoken.name, self.tiktoken.pattern, self.tiktoken.special_tokens);
+      });
+}
+
+}  // namespace ferry::python

@@ -1,0 +1,342 @@
+#include "text/bpe.h"
+
+// Header-only: XXH3 inlines into the lookup loop.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <queue>
+
+namespace ferry::text {
+namespace {
+
+constexpr uint32_t kNoMerge = 0xFFFFFFFFu;
+
+// Pieces up to this many bytes merge in a quadratic scan over small arrays on the stack, which
+// beats a heap for the short pieces that are nearly all of real text; longer ones use a heap so
+// a megabyte without a split stays O(n log n).
+constexpr size_t kSmallPiece = 96;
+
+size_t TableSize(size_t count) {
+  size_t size = 16;
+  while (size < count * 2) size *= 2;
+  return size;
+}
+
+uint64_t NextInstance() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Per-thread, direct-mapped memo of merged pieces. Hits cost a compare and a copy of a few ids;
+// a collision just replaces the entry. Long pieces are not kept (rare, and costly to store).
+struct PieceCache {
+  static constexpr size_t kEntries = 4096;
+  static constexpr size_t kMaxPiece = 64;
+  struct Entry {
+    uint64_t instance = 0;
+    std::string piece;
+    std::vector<TokenId> ids;
+  };
+  std::vector<Entry> entries = std::vector<Entry>(kEntries);
+};
+
+}  // namespace
+
+void BytesToId::Reserve(size_t count) {
+  slots_.assign(TableSize(count), Slot{});
+  mask_ = slots_.size() - 1;
+  count_ = 0;
+}
+
+bool BytesToId::Insert(std::string_view key, TokenId id) {
+  if ((count_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old = std::move(slots_);
+    Reserve(std::max<size_t>(count_ + 1, old.size()));
+    for (const Slot& slot : old) {
+      if (slot.id != kNoToken) Insert(std::string_view(slot.data, slot.size), slot.id);
+    }
+  }
+  uint64_t hash = Hash(key);
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    Slot& slot = slots_[i];
+    if (slot.id == kNoToken) {
+      slot = Slot{key.data(), static_cast<uint32_t>(key.size()), static_cast<uint32_t>(hash >> 32), id};
+      ++count_;
+      return true;
+    }
+    if (std::string_view(slot.data, slot.size) == key) return false;
+  }
+}
+
+uint64_t BytesToId::Hash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+TokenId BytesToId::Find(std::string_view key, uint64_t hash) const {
+  if (slots_.empty()) return kNoToken;
+  const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Slot& slot = slots_[i];
+    if (slot.id == kNoToken) return kNoToken;
+    if (slot.tag == tag && slot.size == key.size() &&
+        std::memcmp(slot.data, key.data(), key.size()) == 0) {
+      return slot.id;
+    }
+  }
+}
+
+void PairTable::Reserve(size_t count) {
+  slots_.assign(TableSize(count), Slot{});
+  mask_ = slots_.size() - 1;
+  count_ = 0;
+}
+
+void PairTable::Insert(TokenId left, TokenId right, Merge merge) {
+  if ((count_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old = std::move(slots_);
+    Reserve(std::max<size_t>(count_ + 1, old.size()));
+    for (const Slot& slot : old) {
+      if (slot.key != kEmpty) Insert(slot.key >> 32, slot.key & 0xFFFFFFFFu, slot.merge);
+    }
+  }
+  uint64_t key = Key(left, right);
+  for (size_t i = Hash(key) & mask_;; i = (i + 1) & mask_) {
+    Slot& slot = slots_[i];
+    if (slot.key == kEmpty) {
+      slot = Slot{key, merge};
+      ++count_;
+      return;
+    }
+    if (slot.key == key) {
+      slot.merge = merge;  // a later duplicate wins, as in tokenizers' merge map
+      return;
+    }
+  }
+}
+
+BpeModel::BpeModel(Config config) : instance_(NextInstance()), config_(std::move(config)) {}
+
+Status BpeModel::IndexTokens(std::string_view what) {
+  bytes_to_id_.Reserve(config_.tokens.size());
+  for (TokenId id = 0; id < config_.tokens.size(); ++id) {
+    if (!config_.present[id]) continue;
+    const std::string& bytes = config_.tokens[id];
+    if (bytes.empty()) {  // Whisper's vocab has "": it can never be produced, only decoded
+      config_.present[id] = false;
+      continue;
+    }
+    if (!bytes_to_id_.Insert(bytes, id)) {
+      return Corruption(std::string(what) + ": tokens " + std::to_string(bytes_to_id_.Find(bytes)) +
+                        " and " + std::to_string(id) + " have the same bytes");
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    char c = static_cast<char>(b);
+    byte_ids_[b] = bytes_to_id_.Find(std::string_view(&c, 1));
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
+    Config config, const std::vector<std::pair<TokenId, TokenId>>& merges) {
+  std::unique_ptr<BpeModel> model(new BpeModel(std::move(config)));
+  FERRY_RETURN_IF_ERROR(model->IndexTokens("vocab"));
+  model->pairs_.Reserve(merges.size());
+  std::string joined;
+  for (size_t i = 0; i < merges.size(); ++i) {
+    auto [left, right] = merges[i];
+    joined = model->token(left);
+    joined += model->token(right);
+    TokenId merged = model->bytes_to_id_.Find(joined);
+    if (merged == kNoToken) {
+      return Corruption("model.merges[" + std::to_string(i) + "]: the merged token is not in the vocab");
+    }
+    model->pairs_.Insert(left, right, {static_cast<uint32_t>(i), merged});
+  }
+  model->merges_ = merges;
+  // Which tokens a whole piece may be emitted as directly (see direct_).
+  const BpeModel& m = *model;
+  model->direct_.assign(m.config_.tokens.size(), false);
+  std::vector<TokenId> ids;
+  for (TokenId id = 0; id < m.config_.tokens.size(); ++id) {
+    if (!m.config_.present[id]) continue;
+    ids.clear();
+    m.Merge(m.config_.tokens[id], ids);
+    model->direct_[id] = ids.size() == 1 && ids[0] == id;
+  }
+  return model;
+}
+
+Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
+  std::unique_ptr<BpeModel> model(new BpeModel(std::move(config)));
+  FERRY_RETURN_IF_ERROR(model->IndexTokens("ranks"));
+  model->pairs_.Reserve(model->config_.tokens.size() * 2);
+  for (int b = 0; b < 256; ++b) {
+    if (model->byte_ids_[b] == kNoToken) {
+      model->byte_ids_[b] = kStandInByte + static_cast<TokenId>(b);
+      model->has_stand_ins_ = true;
+    }
+  }
+  // A part is a token, or a single byte standing in for itself.
+  auto part = [&](std::string_view bytes) {
+    return bytes.size() == 1 ? model->byte_ids_[static_cast<uint8_t>(bytes[0])]
+                             : model->bytes_to_id_.Find(bytes);
+  };
+  for (TokenId id = 0; id < model->config_.tokens.size(); ++id) {
+    std::string_view bytes = model->config_.tokens[id];
+    for (size_t cut = 1; cut < bytes.size(); ++cut) {
+      TokenId left = part(bytes.substr(0, cut));
+      if (left == kNoToken) continue;
+      TokenId right = part(bytes.substr(cut));
+      if (right != kNoToken) model->pairs_.Insert(left, right, {id, id});
+    }
+  }
+  return model;
+}
+
+void BpeModel::AppendBytes(std::string_view bytes, std::vector<TokenId>& ids) const {
+  for (char c : bytes) {
+    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
+    if (id != kNoToken) {
+      ids.push_back(id);
+    } else if (config_.unk != kNoToken) {
+      if (!(config_.fuse_unk && !ids.empty() && ids.back() == config_.unk)) ids.push_back(config_.unk);
+    }
+  }
+}
+
+bool BpeModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
+  if (piece.empty()) return true;
+  const uint64_t hash = BytesToId::Hash(piece);
+  TokenId whole = bytes_to_id_.Find(piece, hash);
+  if (whole != kNoToken && (config_.whole_piece_first || direct_.empty() || direct_[whole])) {
+    ids.push_back(whole);
+    return true;
+  }
+  size_t first = ids.size();
+  if (piece.size() <= PieceCache::kMaxPiece) {
+    thread_local PieceCache cache;
+    PieceCache::Entry& entry = cache.entries[(hash >> 20) & (PieceCache::kEntries - 1)];
+    if (entry.instance != instance_ || entry.piece != piece) {
+      entry.ids.clear();
+      Merge(piece, entry.ids);
+      entry.instance = instance_;
+      entry.piece.assign(piece);
+    }
+    ids.insert(ids.end(), entry.ids.begin(), entry.ids.end());
+  } else {
+    Merge(piece, ids);
+  }
+  if (has_stand_ins_) {
+    for (size_t i = first; i < ids.size(); ++i) {
+      if (ids[i] >= kStandInByte && ids[i] != kNoToken) {
+        ids.resize(first);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void BpeModel::Merge(std::string_view piece, std::vector<TokenId>& ids) const {
+  if (piece.size() <= kSmallPiece) {
+    MergeSmall(piece, ids);
+  } else {
+    MergeLarge(piece, ids);
+  }
+}
+
+void BpeModel::MergeSmall(std::string_view piece, std::vector<TokenId>& ids) const {
+  // symbols[i] is a token; priority[i] / merged[i] describe merging symbols i and i+1.
+  TokenId symbols[kSmallPiece];
+  uint32_t priority[kSmallPiece];
+  TokenId merged[kSmallPiece];
+  size_t n = 0;
+  for (char c : piece) {
+    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
+    if (id == kNoToken) {
+      id = config_.unk;
+      if (id == kNoToken) continue;  // dropped, as tokenizers does without an unk token
+      if (config_.fuse_unk && n > 0 && symbols[n - 1] == id) continue;
+    }
+    symbols[n++] = id;
+  }
+  auto rate = [&](size_t i) {
+    const PairTable::Merge* merge = pairs_.Find(symbols[i], symbols[i + 1]);
+    priority[i] = merge ? merge->priority : kNoMerge;
+    merged[i] = merge ? merge->merged : kNoToken;
+  };
+  for (size_t i = 0; i + 1 < n; ++i) rate(i);
+  while (n > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < n; ++i) {
+      if (priority[i] < priority[best]) best = i;
+    }
+    if (priority[best] == kNoMerge) break;
+    symbols[best] = merged[best];
+    std::memmove(symbols + best + 1, symbols + best + 2, (n - best - 2) * sizeof(TokenId));
+    std::memmove(priority + best + 1, priority + best + 2, (n - best - 2) * sizeof(uint32_t));
+    std::memmove(merged + best + 1, merged + best + 2, (n - best - 2) * sizeof(TokenId));
+    --n;
+    if (best + 1 < n) rate(best);
+    if (best > 0) rate(best - 1);
+  }
+  ids.insert(ids.end(), symbols, symbols + n);
+}
+
+void BpeModel::MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const {
+  // A doubly linked list of symbols and a min-heap of candidate merges ordered by (priority,
+  // position): the same "lowest priority, leftmost first" order as MergeSmall. Candidates go
+  // stale when a neighbour merges; they are recognised on pop by the symbols having changed.
+  struct Node {
+    TokenId id;
+    int32_t prev, next;
+  };
+  struct Candidate {
+    uint32_t priority;
+    int32_t pos;
+    TokenId left, right, merged;
+    bool operator>(const Candidate& other) const {
+      return priority != other.priority ? priority > other.priority : pos > other.pos;
+    }
+  };
+  std::vector<Node> nodes;
+  nodes.reserve(piece.size());
+  for (char c : piece) {
+    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
+    if (id == kNoToken) {
+      id = config_.unk;
+      if (id == kNoToken) continue;
+      if (config_.fuse_unk && !nodes.empty() && nodes.back().id == id) continue;
+    }
+    int32_t index = static_cast<int32_t>(nodes.size());
+    nodes.push_back({id, index - 1, index + 1});
+  }
+  if (nodes.empty()) return;
+  nodes.back().next = -1;
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+  auto offer = [&](int32_t pos) {
+    int32_t next = nodes[pos].next;
+    if (next < 0) return;
+    const PairTable::Merge* merge = pairs_.Find(nodes[pos].id, nodes[next].id);
+    if (merge) heap.push({merge->priority, pos, nodes[pos].id, nodes[next].id, merge->merged});
+  };
+  for (int32_t i = 0; i < static_cast<int32_t>(nodes.size()); ++i) offer(i);
+  while (!heap.empty()) {
+    Candidate c = heap.top();
+    heap.pop();
+    Node& left = nodes[c.pos];
+    if (left.id != c.left || left.next < 0 || nodes[left.next].id != c.right) continue;
+    Node& right = nodes[left.next];
+    left.id = c.merged;
+    left.next = right.next;
+    if (right.next >= 0) nodes[right.next].prev = c.pos;
+    right.id = kNoToken;  // unlinked; no candidate can match it again
+    if (left.prev >= 0) offer(left.prev);
+    offer(c.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = nodes[i].next) ids.push_back(nodes[i].id);
+}
+
+}  // namespace ferry::text

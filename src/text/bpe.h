@@ -1,0 +1,138 @@
+// Byte-pair encoding over a vocabulary of byte strings: the model stage of a byte-level BPE
+// tokenizer, shared by tiktoken rank files and tokenizer.json BPE models.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/status.h"
+#include "ferry/text.h"
+
+namespace ferry::text {
+
+inline constexpr TokenId kNoToken = 0xFFFFFFFFu;
+// tiktoken merges byte spans, so a byte without a rank of its own can still end up inside a
+// longer token. Such bytes take part in merging under these stand-in ids; one left over at the
+// end means the text cannot be encoded (tiktoken panics there).
+inline constexpr TokenId kStandInByte = 0xFFFFFE00u;
+
+// Open-addressing hash table from byte strings to ids. Keys are views into storage the owner
+// keeps alive (the model's token list), so a lookup hashes and compares without allocating.
+class BytesToId {
+ public:
+  void Reserve(size_t count);
+  // False if `key` is already present (the id is left as it was).
+  bool Insert(std::string_view key, TokenId id);
+  static uint64_t Hash(std::string_view key);
+  TokenId Find(std::string_view key) const { return Find(key, Hash(key)); }
+  TokenId Find(std::string_view key, uint64_t hash) const;
+
+ private:
+  struct Slot {
+    const char* data = nullptr;
+    uint32_t size = 0;
+    uint32_t tag = 0;  // high hash bits: most mismatches are rejected without touching `data`
+    TokenId id = kNoToken;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
+
+// Open-addressing hash table from an adjacent pair of ids to what merging them gives.
+class PairTable {
+ public:
+  struct Merge {
+    uint32_t priority;  // lower merges first
+    TokenId merged;
+  };
+  void Reserve(size_t count);
+  // Keeps the lower priority when the pair is already present.
+  void Insert(TokenId left, TokenId right, Merge merge);
+  const Merge* Find(TokenId left, TokenId right) const {
+    uint64_t key = Key(left, right);
+    for (size_t i = Hash(key) & mask_;; i = (i + 1) & mask_) {
+      const Slot& slot = slots_[i];
+      if (slot.key == key) return &slot.merge;
+      if (slot.key == kEmpty) return nullptr;
+    }
+  }
+  size_t size() const { return count_; }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  static uint64_t Key(TokenId left, TokenId right) { return uint64_t{left} << 32 | right; }
+  static size_t Hash(uint64_t key) { return (key * 0x9E3779B97F4A7C15ull) >> 20; }
+  struct Slot {
+    uint64_t key = kEmpty;
+    Merge merge{};
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
+
+// The vocabulary (id -> bytes), the merge rules and the encoder of one piece.
+class BpeModel {
+ public:
+  struct Config {
+    // The token list by id; ids absent from the model are empty strings with present[id] false.
+    std::vector<std::string> tokens;
+    std::vector<bool> present;
+    // Emit a piece found whole in the vocabulary without merging: always for tiktoken, and for
+    // tokenizer.json models with `ignore_merges`.
+    bool whole_piece_first = false;
+    // Bytes without a token of their own: encoded as `unk` (merged into one when `fuse_unk`),
+    // or dropped when there is no unk token, as `tokenizers` does.
+    TokenId unk = kNoToken;
+    bool fuse_unk = false;
+  };
+
+  // Merges are (left, right) id pairs; the merged token is the concatenation of their bytes and
+  // must be in the vocabulary. Priority is the merge's position in `merges` (tokenizer.json).
+  static Result<std::unique_ptr<BpeModel>> FromMerges(
+      Config config, const std::vector<std::pair<TokenId, TokenId>>& merges);
+  // tiktoken: a pair merges when the concatenation of its bytes is a token, and the token's rank
+  // is the priority. Derived here from the token list: every way of cutting a token in two.
+  static Result<std::unique_ptr<BpeModel>> FromRanks(Config config);
+
+  // Appends the ids of one pre-tokenized piece of raw bytes. Pieces that need merging are
+  // remembered in a small per-thread cache, since the same rare words come back. False (nothing appended) when a
+  // byte without a rank of its own is left unmerged (rank files only).
+  bool Encode(std::string_view piece, std::vector<TokenId>& ids) const;
+
+  TokenId Find(std::string_view bytes) const { return bytes_to_id_.Find(bytes); }
+  const std::string& token(TokenId id) const { return config_.tokens[id]; }
+  bool has_token(TokenId id) const { return id < config_.present.size() && config_.present[id]; }
+  size_t id_limit() const { return config_.tokens.size(); }
+  // The merge rules in priority order, for the fingerprint: (left, right) pairs.
+  const std::vector<std::pair<TokenId, TokenId>>& merges() const { return merges_; }
+  const Config& config() const { return config_; }
+
+ private:
+  explicit BpeModel(Config config);
+  Status IndexTokens(std::string_view what);
+  void MergeSmall(std::string_view piece, std::vector<TokenId>& ids) const;
+  void MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const;
+  void AppendBytes(std::string_view bytes, std::vector<TokenId>& ids) const;
+
+  void Merge(std::string_view piece, std::vector<TokenId>& ids) const;
+
+  const uint64_t instance_;  // tells this model's entries in the per-thread cache from others'
+  Config config_;
+  BytesToId bytes_to_id_;
+  PairTable pairs_;
+  std::vector<std::pair<TokenId, TokenId>> merges_;
+  TokenId byte_ids_[256];
+  bool has_stand_ins_ = false;
+  // direct_[id]: merging the bytes of token `id` gives exactly `id`, so a piece found whole in
+  // the vocabulary is that token without running the merges. Always so for rank files; for
+  // merge lists nearly always (computed at load), and the exceptions take the merge path.
+  std::vector<bool> direct_;
+};
+
+}  // namespace ferry::text

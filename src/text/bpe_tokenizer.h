@@ -1,0 +1,75 @@
+// The one Tokenizer implementation: added tokens, normalizer, pre-tokenizer, BPE model,
+// post-processor and decoder. The loaders (tokenizer_json.cc, tiktoken.cc) fill its parts.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ferry/text.h"
+#include "text/bpe.h"
+#include "text/pre_tokenizer.h"
+
+namespace ferry::text {
+
+struct AddedToken {
+  std::string content;
+  TokenId id = kNoToken;
+  bool special = false;
+  bool single_word = false;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool normalized = false;  // matched after normalization (else on the raw text)
+};
+
+// Finds added tokens in text as tokenizers does: leftmost-longest over all contents, a
+// single_word token only between non-word characters, lstrip/rstrip widening the match over
+// adjacent whitespace.
+class AddedTokenMatcher {
+ public:
+  struct Found {
+    size_t begin = std::string_view::npos, end = 0;
+    TokenId id = kNoToken;
+  };
+  // `contents[i]` is what to look for (normalized already where that applies).
+  void Build(const std::vector<AddedToken>& tokens, const std::vector<std::string>& contents);
+  bool empty() const { return nodes_.size() <= 1; }
+  // The next match whose (unwidened) start is at or after `pos`; `floor` is where the previous
+  // match ended, the limit for lstrip.
+  Found Next(std::string_view text, size_t pos, size_t floor) const;
+
+ private:
+  struct Node {
+    std::vector<std::pair<uint8_t, int32_t>> children;  // sorted by byte
+    int32_t token = -1;                                 // index into tokens_ when terminal
+  };
+  std::vector<Node> nodes_;
+  std::vector<AddedToken> tokens_;
+  bool first_byte_[256] = {};
+};
+
+enum class DecoderKind { kByteLevel, kRawBytes, kJoinWithSpace };
+
+struct TokenizerParts {
+  std::string origin;
+  std::string format;  // "tokenizer.json" or "tiktoken"
+  std::unique_ptr<BpeModel> model;
+  std::vector<AddedToken> added;  // by id
+  Normalizer normalizer;
+  PreTokenizer pre_tokenizer;
+  std::vector<TokenId> prefix, suffix;  // the post-processor's ids around the sequence
+  std::string post_processor;           // canonical description, for the fingerprint
+  DecoderKind decoder = DecoderKind::kByteLevel;
+  // Token spellings by id as the vocabulary writes them (tokenizer.json: byte-level; tiktoken:
+  // the raw bytes), for IdToToken/TokenToId. Ids not in the vocabulary are absent.
+  std::vector<std::string> spelling;
+  std::vector<bool> has_spelling;
+  // The bytes each id decodes to.
+  std::vector<std::string> decoded;
+};
+
+Result<std::shared_ptr<const Tokenizer>> BuildTokenizer(TokenizerParts parts);
+
+}  // namespace ferry::text

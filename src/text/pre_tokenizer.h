@@ -1,0 +1,97 @@
+// Normalizers and pre-tokenizers of tokenizer.json (the subset byte-level BPE files use), and
+// the split of text into the pieces BPE encodes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/status.h"
+#include "text/split_pattern.h"
+
+namespace ferry::text {
+
+// Unicode normalization forms, applied in order (a tokenizer.json Sequence of them).
+class Normalizer {
+ public:
+  enum class Form { kNFC, kNFD, kNFKC, kNFKD };
+  Normalizer() = default;
+  explicit Normalizer(std::vector<Form> forms) : forms_(std::move(forms)) {}
+  bool empty() const { return forms_.empty(); }
+  // Valid UTF-8 runs are normalized; bytes that are not valid UTF-8 pass through unchanged.
+  void Apply(std::string_view text, std::string& out) const;
+  std::string Canonical() const;
+
+ private:
+  std::vector<Form> forms_;
+};
+
+// How a split treats what its pattern matched (tokenizers' SplitDelimiterBehavior).
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+
+// One pre-tokenizer of a tokenizer.json pipeline.
+struct PreTokenizerStep {
+  enum class Kind { kSplit, kByteLevel, kDigits, kPunctuation };
+  Kind kind = Kind::kSplit;
+  std::shared_ptr<const SplitPattern> pattern;  // kSplit, and kByteLevel with use_regex
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+  bool invert = false;                // kSplit
+  bool add_prefix_space = false;      // kByteLevel
+  bool individual_digits = false;     // kDigits
+};
+
+// Splits a segment of text (between added tokens, already normalized) into the raw-byte pieces
+// the model encodes.
+//
+// Fast path: when the pipeline is one split pattern applied to the raw text followed, at most,
+// by the byte-level mapping (GPT-2's ByteLevel, Llama-3's Split + ByteLevel(use_regex=false),
+// every tiktoken encoding), pieces are views into the text and nothing is allocated. Other
+// pipelines (e.g. Falcon's Punctuation, ByteLevel, Digits, Split) run step by step on strings,
+// with the steps after a ByteLevel seeing the byte-level spelling, exactly as tokenizers does.
+class PreTokenizer {
+ public:
+  PreTokenizer() = default;
+  static Result<PreTokenizer> FromSteps(std::vector<PreTokenizerStep> steps);
+  // tiktoken: the pattern alone.
+  static PreTokenizer FromPattern(std::shared_ptr<const SplitPattern> pattern);
+
+  // Calls emit(piece) for each piece in order; `scratch` holds pieces the general path builds.
+  template <typename Emit>
+  Status ForEachPiece(std::string_view text, std::vector<std::string>& scratch, Emit&& emit) const {
+    if (text.empty()) return Status::Ok();
+    if (general_) {
+      FERRY_RETURN_IF_ERROR(RunSteps(text, scratch));
+      for (const std::string& piece : scratch) emit(std::string_view(piece));
+      return Status::Ok();
+    }
+    if (!fast_pattern_) {
+      emit(text);
+      return Status::Ok();
+    }
+    size_t pos = 0;
+    Match match;
+    while (pos < text.size()) {
+      FERRY_RETURN_IF_ERROR(fast_pattern_->Find(text, pos, &match));
+      if (match.begin == std::string_view::npos) break;
+      if (match.begin > pos) emit(text.substr(pos, match.begin - pos));  // unmatched: a piece
+      emit(text.substr(match.begin, match.end - match.begin));
+      pos = match.end;
+    }
+    if (pos < text.size()) emit(text.substr(pos));
+    return Status::Ok();
+  }
+
+  // The split patterns in order (for benchmarks and error messages).
+  std::vector<const SplitPattern*> patterns() const;
+  std::string Canonical() const;
+
+ private:
+  Status RunSteps(std::string_view text, std::vector<std::string>& pieces) const;
+
+  std::vector<PreTokenizerStep> steps_;
+  bool general_ = false;  // run steps_ one by one; else split with fast_pattern_ (if any)
+  std::shared_ptr<const SplitPattern> fast_pattern_;
+};
+
+}  // namespace ferry::text

@@ -1,0 +1,251 @@
+// SplitPattern's two engines: the hand-written scanners (scanners.h) and PCRE2 with JIT.
+
+#include "text/split_pattern.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "text/scanners.h"
+#include "text/unicode_tables.h"
+
+namespace ferry::text {
+namespace {
+
+std::string Quoted(std::string_view pattern) {
+  constexpr size_t kMax = 200;  // keep messages one readable line even for huge patterns
+  std::string out = "'";
+  out.append(pattern.substr(0, kMax));
+  if (pattern.size() > kMax) out += "...";
+  out += "'";
+  return out;
+}
+
+std::string Pcre2Message(int code) {
+  PCRE2_UCHAR buffer[256];
+  int length = pcre2_get_error_message(code, buffer, sizeof(buffer));
+  if (length < 0) return "PCRE2 error " + std::to_string(code);
+  return std::string(reinterpret_cast<const char*>(buffer), static_cast<size_t>(length));
+}
+
+// A pattern rewritten for PCRE2, and where each of its bytes came from in the original (for
+// error offsets).
+struct Translated {
+  std::string text;
+  std::vector<size_t> source_offset;
+
+  void Append(std::string_view piece, size_t source) {
+    text.append(piece);
+    source_offset.insert(source_offset.end(), piece.size(), source);
+  }
+};
+
+// Rewrites the escapes whose meaning in PCRE2 differs from Oniguruma's and Rust regex's (which
+// agree on them); see split_pattern.h. Inside a character class `\h` has to become a POSIX class
+// item rather than a bracketed class, so classes are tracked: `[` opens one unless escaped or
+// inside one, `]` closes it unless it comes first (`[]...]`, `[^]...]`), and `[:name:]` inside is
+// a POSIX item. Escapes are copied whole, so `\\s` stays a backslash and an `s`.
+Translated TranslateEscapes(std::string_view pattern) {
+  Translated out;
+  bool in_class = false;
+  size_t class_start = 0;  // just after `[` or `[^`: a `]` there is a literal
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      switch (pattern[i + 1]) {
+        case 's':
+          out.Append("\\p{White_Space}", i);
+          break;
+        case 'S':
+          out.Append("\\P{White_Space}", i);
+          break;
+        case 'v':
+          out.Append("\\x{0B}", i);
+          break;
+        case 'h':
+          out.Append(in_class ? "[:xdigit:]" : "[[:xdigit:]]", i);
+          break;
+        case 'H':
+          out.Append(in_class ? "[:^xdigit:]" : "[[:^xdigit:]]", i);
+          break;
+        default:
+          out.Append(pattern.substr(i, 2), i);
+      }
+      ++i;
+      continue;
+    }
+    size_t length = 1;
+    if (!in_class) {
+      if (c == '[') {
+        in_class = true;
+        length = i + 1 < pattern.size() && pattern[i + 1] == '^' ? 2 : 1;
+        class_start = i + length;
+      }
+    } else if (c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
+      size_t close = pattern.find(":]", i + 2);
+      if (close != std::string_view::npos) length = close + 2 - i;
+    } else if (c == ']' && i != class_start) {
+      in_class = false;
+    }
+    for (size_t k = i; k < i + length; ++k) out.Append(pattern.substr(k, 1), k);
+    i += length - 1;
+  }
+  out.source_offset.push_back(pattern.size());  // errors at the very end
+  return out;
+}
+
+// Per-thread PCRE2 state, shared by every pattern the thread matches: a match block with one
+// offset pair (only the whole match is read; PCRE2 fills what fits whatever the pattern's
+// groups), and a match context that hands JIT code a stack of its own. Made on the thread's first
+// Find, so the hot path allocates nothing.
+class ThreadMatchState {
+ public:
+  // JIT code needs stack for backtracking points it cannot collapse (e.g. each iteration of a
+  // repeated group); simple repeats like \s+ or \p{L}+ use none (a 1 MiB run of either matches
+  // on PCRE2's default 32 KiB). 8 MiB covers deep patterns on long pieces; the memory is
+  // reserved, and committed only as used. Past it, the interpreter, whose frames are on the heap,
+  // takes over.
+  static constexpr size_t kJitStackStart = 32 << 10;
+  static constexpr size_t kJitStackMax = 8 << 20;
+
+  ThreadMatchState()
+      : match_data_(pcre2_match_data_create(1, nullptr)),
+        context_(pcre2_match_context_create(nullptr)),
+        jit_stack_(pcre2_jit_stack_create(kJitStackStart, kJitStackMax, nullptr)) {
+    if (context_ && jit_stack_) pcre2_jit_stack_assign(context_, nullptr, jit_stack_);
+  }
+  ~ThreadMatchState() {
+    pcre2_jit_stack_free(jit_stack_);
+    pcre2_match_context_free(context_);
+    pcre2_match_data_free(match_data_);
+  }
+  ThreadMatchState(const ThreadMatchState&) = delete;
+  ThreadMatchState& operator=(const ThreadMatchState&) = delete;
+
+  bool ok() const { return match_data_ && context_ && jit_stack_; }
+  pcre2_match_data* match_data() const { return match_data_; }
+  pcre2_match_context* context() const { return context_; }
+
+ private:
+  pcre2_match_data* match_data_;
+  pcre2_match_context* context_;
+  pcre2_jit_stack* jit_stack_;
+};
+
+class RegexPattern final : public SplitPattern {
+ public:
+  RegexPattern(std::string pattern, pcre2_code* code, bool jit)
+      : SplitPattern(std::move(pattern)), code_(code), jit_(jit) {}
+  ~RegexPattern() override { pcre2_code_free(code_); }
+  RegexPattern(const RegexPattern&) = delete;
+  RegexPattern& operator=(const RegexPattern&) = delete;
+
+  Status Find(std::string_view text, size_t pos, Match* match) const override {
+    *match = Match();
+    thread_local ThreadMatchState state;
+    if (!state.ok()) {
+      return Unsupported("split pattern " + Quoted(pattern()) +
+                         ": out of memory for PCRE2's per-thread match data and JIT stack");
+    }
+    auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    while (pos < text.size()) {
+      int rc =
+          pcre2_match(code_, subject, text.size(), pos, 0, state.match_data(), state.context());
+      if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+        rc = pcre2_match(code_, subject, text.size(), pos, PCRE2_NO_JIT, state.match_data(),
+                         state.context());
+      }
+      if (rc == PCRE2_ERROR_NOMATCH) return Status::Ok();
+      if (rc < 0) {
+        // Only resource limits are left: the subject is no error under MATCH_INVALID_UTF and
+        // pos is inside it.
+        return Unsupported("split pattern " + Quoted(pattern()) + " on a " +
+                           std::to_string(text.size()) + "-byte text from offset " +
+                           std::to_string(pos) + ": PCRE2 gave up (" + Pcre2Message(rc) +
+                           "): the match needs more backtracking or memory than its limits allow");
+      }
+      const PCRE2_SIZE* offsets = pcre2_get_ovector_pointer(state.match_data());
+      if (offsets[1] > offsets[0]) {
+        *match = {offsets[0], offsets[1]};
+        return Status::Ok();
+      }
+      // An empty match: search on from the next character, as Rust regex's and Oniguruma's
+      // find-all loops do (they return the empty match, which a pre-tokenizer drops).
+      pos = offsets[0] + 1;
+      while (pos < text.size() && (static_cast<uint8_t>(text[pos]) & 0xC0) == 0x80) ++pos;
+    }
+    return Status::Ok();
+  }
+
+  std::string_view engine() const override { return jit_ ? "pcre2-jit" : "pcre2"; }
+
+  std::string_view unicode_version() const override {
+    static const std::string version = [] {
+      char buffer[32] = {};
+      pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, buffer);
+      return std::string(buffer);
+    }();
+    return version;
+  }
+
+ private:
+  pcre2_code* code_;
+  bool jit_;
+};
+
+class ScannerPattern final : public SplitPattern {
+ public:
+  explicit ScannerPattern(const Scanner& scanner)
+      : SplitPattern(std::string(scanner.pattern)),
+        scanner_(scanner),
+        engine_("scanner:" + std::string(scanner.name)) {}
+
+  Status Find(std::string_view text, size_t pos, Match* match) const override {
+    *match = scanner_.find(text, pos);
+    return Status::Ok();
+  }
+  std::string_view engine() const override { return engine_; }
+  std::string_view unicode_version() const override { return unicode::kVersion; }
+
+ private:
+  const Scanner& scanner_;
+  std::string engine_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<const SplitPattern>> SplitPattern::Compile(std::string_view pattern) {
+  if (const Scanner* scanner = FindScanner(pattern)) {
+    return std::shared_ptr<const SplitPattern>(std::make_shared<ScannerPattern>(*scanner));
+  }
+  return CompileRegex(pattern);
+}
+
+Result<std::shared_ptr<const SplitPattern>> SplitPattern::CompileRegex(std::string_view pattern) {
+  Translated translated = TranslateEscapes(pattern);
+  int error = 0;
+  PCRE2_SIZE error_offset = 0;
+  // UCP: \d, \w, \b and POSIX classes by Unicode properties, as in the references.
+  // MATCH_INVALID_UTF: invalid UTF-8 in the subject matches nothing, and is no error.
+  // DOLLAR_ENDONLY: `$` only at the very end, not also before a final newline (Rust regex).
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.text.data()), translated.text.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY, &error,
+                    &error_offset, nullptr);
+  if (code == nullptr) {
+    size_t offset =
+        translated.source_offset[std::min<size_t>(error_offset, translated.text.size())];
+    return InvalidArgument("split pattern " + Quoted(pattern) + ": " + Pcre2Message(error) +
+                           " at offset " + std::to_string(offset));
+  }
+  // Without JIT (a platform PCRE2 has none for, or a policy that forbids executable memory) the
+  // interpreter gives the same matches, slower.
+  bool jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
+  return std::shared_ptr<const SplitPattern>(
+      std::make_shared<RegexPattern>(std::string(pattern), code, jit));
+}
+
+}  // namespace ferry::text

@@ -1,0 +1,206 @@
+// tiktoken rank files: one `base64(token bytes) rank` pair per line.
+#include <array>
+
+#include "base/parse.h"
+#include "ferry/io.h"
+#include "text/bpe_tokenizer.h"
+#include "text/split_pattern.h"
+
+namespace ferry::text {
+namespace {
+
+// Ranks above this are refused before anything is sized by them: real vocabularies have under
+// a million tokens, and a hostile file could otherwise ask for gigabytes.
+constexpr uint64_t kMaxRank = (1u << 24) - 1;
+constexpr uint64_t kMaxRankFile = uint64_t{256} << 20;
+constexpr uint64_t kRankSlack = 1 << 16;
+
+struct NamedEncoding {
+  std::string_view name;
+  std::string_view pattern;
+  std::vector<std::pair<std::string, TokenId>> special_tokens;
+};
+
+constexpr std::string_view kR50kPattern =
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s)";
+constexpr std::string_view kCl100kPattern =
+    R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s)";
+constexpr std::string_view kO200kPattern =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+const std::vector<NamedEncoding>& NamedEncodings() {
+  static const std::vector<NamedEncoding> encodings = {
+      {"r50k_base", kR50kPattern, {{"<|endoftext|>", 50256}}},
+      {"p50k_base", kR50kPattern, {{"<|endoftext|>", 50256}}},
+      {"cl100k_base",
+       kCl100kPattern,
+       {{"<|endoftext|>", 100257},
+        {"<|fim_prefix|>", 100258},
+        {"<|fim_middle|>", 100259},
+        {"<|fim_suffix|>", 100260},
+        {"<|endofprompt|>", 100276}}},
+      {"o200k_base", kO200kPattern, {{"<|endoftext|>", 199999}, {"<|endofprompt|>", 200018}}},
+  };
+  return encodings;
+}
+
+std::string NamesList() {
+  std::string out;
+  for (const NamedEncoding& e : NamedEncodings()) out += (out.empty() ? "" : ", ") + std::string(e.name);
+  return out;
+}
+
+// Strict base64 (standard alphabet, `=` padding to a multiple of four).
+bool DecodeBase64(std::string_view text, std::string& out) {
+  static const std::array<int8_t, 256> kValue = [] {
+    std::array<int8_t, 256> value;
+    value.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) value[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+    return value;
+  }();
+  out.clear();
+  if (text.empty() || text.size() % 4 != 0) return false;
+  size_t padding = 0;
+  if (text.back() == '=') padding = text[text.size() - 2] == '=' ? 2 : 1;
+  for (size_t i = 0; i < text.size(); i += 4) {
+    uint32_t group = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      char c = text[i + j];
+      int8_t v = kValue[static_cast<uint8_t>(c)];
+      bool pad = c == '=' && i + 4 == text.size() && j >= 4 - padding;
+      if (v < 0 && !pad) return false;
+      group = group << 6 | static_cast<uint32_t>(pad ? 0 : v);
+    }
+    size_t bytes = i + 4 == text.size() ? 3 - padding : 3;
+    for (size_t j = 0; j < bytes; ++j) out += static_cast<char>(group >> (16 - 8 * j));
+  }
+  return true;
+}
+
+std::string_view FileStem(std::string_view origin) {
+  size_t slash = origin.find_last_of('/');
+  std::string_view name = slash == std::string_view::npos ? origin : origin.substr(slash + 1);
+  return name.substr(0, name.find('.'));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktoken(std::string_view uri,
+                                                                const TiktokenOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(uri, kMaxRankFile));
+  return FromTiktokenRanks(text, uri, options);
+}
+
+Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
+    std::string_view text, std::string_view origin, const TiktokenOptions& options) {
+  std::string where(origin);
+  const NamedEncoding* named = nullptr;
+  std::string_view name = options.name.empty() ? FileStem(origin) : std::string_view(options.name);
+  for (const NamedEncoding& e : NamedEncodings()) {
+    if (e.name == name) named = &e;
+  }
+  if (!options.name.empty() && !named) {
+    return InvalidArgument(where + ": unknown tiktoken encoding \"" + options.name +
+                           "\", known are " + NamesList() + " (or give a pattern)");
+  }
+  std::string pattern = !options.pattern.empty() ? options.pattern
+                        : named                  ? std::string(named->pattern)
+                                                 : std::string();
+  if (pattern.empty()) {
+    return InvalidArgument(where + ": not one of the named encodings (" + NamesList() +
+                           "), so a split pattern is needed");
+  }
+  const auto& specials = !options.special_tokens.empty() || !named ? options.special_tokens
+                                                                   : named->special_tokens;
+
+  TokenizerParts parts;
+  parts.origin = where;
+  parts.format = "tiktoken";
+  BpeModel::Config config;
+  config.whole_piece_first = true;
+  size_t line_number = 0;
+  std::string bytes;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    std::string at = where + ":" + std::to_string(line_number) + ": ";
+    size_t space = line.find(' ');
+    if (space == std::string_view::npos) {
+      return Corruption(at + "expected \"<base64 token> <rank>\", found no space");
+    }
+    uint64_t rank = 0;
+    if (!ParseDecimal(line.substr(space + 1), rank)) {
+      return Corruption(at + "rank \"" + std::string(line.substr(space + 1).substr(0, 32)) +
+                        "\" is not a decimal number");
+    }
+    // Ranks number the tokens from 0 with at most a few gaps; a rank far beyond the lines read
+    // so far would size the vocabulary by a hostile number instead of by the file.
+    if (rank > kMaxRank || rank > 2 * line_number + kRankSlack) {
+      return Corruption(at + "rank " + std::to_string(rank) + " is far beyond the " +
+                        std::to_string(line_number) +
+                        " lines read so far (rank files number their tokens from 0)");
+    }
+    if (!DecodeBase64(line.substr(0, space), bytes) || bytes.empty()) {
+      return Corruption(at + "token \"" + std::string(line.substr(0, std::min<size_t>(space, 32))) +
+                        "\" is not base64 of at least one byte");
+    }
+    if (rank >= config.tokens.size()) {
+      config.tokens.resize(rank + 1);
+      config.present.resize(rank + 1, false);
+    }
+    if (config.present[rank]) return Corruption(at + "rank " + std::to_string(rank) + " appears twice");
+    config.tokens[rank] = bytes;
+    config.present[rank] = true;
+  }
+  if (config.tokens.empty()) return Corruption(where + ": no ranks in the file");
+  size_t id_limit = config.tokens.size();
+  for (const auto& [content, id] : specials) {
+    if (content.empty()) return InvalidArgument(where + ": empty special token");
+    if (id < config.present.size() && config.present[id]) {
+      return InvalidArgument(where + ": special token " + content + " has id " +
+                             std::to_string(id) + ", which is already a rank in the file");
+    }
+    if (id > kMaxRank) {
+      return InvalidArgument(where + ": special token " + content + " has id " + std::to_string(id) +
+                             ", larger than " + std::to_string(kMaxRank));
+    }
+    id_limit = std::max<size_t>(id_limit, size_t{id} + 1);
+  }
+  parts.spelling.assign(id_limit, std::string());
+  parts.has_spelling.assign(id_limit, false);
+  for (TokenId id = 0; id < config.tokens.size(); ++id) {
+    if (!config.present[id]) continue;
+    parts.spelling[id] = config.tokens[id];
+    parts.has_spelling[id] = true;
+  }
+  for (const auto& [content, id] : specials) {
+    if (parts.has_spelling[id]) {
+      return InvalidArgument(where + ": special tokens share id " + std::to_string(id));
+    }
+    parts.spelling[id] = content;
+    parts.has_spelling[id] = true;
+    AddedToken token;
+    token.content = content;
+    token.id = id;
+    token.special = true;
+    parts.added.push_back(std::move(token));
+  }
+  parts.decoded = parts.spelling;
+  auto model = BpeModel::FromRanks(std::move(config));
+  if (!model.ok()) return model.status().WithContext(where);
+  parts.model = std::move(model).value();
+  auto compiled = SplitPattern::Compile(pattern);
+  if (!compiled.ok()) return compiled.status().WithContext(where);
+  parts.pre_tokenizer = PreTokenizer::FromPattern(std::move(compiled).value());
+  parts.decoder = DecoderKind::kRawBytes;
+  parts.post_processor = "none";
+  return BuildTokenizer(std::move(parts));
+}
+
+}  // namespace ferry::text

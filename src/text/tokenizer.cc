@@ -1,0 +1,348 @@
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "pipeline/parallel_for.h"
+#include "text/bpe_tokenizer.h"
+#include "text/unicode.h"
+
+namespace ferry::text {
+namespace {
+
+// Whitespace run ending at `end` (tokenizers' `\s*$` on the text before an lstrip token).
+size_t WhitespaceStart(std::string_view text, size_t end) {
+  size_t pos = end;
+  while (pos > 0) {
+    size_t start = pos - 1;
+    while (start > 0 && (static_cast<uint8_t>(text[start]) & 0xC0) == 0x80) --start;
+    char32_t cp;
+    if (DecodeUtf8(text, start, cp) != pos - start || !IsWhitespace(cp)) break;
+    pos = start;
+  }
+  return pos;
+}
+
+// End of the whitespace run starting at `begin` (`^\s*` after an rstrip token).
+size_t WhitespaceEnd(std::string_view text, size_t begin) {
+  size_t pos = begin;
+  char32_t cp;
+  while (pos < text.size()) {
+    size_t length = DecodeUtf8(text, pos, cp);
+    if (length == 0 || !IsWhitespace(cp)) break;
+    pos += length;
+  }
+  return pos;
+}
+
+bool WordCharBefore(std::string_view text, size_t end) {
+  if (end == 0) return false;
+  size_t start = end - 1;
+  while (start > 0 && (static_cast<uint8_t>(text[start]) & 0xC0) == 0x80) --start;
+  char32_t cp;
+  return DecodeUtf8(text, start, cp) == end - start && IsWordChar(cp);
+}
+
+bool WordCharAt(std::string_view text, size_t pos) {
+  char32_t cp;
+  return pos < text.size() && DecodeUtf8(text, pos, cp) != 0 && IsWordChar(cp);
+}
+
+// SHA-256 over length-prefixed fields, so no two different field lists hash the same bytes.
+class Fingerprinter {
+ public:
+  Fingerprinter() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Fingerprinter() { EVP_MD_CTX_free(ctx_); }
+  void Add(std::string_view field) {
+    AddNumber(field.size());
+    EVP_DigestUpdate(ctx_, field.data(), field.size());
+  }
+  void AddNumber(uint64_t n) {
+    unsigned char bytes[8];
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(n >> (8 * i));
+    EVP_DigestUpdate(ctx_, bytes, sizeof bytes);
+  }
+  std::string Hex() {
+    unsigned char digest[32];
+    unsigned int size = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &size);
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+      out += kHex[digest[i] >> 4];
+      out += kHex[digest[i] & 15];
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+class BpeTokenizer final : public Tokenizer {
+ public:
+  explicit BpeTokenizer(TokenizerParts parts) : parts_(std::move(parts)) {
+    origin_ = parts_.origin;
+    std::vector<AddedToken> raw, normalized;
+    std::vector<std::string> raw_contents, normalized_contents;
+    is_special_.assign(parts_.decoded.size(), false);
+    for (const AddedToken& token : parts_.added) {
+      if (token.special) is_special_[token.id] = true;
+      if (token.normalized && !parts_.normalizer.empty()) {
+        std::string content;
+        parts_.normalizer.Apply(token.content, content);
+        normalized.push_back(token);
+        normalized_contents.push_back(std::move(content));
+      } else if (token.normalized) {
+        normalized.push_back(token);
+        normalized_contents.push_back(token.content);
+      } else {
+        raw.push_back(token);
+        raw_contents.push_back(token.content);
+      }
+    }
+    raw_matcher_.Build(raw, raw_contents);
+    normalized_matcher_.Build(normalized, normalized_contents);
+    for (TokenId id = 0; id < parts_.spelling.size(); ++id) {
+      if (parts_.has_spelling[id]) by_spelling_.emplace(parts_.spelling[id], id);
+    }
+    fingerprint_ = ComputeFingerprint();
+  }
+
+  Status Encode(std::string_view text, const EncodeOptions& options,
+                std::vector<TokenId>& ids) const override {
+    if (options.add_special_tokens) ids.insert(ids.end(), parts_.prefix.begin(), parts_.prefix.end());
+    Scratch scratch;
+    if (options.match_added_tokens && !raw_matcher_.empty()) {
+      size_t pos = 0, floor = 0;
+      while (true) {
+        AddedTokenMatcher::Found found = raw_matcher_.Next(text, pos, floor);
+        size_t gap_end = std::min(found.begin, text.size());
+        FERRY_RETURN_IF_ERROR(EncodeSegment(text.substr(floor, gap_end - floor), true, scratch, ids));
+        if (found.begin == std::string_view::npos) break;
+        ids.push_back(found.id);
+        pos = floor = found.end;
+      }
+    } else {
+      FERRY_RETURN_IF_ERROR(EncodeSegment(text, options.match_added_tokens, scratch, ids));
+    }
+    if (options.add_special_tokens) ids.insert(ids.end(), parts_.suffix.begin(), parts_.suffix.end());
+    return Status::Ok();
+  }
+
+  Status Decode(std::span<const TokenId> ids, bool skip_special_tokens,
+                std::string& out) const override {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      TokenId id = ids[i];
+      if (id >= parts_.decoded.size() || !parts_.has_spelling[id]) {
+        return OutOfRange(origin_ + ": id " + std::to_string(id) + " at position " +
+                          std::to_string(i) + " is not in the vocabulary (vocab size " +
+                          std::to_string(vocab_size()) + ")");
+      }
+      if (skip_special_tokens && is_special_[id]) continue;
+      if (parts_.decoder == DecoderKind::kJoinWithSpace) {
+        if (!out.empty()) out += ' ';
+        out += parts_.spelling[id];
+      } else {
+        out += parts_.decoded[id];
+      }
+    }
+    return Status::Ok();
+  }
+
+  bool IdToToken(TokenId id, std::string& token) const override {
+    if (id >= parts_.spelling.size() || !parts_.has_spelling[id]) return false;
+    token = parts_.spelling[id];
+    return true;
+  }
+
+  bool TokenToId(std::string_view token, TokenId& id) const override {
+    auto it = by_spelling_.find(std::string(token));
+    if (it == by_spelling_.end()) return false;
+    id = it->second;
+    return true;
+  }
+
+  size_t vocab_size() const override { return parts_.decoded.size(); }
+  bool IsSpecial(TokenId id) const override { return id < is_special_.size() && is_special_[id]; }
+
+ private:
+  struct Scratch {
+    std::string normalized;
+    std::vector<std::string> pieces;
+  };
+
+  // A stretch of text between raw added tokens: normalized, split on normalized added tokens,
+  // pre-tokenized, encoded.
+  Status EncodeSegment(std::string_view text, bool match_added, Scratch& scratch,
+                       std::vector<TokenId>& ids) const {
+    if (text.empty()) return Status::Ok();
+    if (!parts_.normalizer.empty()) {
+      parts_.normalizer.Apply(text, scratch.normalized);
+      text = scratch.normalized;
+    }
+    if (!match_added || normalized_matcher_.empty()) return EncodePlain(text, scratch, ids);
+    size_t pos = 0, floor = 0;
+    while (true) {
+      AddedTokenMatcher::Found found = normalized_matcher_.Next(text, pos, floor);
+      size_t gap_end = std::min(found.begin, text.size());
+      FERRY_RETURN_IF_ERROR(EncodePlain(text.substr(floor, gap_end - floor), scratch, ids));
+      if (found.begin == std::string_view::npos) return Status::Ok();
+      ids.push_back(found.id);
+      pos = floor = found.end;
+    }
+  }
+
+  Status EncodePlain(std::string_view text, Scratch& scratch, std::vector<TokenId>& ids) const {
+    std::string_view unencodable;
+    FERRY_RETURN_IF_ERROR(parts_.pre_tokenizer.ForEachPiece(
+        text, scratch.pieces, [&](std::string_view piece) {
+          if (!parts_.model->Encode(piece, ids) && unencodable.empty()) unencodable = piece;
+        }));
+    if (!unencodable.empty()) return Unencodable(unencodable);
+    return Status::Ok();
+  }
+
+  Status Unencodable(std::string_view piece) const {
+    std::string hex;
+    for (char c : piece.substr(0, 16)) {
+      static const char* kHex = "0123456789abcdef";
+      hex += kHex[static_cast<uint8_t>(c) >> 4];
+      hex += kHex[static_cast<uint8_t>(c) & 15];
+    }
+    return InvalidArgument(origin_ + ": cannot encode the piece 0x" + hex +
+                           (piece.size() > 16 ? "..." : "") +
+                           ": it contains a byte that has no rank of its own and merges into "
+                           "no token");
+  }
+
+  std::string ComputeFingerprint() const {
+    Fingerprinter f;
+    f.Add("ferry-tokenizer-fingerprint-v1");
+    const BpeModel& model = *parts_.model;
+    const BpeModel::Config& config = model.config();
+    f.Add(model.merges().empty() ? "bpe-ranks" : "bpe-merges");
+    f.AddNumber(config.whole_piece_first);
+    f.AddNumber(config.unk);
+    f.AddNumber(config.fuse_unk);
+    f.AddNumber(model.id_limit());
+    for (TokenId id = 0; id < model.id_limit(); ++id) {
+      f.AddNumber(model.has_token(id));
+      if (model.has_token(id)) f.Add(model.token(id));
+    }
+    f.AddNumber(model.merges().size());
+    for (auto [left, right] : model.merges()) {
+      f.AddNumber(left);
+      f.AddNumber(right);
+    }
+    f.AddNumber(parts_.added.size());
+    for (const AddedToken& t : parts_.added) {
+      f.AddNumber(t.id);
+      f.Add(t.content);
+      f.AddNumber(t.special | t.single_word << 1 | t.lstrip << 2 | t.rstrip << 3 |
+                  t.normalized << 4);
+    }
+    // Tokens outside the model (added ones, vocabulary entries spelled outside the byte-level
+    // alphabet) decode to these bytes.
+    f.AddNumber(parts_.decoded.size());
+    for (TokenId id = 0; id < parts_.decoded.size(); ++id) {
+      f.AddNumber(parts_.has_spelling[id]);
+      if (parts_.has_spelling[id]) {
+        f.Add(parts_.spelling[id]);
+        f.Add(parts_.decoded[id]);
+      }
+    }
+    f.Add(parts_.normalizer.Canonical());
+    f.Add(parts_.pre_tokenizer.Canonical());
+    f.Add(parts_.post_processor);
+    f.AddNumber(static_cast<uint64_t>(parts_.decoder));
+    return "ferry-tok1-sha256:" + f.Hex();
+  }
+
+  TokenizerParts parts_;
+  AddedTokenMatcher raw_matcher_, normalized_matcher_;
+  std::vector<bool> is_special_;
+  std::unordered_map<std::string, TokenId> by_spelling_;
+};
+
+}  // namespace
+
+void AddedTokenMatcher::Build(const std::vector<AddedToken>& tokens,
+                              const std::vector<std::string>& contents) {
+  tokens_ = tokens;
+  nodes_.assign(1, Node{});
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const std::string& content = contents[t];
+    if (content.empty()) continue;  // tokenizers ignores empty added tokens
+    first_byte_[static_cast<uint8_t>(content[0])] = true;
+    int32_t node = 0;
+    for (char c : content) {
+      uint8_t byte = static_cast<uint8_t>(c);
+      auto& children = nodes_[node].children;
+      auto it = std::lower_bound(children.begin(), children.end(), byte,
+                                 [](const auto& edge, uint8_t b) { return edge.first < b; });
+      if (it != children.end() && it->first == byte) {
+        node = it->second;
+      } else {
+        int32_t child = static_cast<int32_t>(nodes_.size());
+        children.insert(it, {byte, child});
+        nodes_.emplace_back();
+        node = child;
+      }
+    }
+    if (nodes_[node].token < 0) nodes_[node].token = static_cast<int32_t>(t);
+  }
+}
+
+AddedTokenMatcher::Found AddedTokenMatcher::Next(std::string_view text, size_t pos,
+                                                 size_t floor) const {
+  for (size_t start = pos; start < text.size(); ++start) {
+    if (!first_byte_[static_cast<uint8_t>(text[start])]) continue;
+    // Longest content starting here.
+    int32_t node = 0, token = -1;
+    size_t end = start;
+    for (size_t i = start; i < text.size(); ++i) {
+      const auto& children = nodes_[node].children;
+      uint8_t byte = static_cast<uint8_t>(text[i]);
+      auto it = std::lower_bound(children.begin(), children.end(), byte,
+                                 [](const auto& edge, uint8_t b) { return edge.first < b; });
+      if (it == children.end() || it->first != byte) break;
+      node = it->second;
+      if (nodes_[node].token >= 0) {
+        token = nodes_[node].token;
+        end = i + 1;
+      }
+    }
+    if (token < 0) continue;
+    const AddedToken& added = tokens_[token];
+    if (added.single_word && (WordCharBefore(text, start) || WordCharAt(text, end))) {
+      // Not a word of its own: tokenizers drops this match and searches on after it.
+      start = end - 1;
+      continue;
+    }
+    Found found{start, end, added.id};
+    if (added.lstrip) found.begin = std::max(WhitespaceStart(text, start), floor);
+    if (added.rstrip) found.end = WhitespaceEnd(text, end);
+    return found;
+  }
+  return Found{};
+}
+
+Status Tokenizer::EncodeBatch(std::span<const std::string_view> texts, const EncodeOptions& options,
+                              int threads, std::vector<std::vector<TokenId>>& out) const {
+  out.clear();
+  out.resize(texts.size());
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return pipeline::ParallelForWindows(texts.size(), threads, 64, [&](size_t i) {
+    Status status = Encode(texts[i], options, out[i]);
+    if (!status.ok()) return status.WithContext("batch item " + std::to_string(i));
+    return status;
+  });
+}
+
+Result<std::shared_ptr<const Tokenizer>> BuildTokenizer(TokenizerParts parts) {
+  if (!parts.model) return Internal(parts.origin + ": tokenizer has no model");
+  return std::shared_ptr<const Tokenizer>(std::make_shared<BpeTokenizer>(std::move(parts)));
+}
+
+}  // namespace ferry::text

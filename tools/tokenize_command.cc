@@ -1,0 +1,190 @@
+// ferry tokenize --tokenizer FILE INPUT... [-o SHARD | --count]: text or JSONL -> a token shard.
+//
+// Documents: a `.jsonl` input has one JSON object per line and the document is its `--field`
+// (default "text"); any other input is text with one document per line (the newline is not part
+// of the document; empty lines are skipped). Inputs are streamed, encoded in batches of
+// documents on every core (the window scheduler), and written as one ferry token shard: a
+// safetensors file with `tokens` (U32, every document's ids back to back) and `doc_offsets` (U64,
+// documents + 1 entries: document i is tokens[doc_offsets[i]:doc_offsets[i + 1]]), and in
+// __metadata__ the format name, the tokenizer's fingerprint and the document count.
+
+#include <simdjson.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "ferry/io.h"
+#include "ferry/tensors.h"
+#include "ferry/text.h"
+#include "tools/commands.h"
+#include "tools/output.h"
+
+namespace ferry::cli {
+namespace {
+
+constexpr size_t kBatchDocuments = 4096;
+
+struct TokenizeArgs {
+  std::string tokenizer;
+  std::vector<std::string> inputs;
+  std::string output;
+  std::string field = "text";
+  bool count = false;
+  bool json = false;
+  int threads = 0;
+};
+
+Result<std::shared_ptr<const text::Tokenizer>> LoadTokenizer(const std::string& uri) {
+  if (uri.size() > 9 && uri.ends_with(".tiktoken")) return text::Tokenizer::FromTiktoken(uri, {});
+  return text::Tokenizer::FromFile(uri);
+}
+
+// Accumulates documents, encodes them a batch at a time, keeps the tokens and offsets.
+class Encoder {
+ public:
+  Encoder(const text::Tokenizer& tokenizer, int threads) : tokenizer_(tokenizer), threads_(threads) {
+    offsets_.push_back(0);
+  }
+
+  Status Add(std::string document) {
+    bytes_ += document.size();
+    pending_.push_back(std::move(document));
+    if (pending_.size() >= kBatchDocuments) return Flush();
+    return Status::Ok();
+  }
+
+  Status Flush() {
+    std::vector<std::string_view> views(pending_.begin(), pending_.end());
+    text::EncodeOptions options;
+    options.add_special_tokens = false;  // a token shard holds documents, not model inputs
+    FERRY_RETURN_IF_ERROR(tokenizer_.EncodeBatch(views, options, threads_, encoded_));
+    for (const auto& ids : encoded_) {
+      tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+      offsets_.push_back(tokens_.size());
+    }
+    pending_.clear();
+    return Status::Ok();
+  }
+
+  const std::vector<uint32_t>& tokens() const { return tokens_; }
+  const std::vector<uint64_t>& offsets() const { return offsets_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  const text::Tokenizer& tokenizer_;
+  int threads_;
+  std::vector<std::string> pending_;
+  std::vector<std::vector<uint32_t>> encoded_;
+  std::vector<uint32_t> tokens_;
+  std::vector<uint64_t> offsets_;
+  uint64_t bytes_ = 0;
+};
+
+// Calls on_line(line, number) for each line of `uri`, streamed.
+template <typename OnLine>
+Status ForEachLine(const std::string& uri, ProgressLine& progress, uint64_t& done, OnLine&& on_line) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(uri));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Stream> stream,
+                         io::Stream::Open(source.get(), 0, source->size()));
+  std::string partial;
+  uint64_t number = 0;
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(std::span<const std::byte> chunk, stream->Next());
+    if (chunk.empty()) break;
+    std::string_view text(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    done += chunk.size();
+    progress.Update(done);
+    size_t pos = 0;
+    for (size_t nl; (nl = text.find('\n', pos)) != std::string_view::npos; pos = nl + 1) {
+      partial.append(text.substr(pos, nl - pos));
+      FERRY_RETURN_IF_ERROR(on_line(std::move(partial), ++number));
+      partial.clear();
+    }
+    partial.append(text.substr(pos));
+  }
+  if (!partial.empty()) FERRY_RETURN_IF_ERROR(on_line(std::move(partial), ++number));
+  return Status::Ok();
+}
+
+Status RunTokenize(const TokenizeArgs& args) {
+  if (args.output.empty() && !args.count) return InvalidArgument("give -o SHARD or --count");
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, LoadTokenizer(args.tokenizer));
+  uint64_t total = 0;
+  for (const std::string& input : args.inputs) {
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(input));
+    total += source->size();
+  }
+  Encoder encoder(*tokenizer, args.threads);
+  ProgressLine progress("tokenizing", total);
+  uint64_t done = 0;
+  auto start = std::chrono::steady_clock::now();
+  simdjson::dom::parser parser;
+  for (const std::string& input : args.inputs) {
+    bool jsonl = input.ends_with(".jsonl");
+    FERRY_RETURN_IF_ERROR(ForEachLine(input, progress, done, [&](std::string line, uint64_t number) -> Status {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) return Status::Ok();
+      if (!jsonl) return encoder.Add(std::move(line));
+      std::string_view value;
+      simdjson::dom::element doc;
+      std::string where = input + ":" + std::to_string(number) + ": ";
+      if (auto error = parser.parse(line).get(doc)) {
+        return Corruption(where + "not a JSON object (" + simdjson::error_message(error) + ")");
+      }
+      if (doc[args.field].get_string().get(value) != simdjson::SUCCESS) {
+        return Corruption(where + "no string field \"" + args.field + "\"");
+      }
+      return encoder.Add(std::string(value));
+    }));
+  }
+  FERRY_RETURN_IF_ERROR(encoder.Flush());
+  progress.Clear();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  size_t documents = encoder.offsets().size() - 1;
+  if (!args.output.empty()) {
+    const auto& tokens = encoder.tokens();
+    const auto& offsets = encoder.offsets();
+    tensors::TensorToWrite written[2] = {
+        {"tokens", tensors::DType::kU32, {tokens.size()}, std::as_bytes(std::span(tokens))},
+        {"doc_offsets", tensors::DType::kU64, {offsets.size()}, std::as_bytes(std::span(offsets))},
+    };
+    std::pair<std::string, std::string> metadata[] = {
+        {"ferry.format", "token-shard-v1"},
+        {"ferry.tokenizer", tokenizer->fingerprint()},
+        {"ferry.documents", std::to_string(documents)},
+    };
+    FERRY_RETURN_IF_ERROR(tensors::WriteSafetensors(args.output, written, metadata));
+  }
+  double mbps = static_cast<double>(encoder.bytes()) / 1e6 / std::max(seconds, 1e-9);
+  if (args.json) {
+    std::printf("{\"documents\": %zu, \"tokens\": %zu, \"bytes\": %llu, \"seconds\": %.6f}\n",
+                documents, encoder.tokens().size(),
+                static_cast<unsigned long long>(encoder.bytes()), seconds);
+  } else {
+    std::printf("%zu documents, %zu tokens from %s of text in %.3f s: %.1f MB/s, %.0f tokens/s%s%s\n",
+                documents, encoder.tokens().size(), HumanBytes(encoder.bytes()).c_str(), seconds,
+                mbps, static_cast<double>(encoder.tokens().size()) / std::max(seconds, 1e-9),
+                args.output.empty() ? "" : " -> ", args.output.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void RegisterTokenize(CLI::App& app, Status* result) {
+  auto args = std::make_shared<TokenizeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "tokenize", "Encode text (one document per line) or JSONL into a token shard");
+  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json or .tiktoken (path or URL)")
+      ->required();
+  cmd->add_option("inputs", args->inputs, ".txt (a document per line) or .jsonl files, or URLs")
+      ->required();
+  cmd->add_option("-o,--output", args->output, "Token shard to write (safetensors)");
+  cmd->add_option("--field", args->field, "JSONL field holding the text (default: text)");
+  cmd->add_flag("--count", args->count, "Only count tokens and report MB/s");
+  cmd->add_option("--threads", args->threads, "Encoding threads (default: one per core)");
+  cmd->add_flag("--json", args->json, "Print the totals as JSON");
+  cmd->callback([args, result] { *result = RunTokenize(*args); });
+}
+
+}  // namespace ferry::cli
