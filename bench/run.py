@@ -2,7 +2,7 @@
 the same data, and every run checks its output. Prints a Markdown table with the ratios.
 
     scripts/bench.sh              # all workloads
-    scripts/bench.sh --only http  # one of: file, http, datasets, s3, tensors
+    scripts/bench.sh --only http  # one of: file, http, datasets, s3, tensors, text
 
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
@@ -13,6 +13,8 @@ Workloads
         local and over nginx (bench/dataset_stream.py)
   s3    1 GiB object on a loopback Ceph radosgw: ferry's parallel ranged read vs boto3
         download_fileobj and vs ferry on the local file (bench/s3_read.py)
+  text  tokenizing English, multilingual text and code: ferry vs tokenizers and tiktoken, 1 thread
+        and batch, ids checked equal (bench/tokenize_text.py)
   tensors  a 2.2 GB bf16 checkpoint to CPU memory: ferry's modes (file and HTTP) vs safetensors,
         tensorizer and read(); each case a fresh process, outputs hashed and compared
         (bench/tensor_load.py)
@@ -113,7 +115,8 @@ def bench_http(args, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors"])
+    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text"])
+    parser.add_argument("--quick", action="store_true", help="text: English corpus only")
     parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
@@ -140,6 +143,10 @@ def main():
         import tensor_load
 
         tensor_load.run(args, rows)
+    if args.only in (None, "text"):
+        import tokenize_text
+
+        tokenize_text.run(args, rows)
     print(f"\n{args.mib} MiB file (io workloads), median of {args.repeat} runs, {os.cpu_count()} cores\n")
     print("| workload | case | GB/s | ratio | baseline |")
     print("|---|---|---:|---:|---|")
