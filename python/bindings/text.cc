@@ -46,14 +46,39 @@ std::string_view TextOf(nb::handle text, nb::object& keep) {
   throw nb::type_error("expected str or bytes");
 }
 
-nb::list ToList(const std::vector<TokenId>& ids) {
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
-  if (!list) throw nb::python_error();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), PyLong_FromUnsignedLong(ids[i]));
+// A Python int for every id of a vocabulary, made once: a list of ids is then built with a
+// reference-count increment per id instead of an int allocation, which costs as much as the
+// encoding itself. REQUIRES the GIL for every call, construction and destruction included.
+class IdObjects {
+ public:
+  explicit IdObjects(size_t count) {
+    objects_.reserve(count);
+    for (size_t id = 0; id < count; ++id) {
+      PyObject* object = PyLong_FromSize_t(id);
+      if (!object) throw nb::python_error();
+      objects_.push_back(object);
+    }
   }
-  return nb::steal<nb::list>(list);
-}
+  ~IdObjects() {
+    for (PyObject* object : objects_) Py_DECREF(object);
+  }
+  IdObjects(const IdObjects&) = delete;
+  IdObjects& operator=(const IdObjects&) = delete;
+
+  nb::list List(const std::vector<TokenId>& ids) const {
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
+    if (!list) throw nb::python_error();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      PyObject* object = ids[i] < objects_.size() ? Py_NewRef(objects_[ids[i]])
+                                                  : PyLong_FromUnsignedLong(ids[i]);
+      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), object);
+    }
+    return nb::steal<nb::list>(list);
+  }
+
+ private:
+  std::vector<PyObject*> objects_;
+};
 
 // A numpy uint32 array that owns the vector's memory (no copy).
 IdArray ToArray(std::vector<TokenId>&& ids) {
@@ -94,6 +119,12 @@ struct PyTokenizer {
   std::string format;  // "tokenizer.json" or "tiktoken"
   std::string source;  // the file's bytes
   text::TiktokenOptions tiktoken;
+  std::shared_ptr<IdObjects> id_objects;  // made on the first encode that returns a list
+
+  nb::list ToList(const std::vector<TokenId>& ids) {
+    if (!id_objects) id_objects = std::make_shared<IdObjects>(tokenizer->vocab_size());
+    return id_objects->List(ids);
+  }
 
   static PyTokenizer FromJsonText(std::string source, std::string origin) {
     PyTokenizer out;
@@ -211,8 +242,8 @@ void RegisterText(nb::module_& m) {
           nb::arg("special_tokens"))
       .def(
           "encode",
-          [](const PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added) {
-            return ToList(self.EncodeIds(text, {match_added, add_special_tokens}));
+          [](PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added) {
+            return self.ToList(self.EncodeIds(text, {match_added, add_special_tokens}));
           },
           nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"))
       .def(
