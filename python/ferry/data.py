@@ -14,7 +14,10 @@ shard and the byte offset; a field repeated within one sample does too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Iterator
+
+import numpy as np
 
 from ferry import _core
 from ferry import io as _io
@@ -114,3 +117,125 @@ class ShardDataset(_Base):
         _, _, spans = self._plan(worker, num_workers)
         seed = _core.shuffle_seed(self.seed, self.epoch, self.rank, worker)
         yield from _core.PlanReader(self.urls, spans, self.shuffle_buffer if self.shuffle else 0, seed)
+
+
+# ------------------------------------------------------------------------------- token packing
+
+
+def pack_tokens(documents: Iterable, seq_len: int, eod_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pack documents of token ids into rows of ``seq_len + 1`` int32 tokens.
+
+    Documents are joined into one stream, each followed by ``eod_id``. Row i is
+    ``stream[i * seq_len : i * seq_len + seq_len + 1]``: consecutive rows share one token, so with
+    ``inputs = row[:-1]`` and ``targets = row[1:]`` every token of the stream is a target exactly
+    once. Yields ``(row, doc_offsets)`` where ``doc_offsets`` (int32) are the positions in the row
+    where a segment starts (0 first, even mid-document) followed by ``seq_len + 1``: segment k is
+    ``row[doc_offsets[k]:doc_offsets[k + 1]]``, the boundaries attention masking needs. The tail
+    that does not fill a row is dropped.
+    """
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    width = seq_len + 1
+    buffer = np.empty(0, dtype=np.int32)
+    starts = np.empty(0, dtype=np.int64)  # document starts in `buffer`
+    eod = np.array([eod_id], dtype=np.int32)
+    for chunk in _chunks(documents, 256):
+        pieces, lengths = [], []
+        for doc in chunk:
+            ids = np.asarray(doc, dtype=np.int32)
+            pieces += [ids, eod]
+            lengths.append(len(ids) + 1)
+        new_starts = len(buffer) + np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        buffer = np.concatenate([buffer, *pieces])
+        starts = np.concatenate([starts, new_starts])
+        rows = (len(buffer) - 1) // seq_len if len(buffer) >= width else 0
+        for r in range(rows):
+            begin = r * seq_len
+            inside = starts[np.searchsorted(starts, begin) : np.searchsorted(starts, begin + width)] - begin
+            offsets = np.concatenate(([0] if not len(inside) or inside[0] != 0 else [], inside, [width]))
+            yield buffer[begin : begin + width], offsets.astype(np.int32)
+        if rows:
+            consumed = rows * seq_len
+            buffer = buffer[consumed:]
+            starts = starts[np.searchsorted(starts, consumed) :] - consumed
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def token_shard_documents(shards: Iterable) -> Iterator[np.ndarray]:
+    """The documents of ferry token shards (``ferry tokenize`` output: ``tokens`` + ``doc_offsets``)."""
+    from ferry._tensors import safe_open
+
+    for shard in shards:
+        with safe_open(os.fspath(shard), framework="np") as f:
+            if (f.metadata() or {}).get("ferry.format") != "token-shard-v1":
+                raise _core.CorruptionError(f"{os.fspath(shard)}: not a ferry token shard "
+                                            "(__metadata__ ferry.format is not token-shard-v1)")
+            tokens, offsets = f.get_tensor("tokens"), f.get_tensor("doc_offsets")
+        if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets.astype(np.int64)) < 0):
+            raise _core.CorruptionError(f"{os.fspath(shard)}: doc_offsets do not tile tokens")
+        for i in range(len(offsets) - 1):
+            yield tokens[offsets[i] : offsets[i + 1]]
+
+
+class PackedDataset(_Base):
+    """Token-packed batches for language-model training.
+
+        tok = ferry.Tokenizer.from_file("tokenizer.json")
+        ds = ferry.data.PackedDataset(ferry.data.ShardDataset("train-{0000..0099}.tar"), tok,
+                                      seq_len=2048, batch_size=8, field="txt")
+        for batch in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2):
+            batch["input_ids"]      # int32 [8, 2049]: inputs [:, :-1], targets [:, 1:]
+            batch["doc_offsets"]    # 8 int32 arrays of segment starts (see pack_tokens)
+
+    ``source`` is a ``ShardDataset`` (its rank/worker split and shuffle apply; the text is the
+    sample's ``field``, encoded with ``tokenizer.encode_ordinary_batch`` on every core) or a list of
+    ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
+    required). ``eod_id`` defaults to the tokenizer's ``<|endoftext|>``.
+    """
+
+    def __init__(self, source, tokenizer=None, *, seq_len: int, batch_size: int, field: str = "txt",
+                 eod_id: int | None = None, threads: int | None = None) -> None:
+        if eod_id is None:
+            eod_id = tokenizer.token_to_id("<|endoftext|>") if tokenizer is not None else None
+            if eod_id is None:
+                raise ValueError("eod_id is needed: the tokenizer has no <|endoftext|> token")
+        if isinstance(source, ShardDataset) and tokenizer is None:
+            raise ValueError("a ShardDataset source needs a tokenizer")
+        self.source, self.tokenizer, self.field = source, tokenizer, field
+        self.seq_len, self.batch_size, self.eod_id, self.threads = seq_len, batch_size, eod_id, threads
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.source, ShardDataset):
+            self.source.set_epoch(epoch)
+
+    def _documents(self) -> Iterator[np.ndarray]:
+        if not isinstance(self.source, ShardDataset):
+            yield from token_shard_documents(self.source)
+            return
+        for chunk in _chunks(iter(self.source), 512):
+            texts = []
+            for sample in chunk:
+                if self.field not in sample:
+                    raise KeyError(f"{sample['__url__']}: sample {sample['__key__']} has no field "
+                                   f"{self.field!r} (fields: {sorted(k for k in sample if not k.startswith('__'))})")
+                texts.append(sample[self.field])
+            yield from self.tokenizer.encode_ordinary_batch(texts, threads=self.threads)
+
+    def __iter__(self):
+        rows, offsets = [], []
+        for row, row_offsets in pack_tokens(self._documents(), self.seq_len, self.eod_id):
+            rows.append(row)
+            offsets.append(row_offsets)
+            if len(rows) == self.batch_size:
+                yield {"input_ids": np.stack(rows), "doc_offsets": offsets}
+                rows, offsets = [], []

@@ -1,13 +1,18 @@
-"""ferry.data.samples: tar shards grouped into WebDataset samples, checked against webdataset."""
+"""ferry.data: tar shards grouped into WebDataset samples (checked against webdataset), exact
+splits, and token packing."""
 
 import io
+import random
 import struct
+import subprocess
 import tarfile
 
+import numpy as np
 import pytest
 
 import ferry
 import ferry.data
+import ferry.numpy
 from conftest import REPO, nginx_serving
 
 SHARDS = REPO.parent / "shared" / "data" / "shards" / "webdataset_testdata"
@@ -255,3 +260,90 @@ def test_ferry_stream_reports_and_splits(tmp_path, ferry_bin):
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     bad = subprocess.run([ferry_bin, "stream", "--index", str(tmp_path / "bad.json")], capture_output=True, text=True)
     assert bad.returncode == 65 and "not a ferry shard index" in bad.stderr
+
+
+# ------------------------------------------------------------------------------- token packing
+
+
+def stream_of(documents, eod):
+    return np.concatenate([np.concatenate([np.asarray(d, dtype=np.int64), [eod]]) for d in documents])
+
+
+@pytest.mark.parametrize("seq_len", [1, 3, 8, 100])
+def test_pack_tokens_covers_the_stream_with_exact_boundaries(seq_len):
+    rng = np.random.default_rng(seq_len)
+    documents = [rng.integers(1, 1000, rng.integers(0, 40)) for _ in range(300)]  # some empty
+    stream = stream_of(documents, eod=0)
+    doc_starts = set(np.concatenate(([0], np.cumsum([len(d) + 1 for d in documents])[:-1])).tolist())
+    rows = list(ferry.data.pack_tokens(documents, seq_len, eod_id=0))
+    assert len(rows) == (len(stream) - 1) // seq_len  # every full row, the tail dropped
+    for r, (row, offsets) in enumerate(rows):
+        begin = r * seq_len
+        assert row.dtype == np.int32 and len(row) == seq_len + 1
+        assert row.tolist() == stream[begin : begin + seq_len + 1].tolist()
+        assert offsets.dtype == np.int32 and offsets[0] == 0 and offsets[-1] == seq_len + 1
+        inner = {begin + o for o in offsets[1:-1].tolist()}
+        assert inner == {s for s in doc_starts if begin < s < begin + seq_len + 1}
+        assert list(offsets) == sorted(set(offsets.tolist()))
+    # Every token of the stream but the first is a target (row[1:]) exactly once.
+    targets = np.concatenate([row[1:] for row, _ in rows]) if rows else np.empty(0)
+    assert targets.tolist() == stream[1 : 1 + len(targets)].tolist()
+
+
+def text_shards(folder, shards=4, per_shard=50, seed=0):
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "épsilon", "ζeta", "42", "\n"]
+    texts = {}
+    for i in range(shards):
+        members = []
+        for j in range(per_shard):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 60)))
+            texts[f"s{i}/{j:04d}"] = text
+            members += [(f"s{i}/{j:04d}.txt", text.encode()), (f"s{i}/{j:04d}.cls", b"1")]
+        make_tar(folder / f"text-{i}.tar", members)
+    return str(folder / ("text-{0..%d}.tar" % (shards - 1))), texts
+
+
+def test_packed_dataset_packs_the_samples_a_rank_reads(tmp_path):
+    pattern, texts = text_shards(tmp_path)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=400,
+                                              special_tokens=["<|endoftext|>"])
+    for rank in range(2):
+        shards = ferry.data.ShardDataset(pattern, rank=rank, world_size=2, seed=3, shuffle_buffer=16)
+        order = [s["__key__"] for s in shards]
+        expected_stream = stream_of([tok.encode_ordinary(texts[k]) for k in order], eod=0)
+        packed = ferry.data.PackedDataset(shards, tok, seq_len=16, batch_size=4)
+        batches = list(packed)
+        assert batches and all(b["input_ids"].shape == (4, 17) and b["input_ids"].dtype == np.int32 for b in batches)
+        rows = [row for b in batches for row in b["input_ids"]]
+        for r, row in enumerate(rows):
+            assert row.tolist() == expected_stream[r * 16 : r * 16 + 17].tolist()
+        assert all(len(b["doc_offsets"]) == 4 for b in batches)
+
+
+def test_packed_dataset_reads_ferry_token_shards(tmp_path, ferry_bin):
+    pattern, texts = text_shards(tmp_path, shards=1, per_shard=80)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=300,
+                                              special_tokens=["<|endoftext|>"])
+    tok.save(tmp_path / "tok.json")
+    docs = [t.replace("\n", " ") for t in texts.values() if t.strip()]
+    (tmp_path / "docs.txt").write_text("".join(d + "\n" for d in docs))
+    shard = tmp_path / "tokens.safetensors"
+    subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tmp_path / "tok.json"), str(tmp_path / "docs.txt"),
+                    "-o", str(shard)], check=True, capture_output=True)
+    kept = [d for d in docs if d]
+    expected = list(ferry.data.pack_tokens([tok.encode_ordinary(d) for d in kept], 32, 0))
+    got = [row for b in ferry.data.PackedDataset([shard], seq_len=32, batch_size=1, eod_id=0) for row in b["input_ids"]]
+    assert [r.tolist() for r in got] == [r.tolist() for r, _ in expected]
+    not_a_token_shard = tmp_path / "plain.safetensors"
+    ferry.numpy.save_file({"x": np.zeros(3, np.float32)}, not_a_token_shard)
+    with pytest.raises(ferry.CorruptionError, match="not a ferry token shard"):
+        list(ferry.data.PackedDataset([not_a_token_shard], seq_len=4, batch_size=1, eod_id=0))
+
+
+def test_packed_dataset_names_a_sample_without_the_text_field(tmp_path):
+    pattern, texts = text_shards(tmp_path, shards=1, per_shard=3)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=300, special_tokens=["<|endoftext|>"])
+    shards = ferry.data.ShardDataset(pattern, rank=0, world_size=1, shuffle=False)
+    with pytest.raises(KeyError, match=r"text-0.tar: sample s0/0000 has no field 'json'"):
+        list(ferry.data.PackedDataset(shards, tok, seq_len=4, batch_size=1, field="json"))
