@@ -1,5 +1,7 @@
-// ferry stream SHARDS... [--rank R --world-size W]: read a dataset as one rank would, report
-// samples/s and MB/s (and the keys with --keys).
+// ferry stream SHARDS... [--rank R --world-size W] [--tokenizer T --field F --seq-len N]: read a
+// dataset as one rank would, report samples/s and MB/s (and the keys with --keys); with a
+// tokenizer, also encode each sample's text field on every core and report tokens/s and the
+// packed rows of seq_len + 1 tokens it makes (documents joined with an end-of-document token).
 
 #include <chrono>
 #include <cstdio>
@@ -8,6 +10,7 @@
 #include "datasets/split.h"
 #include "ferry/datasets.h"
 #include "ferry/io.h"
+#include "ferry/text.h"
 #include "tools/commands.h"
 #include "tools/output.h"
 
@@ -24,7 +27,59 @@ struct StreamArgs {
   size_t shuffle_buffer = 0;
   bool keys = false;
   bool json = false;
+  std::string tokenizer;
+  std::string field = "txt";
+  uint64_t seq_len = 2048;
 };
+
+// Encodes the text field of samples a batch at a time and counts tokens.
+class TokenCounter {
+ public:
+  TokenCounter(std::shared_ptr<const text::Tokenizer> tokenizer, std::string field)
+      : tokenizer_(std::move(tokenizer)), field_(std::move(field)) {}
+
+  Status Add(const datasets::Sample& sample) {
+    const std::vector<std::byte>* text = sample.Find(field_);
+    if (!text) {
+      return NotFound(sample.url + ": sample " + sample.key + " has no field \"" + field_ + "\"");
+    }
+    pending_.emplace_back(reinterpret_cast<const char*>(text->data()), text->size());
+    return pending_.size() >= 1024 ? Flush() : Status::Ok();
+  }
+
+  Status Flush() {
+    std::vector<std::string_view> views(pending_.begin(), pending_.end());
+    text::EncodeOptions options;
+    options.match_added_tokens = false;  // sample text is data, not markup
+    options.add_special_tokens = false;
+    FERRY_RETURN_IF_ERROR(tokenizer_->EncodeBatch(views, options, 0, encoded_));
+    for (const auto& ids : encoded_) tokens_ += ids.size();
+    documents_ += pending_.size();
+    pending_.clear();
+    return Status::Ok();
+  }
+
+  uint64_t tokens() const { return tokens_; }
+  // Rows of seq_len + 1 tokens that stride seq_len over the documents, each followed by an
+  // end-of-document token (what ferry.data.pack_tokens yields).
+  uint64_t rows(uint64_t seq_len) const {
+    uint64_t stream = tokens_ + documents_;
+    return stream > seq_len ? (stream - 1) / seq_len : 0;
+  }
+
+ private:
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  std::string field_;
+  std::vector<std::string> pending_;
+  std::vector<std::vector<uint32_t>> encoded_;
+  uint64_t tokens_ = 0;
+  uint64_t documents_ = 0;
+};
+
+Result<std::shared_ptr<const text::Tokenizer>> LoadTokenizer(const std::string& uri) {
+  if (uri.ends_with(".tiktoken")) return text::Tokenizer::FromTiktoken(uri, {});
+  return text::Tokenizer::FromFile(uri);
+}
 
 Result<std::vector<std::string>> ExpandAll(const std::vector<std::string>& patterns) {
   std::vector<std::string> urls;
@@ -78,6 +133,12 @@ Status RunStream(const StreamArgs& args) {
   datasets::PlanReaderOptions options;
   options.shuffle_buffer = args.shuffle_buffer;
   options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
+  std::unique_ptr<TokenCounter> counter;
+  if (!args.tokenizer.empty()) {
+    if (args.seq_len == 0) return InvalidArgument("--seq-len must be at least 1");
+    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, LoadTokenizer(args.tokenizer));
+    counter = std::make_unique<TokenCounter>(std::move(tokenizer), args.field);
+  }
   datasets::PlanReader reader(urls, plan, options);
   ProgressLine progress("streaming", 0, ProgressLine::Unit::kItems);
   auto start = std::chrono::steady_clock::now();
@@ -89,20 +150,35 @@ Status RunStream(const StreamArgs& args) {
     ++samples;
     for (const auto& [field, data] : (*next)->fields) bytes += data.size();
     if (args.keys) std::printf("%s\t%s\n", (*next)->url.c_str(), (*next)->key.c_str());
+    if (counter) FERRY_RETURN_IF_ERROR(counter->Add(**next));
     progress.Update(samples);
   }
+  if (counter) FERRY_RETURN_IF_ERROR(counter->Flush());
   progress.Clear();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (args.json) {
-    std::printf("{\"samples\": %llu, \"bytes\": %llu, \"seconds\": %.6f}\n",
+    std::string tokens;
+    if (counter) {
+      tokens = ", \"tokens\": " + std::to_string(counter->tokens()) +
+               ", \"rows\": " + std::to_string(counter->rows(args.seq_len));
+    }
+    std::printf("{\"samples\": %llu, \"bytes\": %llu, \"seconds\": %.6f%s}\n",
                 static_cast<unsigned long long>(samples), static_cast<unsigned long long>(bytes),
-                seconds);
+                seconds, tokens.c_str());
   } else {
     std::fprintf(args.keys ? stderr : stdout,
                  "rank %d/%d: %llu samples, %s in %.3f s: %.0f samples/s, %.1f MB/s\n", args.rank,
                  args.world_size, static_cast<unsigned long long>(samples),
                  HumanBytes(bytes).c_str(), seconds, samples / std::max(seconds, 1e-9),
                  static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
+    if (counter) {
+      std::fprintf(args.keys ? stderr : stdout,
+                   "%llu tokens: %.0f tokens/s; %llu packed rows of %llu + 1 tokens\n",
+                   static_cast<unsigned long long>(counter->tokens()),
+                   static_cast<double>(counter->tokens()) / std::max(seconds, 1e-9),
+                   static_cast<unsigned long long>(counter->rows(args.seq_len)),
+                   static_cast<unsigned long long>(args.seq_len));
+    }
   }
   return Status::Ok();
 }
@@ -122,6 +198,9 @@ void RegisterStream(CLI::App& app, Status* result) {
   cmd->add_option("--shuffle-buffer", args->shuffle_buffer, "Samples mixed at once (0: none)");
   cmd->add_flag("--keys", args->keys, "Print each sample's shard and key");
   cmd->add_flag("--json", args->json, "Print the totals as JSON");
+  cmd->add_option("--tokenizer", args->tokenizer, "Also encode --field (tokenizer.json or .tiktoken)");
+  cmd->add_option("--field", args->field, "The text field to encode (default: txt)");
+  cmd->add_option("--seq-len", args->seq_len, "Packed row length to count (default: 2048)");
   cmd->callback([args, result] { *result = RunStream(*args); });
 }
 

@@ -2,6 +2,7 @@
 splits, and token packing."""
 
 import io
+import json
 import random
 import struct
 import subprocess
@@ -347,3 +348,21 @@ def test_packed_dataset_names_a_sample_without_the_text_field(tmp_path):
     shards = ferry.data.ShardDataset(pattern, rank=0, world_size=1, shuffle=False)
     with pytest.raises(KeyError, match=r"text-0.tar: sample s0/0000 has no field 'json'"):
         list(ferry.data.PackedDataset(shards, tok, seq_len=4, batch_size=1, field="json"))
+
+
+def test_ferry_stream_counts_tokens_and_packed_rows(tmp_path, ferry_bin):
+    pattern, texts = text_shards(tmp_path)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=400, special_tokens=["<|endoftext|>"])
+    tok.save(tmp_path / "tok.json")
+    out = subprocess.run([ferry_bin, "stream", pattern, "--rank", "1", "--world-size", "2", "--tokenizer",
+                          str(tmp_path / "tok.json"), "--field", "txt", "--seq-len", "16", "--json"],
+                         check=True, capture_output=True, text=True)
+    report = json.loads(out.stdout)
+    # The order `ferry stream` reads in: shards permuted by seed 0, no shuffle buffer.
+    keys = [s["__key__"] for s in ferry.data.ShardDataset(pattern, rank=1, world_size=2, seed=0, shuffle_buffer=0)]
+    encoded = [tok.encode_ordinary(texts[k]) for k in keys]
+    assert report["tokens"] == sum(len(e) for e in encoded)
+    assert report["rows"] == len(list(ferry.data.pack_tokens(encoded, 16, 0)))
+    missing = subprocess.run([ferry_bin, "stream", pattern, "--tokenizer", str(tmp_path / "tok.json"),
+                              "--field", "json"], capture_output=True, text=True)
+    assert missing.returncode != 0 and 'has no field "json"' in missing.stderr
