@@ -29,20 +29,29 @@ struct TokenizeArgs {
   std::vector<std::string> inputs;
   std::string output;
   std::string field = "text";
+  std::string pattern;
   bool count = false;
   bool json = false;
   int threads = 0;
 };
 
-Result<std::shared_ptr<const text::Tokenizer>> LoadTokenizer(const std::string& uri) {
-  if (uri.size() > 9 && uri.ends_with(".tiktoken")) return text::Tokenizer::FromTiktoken(uri, {});
+Result<std::shared_ptr<const text::Tokenizer>> LoadTokenizer(const std::string& uri,
+                                                             const std::string& pattern) {
+  if (uri.ends_with(".tiktoken")) {
+    text::TiktokenOptions options;
+    options.pattern = pattern;
+    return text::Tokenizer::FromTiktoken(uri, options);
+  }
+  if (!pattern.empty()) return InvalidArgument("--pattern is for .tiktoken rank files");
   return text::Tokenizer::FromFile(uri);
 }
 
 // Accumulates documents, encodes them a batch at a time, keeps the tokens and offsets.
 class Encoder {
  public:
-  Encoder(const text::Tokenizer& tokenizer, int threads) : tokenizer_(tokenizer), threads_(threads) {
+  // keep_tokens false: only count (memory stays one batch, whatever the input's size).
+  Encoder(const text::Tokenizer& tokenizer, int threads, bool keep_tokens)
+      : tokenizer_(tokenizer), threads_(threads), keep_tokens_(keep_tokens) {
     offsets_.push_back(0);
   }
 
@@ -59,9 +68,13 @@ class Encoder {
     options.add_special_tokens = false;  // a token shard holds documents, not model inputs
     FERRY_RETURN_IF_ERROR(tokenizer_.EncodeBatch(views, options, threads_, encoded_));
     for (const auto& ids : encoded_) {
-      tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-      offsets_.push_back(tokens_.size());
+      token_count_ += ids.size();
+      if (keep_tokens_) {
+        tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+        offsets_.push_back(tokens_.size());
+      }
     }
+    documents_ += encoded_.size();
     pending_.clear();
     return Status::Ok();
   }
@@ -69,15 +82,20 @@ class Encoder {
   const std::vector<uint32_t>& tokens() const { return tokens_; }
   const std::vector<uint64_t>& offsets() const { return offsets_; }
   uint64_t bytes() const { return bytes_; }
+  uint64_t token_count() const { return token_count_; }
+  uint64_t documents() const { return documents_; }
 
  private:
   const text::Tokenizer& tokenizer_;
   int threads_;
+  bool keep_tokens_;
   std::vector<std::string> pending_;
   std::vector<std::vector<uint32_t>> encoded_;
   std::vector<uint32_t> tokens_;
   std::vector<uint64_t> offsets_;
   uint64_t bytes_ = 0;
+  uint64_t token_count_ = 0;
+  uint64_t documents_ = 0;
 };
 
 // Calls on_line(line, number) for each line of `uri`, streamed.
@@ -108,13 +126,14 @@ Status ForEachLine(const std::string& uri, ProgressLine& progress, uint64_t& don
 
 Status RunTokenize(const TokenizeArgs& args) {
   if (args.output.empty() && !args.count) return InvalidArgument("give -o SHARD or --count");
-  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, LoadTokenizer(args.tokenizer));
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer,
+                         LoadTokenizer(args.tokenizer, args.pattern));
   uint64_t total = 0;
   for (const std::string& input : args.inputs) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(input));
     total += source->size();
   }
-  Encoder encoder(*tokenizer, args.threads);
+  Encoder encoder(*tokenizer, args.threads, /*keep_tokens=*/!args.output.empty());
   ProgressLine progress("tokenizing", total);
   uint64_t done = 0;
   auto start = std::chrono::steady_clock::now();
@@ -140,7 +159,7 @@ Status RunTokenize(const TokenizeArgs& args) {
   FERRY_RETURN_IF_ERROR(encoder.Flush());
   progress.Clear();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  size_t documents = encoder.offsets().size() - 1;
+  uint64_t documents = encoder.documents();
   if (!args.output.empty()) {
     const auto& tokens = encoder.tokens();
     const auto& offsets = encoder.offsets();
@@ -157,13 +176,16 @@ Status RunTokenize(const TokenizeArgs& args) {
   }
   double mbps = static_cast<double>(encoder.bytes()) / 1e6 / std::max(seconds, 1e-9);
   if (args.json) {
-    std::printf("{\"documents\": %zu, \"tokens\": %zu, \"bytes\": %llu, \"seconds\": %.6f}\n",
-                documents, encoder.tokens().size(),
+    std::printf("{\"documents\": %llu, \"tokens\": %llu, \"bytes\": %llu, \"seconds\": %.6f}\n",
+                static_cast<unsigned long long>(documents),
+                static_cast<unsigned long long>(encoder.token_count()),
                 static_cast<unsigned long long>(encoder.bytes()), seconds);
   } else {
-    std::printf("%zu documents, %zu tokens from %s of text in %.3f s: %.1f MB/s, %.0f tokens/s%s%s\n",
-                documents, encoder.tokens().size(), HumanBytes(encoder.bytes()).c_str(), seconds,
-                mbps, static_cast<double>(encoder.tokens().size()) / std::max(seconds, 1e-9),
+    std::printf("%llu documents, %llu tokens from %s of text in %.3f s: %.1f MB/s, %.0f tokens/s%s%s\n",
+                static_cast<unsigned long long>(documents),
+                static_cast<unsigned long long>(encoder.token_count()),
+                HumanBytes(encoder.bytes()).c_str(), seconds, mbps,
+                static_cast<double>(encoder.token_count()) / std::max(seconds, 1e-9),
                 args.output.empty() ? "" : " -> ", args.output.c_str());
   }
   return Status::Ok();
@@ -182,6 +204,8 @@ void RegisterTokenize(CLI::App& app, Status* result) {
   cmd->add_option("-o,--output", args->output, "Token shard to write (safetensors)");
   cmd->add_option("--field", args->field, "JSONL field holding the text (default: text)");
   cmd->add_flag("--count", args->count, "Only count tokens and report MB/s");
+  cmd->add_option("--pattern", args->pattern,
+                  "Split pattern for a .tiktoken file that is not a named encoding (llama3, ...)");
   cmd->add_option("--threads", args->threads, "Encoding threads (default: one per core)");
   cmd->add_flag("--json", args->json, "Print the totals as JSON");
   cmd->callback([args, result] { *result = RunTokenize(*args); });

@@ -24,6 +24,11 @@ namespace ferry::text {
 
 using TokenId = uint32_t;
 
+// The largest files the loaders read: real tokenizer.json files are up to ~20 MB and rank files
+// a few MB; hostile ones are refused before they are read.
+inline constexpr uint64_t kMaxTokenizerJsonBytes = uint64_t{512} << 20;
+inline constexpr uint64_t kMaxRankFileBytes = uint64_t{64} << 20;
+
 struct EncodeOptions {
   // Match added and special tokens (`<|endoftext|>`, ...) in the text and emit their ids. Off,
   // their text is encoded like any other (tiktoken's `encode_ordinary`).
@@ -65,7 +70,8 @@ class Tokenizer {
   virtual Status Encode(std::string_view text, const EncodeOptions& options,
                         std::vector<TokenId>& ids) const = 0;
 
-  // Encodes every text on up to `threads` threads (0: one per core) with the window scheduler:
+  // Encodes every text on up to `threads` threads (0, or more than the cores: one per core) with
+  // the window scheduler:
   // threads claim contiguous windows of the batch from one atomic counter. Output i belongs to
   // input i; the first error stops the batch and is returned, naming the item.
   Status EncodeBatch(std::span<const std::string_view> texts, const EncodeOptions& options,

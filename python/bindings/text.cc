@@ -24,23 +24,31 @@ using text::TokenId;
 using text::Tokenizer;
 using IdArray = nb::ndarray<nb::numpy, uint32_t, nb::ndim<1>, nb::c_contig>;
 
-constexpr uint64_t kMaxSource = uint64_t{512} << 20;
 
-// UTF-8 of a str (lone surrogates become U+FFFD, as tiktoken does) or the bytes of a bytes-like.
-// The view stays valid while `keep` (or the argument) is alive.
+// UTF-8 of a str or the bytes of a bytes object. A str with surrogates is first repaired as
+// tiktoken does (through UTF-16 with surrogatepass: a high/low pair becomes its character, a lone
+// one U+FFFD). `keep` holds a reference to whatever the view points into, so it stays valid
+// while `keep` lives even if the caller drops the text (e.g. another thread clears its list
+// while the GIL is released).
 std::string_view TextOf(nb::handle text, nb::object& keep) {
   if (PyUnicode_Check(text.ptr())) {
+    keep = nb::borrow(text);
     Py_ssize_t size = 0;
     const char* data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
     if (!data) {
       PyErr_Clear();
-      keep = nb::steal(PyUnicode_AsEncodedString(text.ptr(), "utf-8", "replace"));
+      nb::object utf16 = nb::steal(PyUnicode_AsEncodedString(text.ptr(), "utf-16-le", "surrogatepass"));
+      if (!utf16.is_valid()) throw nb::python_error();
+      keep = nb::steal(PyUnicode_DecodeUTF16(PyBytes_AS_STRING(utf16.ptr()),
+                                             PyBytes_GET_SIZE(utf16.ptr()), "replace", nullptr));
       if (!keep.is_valid()) throw nb::python_error();
-      return {PyBytes_AS_STRING(keep.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(keep.ptr()))};
+      data = PyUnicode_AsUTF8AndSize(keep.ptr(), &size);
+      if (!data) throw nb::python_error();
     }
     return {data, static_cast<size_t>(size)};
   }
   if (PyBytes_Check(text.ptr())) {
+    keep = nb::borrow(text);
     return {PyBytes_AS_STRING(text.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(text.ptr()))};
   }
   throw nb::type_error("expected str or bytes");
@@ -71,6 +79,10 @@ class IdObjects {
     for (size_t i = 0; i < ids.size(); ++i) {
       PyObject* object = ids[i] < objects_.size() ? Py_NewRef(objects_[ids[i]])
                                                   : PyLong_FromUnsignedLong(ids[i]);
+      if (!object) {
+        Py_DECREF(list);
+        throw nb::python_error();
+      }
       PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), object);
     }
     return nb::steal<nb::list>(list);
@@ -91,13 +103,18 @@ IdArray ToArray(std::vector<TokenId>&& ids) {
 
 std::vector<TokenId> IdsOf(nb::handle ids) {
   std::vector<TokenId> out;
-  if (nb::ndarray<uint32_t, nb::ndim<1>> array; nb::try_cast(ids, array) && array.stride(0) == 1) {
+  // A uint32 array as it is; any other array goes through the checked per-item path below
+  // (no silent casts of int64, negative or float ids).
+  if (nb::ndarray<uint32_t, nb::ndim<1>, nb::device::cpu> array;
+      nb::try_cast(ids, array, /*convert=*/false) && array.stride(0) == 1) {
     const uint32_t* data = array.data();
     out.assign(data, data + array.shape(0));
     return out;
   }
   for (nb::handle item : ids) {
-    long long value = PyLong_AsLongLong(item.ptr());
+    nb::object index = nb::steal(PyNumber_Index(item.ptr()));  // ints and numpy integers; a float is a TypeError
+    if (!index.is_valid()) throw nb::python_error();
+    long long value = PyLong_AsLongLong(index.ptr());
     if (value == -1 && PyErr_Occurred()) throw nb::python_error();
     if (value < 0 || value > 0xFFFFFFFFll) {
       throw StatusError(OutOfRange("id " + std::to_string(value) + " is not a token id"));
@@ -122,8 +139,11 @@ struct PyTokenizer {
   std::shared_ptr<IdObjects> id_objects;  // made on the first encode that returns a list
 
   nb::list ToList(const std::vector<TokenId>& ids) {
-    if (!id_objects) id_objects = std::make_shared<IdObjects>(tokenizer->vocab_size());
-    return id_objects->List(ids);
+    // A local reference: building the table runs Python code (allocation may run the GC, which
+    // may switch threads), so another thread may install its own table meanwhile.
+    std::shared_ptr<IdObjects> objects = id_objects;
+    if (!objects) id_objects = objects = std::make_shared<IdObjects>(tokenizer->vocab_size());
+    return objects->List(ids);
   }
 
   static PyTokenizer FromJsonText(std::string source, std::string origin) {
@@ -150,9 +170,9 @@ struct PyTokenizer {
     return out;
   }
 
-  static std::string Read(const std::string& uri) {
+  static std::string Read(const std::string& uri, uint64_t max_bytes) {
     nb::gil_scoped_release release;
-    return Unwrap(io::ReadSmallObject(uri, kMaxSource));
+    return Unwrap(io::ReadSmallObject(uri, max_bytes));
   }
 
   std::vector<TokenId> EncodeIds(nb::handle text, const text::EncodeOptions& options) const {
@@ -214,7 +234,9 @@ void RegisterText(nb::module_& m) {
   nb::class_<PyTokenizer>(m, "Tokenizer")
       .def_static(
           "from_file",
-          [](const std::string& uri) { return PyTokenizer::FromJsonText(PyTokenizer::Read(uri), uri); },
+          [](const std::string& uri) {
+            return PyTokenizer::FromJsonText(PyTokenizer::Read(uri, text::kMaxTokenizerJsonBytes), uri);
+          },
           nb::arg("uri"))
       .def_static(
           "from_json",
@@ -227,7 +249,8 @@ void RegisterText(nb::module_& m) {
           [](const std::string& uri, const std::string& name, const std::string& pattern,
              std::vector<std::pair<std::string, TokenId>> special_tokens) {
             text::TiktokenOptions options{name, pattern, std::move(special_tokens)};
-            return PyTokenizer::FromRanksText(PyTokenizer::Read(uri), uri, std::move(options));
+            return PyTokenizer::FromRanksText(PyTokenizer::Read(uri, text::kMaxRankFileBytes), uri,
+                                              std::move(options));
           },
           nb::arg("uri"), nb::arg("name"), nb::arg("pattern"), nb::arg("special_tokens"))
       .def_static(

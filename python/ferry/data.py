@@ -153,7 +153,7 @@ def pack_tokens(documents: Iterable, seq_len: int, eod_id: int) -> Iterator[tupl
             begin = r * seq_len
             inside = starts[np.searchsorted(starts, begin) : np.searchsorted(starts, begin + width)] - begin
             offsets = np.concatenate(([0] if not len(inside) or inside[0] != 0 else [], inside, [width]))
-            yield buffer[begin : begin + width], offsets.astype(np.int32)
+            yield buffer[begin : begin + width].copy(), offsets.astype(np.int32)
         if rows:
             consumed = rows * seq_len
             buffer = buffer[consumed:]
@@ -200,7 +200,10 @@ class PackedDataset(_Base):
     ``source`` is a ``ShardDataset`` (its rank/worker split and shuffle apply; the text is the
     sample's ``field``, encoded with ``tokenizer.encode_ordinary_batch`` on every core) or a list of
     ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
-    required). ``eod_id`` defaults to the tokenizer's ``<|endoftext|>``.
+    required). Token shards are dealt to ranks and loader workers round-robin (shard i goes to
+    reader i mod (world_size x num_workers)), so none is read twice; with fewer shards than
+    readers some get none, and counts per rank follow the shards' sizes. ``eod_id`` defaults to
+    the tokenizer's ``<|endoftext|>``.
     """
 
     def __init__(self, source, tokenizer=None, *, seq_len: int, batch_size: int, field: str = "txt",
@@ -220,7 +223,10 @@ class PackedDataset(_Base):
 
     def _documents(self) -> Iterator[np.ndarray]:
         if not isinstance(self.source, ShardDataset):
-            yield from token_shard_documents(self.source)
+            rank, world_size = _distributed_rank_and_world()
+            worker, num_workers = _worker()
+            reader, readers = rank * num_workers + worker, world_size * num_workers
+            yield from token_shard_documents(list(self.source)[reader::readers])
             return
         for chunk in _chunks(iter(self.source), 512):
             texts = []

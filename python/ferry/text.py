@@ -176,9 +176,6 @@ class Tokenizer:
         """One more than the largest id, added tokens included."""
         return self._core.vocab_size
 
-    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
-        return self._core.vocab_size
-
     @property
     def fingerprint(self) -> str:
         return self._core.fingerprint

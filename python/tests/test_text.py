@@ -566,3 +566,127 @@ def test_training_stops_at_min_frequency_and_checks_the_size():
     assert len(tok.encode("cd")) == 2
     with pytest.raises(ferry.InvalidArgumentError, match="vocab_size 100 leaves no room"):
         ferry.Tokenizer.train_from_iterator(["x"], vocab_size=100)
+
+
+# ------------------------------------------------------- review findings: parity at the edges
+
+
+def tiny_json(tmp_path, **parts) -> Path:
+    """A byte-level tokenizer.json of our own: the 256 bytes plus a few merges."""
+    vocab = {}
+    for b in range(256):
+        vocab[bytes_to_unicode_char(b)] = b
+    vocab.update({"ab": 256, "Ġa": 257})
+    data = {"model": {"type": "BPE", "vocab": vocab, "merges": ["a b", "Ġ a"]},
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "added_tokens": []}
+    data.update(parts)
+    path = tmp_path / f"tiny-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def bytes_to_unicode_char(b: int) -> str:
+    printable = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    if b in printable:
+        return chr(b)
+    return chr(0x100 + [x for x in range(256) if x not in printable].index(b))
+
+
+def added(content, id, **flags):
+    return dict(dict(id=id, content=content, special=False, lstrip=False, rstrip=False,
+                     single_word=False, normalized=False), **flags)
+
+
+def test_added_token_ids_are_assigned_as_tokenizers_does(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    # Ids in the file that tokenizers does not honour: a new token gets the next free id, one
+    # whose content is in the vocab gets that id.
+    path = tiny_json(tmp_path, added_tokens=[added("<x>", 1000), added("<y>", 5), added("ab", 3),
+                                             added("<x>", 7, rstrip=True)])
+    reference = tokenizers.Tokenizer.from_file(str(path))
+    ours = ferry.Tokenizer.from_file(path)
+    for text in ["a<x>b", "\x05<y>", "ab<x>  ab", "<y><x> ab"]:
+        assert ours.encode(text) == reference.encode(text).ids, repr(text)
+        assert ours.decode(ours.encode(text)) == reference.decode(reference.encode(text).ids, skip_special_tokens=False)
+
+
+def test_a_match_may_start_inside_the_previous_rstrip(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    path = tiny_json(tmp_path, added_tokens=[added("<a>", 258, rstrip=True), added(" <b>", 259)])
+    reference = tokenizers.Tokenizer.from_file(str(path))
+    ours = ferry.Tokenizer.from_file(path)
+    for text in ["<a> <b>", "<a>  <b>x", "x <a> <b> <a>"]:
+        assert ours.encode(text) == reference.encode(text).ids, repr(text)
+
+
+def test_no_decoder_joins_tokens_with_spaces(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    path = tiny_json(tmp_path, decoder=None)
+    reference = tokenizers.Tokenizer.from_file(str(path))
+    ours = ferry.Tokenizer.from_file(path)
+    ids = ours.encode("ab a b")
+    assert ours.decode(ids) == reference.decode(ids)
+
+
+@pytest.mark.parametrize("pre_tokenizer, message", [
+    ({"type": "Split", "pattern": {"Regex": "a*"}, "behavior": "Isolated"}, "can match the empty string"),
+    ({"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "ByteLevel", "use_regex": False}]},
+     "2 ByteLevel steps"),
+])
+def test_pipelines_ferry_would_split_differently_are_refused(tmp_path, pre_tokenizer, message):
+    path = tiny_json(tmp_path, pre_tokenizer=pre_tokenizer)
+    with pytest.raises(ferry.UnsupportedError, match=message):
+        ferry.Tokenizer.from_file(path)
+
+
+def test_hostile_sizes_are_refused(tmp_path):
+    import base64
+
+    template = {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "X"}}] * 40 + [{"Sequence": {"id": "A"}}],
+                "special_tokens": {"X": {"id": "X", "ids": [1] * 100, "tokens": ["x"] * 100}}}
+    with pytest.raises(ferry.CorruptionError, match=r"post_processor.single: adds more than 1024 ids"):
+        ferry.Tokenizer.from_file(tiny_json(tmp_path, post_processor=template))
+    ranks = tmp_path / "long.tiktoken"
+    ranks.write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)) +
+                     f"{base64.b64encode(b'a' * 2000).decode()} 256\n")
+    with pytest.raises(ferry.CorruptionError, match="long.tiktoken:257: token of 2000 bytes, more than the 1024"):
+        ferry.Tokenizer.from_tiktoken(ranks, pattern=r"\S+")
+
+
+def test_tiktoken_custom_pattern_drops_what_it_does_not_match(tmp_path):
+    tiktoken = pytest.importorskip("tiktoken")
+    import base64
+
+    tokens = [bytes([b]) for b in range(256)] + [b"ab", b"bc"]
+    path = tmp_path / "w.tiktoken"
+    path.write_text("".join(f"{base64.b64encode(t).decode()} {i}\n" for i, t in enumerate(tokens)))
+    reference = tiktoken.Encoding("w", pat_str=r"\w+", mergeable_ranks={t: i for i, t in enumerate(tokens)}, special_tokens={})
+    ours = ferry.Tokenizer.from_tiktoken(path, pattern=r"\w+")
+    for text in ["a.b c", "abc, bc!", "  ", "x"]:
+        assert ours.encode_ordinary(text) == reference.encode_ordinary(text), repr(text)
+
+
+@needs_data
+def test_surrogates_are_repaired_as_tiktoken_does():
+    reference = reference_tiktoken("cl100k_base")
+    ours = ferry_tiktoken("cl100k_base")
+    for text in ["a\udc80b \ud83d\ude00", "\ud800", "x\udfff\ud800y"]:
+        assert ours.encode_ordinary(text) == reference.encode_ordinary(text), repr(text)
+
+
+@needs_data
+def test_decode_refuses_ids_it_would_have_to_cast():
+    ours = ferry.Tokenizer.from_file(hf_path("gpt2"))
+    assert ours.decode(np.array([71, 72], dtype=np.uint32)) == ours.decode([71, 72])
+    assert ours.decode(np.array([71, 72], dtype=np.int64)) == ours.decode([71, 72])
+    with pytest.raises(ferry.OutOfRangeError):
+        ours.decode(np.array([2**32 + 71], dtype=np.int64))
+    with pytest.raises(TypeError):
+        ours.decode(np.array([71.9]))
+
+
+def test_trainer_refuses_duplicate_special_tokens():
+    with pytest.raises(ferry.InvalidArgumentError, match='special token "<s>" is listed twice'):
+        ferry.Tokenizer.train_from_iterator(["abc"], vocab_size=300, special_tokens=["<s>", "<s>"])

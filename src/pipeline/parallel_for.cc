@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -17,8 +19,16 @@ size_t WindowSize(size_t count, int threads, size_t max_window) {
 Status ParallelForWindows(size_t count, int threads, size_t max_window,
                           const std::function<Status(size_t)>& task) {
   size_t workers = std::min<size_t>(count, static_cast<size_t>(std::max(threads, 1)));
+  // A task that throws (bad_alloc, a bug) fails like one that returns an error, on any thread.
+  auto guarded = [&task](size_t i) -> Status {
+    try {
+      return task(i);
+    } catch (const std::exception& e) {
+      return Internal("task " + std::to_string(i) + " threw: " + e.what());
+    }
+  };
   if (workers <= 1) {
-    for (size_t i = 0; i < count; ++i) FERRY_RETURN_IF_ERROR(task(i));
+    for (size_t i = 0; i < count; ++i) FERRY_RETURN_IF_ERROR(guarded(i));
     return Status::Ok();
   }
   const size_t window = WindowSize(count, static_cast<int>(workers), max_window);
@@ -37,7 +47,7 @@ Status ParallelForWindows(size_t count, int threads, size_t max_window,
       if (begin >= count) return;
       size_t end = std::min(begin + window, count);
       for (size_t i = begin; i < end; ++i) {
-        Status status = task(i);
+        Status status = guarded(i);
         if (!status.ok()) {
           std::lock_guard<std::mutex> lock(mu);
           if (!failed.exchange(true)) first_error = std::move(status);
@@ -49,7 +59,13 @@ Status ParallelForWindows(size_t count, int threads, size_t max_window,
   };
   std::vector<std::thread> pool;
   pool.reserve(workers - 1);
-  for (size_t t = 1; t < workers; ++t) pool.emplace_back(run);
+  for (size_t t = 1; t < workers; ++t) {
+    try {
+      pool.emplace_back(run);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: the ones started (and this one) do the work
+    }
+  }
   run();
   for (std::thread& thread : pool) thread.join();
   return first_error;

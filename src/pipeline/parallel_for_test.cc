@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <thread>
@@ -102,6 +103,17 @@ TEST(WindowSchedulerTest, FirstErrorStopsTheOtherThreadsMidWindow) {
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_EQ(s.message(), "item 3 is bad");
   EXPECT_LT(started.load(), 100'000);  // the other window (50,000 items) was cut short
+}
+
+TEST(WindowSchedulerTest, AThrowingTaskIsAnErrorNotATermination) {
+  for (int threads : {1, 2}) {
+    Status s = ParallelForWindows(100, threads, 4, [](size_t i) -> Status {
+      if (i == 42) throw std::runtime_error("out of something");
+      return Status::Ok();
+    });
+    EXPECT_EQ(s.code(), StatusCode::kInternal);
+    EXPECT_EQ(s.message(), "task 42 threw: out of something");
+  }
 }
 
 TEST(WindowSchedulerTest, WorksInAForkedChild) {

@@ -195,17 +195,6 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
   return model;
 }
 
-void BpeModel::AppendBytes(std::string_view bytes, std::vector<TokenId>& ids) const {
-  for (char c : bytes) {
-    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
-    if (id != kNoToken) {
-      ids.push_back(id);
-    } else if (config_.unk != kNoToken) {
-      if (!(config_.fuse_unk && !ids.empty() && ids.back() == config_.unk)) ids.push_back(config_.unk);
-    }
-  }
-}
-
 bool BpeModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
   if (piece.empty()) return true;
   const uint64_t hash = BytesToId::Hash(piece);
@@ -291,11 +280,11 @@ void BpeModel::MergeLarge(std::string_view piece, std::vector<TokenId>& ids) con
   // stale when a neighbour merges; they are recognised on pop by the symbols having changed.
   struct Node {
     TokenId id;
-    int32_t prev, next;
+    int64_t prev, next;
   };
   struct Candidate {
-    uint32_t priority;
-    int32_t pos;
+    uint64_t priority;
+    int64_t pos;
     TokenId left, right, merged;
     bool operator>(const Candidate& other) const {
       return priority != other.priority ? priority > other.priority : pos > other.pos;
@@ -310,19 +299,19 @@ void BpeModel::MergeLarge(std::string_view piece, std::vector<TokenId>& ids) con
       if (id == kNoToken) continue;
       if (config_.fuse_unk && !nodes.empty() && nodes.back().id == id) continue;
     }
-    int32_t index = static_cast<int32_t>(nodes.size());
+    int64_t index = static_cast<int64_t>(nodes.size());
     nodes.push_back({id, index - 1, index + 1});
   }
   if (nodes.empty()) return;
   nodes.back().next = -1;
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  auto offer = [&](int32_t pos) {
-    int32_t next = nodes[pos].next;
+  auto offer = [&](int64_t pos) {
+    int64_t next = nodes[pos].next;
     if (next < 0) return;
     const PairTable::Merge* merge = pairs_.Find(nodes[pos].id, nodes[next].id);
     if (merge) heap.push({merge->priority, pos, nodes[pos].id, nodes[next].id, merge->merged});
   };
-  for (int32_t i = 0; i < static_cast<int32_t>(nodes.size()); ++i) offer(i);
+  for (int64_t i = 0; i < static_cast<int64_t>(nodes.size()); ++i) offer(i);
   while (!heap.empty()) {
     Candidate c = heap.top();
     heap.pop();
@@ -336,7 +325,7 @@ void BpeModel::MergeLarge(std::string_view piece, std::vector<TokenId>& ids) con
     if (left.prev >= 0) offer(left.prev);
     offer(c.pos);
   }
-  for (int32_t i = 0; i >= 0; i = nodes[i].next) ids.push_back(nodes[i].id);
+  for (int64_t i = 0; i >= 0; i = nodes[i].next) ids.push_back(nodes[i].id);
 }
 
 }  // namespace ferry::text

@@ -51,7 +51,8 @@ class PairTable {
     TokenId merged;
   };
   void Reserve(size_t count);
-  // Keeps the lower priority when the pair is already present.
+  // A pair already present takes the new merge (a later duplicate in a merge list wins, as in
+  // tokenizers).
   void Insert(TokenId left, TokenId right, Merge merge);
   const Merge* Find(TokenId left, TokenId right) const {
     uint64_t key = Key(left, right);
@@ -118,7 +119,6 @@ class BpeModel {
   Status IndexTokens(std::string_view what);
   void MergeSmall(std::string_view piece, std::vector<TokenId>& ids) const;
   void MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const;
-  void AppendBytes(std::string_view bytes, std::vector<TokenId>& ids) const;
 
   void Merge(std::string_view piece, std::vector<TokenId>& ids) const;
 

@@ -30,7 +30,9 @@ struct AddedToken {
 class AddedTokenMatcher {
  public:
   struct Found {
-    size_t begin = std::string_view::npos, end = 0;
+    size_t begin = std::string_view::npos, end = 0;  // widened by lstrip/rstrip
+    size_t resume = 0;  // where the search goes on: the end of the content itself, so (as in
+                        // tokenizers) the next match may start inside rstrip's whitespace
     TokenId id = kNoToken;
   };
   // `contents[i]` is what to look for (normalized already where that applies).
@@ -54,7 +56,6 @@ enum class DecoderKind { kByteLevel, kRawBytes, kJoinWithSpace };
 
 struct TokenizerParts {
   std::string origin;
-  std::string format;  // "tokenizer.json" or "tiktoken"
   std::unique_ptr<BpeModel> model;
   std::vector<AddedToken> added;  // by id
   Normalizer normalizer;

@@ -208,6 +208,7 @@ Result<PreTokenizer> PreTokenizer::FromSteps(std::vector<PreTokenizerStep> steps
 PreTokenizer PreTokenizer::FromPattern(std::shared_ptr<const SplitPattern> pattern) {
   PreTokenizer pre;
   pre.fast_pattern_ = std::move(pattern);
+  pre.drop_matchless_text_ = true;
   return pre;
 }
 
@@ -269,18 +270,6 @@ Status PreTokenizer::RunSteps(std::string_view text, std::vector<std::string>& p
     }
   }
   return Status::Ok();
-}
-
-std::vector<const SplitPattern*> PreTokenizer::patterns() const {
-  std::vector<const SplitPattern*> out;
-  if (!general_) {
-    if (fast_pattern_) out.push_back(fast_pattern_.get());
-    return out;
-  }
-  for (const PreTokenizerStep& step : steps_) {
-    if (step.pattern) out.push_back(step.pattern.get());
-  }
-  return out;
 }
 
 std::string PreTokenizer::Canonical() const {

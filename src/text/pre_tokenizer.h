@@ -9,6 +9,7 @@
 
 #include "ferry/status.h"
 #include "text/split_pattern.h"
+#include "text/unicode.h"
 
 namespace ferry::text {
 
@@ -53,7 +54,9 @@ class PreTokenizer {
  public:
   PreTokenizer() = default;
   static Result<PreTokenizer> FromSteps(std::vector<PreTokenizerStep> steps);
-  // tiktoken: the pattern alone.
+  // tiktoken: the pattern alone. tiktoken encodes only what the pattern matches, so text between
+  // matches is dropped, except bytes that are not UTF-8 (which tiktoken never sees: its input is
+  // a str), encoded so that bytes still round-trip.
   static PreTokenizer FromPattern(std::shared_ptr<const SplitPattern> pattern);
 
   // Calls emit(piece) for each piece in order; `scratch` holds pieces the general path builds.
@@ -74,24 +77,29 @@ class PreTokenizer {
     while (pos < text.size()) {
       FERRY_RETURN_IF_ERROR(fast_pattern_->Find(text, pos, &match));
       if (match.begin == std::string_view::npos) break;
-      if (match.begin > pos) emit(text.substr(pos, match.begin - pos));  // unmatched: a piece
+      if (match.begin > pos) EmitGap(text.substr(pos, match.begin - pos), emit);
       emit(text.substr(match.begin, match.end - match.begin));
       pos = match.end;
     }
-    if (pos < text.size()) emit(text.substr(pos));
+    if (pos < text.size()) EmitGap(text.substr(pos), emit);
     return Status::Ok();
   }
 
-  // The split patterns in order (for benchmarks and error messages).
-  std::vector<const SplitPattern*> patterns() const;
   std::string Canonical() const;
 
  private:
   Status RunSteps(std::string_view text, std::vector<std::string>& pieces) const;
+  // Text the pattern did not match: a piece of its own (tokenizers' Split), or dropped unless it
+  // is invalid UTF-8 (tiktoken).
+  template <typename Emit>
+  void EmitGap(std::string_view gap, Emit& emit) const {
+    if (!drop_matchless_text_ || !IsValidUtf8(gap)) emit(gap);
+  }
 
   std::vector<PreTokenizerStep> steps_;
   bool general_ = false;  // run steps_ one by one; else split with fast_pattern_ (if any)
   std::shared_ptr<const SplitPattern> fast_pattern_;
+  bool drop_matchless_text_ = false;
 };
 
 }  // namespace ferry::text

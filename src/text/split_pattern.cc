@@ -151,7 +151,7 @@ class RegexPattern final : public SplitPattern {
                          ": out of memory for PCRE2's per-thread match data and JIT stack");
     }
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    while (pos < text.size()) {
+    if (pos < text.size()) {
       int rc =
           pcre2_match(code_, subject, text.size(), pos, 0, state.match_data(), state.context());
       if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
@@ -168,14 +168,15 @@ class RegexPattern final : public SplitPattern {
                            "): the match needs more backtracking or memory than its limits allow");
       }
       const PCRE2_SIZE* offsets = pcre2_get_ovector_pointer(state.match_data());
-      if (offsets[1] > offsets[0]) {
-        *match = {offsets[0], offsets[1]};
-        return Status::Ok();
+      if (offsets[1] == offsets[0]) {
+        // CompileRegex refuses patterns that can match empty by their length alone; one that
+        // still does (through a look-around) is an error rather than a different split.
+        return Unsupported("split pattern " + Quoted(pattern()) +
+                           " matched the empty string at offset " + std::to_string(offsets[0]) +
+                           ", where tokenizers would cut the text; ferry supports patterns whose "
+                           "every match has at least one character");
       }
-      // An empty match: search on from the next character, as Rust regex's and Oniguruma's
-      // find-all loops do (they return the empty match, which a pre-tokenizer drops).
-      pos = offsets[0] + 1;
-      while (pos < text.size() && (static_cast<uint8_t>(text[pos]) & 0xC0) == 0x80) ++pos;
+      *match = {offsets[0], offsets[1]};
     }
     return Status::Ok();
   }
@@ -240,6 +241,15 @@ Result<std::shared_ptr<const SplitPattern>> SplitPattern::CompileRegex(std::stri
         translated.source_offset[std::min<size_t>(error_offset, translated.text.size())];
     return InvalidArgument("split pattern " + Quoted(pattern) + ": " + Pcre2Message(error) +
                            " at offset " + std::to_string(offset));
+  }
+  // tokenizers cuts the text at every empty match (`a*` splits "  " into " ", " "); ferry's
+  // splitting skips empty matches, so such a pattern is refused rather than split differently.
+  uint32_t min_length = 1;
+  if (pcre2_pattern_info(code, PCRE2_INFO_MINLENGTH, &min_length) == 0 && min_length == 0) {
+    pcre2_code_free(code);
+    return Unsupported("split pattern " + Quoted(pattern) +
+                       " can match the empty string, where tokenizers would cut the text; "
+                       "ferry supports patterns whose every match has at least one character");
   }
   // Without JIT (a platform PCRE2 has none for, or a policy that forbids executable memory) the
   // interpreter gives the same matches, slower.

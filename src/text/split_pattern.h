@@ -56,7 +56,9 @@ class SplitPattern {
 
   // Finds the leftmost match starting at or after `pos` in `text`; the whole of `text` is the
   // subject, so look-arounds and `$` see its bounds. Invalid UTF-8 bytes are never part of a match
-  // (PCRE2_MATCH_INVALID_UTF semantics). An empty match is never returned (skip it and search on).
+  // (PCRE2_MATCH_INVALID_UTF semantics). Matches are never empty: tokenizers cuts text at empty
+  // matches, which this interface cannot express, so a pattern that can match the empty string is
+  // refused when compiled, or (through a look-around) is kUnsupported when it does.
   // Errors only on engine resource limits (e.g. JIT stack), with a clear message.
   //
   // Each thread that calls Find on a PCRE2 pattern keeps a match block and a JIT stack (up to

@@ -113,13 +113,22 @@ TEST(SplitPatternTest, DollarIsOnlyTheEndOfTheText) {
   EXPECT_EQ(Pieces("a$", "ba"), (Strings{"a"}));
 }
 
-TEST(SplitPatternTest, EmptyMatchesAreSkipped) {
-  EXPECT_EQ(Pieces("x*", "abxxcx"), (Strings{"xx", "x"}));
-  // As in Rust regex's and Oniguruma's find-all: after an empty match at a position, the search
-  // goes on from the next character, so `b` is never tried where `a*` matched empty.
-  EXPECT_EQ(Pieces("a*|b", "b"), Strings{});
-  EXPECT_EQ(Pieces("(?=\u00e9)|\u00e9", "\u00e9\u00e9"), Strings{});
-  EXPECT_EQ(Pieces("", "abc"), Strings{});
+TEST(SplitPatternTest, PatternsThatCanMatchTheEmptyStringAreRefused) {
+  // tokenizers cuts the text at every empty match; ferry's splitting cannot, so it refuses.
+  for (const char* pattern : {"x*", "a*|b", "", "\\b"}) {
+    auto compiled = SplitPattern::CompileRegex(pattern);
+    ASSERT_FALSE(compiled.ok()) << pattern;
+    EXPECT_EQ(compiled.status().code(), StatusCode::kUnsupported) << pattern;
+    EXPECT_NE(compiled.status().message().find("can match the empty string"), std::string::npos);
+  }
+  EXPECT_TRUE(SplitPattern::CompileRegex("x+|y").ok());
+  // An empty match that only a look-around allows is caught when it happens.
+  auto lookahead = SplitPattern::CompileRegex("(?=\u00e9)|\u00e9");
+  ASSERT_TRUE(lookahead.ok());
+  Match match;
+  Status found = (*lookahead)->Find("\u00e9\u00e9", 0, &match);
+  EXPECT_EQ(found.code(), StatusCode::kUnsupported);
+  EXPECT_NE(found.message().find("matched the empty string at offset 0"), std::string::npos);
 }
 
 TEST(SplitPatternTest, FindStartsWhereAskedAndSeesTheWholeSubject) {

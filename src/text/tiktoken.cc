@@ -12,7 +12,10 @@ namespace {
 // Ranks above this are refused before anything is sized by them: real vocabularies have under
 // a million tokens, and a hostile file could otherwise ask for gigabytes.
 constexpr uint64_t kMaxRank = (1u << 24) - 1;
-constexpr uint64_t kMaxRankFile = uint64_t{256} << 20;
+// Real rank files have tokens of at most 256 bytes. Loading cuts every token in two at every
+// byte, so a token's length costs its square: with kMaxRankFileBytes this keeps a hostile file's
+// load to seconds.
+constexpr size_t kMaxTokenBytes = 1024;
 constexpr uint64_t kRankSlack = 1 << 16;
 
 struct NamedEncoding {
@@ -88,7 +91,7 @@ std::string_view FileStem(std::string_view origin) {
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktoken(std::string_view uri,
                                                                 const TiktokenOptions& options) {
-  FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(uri, kMaxRankFile));
+  FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(uri, kMaxRankFileBytes));
   return FromTiktokenRanks(text, uri, options);
 }
 
@@ -116,7 +119,6 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
 
   TokenizerParts parts;
   parts.origin = where;
-  parts.format = "tiktoken";
   BpeModel::Config config;
   config.whole_piece_first = true;
   size_t line_number = 0;
@@ -149,6 +151,10 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
     if (!DecodeBase64(line.substr(0, space), bytes) || bytes.empty()) {
       return Corruption(at + "token \"" + std::string(line.substr(0, std::min<size_t>(space, 32))) +
                         "\" is not base64 of at least one byte");
+    }
+    if (bytes.size() > kMaxTokenBytes) {
+      return Corruption(at + "token of " + std::to_string(bytes.size()) + " bytes, more than the " +
+                        std::to_string(kMaxTokenBytes) + " a rank file's tokens may have");
     }
     if (rank >= config.tokens.size()) {
       config.tokens.resize(rank + 1);

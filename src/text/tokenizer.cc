@@ -117,11 +117,12 @@ class BpeTokenizer final : public Tokenizer {
       size_t pos = 0, floor = 0;
       while (true) {
         AddedTokenMatcher::Found found = raw_matcher_.Next(text, pos, floor);
-        size_t gap_end = std::min(found.begin, text.size());
+        size_t gap_end = std::max(floor, std::min(found.begin, text.size()));
         FERRY_RETURN_IF_ERROR(EncodeSegment(text.substr(floor, gap_end - floor), true, scratch, ids));
         if (found.begin == std::string_view::npos) break;
         ids.push_back(found.id);
-        pos = floor = found.end;
+        pos = found.resume;
+        floor = std::max(floor, found.end);
       }
     } else {
       FERRY_RETURN_IF_ERROR(EncodeSegment(text, options.match_added_tokens, scratch, ids));
@@ -132,6 +133,7 @@ class BpeTokenizer final : public Tokenizer {
 
   Status Decode(std::span<const TokenId> ids, bool skip_special_tokens,
                 std::string& out) const override {
+    size_t joined = 0;  // tokens joined so far (kJoinWithSpace)
     for (size_t i = 0; i < ids.size(); ++i) {
       TokenId id = ids[i];
       if (id >= parts_.decoded.size() || !parts_.has_spelling[id]) {
@@ -141,7 +143,7 @@ class BpeTokenizer final : public Tokenizer {
       }
       if (skip_special_tokens && is_special_[id]) continue;
       if (parts_.decoder == DecoderKind::kJoinWithSpace) {
-        if (!out.empty()) out += ' ';
+        if (joined++ > 0) out += ' ';
         out += parts_.spelling[id];
       } else {
         out += parts_.decoded[id];
@@ -185,11 +187,12 @@ class BpeTokenizer final : public Tokenizer {
     size_t pos = 0, floor = 0;
     while (true) {
       AddedTokenMatcher::Found found = normalized_matcher_.Next(text, pos, floor);
-      size_t gap_end = std::min(found.begin, text.size());
+      size_t gap_end = std::max(floor, std::min(found.begin, text.size()));
       FERRY_RETURN_IF_ERROR(EncodePlain(text.substr(floor, gap_end - floor), scratch, ids));
       if (found.begin == std::string_view::npos) return Status::Ok();
       ids.push_back(found.id);
-      pos = floor = found.end;
+      pos = found.resume;
+      floor = std::max(floor, found.end);
     }
   }
 
@@ -320,7 +323,7 @@ AddedTokenMatcher::Found AddedTokenMatcher::Next(std::string_view text, size_t p
       start = end - 1;
       continue;
     }
-    Found found{start, end, added.id};
+    Found found{start, end, end, added.id};
     if (added.lstrip) found.begin = std::max(WhitespaceStart(text, start), floor);
     if (added.rstrip) found.end = WhitespaceEnd(text, end);
     return found;
@@ -332,7 +335,9 @@ Status Tokenizer::EncodeBatch(std::span<const std::string_view> texts, const Enc
                               int threads, std::vector<std::vector<TokenId>>& out) const {
   out.clear();
   out.resize(texts.size());
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // More threads than cores only adds stacks and switches.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = threads <= 0 ? cores : std::min(threads, cores);
   return pipeline::ParallelForWindows(texts.size(), threads, 64, [&](size_t i) {
     Status status = Encode(texts[i], options, out[i]);
     if (!status.ok()) return status.WithContext("batch item " + std::to_string(i));

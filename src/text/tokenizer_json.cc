@@ -14,11 +14,13 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-constexpr uint64_t kMaxTokenizerFile = uint64_t{512} << 20;
 constexpr uint64_t kMaxId = (1u << 24) - 1;
 // Ids number a vocabulary from 0 with few gaps: an id far beyond the number of entries would
 // size tables by a hostile number instead of by the file.
 constexpr uint64_t kIdSlack = 1 << 16;
+// A post-processor adds a few ids (BOS, EOS, a task prompt); a template that adds more is not
+// one a model was trained with, and a hostile one would multiply every encoding.
+constexpr size_t kMaxTemplateIds = 1024;
 
 // tokenizers' ByteLevel pre-tokenizer regex.
 constexpr std::string_view kByteLevelPattern =
@@ -214,18 +216,18 @@ Status Loader::LoadAddedTokens(dom::element element) {
   if (element.is_null()) return Status::Ok();
   dom::array added;
   if (element.get_array().get(added) != simdjson::SUCCESS) return Bad("added_tokens", "expected an array");
+  // Ids as tokenizers assigns them, in file order (the file's "id" is only checked by it, with a
+  // warning): a token whose content is already an added token or in the model's vocabulary gets
+  // that id; any other the next id after the model's entries and the added ids so far.
+  const uint64_t model_entries = vocab_.size();
+  std::unordered_map<std::string, size_t> added_index;  // content -> position in parts_.added
+  uint64_t next_new = model_entries;
   size_t index = 0;
   for (dom::element item : added) {
     std::string path = "added_tokens[" + std::to_string(index++) + "]";
     dom::object object;
     if (item.get_object().get(object) != simdjson::SUCCESS) return Bad(path, "expected an object");
     AddedToken token;
-    uint64_t id;
-    if (object["id"].get_uint64().get(id) != simdjson::SUCCESS || id > kMaxId ||
-        id > 2 * (parts_.spelling.size() + added.size()) + kIdSlack) {
-      return Bad(path + ".id", "expected an id from 0 to about twice the vocabulary's size");
-    }
-    token.id = static_cast<TokenId>(id);
     FERRY_ASSIGN_OR_RETURN(std::string_view content, String(object, "content", path));
     token.content = content;
     FERRY_ASSIGN_OR_RETURN(token.special, Bool(object, "special", path, false));
@@ -233,6 +235,19 @@ Status Loader::LoadAddedTokens(dom::element element) {
     FERRY_ASSIGN_OR_RETURN(token.lstrip, Bool(object, "lstrip", path, false));
     FERRY_ASSIGN_OR_RETURN(token.rstrip, Bool(object, "rstrip", path, false));
     FERRY_ASSIGN_OR_RETURN(token.normalized, Bool(object, "normalized", path, !token.special));
+    if (token.content.empty()) continue;  // tokenizers ignores empty added tokens
+    uint64_t id;
+    auto again = added_index.find(token.content);
+    if (again != added_index.end()) {
+      id = parts_.added[again->second].id;
+    } else if (auto v = vocab_.find(token.content); v != vocab_.end()) {
+      id = v->second;
+    } else {
+      id = next_new;
+    }
+    if (id > kMaxId) return Bad(path, "more added tokens than ids");
+    next_new = std::max(next_new, id + 1);
+    token.id = static_cast<TokenId>(id);
     if (id >= parts_.spelling.size()) {
       parts_.spelling.resize(id + 1);
       parts_.has_spelling.resize(id + 1, false);
@@ -242,7 +257,12 @@ Status Loader::LoadAddedTokens(dom::element element) {
     parts_.has_spelling[id] = true;
     parts_.decoded[id].clear();
     if (!AppendFromByteLevel(token.content, parts_.decoded[id])) parts_.decoded[id] = token.content;
-    parts_.added.push_back(std::move(token));
+    if (again != added_index.end()) {
+      parts_.added[again->second] = std::move(token);  // the same content again: its latest flags hold
+    } else {
+      added_index.emplace(token.content, parts_.added.size());
+      parts_.added.push_back(std::move(token));
+    }
   }
   return Status::Ok();
 }
@@ -403,6 +423,11 @@ Status Loader::LoadPostProcessor(dom::element element, std::string path) {
             return Bad(path + ".special_tokens[\"" + std::string(name) + "\"].ids", "expected ids");
           }
           (seen_sequence ? suffix : prefix).push_back(static_cast<TokenId>(value));
+          if (parts_.prefix.size() + parts_.suffix.size() + prefix.size() + suffix.size() >
+              kMaxTemplateIds) {
+            return Bad(path + ".single", "adds more than " + std::to_string(kMaxTemplateIds) +
+                                             " ids to every encoding");
+          }
         }
       } else {
         return Bad(item_path, "expected {\"Sequence\": ...} or {\"SpecialToken\": {\"id\": ...}}");
@@ -434,7 +459,6 @@ Status Loader::LoadDecoder(dom::element element) {
 
 Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
   parts_.origin = origin_;
-  parts_.format = "tokenizer.json";
   simdjson::dom::parser parser;
   dom::element root_element;
   if (auto error = parser.parse(simdjson::padded_string(json)).get(root_element)) {
@@ -458,14 +482,23 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
   parts_.normalizer = Normalizer(std::move(forms));
   std::vector<PreTokenizerStep> steps;
   FERRY_RETURN_IF_ERROR(LoadPreTokenizer(field("pre_tokenizer"), "pre_tokenizer", steps));
-  bool byte_level = false;
-  for (const PreTokenizerStep& step : steps) byte_level |= step.kind == PreTokenizerStep::Kind::kByteLevel;
-  if (!byte_level) {
+  int byte_level = 0;
+  for (const PreTokenizerStep& step : steps) byte_level += step.kind == PreTokenizerStep::Kind::kByteLevel;
+  if (byte_level > 1) {
+    return Unsupported(origin_ + ": pre_tokenizer has " + std::to_string(byte_level) +
+                       " ByteLevel steps; ferry supports one (a second would map the byte-level "
+                       "alphabet onto itself again)");
+  }
+  if (byte_level == 0) {
     return Unsupported(origin_ + ": pre_tokenizer has no ByteLevel step; only byte-level BPE "
                        "tokenizers are supported");
   }
   FERRY_ASSIGN_OR_RETURN(parts_.pre_tokenizer, PreTokenizer::FromSteps(std::move(steps)));
   FERRY_RETURN_IF_ERROR(LoadPostProcessor(field("post_processor"), "post_processor"));
+  if (parts_.prefix.size() + parts_.suffix.size() > kMaxTemplateIds) {
+    return Bad("post_processor", "adds more than " + std::to_string(kMaxTemplateIds) +
+                                     " ids to every encoding");
+  }
   parts_.post_processor = "prefix[";
   for (TokenId id : parts_.prefix) parts_.post_processor += std::to_string(id) + ",";
   parts_.post_processor += "]suffix[";
@@ -493,7 +526,7 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromJson(std::string_view js
 }
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromFile(std::string_view uri) {
-  FERRY_ASSIGN_OR_RETURN(std::string json, io::ReadSmallObject(uri, kMaxTokenizerFile));
+  FERRY_ASSIGN_OR_RETURN(std::string json, io::ReadSmallObject(uri, kMaxTokenizerJsonBytes));
   return FromJson(json, uri);
 }
 

@@ -57,6 +57,15 @@ Result<std::string> BpeTrainer::Train() const {
                            " leaves no room for the 256 bytes and " + std::to_string(specials) +
                            " special tokens");
   }
+  for (size_t i = 0; i < specials; ++i) {
+    const std::string& token = options.special_tokens[i];
+    if (token.empty()) return InvalidArgument("special token " + std::to_string(i) + " is empty");
+    for (size_t j = 0; j < i; ++j) {
+      if (options.special_tokens[j] == token) {
+        return InvalidArgument("special token \"" + token + "\" is listed twice");
+      }
+    }
+  }
   // Symbols: the 256 bytes, then one per merge; token id = specials + symbol.
   std::vector<std::string> symbols;
   for (int b = 0; b < 256; ++b) symbols.emplace_back(1, static_cast<char>(b));

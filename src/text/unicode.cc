@@ -82,6 +82,16 @@ void AppendUtf8(char32_t cp, std::string& out) {
   }
 }
 
+bool IsValidUtf8(std::string_view text) {
+  char32_t cp;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t length = DecodeUtf8(text, pos, cp);
+    if (length == 0) return false;
+    pos += length;
+  }
+  return true;
+}
+
 char32_t ByteToCodepoint(uint8_t byte) { return Tables().to_codepoint[byte]; }
 
 void AppendByteLevel(std::string_view bytes, std::string& out) {

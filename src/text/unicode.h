@@ -12,6 +12,7 @@ namespace ferry::text {
 // for bytes that do not start a valid, shortest-form, non-surrogate sequence.
 size_t DecodeUtf8(std::string_view text, size_t pos, char32_t& cp);
 void AppendUtf8(char32_t cp, std::string& out);
+bool IsValidUtf8(std::string_view text);
 
 // GPT-2's `bytes_to_unicode`: every byte gets a printable code point, so byte-level vocabularies
 // can be JSON strings. Printable Latin-1 bytes map to themselves; the other 68, in order, to
