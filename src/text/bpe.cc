@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <span>
+#include <type_traits>
 #include <cstring>
 #include <queue>
 
@@ -31,16 +34,57 @@ uint64_t NextInstance() {
 }
 
 // Per-thread, direct-mapped memo of merged pieces. Hits cost a compare and a copy of a few ids;
-// a collision just replaces the entry. Long pieces are not kept (rare, and costly to store).
-struct PieceCache {
-  static constexpr size_t kEntries = 4096;
+// a collision just replaces the entry. Pieces longer than kMaxPiece, or merging into more than
+// kMaxIds tokens, are not kept (rare, and costly to store).
+//
+// Size: English prose has tens of thousands of distinct pieces that are not tokens; 64 Ki
+// entries ran 20% faster than 8 Ki on GPT-2 English. Entries are plain bytes in zeroed memory
+// from calloc, so the 9 MiB per thread are address space that the OS backs page by page as
+// entries fill: a batch thread that encodes a little pays for a little.
+class PieceCache {
+ public:
+  static constexpr size_t kEntries = 65536;
   static constexpr size_t kMaxPiece = 64;
+  static constexpr size_t kMaxIds = 16;
   struct Entry {
-    uint64_t instance = 0;
-    std::string piece;
-    std::vector<TokenId> ids;
+    uint64_t instance;  // 0: empty (model instances count from 1)
+    uint8_t piece_size;
+    uint8_t id_count;
+    char piece[kMaxPiece];
+    TokenId ids[kMaxIds];
   };
-  std::vector<Entry> entries = std::vector<Entry>(kEntries);
+  static_assert(std::is_trivially_copyable_v<Entry>);
+
+  PieceCache() : entries_(static_cast<Entry*>(std::calloc(kEntries, sizeof(Entry)))) {}
+  ~PieceCache() { std::free(entries_); }
+  PieceCache(const PieceCache&) = delete;
+  PieceCache& operator=(const PieceCache&) = delete;
+
+  // The entry for (instance, piece) if cached, else nullptr.
+  const Entry* Find(uint64_t instance, std::string_view piece, uint64_t hash) const {
+    if (!entries_) return nullptr;
+    const Entry& entry = entries_[Slot(hash)];
+    if (entry.instance != instance || entry.piece_size != piece.size() ||
+        std::memcmp(entry.piece, piece.data(), piece.size()) != 0) {
+      return nullptr;
+    }
+    return &entry;
+  }
+
+  void Store(uint64_t instance, std::string_view piece, uint64_t hash,
+             std::span<const TokenId> ids) {
+    if (!entries_ || piece.size() > kMaxPiece || ids.size() > kMaxIds) return;
+    Entry& entry = entries_[Slot(hash)];
+    entry.instance = instance;
+    entry.piece_size = static_cast<uint8_t>(piece.size());
+    entry.id_count = static_cast<uint8_t>(ids.size());
+    std::memcpy(entry.piece, piece.data(), piece.size());
+    std::memcpy(entry.ids, ids.data(), ids.size() * sizeof(TokenId));
+  }
+
+ private:
+  static size_t Slot(uint64_t hash) { return (hash >> 20) & (kEntries - 1); }
+  Entry* entries_;  // null if calloc failed: then nothing is cached
 };
 
 }  // namespace
@@ -206,14 +250,12 @@ bool BpeModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
   size_t first = ids.size();
   if (piece.size() <= PieceCache::kMaxPiece) {
     thread_local PieceCache cache;
-    PieceCache::Entry& entry = cache.entries[(hash >> 20) & (PieceCache::kEntries - 1)];
-    if (entry.instance != instance_ || entry.piece != piece) {
-      entry.ids.clear();
-      Merge(piece, entry.ids);
-      entry.instance = instance_;
-      entry.piece.assign(piece);
+    if (const PieceCache::Entry* hit = cache.Find(instance_, piece, hash)) {
+      ids.insert(ids.end(), hit->ids, hit->ids + hit->id_count);
+    } else {
+      Merge(piece, ids);
+      cache.Store(instance_, piece, hash, std::span<const TokenId>(ids).subspan(first));
     }
-    ids.insert(ids.end(), entry.ids.begin(), entry.ids.end());
   } else {
     Merge(piece, ids);
   }
