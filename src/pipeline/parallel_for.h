@@ -20,8 +20,10 @@ Status ParallelFor(size_t count, int threads, const std::function<Status(size_t)
 // indices per fetch_add on one cache-line-padded counter and runs them in order. Adjacent
 // inputs and outputs are then touched by one thread, so cache lines move between cores as whole
 // runs rather than item by item, and the counter is hit count/window times instead of count.
-// Failure stops every thread at its next item. Threads are started per call and joined before it
-// returns (no pool), so it is safe in a process forked from one that used it.
+// Failure stops every thread at its next item. The helper threads come from a process-wide pool
+// that lives on between calls (so per-thread caches stay warm), or are started for the call when
+// the pool is busy (a concurrent or nested call). A child forked from a process that used the
+// pool gets a fresh one on its first call.
 Status ParallelForWindows(size_t count, int threads, size_t max_window,
                           const std::function<Status(size_t)>& task);
 
