@@ -77,11 +77,9 @@ class PyPlanReader {
   std::unique_ptr<datasets::PlanReader> reader_;
 };
 
-// (samples_per_rank, shard_order, spans of `rank`'s `worker`).
-std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanFor(
-    const std::vector<uint64_t>& counts, int rank, int worker, uint64_t seed, uint64_t epoch,
-    bool shuffle_shards, int world_size, int num_workers, uint64_t batch_size,
-    const std::string& remainder) {
+datasets::SplitOptions MakeOptions(uint64_t seed, uint64_t epoch, bool shuffle_shards,
+                                   int world_size, int num_workers, uint64_t batch_size,
+                                   const std::string& remainder) {
   if (remainder != "pad" && remainder != "drop") {
     ThrowIfError(InvalidArgument("remainder must be 'pad' or 'drop' (got '" + remainder + "')"));
   }
@@ -93,10 +91,15 @@ std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanFor(
   o.num_workers = num_workers;
   o.batch_size = batch_size;
   o.remainder = remainder == "pad" ? datasets::Remainder::kPad : datasets::Remainder::kDrop;
-  datasets::EpochPlan plan = Unwrap(datasets::PlanEpoch(counts, o));
-  if (rank < 0 || rank >= world_size) {
+  return o;
+}
+
+// (samples per rank, shard order, the spans of one (rank, worker)).
+std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> WorkerSpans(
+    const datasets::EpochPlan& plan, int rank, int worker) {
+  if (rank < 0 || static_cast<size_t>(rank) >= plan.plans.size()) {
     ThrowIfError(InvalidArgument("rank " + std::to_string(rank) + " is not in [0, " +
-                                 std::to_string(world_size) + ")"));
+                                 std::to_string(plan.plans.size()) + ")"));
   }
   const auto& workers = plan.plans[static_cast<size_t>(rank)];
   if (worker < 0 || static_cast<size_t>(worker) >= workers.size()) {
@@ -107,6 +110,35 @@ std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanFor(
     spans.emplace_back(s.shard, s.first, s.count);
   }
   return {plan.samples_per_rank, plan.shard_order, spans};
+}
+
+std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanFor(
+    const std::vector<uint64_t>& counts, int rank, int worker, uint64_t seed, uint64_t epoch,
+    bool shuffle_shards, int world_size, int num_workers, uint64_t batch_size,
+    const std::string& remainder) {
+  auto options = MakeOptions(seed, epoch, shuffle_shards, world_size, num_workers, batch_size, remainder);
+  return WorkerSpans(Unwrap(datasets::PlanEpoch(counts, options)), rank, worker);
+}
+
+// The same for the rest of an epoch an earlier run (old_*) was interrupted in.
+std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanForResumed(
+    const std::vector<uint64_t>& counts, int rank, int worker, uint64_t seed, uint64_t epoch,
+    bool shuffle_shards, int world_size, int num_workers, uint64_t batch_size,
+    const std::string& remainder, int old_world_size, int old_num_workers,
+    uint64_t old_batch_size, const std::string& old_remainder, size_t old_shuffle_buffer,
+    uint64_t samples_per_rank) {
+  auto options = MakeOptions(seed, epoch, shuffle_shards, world_size, num_workers, batch_size, remainder);
+  datasets::ResumePoint resume;
+  resume.options = MakeOptions(seed, epoch, shuffle_shards, old_world_size, old_num_workers,
+                               old_batch_size, old_remainder);
+  resume.shuffle_buffer = old_shuffle_buffer;
+  resume.samples_per_rank = samples_per_rank;
+  datasets::EpochPlan plan;
+  {
+    nb::gil_scoped_release release;
+    plan = Unwrap(datasets::PlanResumedEpoch(counts, resume, options));
+  }
+  return WorkerSpans(plan, rank, worker);
 }
 
 std::vector<std::tuple<std::string, uint64_t, uint64_t>> IndexShards(
@@ -136,6 +168,11 @@ void RegisterDatasets(nb::module_& m) {
   m.def("plan_for", &PlanFor, nb::arg("counts"), nb::arg("rank"), nb::arg("worker"),
         nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"), nb::arg("world_size"),
         nb::arg("num_workers"), nb::arg("batch_size"), nb::arg("remainder"));
+  m.def("plan_for_resumed", &PlanForResumed, nb::arg("counts"), nb::arg("rank"), nb::arg("worker"),
+        nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"), nb::arg("world_size"),
+        nb::arg("num_workers"), nb::arg("batch_size"), nb::arg("remainder"),
+        nb::arg("old_world_size"), nb::arg("old_num_workers"), nb::arg("old_batch_size"),
+        nb::arg("old_remainder"), nb::arg("old_shuffle_buffer"), nb::arg("samples_per_rank"));
   m.def("shuffle_seed", &datasets::ShuffleSeed);
   m.def("index_shards", &IndexShards, nb::arg("urls"), nb::arg("threads") = 0);
   m.def(

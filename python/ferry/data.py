@@ -98,13 +98,54 @@ class ShardDataset(_Base):
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.remainder, self.batch_size = remainder, batch_size
         self.epoch = 0
+        self._resume = None  # a loaded state_dict, for its epoch
         # Checks the options now, not in a loader worker.
         self._plan(0, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def state_dict(self, samples_seen: int, num_workers: int = 0) -> dict:
+        """Where this epoch stands, to resume it later, maybe with another world size or loader.
+
+        ``samples_seen``: the samples this rank has consumed this epoch (the same on every rank,
+        e.g. steps x batch size), at a batch boundary. ``num_workers``: the DataLoader's, which
+        must take ``batch_size`` samples from a worker at a time (``DataLoader(ds,
+        batch_size=ds.batch_size, num_workers=...)``), as it does. The state is small and the
+        same on every rank; save it with the checkpoint.
+        """
+        if self._resume is not None and self._resume["epoch"] == self.epoch:
+            raise _core.UnsupportedError("checkpointing an epoch that was itself resumed is not "
+                                         "supported yet; checkpoint at epoch boundaries after a resume")
+        return {"format": "ferry-shard-dataset-state-v1", "epoch": self.epoch, "seed": self.seed,
+                "shuffle": self.shuffle, "world_size": self.world_size,
+                "num_workers": max(num_workers, 1), "batch_size": self.batch_size,
+                "remainder": self.remainder, "shuffle_buffer": self.shuffle_buffer if self.shuffle else 0,
+                "samples_per_rank": samples_seen, "shards": len(self.counts), "samples": sum(self.counts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration yields the rest of ``state``'s epoch, each sample the
+        interrupted run had not yet yielded exactly once (none it had), split exactly across this
+        run's ranks and workers, which may differ in number from the interrupted run's. The epochs
+        after it are whole again."""
+        if state.get("format") != "ferry-shard-dataset-state-v1":
+            raise ValueError("not a ferry ShardDataset state (format ferry-shard-dataset-state-v1)")
+        if (state["seed"], state["shuffle"]) != (self.seed, self.shuffle) or \
+                (state["shards"], state["samples"]) != (len(self.counts), sum(self.counts)):
+            raise ValueError("the state belongs to another dataset or seed: "
+                             f"seed/shuffle {state['seed']}/{state['shuffle']} vs {self.seed}/{self.shuffle}, "
+                             f"shards/samples {state['shards']}/{state['samples']} vs {len(self.counts)}/{sum(self.counts)}")
+        self._resume = dict(state)
+        self.epoch = state["epoch"]
+        self._plan(0, 1)  # checks the state now
+
     def _plan(self, worker: int, num_workers: int):
+        r = self._resume
+        if r is not None and r["epoch"] == self.epoch:
+            return _core.plan_for_resumed(
+                self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle, self.world_size,
+                num_workers, self.batch_size, self.remainder, r["world_size"], r["num_workers"],
+                r["batch_size"], r["remainder"], r["shuffle_buffer"], r["samples_per_rank"])
         return _core.plan_for(self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle,
                               self.world_size, num_workers, self.batch_size, self.remainder)
 

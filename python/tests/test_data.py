@@ -366,3 +366,82 @@ def test_ferry_stream_counts_tokens_and_packed_rows(tmp_path, ferry_bin):
     missing = subprocess.run([ferry_bin, "stream", pattern, "--tokenizer", str(tmp_path / "tok.json"),
                               "--field", "json"], capture_output=True, text=True)
     assert missing.returncode != 0 and 'has no field "json"' in missing.stderr
+
+
+# ----------------------------------------------------------------------------------- resume
+
+
+def keys_counted(samples):
+    from collections import Counter
+
+    return Counter(s["__key__"] for s in samples)
+
+
+def first_samples(dataset, n, num_workers=0):
+    """The first n samples a rank consumes, in process or through a DataLoader with workers."""
+    if num_workers == 0:
+        out = []
+        for sample in dataset:
+            if len(out) == n:
+                break
+            out.append(sample)
+        return out
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=dataset.batch_size, num_workers=num_workers,
+                                         collate_fn=lambda batch: batch)
+    out = []
+    for batch in loader:
+        if len(out) == n:
+            break
+        out += batch
+    return out
+
+
+@pytest.mark.parametrize("old_world, old_workers, new_world, remainder", [
+    (2, 0, 2, "drop"), (2, 0, 3, "drop"), (3, 0, 1, "pad"), (2, 2, 3, "drop"), (1, 2, 2, "pad"),
+])
+def test_resume_yields_the_rest_of_the_epoch_on_any_world_size(tmp_path, old_world, old_workers, new_world, remainder):
+    pattern = write_shards(tmp_path, [13, 0, 7, 21, 1, 9, 16])
+    options = dict(seed=5, shuffle_buffer=8, batch_size=4, remainder=remainder)
+    whole = keys_counted(s for r in range(old_world)
+                         for s in ferry.data.ShardDataset(pattern, rank=r, world_size=old_world, **options))
+    seen_per_rank = 8
+    consumed, states = keys_counted([]), []
+    for r in range(old_world):
+        ds = ferry.data.ShardDataset(pattern, rank=r, world_size=old_world, **options)
+        consumed += keys_counted(first_samples(ds, seen_per_rank, old_workers))
+        states.append(ds.state_dict(samples_seen=seen_per_rank, num_workers=old_workers))
+    assert all(state == states[0] for state in states)  # the same on every rank
+    resumed_per_rank = []
+    for r in range(new_world):
+        ds = ferry.data.ShardDataset(pattern, rank=r, world_size=new_world, **options)
+        ds.load_state_dict(states[0])
+        resumed_per_rank.append(list(ds))
+        assert len(resumed_per_rank[-1]) == len(ds)
+    assert len({len(samples) for samples in resumed_per_rank}) == 1  # every rank the same count
+    resumed = keys_counted(s for samples in resumed_per_rank for s in samples)
+    left = whole - consumed
+    if remainder == "drop":
+        assert not (resumed & consumed)           # nothing yielded twice
+        assert resumed <= left                    # only what the epoch still had
+        assert sum((left - resumed).values()) < new_world * 4  # dropped: under one batch per rank
+    else:  # pad: every sample not yet yielded comes (some, to even out the ranks, twice)
+        assert set(whole) - set(consumed) <= set(resumed)
+    # The next epoch is a whole one again.
+    ds.set_epoch(states[0]["epoch"] + 1)
+    assert len(list(ds)) == len(ferry.data.ShardDataset(pattern, rank=new_world - 1, world_size=new_world, **options))
+
+
+def test_resume_state_is_checked(tmp_path):
+    pattern = write_shards(tmp_path, [10, 10])
+    ds = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=1, batch_size=2)
+    state = ds.state_dict(samples_seen=4)
+    other = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=2, batch_size=2)
+    with pytest.raises(ValueError, match="another dataset or seed"):
+        other.load_state_dict(state)
+    with pytest.raises(ferry.InvalidArgumentError, match="batch boundary"):
+        ds.load_state_dict(dict(state, samples_per_rank=3))
+    with pytest.raises(ferry.InvalidArgumentError, match="more than the 20 of its epoch"):
+        ds.load_state_dict(dict(state, samples_per_rank=22))
+    ds.load_state_dict(dict(state, samples_per_rank=20))  # the end of the epoch: nothing left
+    assert list(ds) == []

@@ -1,28 +1,31 @@
 #include "datasets/plan_reader.h"
 
 namespace ferry::datasets {
-namespace {
-
-uint64_t Mix(uint64_t x) {  // splitmix64, as in split.cc: portable and fixed
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+uint64_t ShuffleSeed(uint64_t seed, uint64_t epoch, uint64_t rank, uint64_t worker) {
+  return SplitMix64(SplitMix64(SplitMix64(SplitMix64(seed) ^ epoch) ^ rank) ^ worker);
 }
 
-}  // namespace
-
-uint64_t ShuffleSeed(uint64_t seed, uint64_t epoch, uint64_t rank, uint64_t worker) {
-  return Mix(Mix(Mix(Mix(seed) ^ epoch) ^ rank) ^ worker);
+std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint64_t seed) {
+  std::vector<uint64_t> order;
+  order.reserve(count);
+  if (shuffle_buffer <= 1) {
+    for (uint64_t i = 0; i < count; ++i) order.push_back(i);
+    return order;
+  }
+  ShuffleBuffer<uint64_t> buffer(shuffle_buffer, seed);
+  uint64_t next = 0;
+  while (true) {  // the same fill-then-pop loop as PlanReader::Next
+    while (next < count && buffer.wants_more()) buffer.Push(next++);
+    if (buffer.empty()) return order;
+    order.push_back(buffer.Pop());
+  }
 }
 
 PlanReader::PlanReader(std::vector<std::string> urls, WorkerPlan plan, PlanReaderOptions options)
     : urls_(std::move(urls)),
       plan_(std::move(plan)),
       options_(std::move(options)),
-      rng_state_(options_.shuffle_seed) {}
-
-uint64_t PlanReader::Random() { return rng_state_ = Mix(rng_state_); }
+      buffer_(options_.shuffle_buffer, options_.shuffle_seed) {}
 
 Result<std::optional<Sample>> PlanReader::NextInPlanOrder() {
   while (true) {
@@ -60,20 +63,16 @@ Result<std::optional<Sample>> PlanReader::NextInPlanOrder() {
 
 Result<std::optional<Sample>> PlanReader::Next() {
   if (options_.shuffle_buffer <= 1) return NextInPlanOrder();
-  while (!drained_ && buffer_.size() < options_.shuffle_buffer) {
+  while (!drained_ && buffer_.wants_more()) {
     FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, NextInPlanOrder());
     if (!sample) {
       drained_ = true;
       break;
     }
-    buffer_.push_back(std::move(*sample));
+    buffer_.Push(std::move(*sample));
   }
   if (buffer_.empty()) return std::optional<Sample>();
-  size_t pick = static_cast<size_t>(Random() % buffer_.size());
-  std::swap(buffer_[pick], buffer_.back());
-  Sample out = std::move(buffer_.back());
-  buffer_.pop_back();
-  return std::optional<Sample>(std::move(out));
+  return std::optional<Sample>(buffer_.Pop());
 }
 
 }  // namespace ferry::datasets

@@ -11,6 +11,37 @@
 
 namespace ferry::datasets {
 
+// The shuffle buffer: filled to `capacity` items, then each Pop yields a random one and the
+// next Push refills. Which item goes next depends only on the seed and the positions, never on
+// the items, so a resumed run can replay which samples an interrupted one yielded
+// (ShuffledOrder) without reading them.
+template <typename T>
+class ShuffleBuffer {
+ public:
+  ShuffleBuffer(size_t capacity, uint64_t seed) : capacity_(capacity), state_(seed) {}
+  bool wants_more() const { return items_.size() < capacity_; }
+  bool empty() const { return items_.empty(); }
+  void Push(T item) { items_.push_back(std::move(item)); }
+  // REQUIRES: !empty().
+  T Pop() {
+    state_ = SplitMix64(state_);
+    size_t pick = static_cast<size_t>(state_ % items_.size());
+    std::swap(items_[pick], items_.back());
+    T out = std::move(items_.back());
+    items_.pop_back();
+    return out;
+  }
+
+ private:
+  size_t capacity_;
+  uint64_t state_;
+  std::vector<T> items_;
+};
+
+// The order a PlanReader with this buffer and seed yields the `count` samples of its plan in:
+// out[i] is the plan position of the i-th sample yielded.
+std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint64_t seed);
+
 struct PlanReaderOptions {
   // Samples held for mixing; 0 or 1 reads in plan order. Memory is this many samples.
   size_t shuffle_buffer = 0;
@@ -27,7 +58,6 @@ class PlanReader {
 
  private:
   Result<std::optional<Sample>> NextInPlanOrder();
-  uint64_t Random();
 
   std::vector<std::string> urls_;
   WorkerPlan plan_;
@@ -35,9 +65,8 @@ class PlanReader {
   size_t span_ = 0;            // current span
   uint64_t left_in_span_ = 0;  // samples still to yield from it
   std::unique_ptr<SampleReader> reader_;
-  std::vector<Sample> buffer_;  // the shuffle buffer
+  ShuffleBuffer<Sample> buffer_;
   bool drained_ = false;
-  uint64_t rng_state_;
 };
 
 // A seed for one reader's shuffle buffer, distinct per (seed, epoch, rank, worker).

@@ -53,4 +53,25 @@ struct EpochPlan {
 Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
                             const SplitOptions& options);
 
+// Where an interrupted run stood: its options, its readers' shuffle buffer, and the samples each
+// of its ranks had consumed (the same on every rank; a multiple of its batch_size).
+struct ResumePoint {
+  SplitOptions options;
+  size_t shuffle_buffer = 0;
+  uint64_t samples_per_rank = 0;
+};
+
+// The rest of that epoch for a run that may have another world_size, num_workers or batch_size
+// (same seed, epoch and shard shuffling): the samples the interrupted run had not yet yielded,
+// each exactly once, in the epoch's base order, split across the new ranks and workers as
+// PlanEpoch splits a whole epoch (so "pad" may repeat a few to even out the ranks). Which
+// samples were yielded is replayed from the interrupted run's plans and shuffle buffers, without
+// reading a shard. A resume point at the end of the epoch gives empty plans.
+Result<EpochPlan> PlanResumedEpoch(const std::vector<uint64_t>& samples_per_shard,
+                                   const ResumePoint& resume, const SplitOptions& options);
+
+// splitmix64: a fixed, portable mixer, so plans and shuffles are identical on every platform and
+// library version (std::shuffle's use of the engine is implementation-defined).
+uint64_t SplitMix64(uint64_t x);
+
 }  // namespace ferry::datasets

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
+
+#include "datasets/plan_reader.h"
 
 namespace ferry::datasets {
 namespace {
@@ -142,6 +145,57 @@ TEST(PlanEpochTest, BadOptionsAreClear) {
   EXPECT_EQ(PlanEpoch({10}, huge).status().code(), StatusCode::kInvalidArgument);
   huge.batch_size = uint64_t{1} << 40;
   EXPECT_NE(PlanEpoch({10}, huge).status().message().find("more than 64 times"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry::datasets
+
+namespace ferry::datasets {
+namespace {
+
+TEST(ResumeTest, NothingConsumedIsTheWholeEpochAndEverythingConsumedIsNothing) {
+  std::vector<uint64_t> counts = {13, 0, 7, 21, 1, 9};
+  SplitOptions options;
+  options.seed = 3;
+  options.world_size = 2;
+  options.num_workers = 2;
+  options.batch_size = 4;
+  options.remainder = Remainder::kDrop;
+  auto whole = PlanEpoch(counts, options);
+  ASSERT_TRUE(whole.ok());
+  ResumePoint start{options, 8, 0};
+  auto resumed = PlanResumedEpoch(counts, start, options);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->samples_per_rank, whole->samples_per_rank);
+  for (size_t r = 0; r < 2; ++r) {
+    for (size_t w = 0; w < 2; ++w) {
+      uint64_t a = 0, b = 0;
+      for (const auto& s : whole->plans[r][w].spans) a += s.count;
+      for (const auto& s : resumed->plans[r][w].spans) b += s.count;
+      EXPECT_EQ(a, b);
+    }
+  }
+  ResumePoint end{options, 8, whole->samples_per_rank};
+  auto nothing = PlanResumedEpoch(counts, end, options);
+  ASSERT_TRUE(nothing.ok());
+  EXPECT_EQ(nothing->samples_per_rank, 0u);
+  for (const auto& workers : nothing->plans) {
+    for (const auto& plan : workers) EXPECT_TRUE(plan.spans.empty());
+  }
+  options.seed = 4;
+  EXPECT_EQ(PlanResumedEpoch(counts, start, options).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ResumeTest, ShuffledOrderIsAPermutation) {
+  for (size_t buffer : {0, 1, 2, 7, 100}) {
+    std::vector<uint64_t> order = ShuffledOrder(50, buffer, 9);
+    std::vector<uint64_t> sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    for (uint64_t i = 0; i < 50; ++i) ASSERT_EQ(sorted[i], i) << buffer;
+    if (buffer > 1) {
+      EXPECT_NE(order, sorted) << buffer;
+    }
+  }
 }
 
 }  // namespace
