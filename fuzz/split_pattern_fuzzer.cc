@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "text/pcre2_agreement.h"
 #include "text/scanners.h"
 #include "text/split_pattern.h"
 #include "text/unicode_tables.h"
@@ -28,7 +29,6 @@ namespace {
 using ferry::text::Match;
 using ferry::text::Scanner;
 using ferry::text::SplitPattern;
-using ferry::text::unicode::Category;
 
 // clang-format off
 constexpr std::string_view kPalette[] = {
@@ -66,69 +66,20 @@ Pieces RegexPieces(const SplitPattern& pattern, std::string_view text) {
   }
 }
 
-// The code point at text[i], which the caller knows to be valid UTF-8.
-char32_t CodePointAt(std::string_view text, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<char32_t>(static_cast<uint8_t>(text[i + k])); };
-  char32_t lead = byte(0);
-  if (lead < 0x80) return lead;
-  if (lead < 0xE0) return (lead & 0x1F) << 6 | (byte(1) & 0x3F);
-  if (lead < 0xF0) return (lead & 0x0F) << 12 | (byte(1) & 0x3F) << 6 | (byte(2) & 0x3F);
-  return (lead & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
-}
-
 // What the checks need, made once: the engines, a validity oracle, and which code points the two
-// Unicode versions classify alike (found by running each class as a PCRE2 pattern over a string
-// of every code point, as scanners_test.cc does).
+// Unicode versions classify alike (text/pcre2_agreement.h, shared with scanners_test.cc).
 struct Engines {
   std::vector<std::pair<const Scanner*, std::shared_ptr<const SplitPattern>>> pairs;
   std::shared_ptr<const SplitPattern> any_character = MustCompileRegex("(?s).");
-  std::vector<bool> agrees = std::vector<bool>(0x110000, false);
+  std::vector<bool> agrees = ferry::text::CodePointsWherePcre2Agrees();
 
   Engines() {
     for (const Scanner& scanner : ferry::text::Scanners()) {
       pairs.emplace_back(&scanner, MustCompileRegex(scanner.pattern));
     }
-    std::string all;
-    for (char32_t cp = 0; cp < 0x110000; ++cp) {
-      if (cp >= 0xD800 && cp <= 0xDFFF) continue;
-      if (cp < 0x80) {
-        all += static_cast<char>(cp);
-      } else if (cp < 0x800) {
-        all += {static_cast<char>(0xC0 | cp >> 6), static_cast<char>(0x80 | (cp & 0x3F))};
-      } else if (cp < 0x10000) {
-        all += {static_cast<char>(0xE0 | cp >> 12), static_cast<char>(0x80 | (cp >> 6 & 0x3F)),
-                static_cast<char>(0x80 | (cp & 0x3F))};
-      } else {
-        all += {static_cast<char>(0xF0 | cp >> 18), static_cast<char>(0x80 | (cp >> 12 & 0x3F)),
-                static_cast<char>(0x80 | (cp >> 6 & 0x3F)), static_cast<char>(0x80 | (cp & 0x3F))};
-      }
-    }
-    std::vector<Category> pcre2(0x110000, Category::kOther);
-    const std::pair<std::string_view, Category> classes[] = {
-        {R"(\s)", Category::kWhiteSpace}, {R"(\p{N})", Category::kNumber},
-        {R"(\p{M})", Category::kMark},    {R"(\p{Lu})", Category::kLu},
-        {R"(\p{Ll})", Category::kLl},     {R"(\p{Lt})", Category::kLt},
-        {R"(\p{Lm})", Category::kLm},     {R"(\p{Lo})", Category::kLo},
-    };
-    for (const auto& [pattern, category] : classes) {
-      for (const auto& [begin, end] : RegexPieces(*MustCompileRegex(pattern), all)) {
-        pcre2[CodePointAt(all, begin)] = category;
-      }
-    }
-    for (char32_t cp = 0; cp < 0x110000; ++cp) {
-      agrees[cp] =
-          (cp < 0xD800 || cp > 0xDFFF) && pcre2[cp] == ferry::text::unicode::CategoryOf(cp);
-    }
   }
 
-  bool AgreesOn(std::string_view text) const {
-    Match match;
-    for (size_t pos = 0;; pos = match.end) {
-      Check(any_character->Find(text, pos, &match).ok());
-      if (match.begin == std::string_view::npos) return true;
-      if (!agrees[CodePointAt(text, match.begin)]) return false;
-    }
-  }
+  bool AgreesOn(std::string_view text) const { return ferry::text::Pcre2AgreesOn(agrees, text); }
 
   // No valid character starts in [begin, end).
   bool AllInvalid(std::string_view text, size_t begin, size_t end) const {

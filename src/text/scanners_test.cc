@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/support/test_support.h"
+#include "text/pcre2_agreement.h"
 #include "text/split_pattern.h"
 #include "text/unicode_tables.h"
 
@@ -27,34 +28,6 @@ namespace {
 
 using unicode::Category;
 using Pieces = std::vector<std::pair<size_t, size_t>>;
-
-void AppendUtf8(char32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | cp >> 6);
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | cp >> 12);
-    out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | cp >> 18);
-    out += static_cast<char>(0x80 | (cp >> 12 & 0x3F));
-    out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-// The code point that starts at text[i], which the caller knows to be valid UTF-8.
-char32_t CodePointAt(std::string_view text, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<char32_t>(static_cast<uint8_t>(text[i + k])); };
-  char32_t lead = byte(0);
-  if (lead < 0x80) return lead;
-  if (lead < 0xE0) return (lead & 0x1F) << 6 | (byte(1) & 0x3F);
-  if (lead < 0xF0) return (lead & 0x0F) << 12 | (byte(1) & 0x3F) << 6 | (byte(2) & 0x3F);
-  return (lead & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
-}
 
 // Printable, for failure messages: non-ASCII and control bytes as \xNN.
 std::string Escaped(std::string_view text) {
@@ -170,50 +143,11 @@ class Agreement {
   }
   bool Agrees(char32_t cp) const { return agrees_[cp]; }
   size_t disagreements() const { return std::count(agrees_.begin(), agrees_.end(), false); }
-
   // Whether every valid character of `text` is classified alike (invalid bytes are no character).
-  bool AgreesOn(std::string_view text) const {
-    static const auto any_character = Regex("(?s).");
-    for (size_t pos = 0; pos < text.size();) {
-      auto byte = static_cast<uint8_t>(text[pos]);
-      if (byte < 0x80) {
-        if (!Agrees(byte)) return false;
-        ++pos;
-        continue;
-      }
-      Match match;
-      if (!any_character->Find(text, pos, &match).ok() || match.begin == std::string_view::npos) {
-        break;
-      }
-      if (!Agrees(CodePointAt(text, match.begin))) return false;
-      pos = match.end;
-    }
-    return true;
-  }
+  bool AgreesOn(std::string_view text) const { return Pcre2AgreesOn(agrees_, text); }
 
  private:
-  Agreement() : agrees_(0x110000, false) {
-    std::string all;
-    for (char32_t cp = 0; cp < 0x110000; ++cp) {
-      if (cp < 0xD800 || cp > 0xDFFF) AppendUtf8(cp, all);
-    }
-    std::vector<Category> pcre2(0x110000, Category::kOther);
-    const std::pair<std::string_view, Category> classes[] = {
-        {R"(\s)", Category::kWhiteSpace}, {R"(\p{N})", Category::kNumber},
-        {R"(\p{M})", Category::kMark},    {R"(\p{Lu})", Category::kLu},
-        {R"(\p{Ll})", Category::kLl},     {R"(\p{Lt})", Category::kLt},
-        {R"(\p{Lm})", Category::kLm},     {R"(\p{Lo})", Category::kLo},
-    };
-    for (const auto& [pattern, category] : classes) {
-      for (const auto& [begin, end] : Split(*Regex(pattern), all)) {
-        pcre2[CodePointAt(all, begin)] = category;
-      }
-    }
-    for (char32_t cp = 0; cp < 0x110000; ++cp) {
-      agrees_[cp] = (cp < 0xD800 || cp > 0xDFFF) && pcre2[cp] == unicode::CategoryOf(cp);
-    }
-  }
-
+  Agreement() : agrees_(CodePointsWherePcre2Agrees()) {}
   std::vector<bool> agrees_;
 };
 
