@@ -5,6 +5,7 @@ and objects; every read under test goes through ferry's own SigV4 signing.
 """
 
 import concurrent.futures
+import os
 import subprocess
 
 import numpy as np
@@ -233,3 +234,33 @@ def test_dataset_shards_stream_from_s3(s3_env, tmp_path):
     samples = list(ferry.data.samples(f"s3://{BUCKET}/wds/shard-*.tar"))
     assert [s["__key__"] for s in samples] == [f"s{i}/{j:03d}" for i in range(2) for j in range(3)]
     assert samples[4]["txt"] == b"text 1 1" and samples[4]["__url__"] == f"s3://{BUCKET}/wds/shard-1.tar"
+
+
+@pytest.mark.parametrize("slowdowns", [3, 1000])
+def test_s3_throttling_is_retried_then_reported(tmp_path, monkeypatch, slowdowns):
+    """503 SlowDown (a throttled bucket) is retried; when it does not stop, the error names the
+    bucket, the key and S3's code. Against the loopback fault server playing a throttled S3."""
+    import threading
+
+    from fault_server import FaultServer
+
+    (tmp_path / "bucket").mkdir()
+    payload = os.urandom(100_000)
+    (tmp_path / "bucket" / "data.bin").write_bytes(payload)
+    server = FaultServer(str(tmp_path), s3_slowdown=slowdowns)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "true")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+            monkeypatch.delenv(name, raising=False)
+        if slowdowns == 3:  # fewer than the retry budget (8 attempts without progress)
+            assert ferry.io.read("s3://bucket/data.bin") == payload
+            assert server.counters["(every request)"] > slowdowns  # it was refused, then served
+        else:
+            with pytest.raises(ferry.UnavailableError, match=r"s3://bucket/data.bin.*SlowDown"):
+                ferry.io.read("s3://bucket/data.bin")
+    finally:
+        server.shutdown()

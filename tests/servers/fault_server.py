@@ -13,6 +13,11 @@ the first few requests, the way a real flaky link or a restarting server does:
   status=CODE                always answer CODE
   bare_416=1                 a 416 carries no Content-Range (as radosgw sends for empty objects)
 
+S3 clients build their own URLs, so for them a fault is set on the server instead:
+FaultServer(root, s3_slowdown=K) answers the first K requests, whatever their path, as a
+throttled S3 does: 503 with an S3 XML error body, code SlowDown (and Retry-After: 0, so tests
+need not wait out real back-off).
+
 Run as a program it prints "PORT <n>" once listening and serves until its stdin closes, so a test
 that dies never leaves it behind.
 """
@@ -34,9 +39,10 @@ class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, root, port=0):
+    def __init__(self, root, port=0, s3_slowdown=0):
         super().__init__(("127.0.0.1", port), Handler)
         self.root = root
+        self.s3_slowdown = s3_slowdown
         self.counters = {}
         self.lock = threading.Lock()
 
@@ -57,6 +63,8 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         num = lambda name, default=0: int(q.get(name, default))
         n = self.server.count(q.get("id", self.path))
+        if self.server.s3_slowdown and self.server.count("(every request)") <= self.server.s3_slowdown:
+            return self.reply_s3_error(503, "SlowDown", "Please reduce your request rate.", url.path)
 
         if "status" in q:
             return self.reply_status(num("status"))
@@ -120,6 +128,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         if retry_after is not None:
             self.send_header("Retry-After", retry_after)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def reply_s3_error(self, code, s3_code, message, resource):
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{s3_code}</Code>'
+                f"<Message>{message}</Message><Resource>{resource}</Resource>"
+                "<RequestId>FAULT</RequestId></Error>").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Retry-After", "0")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
