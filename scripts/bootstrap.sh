@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-test}
 
-packages=(g++ libcurl4-openssl-dev libssl-dev libcli11-dev libsimdjson-dev libxxhash-dev libpcre2-dev libutf8proc-dev nginx-light python3-venv)
+packages=(g++ libcurl4-openssl-dev libssl-dev libcli11-dev libsimdjson-dev libxxhash-dev libpcre2-dev libutf8proc-dev pkg-config nginx-light python3-venv)
 if [[ $purpose == test ]]; then
   packages+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev ceph-mon ceph-osd radosgw)
 fi
