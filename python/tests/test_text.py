@@ -690,3 +690,13 @@ def test_decode_refuses_ids_it_would_have_to_cast():
 def test_trainer_refuses_duplicate_special_tokens():
     with pytest.raises(ferry.InvalidArgumentError, match='special token "<s>" is listed twice'):
         ferry.Tokenizer.train_from_iterator(["abc"], vocab_size=300, special_tokens=["<s>", "<s>"])
+
+
+def test_long_added_tokens_over_text_that_repeats_their_prefix(tmp_path):
+    # The matcher is an Aho-Corasick automaton: a 4,001-byte token over 200 KB of its own prefix
+    # is one linear scan (re-walking a trie from every byte made this quadratic).
+    tokenizers = pytest.importorskip("tokenizers")
+    path = tiny_json(tmp_path, added_tokens=[added("a" * 4000 + "b", 258), added("aab", 259), added("<x>", 260)])
+    ours, reference = ferry.Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
+    for text in ["a" * 200_000, "a" * 5000 + "b" + "aab<x>", "x" + "a" * 3999 + "b", "aa<x>aab" * 100]:
+        assert ours.encode(text) == reference.encode(text).ids, text[:40]

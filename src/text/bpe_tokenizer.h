@@ -26,7 +26,8 @@ struct AddedToken {
 
 // Finds added tokens in text as tokenizers does: leftmost-longest over all contents, a
 // single_word token only between non-word characters, lstrip/rstrip widening the match over
-// adjacent whitespace.
+// adjacent whitespace. An Aho-Corasick automaton, so the search is linear in the text whatever
+// the contents (a long token whose prefix the text repeats cannot make it quadratic).
 class AddedTokenMatcher {
  public:
   struct Found {
@@ -45,11 +46,17 @@ class AddedTokenMatcher {
  private:
   struct Node {
     std::vector<std::pair<uint8_t, int32_t>> children;  // sorted by byte
-    int32_t token = -1;                                 // index into tokens_ when terminal
+    int32_t token = -1;   // index into tokens_ when a content ends here
+    int32_t fail = 0;     // the longest proper suffix of this node's string that is a node
+    int32_t output = -1;  // the nearest node on the fail chain where a content ends
+    uint32_t depth = 0;   // length of this node's string
   };
+  int32_t Child(int32_t node, uint8_t byte) const;
+  int32_t Step(int32_t node, uint8_t byte) const;  // the automaton's transition
+
   std::vector<Node> nodes_;
   std::vector<AddedToken> tokens_;
-  bool first_byte_[256] = {};
+  size_t longest_ = 0;  // bytes in the longest content
 };
 
 enum class DecoderKind { kByteLevel, kRawBytes, kJoinWithSpace };

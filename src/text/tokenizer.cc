@@ -274,58 +274,89 @@ void AddedTokenMatcher::Build(const std::vector<AddedToken>& tokens,
                               const std::vector<std::string>& contents) {
   tokens_ = tokens;
   nodes_.assign(1, Node{});
+  longest_ = 0;
   for (size_t t = 0; t < tokens.size(); ++t) {
     const std::string& content = contents[t];
     if (content.empty()) continue;  // tokenizers ignores empty added tokens
-    first_byte_[static_cast<uint8_t>(content[0])] = true;
+    longest_ = std::max(longest_, content.size());
     int32_t node = 0;
     for (char c : content) {
       uint8_t byte = static_cast<uint8_t>(c);
-      auto& children = nodes_[node].children;
-      auto it = std::lower_bound(children.begin(), children.end(), byte,
-                                 [](const auto& edge, uint8_t b) { return edge.first < b; });
-      if (it != children.end() && it->first == byte) {
-        node = it->second;
-      } else {
-        int32_t child = static_cast<int32_t>(nodes_.size());
-        children.insert(it, {byte, child});
-        nodes_.emplace_back();
-        node = child;
+      int32_t next = Child(node, byte);
+      if (next < 0) {
+        next = static_cast<int32_t>(nodes_.size());
+        auto& children = nodes_[node].children;
+        children.insert(std::lower_bound(children.begin(), children.end(), byte,
+                                         [](const auto& edge, uint8_t b) { return edge.first < b; }),
+                        {byte, next});
+        Node child;
+        child.depth = nodes_[node].depth + 1;
+        nodes_.push_back(std::move(child));
       }
+      node = next;
     }
     if (nodes_[node].token < 0) nodes_[node].token = static_cast<int32_t>(t);
+  }
+  // Fail and output links, breadth first (a node's links need those of shallower nodes).
+  std::vector<int32_t> queue = {0};
+  for (size_t q = 0; q < queue.size(); ++q) {
+    int32_t node = queue[q];
+    for (auto [byte, child] : nodes_[node].children) {
+      int32_t fail = node == 0 ? 0 : Step(nodes_[node].fail, byte);
+      nodes_[child].fail = fail;
+      nodes_[child].output = nodes_[fail].token >= 0 ? fail : nodes_[fail].output;
+      queue.push_back(child);
+    }
+  }
+}
+
+int32_t AddedTokenMatcher::Child(int32_t node, uint8_t byte) const {
+  const auto& children = nodes_[node].children;
+  auto it = std::lower_bound(children.begin(), children.end(), byte,
+                             [](const auto& edge, uint8_t b) { return edge.first < b; });
+  return it != children.end() && it->first == byte ? it->second : -1;
+}
+
+int32_t AddedTokenMatcher::Step(int32_t node, uint8_t byte) const {
+  while (true) {
+    int32_t next = Child(node, byte);
+    if (next >= 0) return next;
+    if (node == 0) return 0;
+    node = nodes_[node].fail;
   }
 }
 
 AddedTokenMatcher::Found AddedTokenMatcher::Next(std::string_view text, size_t pos,
                                                  size_t floor) const {
-  for (size_t start = pos; start < text.size(); ++start) {
-    if (!first_byte_[static_cast<uint8_t>(text[start])]) continue;
-    // Longest content starting here.
-    int32_t node = 0, token = -1;
-    size_t end = start;
-    for (size_t i = start; i < text.size(); ++i) {
-      const auto& children = nodes_[node].children;
-      uint8_t byte = static_cast<uint8_t>(text[i]);
-      auto it = std::lower_bound(children.begin(), children.end(), byte,
-                                 [](const auto& edge, uint8_t b) { return edge.first < b; });
-      if (it == children.end() || it->first != byte) break;
-      node = it->second;
-      if (nodes_[node].token >= 0) {
-        token = nodes_[node].token;
-        end = i + 1;
+  while (pos < text.size()) {
+    // The leftmost match, and the longest of those starting there: every match ending at a byte
+    // is on the output chain of the state after it; once the scan is `longest_` bytes past the
+    // best start, no match starting at or before it can still end.
+    size_t best_start = std::string_view::npos, best_end = 0;
+    int32_t best_token = -1;
+    int32_t state = 0;
+    for (size_t i = pos; i < text.size(); ++i) {
+      if (best_token >= 0 && i >= best_start + longest_) break;
+      state = Step(state, static_cast<uint8_t>(text[i]));
+      for (int32_t node = nodes_[state].token >= 0 ? state : nodes_[state].output; node > 0;
+           node = nodes_[node].output) {
+        size_t start = i + 1 - nodes_[node].depth;
+        if (start < best_start || (start == best_start && i + 1 > best_end)) {
+          best_start = start;
+          best_end = i + 1;
+          best_token = nodes_[node].token;
+        }
       }
     }
-    if (token < 0) continue;
-    const AddedToken& added = tokens_[token];
-    if (added.single_word && (WordCharBefore(text, start) || WordCharAt(text, end))) {
-      // Not a word of its own: tokenizers drops this match and searches on after it.
-      start = end - 1;
+    if (best_token < 0) break;
+    const AddedToken& added = tokens_[best_token];
+    if (added.single_word && (WordCharBefore(text, best_start) || WordCharAt(text, best_end))) {
+      pos = best_end;  // not a word of its own: tokenizers drops this match and searches on after it
       continue;
     }
-    Found found{start, end, end, added.id};
-    if (added.lstrip) found.begin = std::max(WhitespaceStart(text, start), floor);
-    if (added.rstrip) found.end = WhitespaceEnd(text, end);
+    Found found{best_start, best_end, best_end, added.id};
+    if (added.lstrip) found.begin = std::max(WhitespaceStart(text, best_start), floor);
+    if (added.rstrip) found.end = WhitespaceEnd(text, best_end);
     return found;
   }
   return Found{};
