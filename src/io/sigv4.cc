@@ -7,19 +7,10 @@
 #include <cctype>
 #include <ctime>
 
+#include "base/strings.h"
+
 namespace ferry::io::sigv4 {
 namespace {
-
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-std::string Hex(const unsigned char* bytes, size_t n) {
-  std::string out(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kHexDigits[bytes[i] >> 4];
-    out[2 * i + 1] = kHexDigits[bytes[i] & 0xf];
-  }
-  return out;
-}
 
 std::string Hmac(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -95,7 +86,7 @@ std::string Signature(const Credentials& credentials, std::string_view day, std:
   key = Hmac(key, service);
   key = Hmac(key, "aws4_request");
   std::string mac = Hmac(key, string_to_sign);
-  return Hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
+  return LowerHex(mac);
 }
 
 }  // namespace
@@ -120,7 +111,7 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(data.data(), data.size(), out, &n, EVP_sha256(), nullptr);
-  return Hex(out, n);
+  return LowerHex(std::string_view(reinterpret_cast<const char*>(out), n));
 }
 
 std::string CanonicalRequest(const Request& request,

@@ -7,19 +7,11 @@
 #include <vector>
 
 #include "base/parse.h"
+#include "base/strings.h"
 #include "ferry/io.h"
 
 namespace ferry::io {
 namespace {
-
-std::string Quoted(std::string_view text) {
-  constexpr size_t kMax = 200;  // keep messages one readable line even for huge inputs
-  std::string out = "'";
-  out.append(text.substr(0, kMax));
-  if (text.size() > kMax) out += "...";
-  out += "'";
-  return out;
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -61,8 +53,7 @@ Result<Uri> ParseUri(std::string_view text) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 || c == 0x7f) {
       return InvalidArgument("URI " + Quoted(text) + ": control character 0x" +
-                             std::string(1, "0123456789abcdef"[c >> 4]) +
-                             std::string(1, "0123456789abcdef"[c & 15]) + " at offset " +
+                             LowerHex(text.substr(i, 1)) + " at offset " +
                              std::to_string(i));
     }
   }

@@ -9,20 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "base/strings.h"
 #include "text/scanners.h"
 #include "text/unicode_tables.h"
 
 namespace ferry::text {
 namespace {
-
-std::string Quoted(std::string_view pattern) {
-  constexpr size_t kMax = 200;  // keep messages one readable line even for huge patterns
-  std::string out = "'";
-  out.append(pattern.substr(0, kMax));
-  if (pattern.size() > kMax) out += "...";
-  out += "'";
-  return out;
-}
 
 std::string Pcre2Message(int code) {
   PCRE2_UCHAR buffer[256];

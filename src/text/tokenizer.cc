@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "base/strings.h"
 #include "pipeline/parallel_for.h"
 #include "text/bpe_tokenizer.h"
 #include "text/unicode.h"
@@ -63,16 +64,10 @@ class Fingerprinter {
     EVP_DigestUpdate(ctx_, bytes, sizeof bytes);
   }
   std::string Hex() {
-    unsigned char digest[32];
+    unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int size = 0;
     EVP_DigestFinal_ex(ctx_, digest, &size);
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
-    }
-    return out;
+    return LowerHex(std::string_view(reinterpret_cast<const char*>(digest), size));
   }
 
  private:
@@ -207,13 +202,7 @@ class BpeTokenizer final : public Tokenizer {
   }
 
   Status Unencodable(std::string_view piece) const {
-    std::string hex;
-    for (char c : piece.substr(0, 16)) {
-      static const char* kHex = "0123456789abcdef";
-      hex += kHex[static_cast<uint8_t>(c) >> 4];
-      hex += kHex[static_cast<uint8_t>(c) & 15];
-    }
-    return InvalidArgument(origin_ + ": cannot encode the piece 0x" + hex +
+    return InvalidArgument(origin_ + ": cannot encode the piece 0x" + LowerHex(piece.substr(0, 16)) +
                            (piece.size() > 16 ? "..." : "") +
                            ": it contains a byte that has no rank of its own and merges into "
                            "no token");
