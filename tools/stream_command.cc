@@ -76,11 +76,6 @@ class TokenCounter {
   uint64_t documents_ = 0;
 };
 
-Result<std::shared_ptr<const text::Tokenizer>> LoadTokenizer(const std::string& uri) {
-  if (uri.ends_with(".tiktoken")) return text::Tokenizer::FromTiktoken(uri, {});
-  return text::Tokenizer::FromFile(uri);
-}
-
 Result<std::vector<std::string>> ExpandAll(const std::vector<std::string>& patterns) {
   std::vector<std::string> urls;
   for (const std::string& pattern : patterns) {
@@ -136,7 +131,7 @@ Status RunStream(const StreamArgs& args) {
   std::unique_ptr<TokenCounter> counter;
   if (!args.tokenizer.empty()) {
     if (args.seq_len == 0) return InvalidArgument("--seq-len must be at least 1");
-    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, LoadTokenizer(args.tokenizer));
+    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, text::Tokenizer::Open(args.tokenizer));
     counter = std::make_unique<TokenCounter>(std::move(tokenizer), args.field);
   }
   datasets::PlanReader reader(urls, plan, options);

@@ -35,17 +35,6 @@ struct TokenizeArgs {
   int threads = 0;
 };
 
-Result<std::shared_ptr<const text::Tokenizer>> LoadTokenizer(const std::string& uri,
-                                                             const std::string& pattern) {
-  if (uri.ends_with(".tiktoken")) {
-    text::TiktokenOptions options;
-    options.pattern = pattern;
-    return text::Tokenizer::FromTiktoken(uri, options);
-  }
-  if (!pattern.empty()) return InvalidArgument("--pattern is for .tiktoken rank files");
-  return text::Tokenizer::FromFile(uri);
-}
-
 // Accumulates documents, encodes them a batch at a time, keeps the tokens and offsets.
 class Encoder {
  public:
@@ -126,8 +115,10 @@ Status ForEachLine(const std::string& uri, ProgressLine& progress, uint64_t& don
 
 Status RunTokenize(const TokenizeArgs& args) {
   if (args.output.empty() && !args.count) return InvalidArgument("give -o SHARD or --count");
+  text::TiktokenOptions tiktoken;
+  tiktoken.pattern = args.pattern;
   FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer,
-                         LoadTokenizer(args.tokenizer, args.pattern));
+                         text::Tokenizer::Open(args.tokenizer, tiktoken));
   uint64_t total = 0;
   for (const std::string& input : args.inputs) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(input));

@@ -61,6 +61,10 @@ class Tokenizer {
                                                                const TiktokenOptions& options);
   static Result<std::shared_ptr<const Tokenizer>> FromTiktokenRanks(
       std::string_view ranks, std::string_view origin, const TiktokenOptions& options);
+  // Either, by the file name: a `.tiktoken` rank file (with `tiktoken`), else a tokenizer.json
+  // (where `tiktoken` must be empty).
+  static Result<std::shared_ptr<const Tokenizer>> Open(std::string_view uri,
+                                                       const TiktokenOptions& tiktoken = {});
 
   virtual ~Tokenizer() = default;
 

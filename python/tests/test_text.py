@@ -502,6 +502,10 @@ def test_cli_tokenize_writes_a_token_shard(tmp_path, ferry_bin):
     counted = subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tokenizer), str(text), "--count", "--json"],
                              check=True, capture_output=True, text=True)
     assert json.loads(counted.stdout)["tokens"] == int(offsets[3])
+    misused = subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tokenizer), str(text), "--count",
+                              "--pattern", r"\S+"], capture_output=True, text=True)
+    assert misused.returncode == 64
+    assert f"{tokenizer}: tiktoken options (name, pattern, special tokens) are for .tiktoken" in misused.stderr
 
 
 def test_cli_tokenize_bad_input_is_a_clear_error(tmp_path, ferry_bin):

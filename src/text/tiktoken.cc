@@ -95,6 +95,17 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktoken(std::string_vie
   return FromTiktokenRanks(text, uri, options);
 }
 
+Result<std::shared_ptr<const Tokenizer>> Tokenizer::Open(std::string_view uri,
+                                                        const TiktokenOptions& tiktoken) {
+  if (uri.ends_with(".tiktoken")) return FromTiktoken(uri, tiktoken);
+  if (!tiktoken.name.empty() || !tiktoken.pattern.empty() || !tiktoken.special_tokens.empty()) {
+    return InvalidArgument(std::string(uri) +
+                           ": tiktoken options (name, pattern, special tokens) are for .tiktoken "
+                           "rank files; this is read as a tokenizer.json");
+  }
+  return FromFile(uri);
+}
+
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
     std::string_view text, std::string_view origin, const TiktokenOptions& options) {
   std::string where(origin);
