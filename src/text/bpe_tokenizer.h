@@ -2,6 +2,7 @@
 // post-processor and decoder. The loaders (tokenizer_json.cc, tiktoken.cc) fill its parts.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,20 +31,37 @@ struct AddedToken {
 // the contents (a long token whose prefix the text repeats cannot make it quadratic).
 class AddedTokenMatcher {
  public:
+  // `contents[i]` is what to look for (normalized already where that applies).
+  void Build(const std::vector<AddedToken>& tokens, const std::vector<std::string>& contents);
+  bool empty() const { return nodes_.size() <= 1; }
+
+  // Splits `text` on the added tokens: encode_gap(gap) encodes the text before each match and
+  // after the last (a gap may be empty), and each match appends its token's id to `ids`.
+  template <typename EncodeGap>
+  Status Split(std::string_view text, std::vector<TokenId>& ids, EncodeGap&& encode_gap) const {
+    size_t pos = 0, floor = 0;
+    while (true) {
+      Found found = Next(text, pos, floor);
+      size_t gap_end = std::max(floor, std::min(found.begin, text.size()));
+      FERRY_RETURN_IF_ERROR(encode_gap(text.substr(floor, gap_end - floor)));
+      if (found.begin == std::string_view::npos) return Status::Ok();
+      ids.push_back(found.id);
+      pos = found.resume;
+      floor = std::max(floor, found.end);
+    }
+  }
+
+ private:
   struct Found {
     size_t begin = std::string_view::npos, end = 0;  // widened by lstrip/rstrip
     size_t resume = 0;  // where the search goes on: the end of the content itself, so (as in
                         // tokenizers) the next match may start inside rstrip's whitespace
     TokenId id = kNoToken;
   };
-  // `contents[i]` is what to look for (normalized already where that applies).
-  void Build(const std::vector<AddedToken>& tokens, const std::vector<std::string>& contents);
-  bool empty() const { return nodes_.size() <= 1; }
   // The next match whose (unwidened) start is at or after `pos`; `floor` is where the previous
   // match ended, the limit for lstrip.
   Found Next(std::string_view text, size_t pos, size_t floor) const;
 
- private:
   struct Node {
     std::vector<std::pair<uint8_t, int32_t>> children;  // sorted by byte
     int32_t token = -1;   // index into tokens_ when a content ends here

@@ -109,16 +109,9 @@ class BpeTokenizer final : public Tokenizer {
     if (options.add_special_tokens) ids.insert(ids.end(), parts_.prefix.begin(), parts_.prefix.end());
     Scratch scratch;
     if (options.match_added_tokens && !raw_matcher_.empty()) {
-      size_t pos = 0, floor = 0;
-      while (true) {
-        AddedTokenMatcher::Found found = raw_matcher_.Next(text, pos, floor);
-        size_t gap_end = std::max(floor, std::min(found.begin, text.size()));
-        FERRY_RETURN_IF_ERROR(EncodeSegment(text.substr(floor, gap_end - floor), true, scratch, ids));
-        if (found.begin == std::string_view::npos) break;
-        ids.push_back(found.id);
-        pos = found.resume;
-        floor = std::max(floor, found.end);
-      }
+      FERRY_RETURN_IF_ERROR(raw_matcher_.Split(text, ids, [&](std::string_view gap) {
+        return EncodeSegment(gap, true, scratch, ids);
+      }));
     } else {
       FERRY_RETURN_IF_ERROR(EncodeSegment(text, options.match_added_tokens, scratch, ids));
     }
@@ -179,16 +172,8 @@ class BpeTokenizer final : public Tokenizer {
       text = scratch.normalized;
     }
     if (!match_added || normalized_matcher_.empty()) return EncodePlain(text, scratch, ids);
-    size_t pos = 0, floor = 0;
-    while (true) {
-      AddedTokenMatcher::Found found = normalized_matcher_.Next(text, pos, floor);
-      size_t gap_end = std::max(floor, std::min(found.begin, text.size()));
-      FERRY_RETURN_IF_ERROR(EncodePlain(text.substr(floor, gap_end - floor), scratch, ids));
-      if (found.begin == std::string_view::npos) return Status::Ok();
-      ids.push_back(found.id);
-      pos = found.resume;
-      floor = std::max(floor, found.end);
-    }
+    return normalized_matcher_.Split(
+        text, ids, [&](std::string_view gap) { return EncodePlain(gap, scratch, ids); });
   }
 
   Status EncodePlain(std::string_view text, Scratch& scratch, std::vector<TokenId>& ids) const {
