@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "datasets/plan_reader.h"
+#include "datasets/loader.h"
 #include "datasets/split.h"
 #include "ferry/datasets.h"
 #include "ferry/io.h"
@@ -25,6 +25,8 @@ struct StreamArgs {
   uint64_t seed = 0;
   uint64_t epoch = 0;
   size_t shuffle_buffer = 0;
+  int readers = 2;
+  std::string on_error = "fail";
   bool keys = false;
   bool json = false;
   std::string tokenizer;
@@ -125,31 +127,43 @@ Status RunStream(const StreamArgs& args) {
     }
     plan = epoch.plans[static_cast<size_t>(args.rank)][0];
   }
-  datasets::PlanReaderOptions options;
+  datasets::LoaderOptions options;
   options.shuffle_buffer = args.shuffle_buffer;
   options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
+  options.readers = args.readers;
+  options.on_error = args.on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
   std::unique_ptr<TokenCounter> counter;
   if (!args.tokenizer.empty()) {
     if (args.seq_len == 0) return InvalidArgument("--seq-len must be at least 1");
     FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, text::Tokenizer::Open(args.tokenizer));
     counter = std::make_unique<TokenCounter>(std::move(tokenizer), args.field);
   }
-  datasets::PlanReader reader(urls, plan, options);
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::SampleLoader> loader,
+                         datasets::SampleLoader::Start(urls, plan, options));
   ProgressLine progress("streaming", 0, ProgressLine::Unit::kItems);
   auto start = std::chrono::steady_clock::now();
   uint64_t samples = 0, bytes = 0;
   while (true) {
-    Result<std::optional<datasets::Sample>> next = reader.Next();
-    FERRY_RETURN_IF_ERROR(next.status());
-    if (!*next) break;
+    FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> next, loader->Next());
+    if (!next) break;
     ++samples;
-    for (const auto& [field, data] : (*next)->fields) bytes += data.size();
-    if (args.keys) std::printf("%s\t%s\n", (*next)->url.c_str(), (*next)->key.c_str());
-    if (counter) FERRY_RETURN_IF_ERROR(counter->Add(**next));
+    for (const auto& [field, data] : next->fields) bytes += data.size();
+    if (args.keys) std::printf("%s\t%s\n", next->url.c_str(), next->key.c_str());
+    if (counter) FERRY_RETURN_IF_ERROR(counter->Add(*next));
     progress.Update(samples);
   }
   if (counter) FERRY_RETURN_IF_ERROR(counter->Flush());
   progress.Clear();
+  std::vector<datasets::Skipped> skipped = loader->skipped();
+  uint64_t skipped_samples = 0;
+  for (const datasets::Skipped& skip : skipped) {
+    std::fprintf(stderr, "skipped %s: %s\n",
+                 skip.samples == datasets::kToShardEnd
+                     ? "the rest of the shard"
+                     : (std::to_string(skip.samples) + " samples").c_str(),
+                 skip.error.c_str());
+    if (skip.samples != datasets::kToShardEnd) skipped_samples += skip.samples;
+  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (args.json) {
     std::string tokens;
@@ -157,9 +171,11 @@ Status RunStream(const StreamArgs& args) {
       tokens = ", \"tokens\": " + std::to_string(counter->tokens()) +
                ", \"rows\": " + std::to_string(counter->rows(args.seq_len));
     }
-    std::printf("{\"samples\": %llu, \"bytes\": %llu, \"seconds\": %.6f%s}\n",
-                static_cast<unsigned long long>(samples), static_cast<unsigned long long>(bytes),
-                seconds, tokens.c_str());
+    std::printf(
+        "{\"samples\": %llu, \"bytes\": %llu, \"seconds\": %.6f, \"skipped_shards\": %zu, "
+        "\"skipped_samples\": %llu%s}\n",
+        static_cast<unsigned long long>(samples), static_cast<unsigned long long>(bytes), seconds,
+        skipped.size(), static_cast<unsigned long long>(skipped_samples), tokens.c_str());
   } else {
     std::fprintf(args.keys ? stderr : stdout,
                  "rank %d/%d: %llu samples, %s in %.3f s: %.0f samples/s, %.1f MB/s\n", args.rank,
@@ -191,6 +207,11 @@ void RegisterStream(CLI::App& app, Status* result) {
   cmd->add_option("--seed", args->seed, "Seed of the shard order and shuffle");
   cmd->add_option("--epoch", args->epoch, "Epoch (changes the order)");
   cmd->add_option("--shuffle-buffer", args->shuffle_buffer, "Samples mixed at once (0: none)");
+  cmd->add_option("--readers", args->readers, "Shards read at once (default: 2)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--on-error", args->on_error,
+                  "fail: stop at the first bad shard; skip: skip it, report what was lost")
+      ->check(CLI::IsMember({"fail", "skip"}));
   cmd->add_flag("--keys", args->keys, "Print each sample's shard and key");
   cmd->add_flag("--json", args->json, "Print the totals as JSON");
   cmd->add_option("--tokenizer", args->tokenizer, "Also encode --field (tokenizer.json or .tiktoken)");

@@ -1,16 +1,19 @@
-// ferry._core's dataset half, for ferry.data: SampleReader (one shard's samples), PlanReader (one
-// loader worker's samples of an epoch plan), plan_for and index_shards.
+// ferry._core's dataset half, for ferry.data: SampleReader (one shard's samples), SampleLoader and
+// PackedLoader (the staged pipeline over one loader worker's part of an epoch plan), plan_for and
+// index_shards.
 
 #include "ferry/datasets.h"
 
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
-#include "datasets/plan_reader.h"
+#include "datasets/loader.h"
 #include "datasets/split.h"
 
 namespace nb = nanobind;
@@ -29,7 +32,7 @@ nb::dict SampleDict(const datasets::Sample& sample) {
   return out;
 }
 
-// The next sample of `reader` (SampleReader or PlanReader) as a dict; StopIteration at the end.
+// The next sample of `reader` (SampleReader or SampleLoader) as a dict; StopIteration at the end.
 template <typename Reader>
 nb::dict NextDict(Reader& reader) {
   std::optional<datasets::Sample> sample;
@@ -56,25 +59,141 @@ class PySampleReader {
 
 using Span = std::tuple<size_t, uint64_t, uint64_t>;  // (shard, first, count)
 
-class PyPlanReader {
+datasets::WorkerPlan PlanOf(const std::vector<Span>& spans) {
+  datasets::WorkerPlan plan;
+  for (const auto& [shard, first, count] : spans) {
+    plan.spans.push_back({shard, first, count});
+    plan.samples += count;
+  }
+  return plan;
+}
+
+datasets::LoaderOptions LoaderOptionsOf(size_t shuffle_buffer, uint64_t shuffle_seed, int readers,
+                                        size_t queue_capacity, const std::string& on_error) {
+  if (on_error != "fail" && on_error != "skip") {
+    ThrowIfError(InvalidArgument("on_error must be 'fail' or 'skip' (got '" + on_error + "')"));
+  }
+  datasets::LoaderOptions options;
+  options.shuffle_buffer = shuffle_buffer;
+  options.shuffle_seed = shuffle_seed;
+  options.readers = readers;
+  options.queue_capacity = queue_capacity;
+  options.on_error = on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
+  return options;
+}
+
+// (url, error, samples lost or None for "the rest of a shard not indexed").
+using SkippedTuple = std::tuple<std::string, std::string, std::optional<uint64_t>>;
+
+std::vector<SkippedTuple> SkippedTuples(const std::vector<datasets::Skipped>& skipped) {
+  std::vector<SkippedTuple> out;
+  for (const auto& s : skipped) {
+    out.emplace_back(s.url, s.error,
+                     s.samples == datasets::kToShardEnd ? std::nullopt : std::optional(s.samples));
+  }
+  return out;
+}
+
+class PySampleLoader {
  public:
-  PyPlanReader(std::vector<std::string> urls, const std::vector<Span>& spans, size_t shuffle_buffer,
-               uint64_t shuffle_seed) {
-    datasets::WorkerPlan plan;
-    for (const auto& [shard, first, count] : spans) {
-      plan.spans.push_back({shard, first, count});
-      plan.samples += count;
-    }
-    datasets::PlanReaderOptions options;
-    options.shuffle_buffer = shuffle_buffer;
-    options.shuffle_seed = shuffle_seed;
-    reader_ = std::make_unique<datasets::PlanReader>(std::move(urls), std::move(plan), options);
+  PySampleLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
+                 size_t shuffle_buffer, uint64_t shuffle_seed, int readers, size_t queue_capacity,
+                 const std::string& on_error) {
+    datasets::LoaderOptions options =
+        LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error);
+    nb::gil_scoped_release release;
+    loader_ = Unwrap(datasets::SampleLoader::Start(std::move(urls), PlanOf(spans), options));
   }
 
-  nb::dict Next() { return NextDict(*reader_); }
+  nb::dict Next() { return NextDict(*loader_); }
+  std::vector<SkippedTuple> Skipped() const { return SkippedTuples(loader_->skipped()); }
+  uint64_t HighWater() const { return loader_->held_bytes_high_water(); }
 
  private:
-  std::unique_ptr<datasets::PlanReader> reader_;
+  std::unique_ptr<datasets::SampleLoader> loader_;
+};
+
+template <typename T>
+nb::ndarray<nb::numpy, T> OwnedArray(std::vector<T>&& values, std::initializer_list<size_t> shape) {
+  auto* owner = new std::vector<T>(std::move(values));
+  nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  static T empty_sentinel{};  // numpy wants a non-null pointer even when empty
+  return nb::ndarray<nb::numpy, T>(owner->empty() ? &empty_sentinel : owner->data(), shape.size(),
+                                   shape.begin(), capsule);
+}
+
+class PyPackedLoader {
+ public:
+  PyPackedLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
+                 size_t shuffle_buffer, uint64_t shuffle_seed, int readers, size_t queue_capacity,
+                 const std::string& on_error, nb::handle tokenizer, const std::string& field,
+                 uint64_t seq_len, uint64_t batch_size, uint32_t eod_id, int threads) {
+    datasets::LoaderOptions options =
+        LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error);
+    datasets::PackOptions pack;
+    pack.tokenizer = TokenizerOf(tokenizer);
+    pack.field = field;
+    pack.seq_len = seq_len;
+    pack.batch_size = batch_size;
+    pack.eod_id = eod_id;
+    pack.threads = threads;
+    nb::gil_scoped_release release;
+    loader_ = Unwrap(datasets::PackedLoader::Start(std::move(urls), PlanOf(spans), options, pack));
+  }
+
+  // {"input_ids": int32 [batch, seq_len + 1], "doc_offsets": [int32 array per row]}.
+  nb::dict Next() {
+    std::optional<datasets::TokenBatch> batch;
+    {
+      nb::gil_scoped_release release;
+      batch = Unwrap(loader_->Next());
+    }
+    if (!batch) throw nb::stop_iteration();
+    nb::list offsets;
+    for (size_t r = 0; r < batch->rows; ++r) {
+      std::vector<int32_t> row(batch->doc_offsets.begin() + static_cast<ptrdiff_t>(batch->row_starts[r]),
+                               batch->doc_offsets.begin() + static_cast<ptrdiff_t>(batch->row_starts[r + 1]));
+      size_t n = row.size();
+      offsets.append(OwnedArray(std::move(row), {n}));
+    }
+    nb::dict out;
+    out["input_ids"] = OwnedArray(std::move(batch->input_ids), {batch->rows, batch->width});
+    out["doc_offsets"] = offsets;
+    return out;
+  }
+  std::vector<SkippedTuple> Skipped() const { return SkippedTuples(loader_->skipped()); }
+  uint64_t Tokens() const { return loader_->tokens(); }
+
+ private:
+  std::unique_ptr<datasets::PackedLoader> loader_;
+};
+
+// Packs documents given one at a time (ferry.data.pack_tokens): the C++ TokenPacker.
+class PyTokenPacker {
+ public:
+  PyTokenPacker(uint64_t seq_len, uint32_t eod_id) : packer_(seq_len, eod_id) {
+    if (seq_len < 1) ThrowIfError(InvalidArgument("seq_len must be >= 1, got 0"));
+    if (eod_id >= (uint32_t{1} << 31)) ThrowIfError(InvalidArgument("eod_id must fit int32"));
+  }
+  void Add(nb::ndarray<uint32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> document) {
+    packer_.Add(std::span<const uint32_t>(document.data(), document.shape(0)));
+  }
+  // The rows that are full now, as (row, doc_offsets) pairs.
+  nb::list Rows() {
+    nb::list out;
+    datasets::TokenBatch batch;
+    while (packer_.NextRow(batch)) {
+      std::vector<int32_t> offsets(batch.doc_offsets.begin(), batch.doc_offsets.end());
+      size_t width = batch.width, n = offsets.size();
+      out.append(nb::make_tuple(OwnedArray(std::move(batch.input_ids), {width}),
+                                OwnedArray(std::move(offsets), {n})));
+      batch = datasets::TokenBatch{};
+    }
+    return out;
+  }
+
+ private:
+  datasets::TokenPacker packer_;
 };
 
 datasets::SplitOptions MakeOptions(uint64_t seed, uint64_t epoch, bool shuffle_shards,
@@ -160,11 +279,31 @@ void RegisterDatasets(nb::module_& m) {
       .def(nb::init<const std::string&>(), nb::arg("uri"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PySampleReader::Next);
-  nb::class_<PyPlanReader>(m, "PlanReader")
-      .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t>(),
-           nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"))
+  nb::class_<PySampleLoader>(m, "SampleLoader")
+      .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t, int,
+                    size_t, const std::string&>(),
+           nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"),
+           nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"))
       .def("__iter__", [](nb::handle self) { return self; })
-      .def("__next__", &PyPlanReader::Next);
+      .def("__next__", &PySampleLoader::Next)
+      .def("skipped", &PySampleLoader::Skipped)
+      .def("held_bytes_high_water", &PySampleLoader::HighWater);
+  nb::class_<PyPackedLoader>(m, "PackedLoader")
+      .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t, int,
+                    size_t, const std::string&, nb::handle, const std::string&, uint64_t, uint64_t,
+                    uint32_t, int>(),
+           nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"),
+           nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"),
+           nb::arg("tokenizer"), nb::arg("field"), nb::arg("seq_len"), nb::arg("batch_size"),
+           nb::arg("eod_id"), nb::arg("threads"))
+      .def("__iter__", [](nb::handle self) { return self; })
+      .def("__next__", &PyPackedLoader::Next)
+      .def("skipped", &PyPackedLoader::Skipped)
+      .def("tokens", &PyPackedLoader::Tokens);
+  nb::class_<PyTokenPacker>(m, "TokenPacker")
+      .def(nb::init<uint64_t, uint32_t>(), nb::arg("seq_len"), nb::arg("eod_id"))
+      .def("add", &PyTokenPacker::Add, nb::arg("document"))
+      .def("rows", &PyTokenPacker::Rows);
   m.def("plan_for", &PlanFor, nb::arg("counts"), nb::arg("rank"), nb::arg("worker"),
         nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"), nb::arg("world_size"),
         nb::arg("num_workers"), nb::arg("batch_size"), nb::arg("remainder"));

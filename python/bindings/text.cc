@@ -228,6 +228,10 @@ std::string TrainBpe(nb::iterable texts, size_t vocab_size, uint64_t min_frequen
 
 }  // namespace
 
+std::shared_ptr<const text::Tokenizer> TokenizerOf(nb::handle tokenizer) {
+  return nb::cast<PyTokenizer&>(tokenizer).tokenizer;
+}
+
 void RegisterText(nb::module_& m) {
   m.def("train_bpe", &TrainBpe, nb::arg("texts"), nb::arg("vocab_size"), nb::arg("min_frequency"),
         nb::arg("special_tokens"));

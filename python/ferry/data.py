@@ -14,6 +14,7 @@ shard and the byte offset; a field repeated within one sample does too.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from typing import Iterator
 
@@ -75,11 +76,21 @@ class ShardDataset(_Base):
     stream mixed by a `shuffle_buffer` of samples. Needs the samples per shard: from `index` (a
     `ferry index` JSON, local or s3://) or counted on the fly by streaming every shard once.
     rank / world_size default to torch.distributed, else $RANK / $WORLD_SIZE, else 0 / 1.
+
+    Each iterator is a staged C++ pipeline: `readers` threads read that many shards at once, a
+    merge puts their samples back in plan order through the shuffle buffer, and bounded queues of
+    `queue_capacity` samples join the stages, so memory stays bounded however slow the consumer
+    (about (readers + 1) x queue_capacity + shuffle_buffer samples). The order does not depend on
+    the threads. ``on_error="fail"`` stops at the first bad shard with an error naming it (and
+    the member and byte offset); ``"skip"`` skips the rest of that shard, records
+    ``(url, error, samples lost)`` in ``skipped`` and warns at the end of the iteration; that rank
+    then yields fewer samples than the others.
     """
 
     def __init__(self, shards, *, index: str | None = None, rank: int | None = None,
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
-                 shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1) -> None:
+                 shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1,
+                 on_error: str = "fail", readers: int = 2, queue_capacity: int = 64) -> None:
         if index is not None:
             indexed = _core.read_index(os.fspath(index))
         else:
@@ -97,6 +108,10 @@ class ShardDataset(_Base):
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.remainder, self.batch_size = remainder, batch_size
+        if on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+        self.on_error, self.readers, self.queue_capacity = on_error, readers, queue_capacity
+        self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         self.epoch = 0
         self._resume = None  # a loaded state_dict, for its epoch
         # Checks the options now, not in a loader worker.
@@ -153,11 +168,27 @@ class ShardDataset(_Base):
         """Samples this rank yields per epoch (the same on every rank)."""
         return self._plan(0, 1)[0]
 
-    def __iter__(self):
+    def _loader_args(self) -> tuple:
+        """(urls, spans, shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error) for this
+        process's (rank, loader worker)."""
         worker, num_workers = _worker()
         _, _, spans = self._plan(worker, num_workers)
         seed = _core.shuffle_seed(self.seed, self.epoch, self.rank, worker)
-        yield from _core.PlanReader(self.urls, spans, self.shuffle_buffer if self.shuffle else 0, seed)
+        return (self.urls, spans, self.shuffle_buffer if self.shuffle else 0, seed, self.readers,
+                self.queue_capacity, self.on_error)
+
+    def _report_skipped(self, loader) -> None:
+        skipped = loader.skipped()
+        if skipped:
+            self.skipped.extend(skipped)
+            lost = sum(n for _, _, n in skipped if n is not None)
+            warnings.warn(f"ferry.data: skipped {lost} samples of {len(skipped)} bad shards or "
+                          f"samples; first: {skipped[0][1]}", RuntimeWarning, stacklevel=3)
+
+    def __iter__(self):
+        loader = _core.SampleLoader(*self._loader_args())
+        yield from loader
+        self._report_skipped(loader)
 
 
 # ------------------------------------------------------------------------------- token packing
@@ -172,44 +203,14 @@ def pack_tokens(documents: Iterable, seq_len: int, eod_id: int) -> Iterator[tupl
     once. Yields ``(row, doc_offsets)`` where ``doc_offsets`` (int32) are the positions in the row
     where a segment starts (0 first, even mid-document) followed by ``seq_len + 1``: segment k is
     ``row[doc_offsets[k]:doc_offsets[k + 1]]``, the boundaries attention masking needs. The tail
-    that does not fill a row is dropped.
+    that does not fill a row is dropped. (The same packer as PackedDataset's C++ pipeline.)
     """
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-    width = seq_len + 1
-    buffer = np.empty(0, dtype=np.int32)
-    starts = np.empty(0, dtype=np.int64)  # document starts in `buffer`
-    eod = np.array([eod_id], dtype=np.int32)
-    for chunk in _chunks(documents, 256):
-        pieces, lengths = [], []
-        for doc in chunk:
-            ids = np.asarray(doc, dtype=np.int32)
-            pieces += [ids, eod]
-            lengths.append(len(ids) + 1)
-        new_starts = len(buffer) + np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        buffer = np.concatenate([buffer, *pieces])
-        starts = np.concatenate([starts, new_starts])
-        rows = (len(buffer) - 1) // seq_len if len(buffer) >= width else 0
-        for r in range(rows):
-            begin = r * seq_len
-            inside = starts[np.searchsorted(starts, begin) : np.searchsorted(starts, begin + width)] - begin
-            offsets = np.concatenate(([0] if not len(inside) or inside[0] != 0 else [], inside, [width]))
-            yield buffer[begin : begin + width].copy(), offsets.astype(np.int32)
-        if rows:
-            consumed = rows * seq_len
-            buffer = buffer[consumed:]
-            starts = starts[np.searchsorted(starts, consumed) :] - consumed
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    packer = _core.TokenPacker(seq_len, eod_id)
+    for doc in documents:
+        packer.add(np.ascontiguousarray(doc, dtype=np.uint32))
+        yield from packer.rows()
 
 
 def token_shard_documents(shards: Iterable) -> Iterator[np.ndarray]:
@@ -238,8 +239,9 @@ class PackedDataset(_Base):
             batch["input_ids"]      # int32 [8, 2049]: inputs [:, :-1], targets [:, 1:]
             batch["doc_offsets"]    # 8 int32 arrays of segment starts (see pack_tokens)
 
-    ``source`` is a ``ShardDataset`` (its rank/worker split and shuffle apply; the text is the
-    sample's ``field``, encoded with ``tokenizer.encode_ordinary_batch`` on every core) or a list of
+    ``source`` is a ``ShardDataset`` (its rank/worker split, shuffle and ``on_error`` apply; the
+    text is the sample's ``field``, encoded as ``encode_ordinary`` does on ``threads`` tokenizer
+    threads, default one per core, and packed by the C++ pipeline behind the sample reader) or a list of
     ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
     required). Token shards are dealt to ranks and loader workers round-robin (shard i goes to
     reader i mod (world_size x num_workers)), so none is read twice; with fewer shards than
@@ -262,25 +264,22 @@ class PackedDataset(_Base):
         if isinstance(self.source, ShardDataset):
             self.source.set_epoch(epoch)
 
-    def _documents(self) -> Iterator[np.ndarray]:
-        if not isinstance(self.source, ShardDataset):
-            rank, world_size = _distributed_rank_and_world()
-            worker, num_workers = _worker()
-            reader, readers = rank * num_workers + worker, world_size * num_workers
-            yield from token_shard_documents(list(self.source)[reader::readers])
-            return
-        for chunk in _chunks(iter(self.source), 512):
-            texts = []
-            for sample in chunk:
-                if self.field not in sample:
-                    raise KeyError(f"{sample['__url__']}: sample {sample['__key__']} has no field "
-                                   f"{self.field!r} (fields: {sorted(k for k in sample if not k.startswith('__'))})")
-                texts.append(sample[self.field])
-            yield from self.tokenizer.encode_ordinary_batch(texts, threads=self.threads)
+    def _token_shard_documents(self) -> Iterator[np.ndarray]:
+        rank, world_size = _distributed_rank_and_world()
+        worker, num_workers = _worker()
+        reader, readers = rank * num_workers + worker, world_size * num_workers
+        yield from token_shard_documents(list(self.source)[reader::readers])
 
     def __iter__(self):
+        if isinstance(self.source, ShardDataset):
+            loader = _core.PackedLoader(*self.source._loader_args(), self.tokenizer._core,
+                                        self.field, self.seq_len, self.batch_size, self.eod_id,
+                                        self.threads or 0)
+            yield from loader
+            self.source._report_skipped(loader)
+            return
         rows, offsets = [], []
-        for row, row_offsets in pack_tokens(self._documents(), self.seq_len, self.eod_id):
+        for row, row_offsets in pack_tokens(self._token_shard_documents(), self.seq_len, self.eod_id):
             rows.append(row)
             offsets.append(row_offsets)
             if len(rows) == self.batch_size:

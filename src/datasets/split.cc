@@ -5,7 +5,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "datasets/plan_reader.h"
+#include "datasets/loader.h"
 
 namespace ferry::datasets {
 

@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "datasets/plan_reader.h"
+#include "datasets/loader.h"
 
 namespace ferry::datasets {
 namespace {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/strings.h"
 #include "ferry/datasets.h"
 
 namespace ferry::datasets {
@@ -267,8 +268,8 @@ class StreamingTarReader final : public TarReader {
                             std::to_string(header_offset) + " exceeds 1 MiB");
         }
         std::string text(size, '\0');
-        FERRY_RETURN_IF_ERROR(ReadBody(std::as_writable_bytes(std::span(text)), header_offset));
-        FERRY_RETURN_IF_ERROR(bytes_->Skip(padded - size));
+        FERRY_RETURN_IF_ERROR(
+            ReadBody(std::as_writable_bytes(std::span(text)), padded - size, header_offset));
         if (type == 'L') {
           long_name = text.substr(0, text.find('\0'));
           have_long_name = true;
@@ -285,29 +286,37 @@ class StreamingTarReader final : public TarReader {
         have_long_name = false;
         continue;
       }
-      if (size > options_.max_member_size) {
-        return Corruption(uri_ + ": member at offset " + std::to_string(header_offset) +
-                          " claims " + std::to_string(size) + " bytes, over the limit of " +
-                          std::to_string(options_.max_member_size));
-      }
       TarMember member;
       member.header_offset = header_offset;
       member.name = MemberName(header, local_pax, have_long_name ? &long_name : nullptr);
+      if (size > options_.max_member_size) {
+        return Corruption(uri_ + ": member " + Quoted(member.name) + " at offset " +
+                          std::to_string(header_offset) + " claims " + std::to_string(size) +
+                          " bytes, over the limit of " + std::to_string(options_.max_member_size));
+      }
       member.data.resize(size);
-      FERRY_RETURN_IF_ERROR(ReadBody(member.data, header_offset));
-      FERRY_RETURN_IF_ERROR(bytes_->Skip(padded - size));
+      FERRY_RETURN_IF_ERROR(ReadBody(member.data, padded - size, header_offset, member.name));
       return std::optional<TarMember>(std::move(member));
     }
     return std::optional<TarMember>();
   }
 
  private:
-  Status ReadBody(std::span<std::byte> dst, uint64_t header_offset) {
+  // A member's data into `dst`, then its `padding` to the next block. `name`: the member's, for
+  // messages; empty for pax and long-name records.
+  Status ReadBody(std::span<std::byte> dst, uint64_t padding, uint64_t header_offset,
+                  std::string_view name = {}) {
+    std::string member = name.empty() ? "the member" : "member " + Quoted(name);
     bool eof = false;
-    FERRY_RETURN_IF_ERROR(bytes_->ReadExact(dst, &eof));
-    if (eof && !dst.empty()) {
-      return Corruption(uri_ + ": archive ends inside the member at offset " +
+    Status read = bytes_->ReadExact(dst, &eof);
+    if (read.ok() && eof && !dst.empty()) {
+      return Corruption(uri_ + ": archive ends inside " + member + " at offset " +
                         std::to_string(header_offset));
+    }
+    if (read.ok()) read = bytes_->Skip(padding);
+    if (!read.ok()) {
+      return Status(read.code(), read.message() + " in " + member + " whose header is at offset " +
+                                     std::to_string(header_offset));
     }
     return Status::Ok();
   }

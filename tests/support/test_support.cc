@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -39,6 +40,35 @@ void WriteFile(const std::string& path, const std::vector<std::byte>& bytes) {
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));
   if (!out) std::abort();
+}
+
+std::vector<std::byte> UstarArchive(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<std::byte> out;
+  auto append = [&](const char* data, size_t size) {
+    const auto* bytes = reinterpret_cast<const std::byte*>(data);
+    out.insert(out.end(), bytes, bytes + size);
+    out.resize((out.size() + 511) / 512 * 512);  // pad to the block
+  };
+  for (const auto& [name, contents] : files) {
+    if (name.size() > 99) std::abort();
+    char header[512] = {};
+    std::snprintf(header, 100, "%s", name.c_str());
+    std::snprintf(header + 100, 8, "%07o", 0644);
+    std::snprintf(header + 108, 8, "%07o", 0);
+    std::snprintf(header + 116, 8, "%07o", 0);
+    std::snprintf(header + 124, 12, "%011zo", contents.size());
+    std::snprintf(header + 136, 12, "%011o", 0);
+    header[156] = '0';
+    std::memcpy(header + 257, "ustar\0" "00", 8);
+    std::memset(header + 148, ' ', 8);  // the checksum counts its own field as spaces
+    unsigned sum = 0;
+    for (unsigned char c : header) sum += c;
+    std::snprintf(header + 148, 8, "%06o", sum);
+    append(header, sizeof header);
+    append(contents.data(), contents.size());
+  }
+  out.resize(out.size() + 1024);
+  return out;
 }
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& script,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ferry/status.h"
@@ -29,6 +30,9 @@ class TempDir {
 std::vector<std::byte> TestBytes(size_t size, uint64_t seed = 0);
 
 void WriteFile(const std::string& path, const std::vector<std::byte>& bytes);
+
+// A ustar archive of regular files (name up to 99 bytes, contents), ending in two zero blocks.
+std::vector<std::byte> UstarArchive(const std::vector<std::pair<std::string, std::string>>& files);
 
 // A server program from tests/servers/ run with the test Python. It prints "PORT <n>" when
 // ready and exits when its stdin closes, which the destructor does.

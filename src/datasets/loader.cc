@@ -1,0 +1,371 @@
+#include "datasets/loader.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace ferry::datasets {
+
+uint64_t ShuffleSeed(uint64_t seed, uint64_t epoch, uint64_t rank, uint64_t worker) {
+  return SplitMix64(SplitMix64(SplitMix64(SplitMix64(seed) ^ epoch) ^ rank) ^ worker);
+}
+
+std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint64_t seed) {
+  std::vector<uint64_t> order;
+  order.reserve(count);
+  ShuffleBuffer<uint64_t> buffer(shuffle_buffer, seed);
+  // The same push-then-pop-when-full loop as SampleLoader::Merge.
+  for (uint64_t next = 0; next < count; ++next) {
+    buffer.Push(next);
+    if (!buffer.wants_more()) order.push_back(buffer.Pop());
+  }
+  while (!buffer.empty()) order.push_back(buffer.Pop());
+  return order;
+}
+
+namespace {
+
+uint64_t FieldBytes(const Sample& sample) {
+  uint64_t bytes = 0;
+  for (const auto& [field, data] : sample.fields) bytes += data.size();
+  return bytes;
+}
+
+Status FewerSamplesThanIndexed(const std::string& url) {
+  return Corruption(url + ": the shard has fewer samples than its index says");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------- SampleLoader
+
+// What a reader hands the merge for its current span: a sample, the span's end, or the error
+// that ended it.
+struct SampleLoader::ReadItem {
+  std::optional<Sample> sample;
+  Status error;  // with no sample: OK marks the end of the span
+};
+
+SampleLoader::SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options)
+    : urls_(std::move(urls)),
+      plan_(std::move(plan)),
+      options_(std::move(options)),
+      out_(options_.queue_capacity) {
+  size_t readers = std::clamp<size_t>(static_cast<size_t>(std::max(options_.readers, 1)), 1,
+                                      std::max<size_t>(plan_.spans.size(), 1));
+  for (size_t i = 0; i < readers; ++i) {
+    reader_queues_.push_back(
+        std::make_unique<pipeline::BoundedQueue<ReadItem>>(options_.queue_capacity));
+  }
+}
+
+Result<std::unique_ptr<SampleLoader>> SampleLoader::Start(std::vector<std::string> urls,
+                                                          WorkerPlan plan, LoaderOptions options) {
+  for (const SampleSpan& span : plan.spans) {
+    if (span.shard >= urls.size()) return InvalidArgument("a plan names a shard out of range");
+  }
+  std::unique_ptr<SampleLoader> loader(
+      new SampleLoader(std::move(urls), std::move(plan), std::move(options)));
+  SampleLoader* self = loader.get();
+  for (size_t r = 0; r < loader->reader_queues_.size(); ++r) {
+    FERRY_RETURN_IF_ERROR(loader->threads_.Start([self, r] { self->ReadSpans(r); }));
+  }
+  FERRY_RETURN_IF_ERROR(loader->threads_.Start([self] { self->Merge(); }));
+  return loader;
+}
+
+SampleLoader::~SampleLoader() {
+  Cancel();
+  threads_.Join();
+}
+
+void SampleLoader::Cancel() {
+  cancelled_ = true;
+  for (auto& queue : reader_queues_) queue->Cancel();
+  out_.Cancel();
+}
+
+// Reader r reads spans r, r + readers, ... into its own queue; the merge takes span k from queue
+// k % readers, so spans come back in plan order while `readers` shards are read at once.
+void SampleLoader::ReadSpans(size_t reader) {
+  auto& queue = *reader_queues_[reader];
+  for (size_t k = reader; k < plan_.spans.size(); k += reader_queues_.size()) {
+    Status status = ReadSpan(plan_.spans[k], queue);
+    if (cancelled_) return;
+    // The span's end, or the error that ended it; the merge decides whether that stops all.
+    if (!queue.Push(ReadItem{std::nullopt, std::move(status)})) return;
+  }
+}
+
+Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<ReadItem>& queue) {
+  const std::string& url = urls_[span.shard];
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader,
+                         SampleReader::Open(url, options_.tar));
+  for (uint64_t skip = 0; skip < span.first; ++skip) {  // tar shards read front to back
+    FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
+    if (!sample) return FewerSamplesThanIndexed(url);
+  }
+  for (uint64_t i = 0; span.count == kToShardEnd || i < span.count; ++i) {
+    FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
+    if (!sample) return span.count == kToShardEnd ? Status::Ok() : FewerSamplesThanIndexed(url);
+    Hold(*sample, true);
+    if (!queue.Push(ReadItem{std::move(sample), Status::Ok()})) {
+      return Cancelled("the loader was stopped");
+    }
+  }
+  return Status::Ok();
+}
+
+void SampleLoader::Merge() {
+  ShuffleBuffer<Sample> buffer(options_.shuffle_buffer, options_.shuffle_seed);
+  for (size_t k = 0; k < plan_.spans.size(); ++k) {
+    const SampleSpan& span = plan_.spans[k];
+    auto& queue = *reader_queues_[k % reader_queues_.size()];
+    uint64_t received = 0;
+    while (true) {
+      std::optional<ReadItem> item = queue.Pop();
+      if (!item) return;  // cancelled
+      if (item->sample) {
+        ++received;
+        buffer.Push(std::move(*item->sample));
+        if (!buffer.wants_more() && !out_.Push(buffer.Pop())) return;
+        continue;
+      }
+      if (item->error.ok()) break;  // the span's end
+      if (options_.on_error == OnError::kFail) {
+        out_.Push(std::move(item->error));
+        out_.Close();
+        for (auto& q : reader_queues_) q->Cancel();  // nothing more is wanted from the readers
+        return;
+      }
+      uint64_t lost = span.count == kToShardEnd ? kToShardEnd : span.count - received;
+      Skip({urls_[span.shard], item->error.message(), lost});
+      break;
+    }
+  }
+  while (!buffer.empty()) {
+    if (!out_.Push(buffer.Pop())) return;
+  }
+  out_.Close();
+}
+
+Result<std::optional<Sample>> SampleLoader::Next() {
+  if (!error_.ok()) return error_;
+  std::optional<Result<Sample>> item = out_.Pop();
+  if (!item) {
+    if (cancelled_) return Cancelled("the loader was stopped");
+    return std::optional<Sample>();
+  }
+  if (!item->ok()) {
+    error_ = std::move(*item).status();
+    return error_;
+  }
+  Hold(**item, false);
+  return std::optional<Sample>(std::move(*item).value());
+}
+
+void SampleLoader::Hold(const Sample& sample, bool take) {
+  uint64_t bytes = FieldBytes(sample);
+  if (!take) {
+    held_ -= bytes;
+    return;
+  }
+  uint64_t now = held_ += bytes;
+  uint64_t seen = high_water_.load();
+  while (now > seen && !high_water_.compare_exchange_weak(seen, now)) {
+  }
+}
+
+void SampleLoader::Skip(Skipped skipped) {
+  std::lock_guard<std::mutex> lock(skipped_mu_);
+  skipped_.push_back(std::move(skipped));
+}
+
+std::vector<Skipped> SampleLoader::skipped() const {
+  std::lock_guard<std::mutex> lock(skipped_mu_);
+  return skipped_;
+}
+
+// ---------------------------------------------------------------------------------- TokenPacker
+
+void TokenPacker::Add(std::span<const text::TokenId> document) {
+  starts_.push_back(base_ + tokens_.size());
+  tokens_.insert(tokens_.end(), document.begin(), document.end());  // ids < 2^31: checked at Start
+  tokens_.push_back(static_cast<int32_t>(eod_id_));
+}
+
+bool TokenPacker::NextRow(TokenBatch& batch) {
+  const uint64_t width = seq_len_ + 1;
+  if (base_ + tokens_.size() < row_begin_ + width) return false;
+  auto row = tokens_.begin() + static_cast<ptrdiff_t>(row_begin_ - base_);
+  batch.input_ids.insert(batch.input_ids.end(), row, row + static_cast<ptrdiff_t>(width));
+  while (first_start_ < starts_.size() && starts_[first_start_] < row_begin_) ++first_start_;
+  // A row that begins inside a document still starts a segment at 0.
+  if (first_start_ == starts_.size() || starts_[first_start_] != row_begin_) {
+    batch.doc_offsets.push_back(0);
+  }
+  for (size_t k = first_start_; k < starts_.size() && starts_[k] < row_begin_ + width; ++k) {
+    batch.doc_offsets.push_back(static_cast<int32_t>(starts_[k] - row_begin_));
+  }
+  batch.doc_offsets.push_back(static_cast<int32_t>(width));
+  if (batch.row_starts.empty()) batch.row_starts.push_back(0);
+  batch.row_starts.push_back(batch.doc_offsets.size());
+  batch.width = width;
+  ++batch.rows;
+  row_begin_ += seq_len_;
+  // Drop what no later row needs, once that is at least half the buffer (amortised O(1)).
+  uint64_t dead = row_begin_ - base_;
+  if (dead > tokens_.size() / 2) {
+    tokens_.erase(tokens_.begin(), tokens_.begin() + static_cast<ptrdiff_t>(dead));
+    base_ = row_begin_;
+    starts_.erase(starts_.begin(), starts_.begin() + static_cast<ptrdiff_t>(first_start_));
+    first_start_ = 0;
+  }
+  return true;
+}
+
+// --------------------------------------------------------------------------------- PackedLoader
+
+struct PackedLoader::Chunk {
+  std::vector<Sample> samples;
+  Status error;  // the error that ended the stream after these samples
+};
+
+PackedLoader::PackedLoader(std::unique_ptr<SampleLoader> samples, LoaderOptions options,
+                           PackOptions pack)
+    : samples_(std::move(samples)),
+      options_(std::move(options)),
+      pack_(std::move(pack)),
+      out_(std::max<size_t>(pack_.batch_queue, 1)) {}
+
+Result<std::unique_ptr<PackedLoader>> PackedLoader::Start(std::vector<std::string> urls,
+                                                          WorkerPlan plan, LoaderOptions options,
+                                                          PackOptions pack) {
+  if (!pack.tokenizer) return InvalidArgument("token packing needs a tokenizer");
+  if (pack.seq_len < 1 || pack.seq_len >= (uint64_t{1} << 30)) {
+    return InvalidArgument("seq_len must be in [1, 2^30) (got " + std::to_string(pack.seq_len) +
+                           ")");
+  }
+  if (pack.batch_size < 1) return InvalidArgument("batch_size must be >= 1");
+  if (pack.tokenizer->vocab_size() > (uint64_t{1} << 31) || pack.eod_id >= (uint32_t{1} << 31)) {
+    return InvalidArgument("token ids must fit int32 for packing");
+  }
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleLoader> samples,
+                         SampleLoader::Start(std::move(urls), std::move(plan), options));
+  std::unique_ptr<PackedLoader> loader(
+      new PackedLoader(std::move(samples), std::move(options), std::move(pack)));
+  PackedLoader* self = loader.get();
+  int threads = loader->pack_.threads > 0
+                    ? loader->pack_.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Two chunks per thread: one being encoded, one waiting, so no thread idles between chunks.
+  FERRY_ASSIGN_OR_RETURN(loader->tokenize_,
+                         (pipeline::OrderedMap<Chunk, Encoded>::Start(
+                             threads, 2 * static_cast<size_t>(threads) + 1,
+                             [self](Chunk chunk) { return self->Encode(std::move(chunk)); })));
+  FERRY_RETURN_IF_ERROR(loader->threads_.Start([self] { self->Feed(); }));
+  FERRY_RETURN_IF_ERROR(loader->threads_.Start([self] { self->Pack(); }));
+  return loader;
+}
+
+PackedLoader::~PackedLoader() {
+  samples_->Cancel();
+  if (tokenize_) tokenize_->Cancel();
+  out_.Cancel();
+  threads_.Join();
+}
+
+// Samples -> chunks of documents for the tokenizer threads, in order.
+void PackedLoader::Feed() {
+  Chunk chunk;
+  auto submit = [&] {
+    if (chunk.samples.empty() && chunk.error.ok()) return true;
+    return tokenize_->Submit(std::exchange(chunk, Chunk{}));
+  };
+  while (true) {
+    Result<std::optional<Sample>> next = samples_->Next();
+    if (!next.ok()) {
+      chunk.error = std::move(next).status();
+      break;
+    }
+    if (!*next) break;
+    Sample& sample = **next;
+    if (sample.Find(pack_.field) == nullptr) {
+      std::string fields;
+      for (const auto& [name, data] : sample.fields) fields += (fields.empty() ? "" : ", ") + name;
+      Status missing = NotFound(sample.url + ": sample '" + sample.key + "' has no field '" +
+                                pack_.field + "' (fields: " + fields + ")");
+      if (options_.on_error == OnError::kSkip) {
+        std::lock_guard<std::mutex> lock(skipped_mu_);
+        skipped_.push_back({sample.url, missing.message(), 1});
+        continue;
+      }
+      chunk.error = std::move(missing);
+      break;
+    }
+    chunk.samples.push_back(std::move(sample));
+    if (chunk.samples.size() >= pack_.documents_per_chunk && !submit()) return;
+  }
+  submit();
+  tokenize_->Close();
+}
+
+Result<PackedLoader::Encoded> PackedLoader::Encode(Chunk chunk) const {
+  if (!chunk.error.ok()) return chunk.error;  // the stream stops here: its samples are moot
+  text::EncodeOptions options;
+  options.match_added_tokens = false;  // sample text is data, not markup
+  options.add_special_tokens = false;
+  Encoded encoded(chunk.samples.size());
+  for (size_t i = 0; i < chunk.samples.size(); ++i) {
+    const Sample& sample = chunk.samples[i];
+    const std::vector<std::byte>& text = *sample.Find(pack_.field);
+    Status status = pack_.tokenizer->Encode(
+        std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), options,
+        encoded[i]);
+    if (!status.ok()) {
+      return Status(status.code(), sample.url + ": sample '" + sample.key + "': " + status.message());
+    }
+  }
+  return encoded;
+}
+
+// Encoded documents, in order -> rows -> batches of batch_size rows.
+void PackedLoader::Pack() {
+  TokenPacker packer(pack_.seq_len, pack_.eod_id);
+  TokenBatch batch;
+  while (true) {
+    std::optional<Result<Encoded>> next = tokenize_->Next();
+    if (!next) break;  // done, or cancelled
+    if (!next->ok()) {
+      out_.Push(std::move(*next).status());
+      break;
+    }
+    for (const std::vector<text::TokenId>& document : **next) {
+      tokens_ += document.size();
+      packer.Add(document);
+      while (packer.NextRow(batch)) {
+        if (batch.rows == pack_.batch_size && !out_.Push(std::exchange(batch, TokenBatch{}))) return;
+      }
+    }
+  }
+  out_.Close();
+}
+
+Result<std::optional<TokenBatch>> PackedLoader::Next() {
+  if (!error_.ok()) return error_;
+  std::optional<Result<TokenBatch>> item = out_.Pop();
+  if (!item) return std::optional<TokenBatch>();
+  if (!item->ok()) {
+    error_ = std::move(*item).status();
+    return error_;
+  }
+  return std::optional<TokenBatch>(std::move(*item).value());
+}
+
+std::vector<Skipped> PackedLoader::skipped() const {
+  std::vector<Skipped> all = samples_->skipped();
+  std::lock_guard<std::mutex> lock(skipped_mu_);
+  all.insert(all.end(), skipped_.begin(), skipped_.end());
+  return all;
+}
+
+}  // namespace ferry::datasets

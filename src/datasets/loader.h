@@ -1,0 +1,217 @@
+// The dataset pipeline: one loader worker's samples of an epoch plan, read, mixed and (for
+// language-model training) tokenized, packed and batched by stages on their own threads, joined
+// by bounded queues.
+//
+//   readers (N threads, one shard each) ─► ordered merge + shuffle buffer ─► samples
+//                                                        │
+//                          (PackedLoader) feed ─► tokenize (OrderedMap, T threads) ─► pack + batch
+//
+// Memory is bounded by the queues, never by how far the readers get ahead of a slow consumer:
+// about (readers x (queue_capacity + 1) + shuffle_buffer + queue_capacity) samples; for packing,
+// a few chunks of documents per tokenizer thread and `batch_queue` batches more.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "datasets/split.h"
+#include "ferry/datasets.h"
+#include "ferry/text.h"
+#include "pipeline/bounded_queue.h"
+#include "pipeline/stages.h"
+
+namespace ferry::datasets {
+
+// The shuffle buffer: filled to `capacity` items, then each Pop yields a random one and the
+// next Push refills. Which item goes next depends only on the seed and the positions, never on
+// the items, so a resumed run can replay which samples an interrupted one yielded
+// (ShuffledOrder) without reading them.
+template <typename T>
+class ShuffleBuffer {
+ public:
+  ShuffleBuffer(size_t capacity, uint64_t seed) : capacity_(capacity), state_(seed) {}
+  bool wants_more() const { return items_.size() < capacity_; }
+  bool empty() const { return items_.empty(); }
+  void Push(T item) { items_.push_back(std::move(item)); }
+  // REQUIRES: !empty().
+  T Pop() {
+    state_ = SplitMix64(state_);
+    size_t pick = static_cast<size_t>(state_ % items_.size());
+    std::swap(items_[pick], items_.back());
+    T out = std::move(items_.back());
+    items_.pop_back();
+    return out;
+  }
+
+ private:
+  size_t capacity_;
+  uint64_t state_;
+  std::vector<T> items_;
+};
+
+// The order a SampleLoader with this buffer and seed yields the `count` samples of its plan in:
+// out[i] is the plan position of the i-th sample yielded.
+std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint64_t seed);
+
+// A seed for one reader's shuffle buffer, distinct per (seed, epoch, rank, worker).
+uint64_t ShuffleSeed(uint64_t seed, uint64_t epoch, uint64_t rank, uint64_t worker);
+
+enum class OnError {
+  kFail,  // the first error stops the pipeline and is returned by Next, naming shard and member
+  kSkip,  // a failing shard's remaining samples (or a sample without the text field) are
+          // skipped, counted and reported by skipped(); the rank then yields fewer samples
+};
+
+struct Skipped {
+  std::string url;
+  std::string error;
+  uint64_t samples = 0;  // samples of the plan lost; kToShardEnd: the rest of a shard not indexed
+};
+
+struct LoaderOptions {
+  // Samples held for mixing; 0 or 1 yields plan order. The shuffle is a function of the seed and
+  // positions only, whatever the threads do.
+  size_t shuffle_buffer = 0;
+  uint64_t shuffle_seed = 0;  // derive it from (seed, epoch, rank, worker): ShuffleSeed
+  // Shards read at once, each by its own thread, and merged back in plan order: overlaps the
+  // latency of opening remote shards and parsing one with reading the next.
+  int readers = 2;
+  // Samples a reader may have ready ahead of the merge, and samples ready for the consumer.
+  size_t queue_capacity = 64;
+  OnError on_error = OnError::kFail;
+  TarOptions tar;
+};
+
+// The samples of one worker's plan, in plan order mixed by the shuffle buffer: exactly the order
+// ShuffledOrder gives, however many readers run.
+class SampleLoader {
+ public:
+  // `urls[span.shard]` is each span's shard. Threads start here and read ahead at once.
+  static Result<std::unique_ptr<SampleLoader>> Start(std::vector<std::string> urls, WorkerPlan plan,
+                                                     LoaderOptions options);
+  // Cancels the stages and joins their threads; safe at any point of the stream.
+  ~SampleLoader();
+
+  // The next sample, nullopt when the plan is done. With OnError::kFail the first error is
+  // returned here (and again on every later call); it names the shard URL and, from the tar
+  // reader, the byte offset and member. Call from one thread at a time.
+  Result<std::optional<Sample>> Next();
+
+  // Stops the stages now: a Next in progress or later returns kCancelled. Thread-safe.
+  void Cancel();
+
+  // What OnError::kSkip skipped so far. Thread-safe.
+  std::vector<Skipped> skipped() const;
+  // The most field bytes the pipeline held at once (readers' queues, shuffle buffer, output
+  // queue): what bounds its memory, exposed so tests can prove it stays bounded.
+  uint64_t held_bytes_high_water() const { return high_water_.load(); }
+
+ private:
+  struct ReadItem;
+  SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options);
+  void ReadSpans(size_t reader);
+  Status ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<ReadItem>& queue);
+  void Merge();
+  void Skip(Skipped skipped);
+  void Hold(const Sample& sample, bool take);
+
+  const std::vector<std::string> urls_;
+  const WorkerPlan plan_;
+  const LoaderOptions options_;
+  std::vector<std::unique_ptr<pipeline::BoundedQueue<ReadItem>>> reader_queues_;
+  pipeline::BoundedQueue<Result<Sample>> out_;
+  Status error_;  // sticky, once Next returned it
+  std::atomic<bool> cancelled_{false};
+
+  mutable std::mutex skipped_mu_;
+  std::vector<Skipped> skipped_;
+  std::atomic<uint64_t> held_{0};
+  std::atomic<uint64_t> high_water_{0};
+  pipeline::StageThreads threads_;  // last: joined first, while the members above live
+};
+
+struct PackOptions {
+  std::shared_ptr<const text::Tokenizer> tokenizer;
+  std::string field = "txt";  // the sample field holding the document's text
+  uint64_t seq_len = 2048;    // rows are seq_len + 1 tokens
+  uint64_t batch_size = 1;    // rows per batch
+  text::TokenId eod_id = 0;   // appended after every document
+  int threads = 0;            // tokenizer threads; 0: one per core
+  size_t documents_per_chunk = 64;  // the unit of work of a tokenizer thread
+  size_t batch_queue = 4;           // batches ready ahead of the consumer
+};
+
+// `rows` rows of `width` = seq_len + 1 int32 tokens, row-major. Row r's segments start at
+// doc_offsets[row_starts[r] .. row_starts[r + 1]) (positions in the row, 0 first), the last of
+// which is `width`: segment k is row[offsets[k] : offsets[k + 1]], what attention masking needs.
+struct TokenBatch {
+  size_t rows = 0;
+  size_t width = 0;
+  std::vector<int32_t> input_ids;
+  std::vector<int32_t> doc_offsets;
+  std::vector<size_t> row_starts;
+};
+
+// Joins documents, each followed by the end-of-document id, into one token stream and cuts it
+// into rows of seq_len + 1 tokens striding seq_len: consecutive rows share one token, so with
+// inputs = row[:-1] and targets = row[1:] every token is a target exactly once. The tail that
+// does not fill a row is never returned. Memory: the tokens of at most one row plus the
+// documents added since.
+class TokenPacker {
+ public:
+  TokenPacker(uint64_t seq_len, text::TokenId eod_id) : seq_len_(seq_len), eod_id_(eod_id) {}
+  void Add(std::span<const text::TokenId> document);
+  // Appends the next full row to `batch` (tokens, its segment offsets), or returns false.
+  bool NextRow(TokenBatch& batch);
+
+ private:
+  uint64_t seq_len_;
+  text::TokenId eod_id_;
+  std::vector<int32_t> tokens_;  // the stream from stream position base_ on
+  uint64_t base_ = 0;
+  uint64_t row_begin_ = 0;  // stream position of the next row
+  std::vector<uint64_t> starts_;  // stream positions of document starts >= row_begin_
+  size_t first_start_ = 0;        // starts_[first_start_..] are still relevant
+};
+
+// SampleLoader's samples -> the text `field` of each, encoded (no added-token matching, no
+// post-processor: sample text is data) on a pool of tokenizer threads in order -> TokenPacker
+// -> batches of `batch_size` rows. A partial last batch is dropped.
+class PackedLoader {
+ public:
+  static Result<std::unique_ptr<PackedLoader>> Start(std::vector<std::string> urls, WorkerPlan plan,
+                                                     LoaderOptions options, PackOptions pack);
+  ~PackedLoader();
+  // The next batch, nullopt at the end; errors as SampleLoader::Next (a sample without the field
+  // is kNotFound naming the shard and key, or skipped with OnError::kSkip).
+  Result<std::optional<TokenBatch>> Next();
+  std::vector<Skipped> skipped() const;
+  uint64_t tokens() const { return tokens_.load(); }  // tokens encoded so far (EOD ids excluded)
+
+ private:
+  struct Chunk;
+  using Encoded = std::vector<std::vector<text::TokenId>>;
+  PackedLoader(std::unique_ptr<SampleLoader> samples, LoaderOptions options, PackOptions pack);
+  void Feed();
+  void Pack();
+  Result<Encoded> Encode(Chunk chunk) const;
+
+  std::unique_ptr<SampleLoader> samples_;
+  const LoaderOptions options_;
+  const PackOptions pack_;
+  std::unique_ptr<pipeline::OrderedMap<Chunk, Encoded>> tokenize_;
+  pipeline::BoundedQueue<Result<TokenBatch>> out_;
+  Status error_;
+  mutable std::mutex skipped_mu_;
+  std::vector<Skipped> skipped_;
+  std::atomic<uint64_t> tokens_{0};
+  pipeline::StageThreads threads_;  // last: joined first
+};
+
+}  // namespace ferry::datasets
