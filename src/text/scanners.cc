@@ -121,36 +121,17 @@ class Subject {
 };
 
 // `'s|'t|'re|'ve|'m|'ll|'d` at i, where the subject has an apostrophe: its length, or 0.
-size_t Contraction(const Subject& s, size_t i) {
-  if (i + 1 >= s.size()) return 0;
-  auto byte_is = [&](size_t k, char c) { return k < s.size() && s.byte(k) == c; };
-  switch (s.byte(i + 1)) {
-    case 's':
-    case 't':
-    case 'm':
-    case 'd':
-      return 2;
-    case 'r':
-    case 'v':
-      return byte_is(i + 2, 'e') ? 3 : 0;
-    case 'l':
-      return byte_is(i + 2, 'l') ? 3 : 0;
-    default:
-      return 0;
-  }
-}
-
-// The same under (?i): Unicode simple case folding, as Oniguruma, Rust regex and PCRE2 apply it.
-// Besides the ASCII upper case letters, one code point folds to a letter used here: U+017F LATIN
-// SMALL LETTER LONG S (UTF-8 C5 BF) folds to 's'. (Checked over all code points against tokenizers
-// and tiktoken: no other character makes any of these contractions match.)
-size_t ContractionIgnoreCase(const Subject& s, size_t i) {
-  auto lower_at = [&](size_t k) -> int {
+// With `ignore_case`, as under (?i): Unicode simple case folding, as Oniguruma, Rust regex and
+// PCRE2 apply it. Besides the ASCII upper case letters, one code point folds to a letter used
+// here: U+017F LATIN SMALL LETTER LONG S (UTF-8 C5 BF) folds to 's'. (Checked over all code
+// points against tokenizers and tiktoken: no other character makes any of these match.)
+size_t Contraction(const Subject& s, size_t i, bool ignore_case) {
+  auto at = [&](size_t k) -> int {
     if (k >= s.size()) return -1;
     uint8_t b = s.byte(k);
-    return b >= 'A' && b <= 'Z' ? b + ('a' - 'A') : b;
+    return ignore_case && b >= 'A' && b <= 'Z' ? b + ('a' - 'A') : b;
   };
-  switch (lower_at(i + 1)) {
+  switch (at(i + 1)) {
     case 's':
     case 't':
     case 'm':
@@ -158,11 +139,11 @@ size_t ContractionIgnoreCase(const Subject& s, size_t i) {
       return 2;
     case 'r':
     case 'v':
-      return lower_at(i + 2) == 'e' ? 3 : 0;
+      return at(i + 2) == 'e' ? 3 : 0;
     case 'l':
-      return lower_at(i + 2) == 'l' ? 3 : 0;
+      return at(i + 2) == 'l' ? 3 : 0;
     case 0xC5:
-      return lower_at(i + 2) == 0xBF ? 3 : 0;
+      return ignore_case && at(i + 2) == 0xBF ? 3 : 0;
     default:
       return 0;
   }
@@ -206,7 +187,7 @@ Match FindGpt2(std::string_view text, size_t pos) {
   size_t i = s.SkipInvalid(pos);
   if (i >= s.size()) return {};
   if (s.byte(i) == '\'') {
-    if (size_t length = Contraction(s, i)) return {i, i + length};
+    if (size_t length = Contraction(s, i, /*ignore_case=*/false)) return {i, i + length};
   }
   Char c = s.At(i);
   // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: the space joins a run of the next character's
@@ -245,7 +226,7 @@ Match FindCl100kFamily(std::string_view text, size_t pos) {
   if (i >= s.size()) return {};
   uint8_t b = s.byte(i);
   if (b == '\'') {
-    if (size_t length = ContractionIgnoreCase(s, i)) return {i, i + length};
+    if (size_t length = Contraction(s, i, /*ignore_case=*/true)) return {i, i + length};
   }
   Char c = s.At(i);
   // `[^\r\n\p{L}\p{N}]?\p{L}+`
@@ -315,7 +296,7 @@ Match FindO200k(std::string_view text, size_t pos) {
   Char c = s.At(i);
   bool prefix = !(c.bit & (kLetter | kNumber)) && b != '\r' && b != '\n';
   auto with_contraction = [&](size_t end) {
-    return end < s.size() && s.byte(end) == '\'' ? end + ContractionIgnoreCase(s, end) : end;
+    return end < s.size() && s.byte(end) == '\'' ? end + Contraction(s, end, /*ignore_case=*/true) : end;
   };
   for (auto word_end : {LowerWordEnd, UpperWordEnd}) {
     size_t end = prefix ? word_end(s, i + c.size) : kNone;
