@@ -69,6 +69,12 @@ class ShardDataset(_Base):
             ds.set_epoch(epoch)
             for sample in loader: ...   # {"__key__", "__url__", field: bytes}
 
+    With ``batched=True`` it yields whole batches of ``batch_size`` samples, assembled in C++ as one
+    columnar dict, ``{"__key__": [...], "__url__": [...], field: [bytes, ...]}`` (None where a
+    sample lacks a field some other sample of the batch has), the shape webdataset's ``batched()`` gives; use it with
+    ``DataLoader(ds, batch_size=None)``. A loader worker then hands over one object per batch
+    instead of one per sample, which is what a DataLoader's inter-process queue is limited by.
+
     One epoch is the shards in a (seed, epoch)-permuted order, read front to back, cut into
     `world_size` equal contiguous slices (every rank the same number of samples and of
     `batch_size` batches; `remainder="pad"` repeats samples from the start so none is lost,
@@ -90,7 +96,8 @@ class ShardDataset(_Base):
     def __init__(self, shards, *, index: str | None = None, rank: int | None = None,
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
                  shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1,
-                 on_error: str = "fail", readers: int = 2, queue_capacity: int = 64) -> None:
+                 batched: bool = False, on_error: str = "fail", readers: int = 2,
+                 queue_capacity: int = 64) -> None:
         if index is not None:
             indexed = _core.read_index(os.fspath(index))
         else:
@@ -107,7 +114,7 @@ class ShardDataset(_Base):
             world_size = auto_world if world_size is None else world_size
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
-        self.remainder, self.batch_size = remainder, batch_size
+        self.remainder, self.batch_size, self.batched = remainder, batch_size, batched
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
         self.on_error, self.readers, self.queue_capacity = on_error, readers, queue_capacity
@@ -187,7 +194,11 @@ class ShardDataset(_Base):
 
     def __iter__(self):
         loader = _core.SampleLoader(*self._loader_args())
-        yield from loader
+        if self.batched:
+            while (batch := loader.next_batch(self.batch_size)) is not None:
+                yield batch
+        else:
+            yield from loader
         self._report_skipped(loader)
 
 

@@ -212,6 +212,32 @@ def test_shard_dataset_stops_at_a_bad_shard_or_skips_it(tmp_path, ferry_bin):
         ferry.data.ShardDataset(None, on_error="ignore", **options)
 
 
+def test_batched_shard_dataset_yields_columns_of_the_same_samples(tmp_path):
+    make_tar(tmp_path / "mixed-0.tar", [("a.txt", b"1"), ("a.cls", b"x"), ("b.txt", b"22"),
+                                        ("c.txt", b"333"), ("c.cls", b"z"), ("d.txt", b"4")])
+    make_tar(tmp_path / "mixed-1.tar", [(f"e{j}.txt", b"e%d" % j) for j in range(6)])
+    options = dict(rank=0, world_size=1, seed=4, shuffle_buffer=3, batch_size=4)
+    samples = list(ferry.data.ShardDataset(str(tmp_path / "mixed-*.tar"), **options))
+    batches = list(ferry.data.ShardDataset(str(tmp_path / "mixed-*.tar"), batched=True, **options))
+    assert [len(b["__key__"]) for b in batches] == [4, 4, 4]  # 10 samples padded to 12
+    # A field no sample of a batch has is absent from that batch.
+    columns = {k: [v for b in batches for v in b.get(k, [None] * len(b["__key__"]))]
+               for k in ("__key__", "__url__", "txt", "cls")}
+    assert columns["__key__"] == [s["__key__"] for s in samples]
+    assert columns["__url__"] == [s["__url__"] for s in samples]
+    assert columns["txt"] == [s["txt"] for s in samples]
+    assert columns["cls"] == [s.get("cls") for s in samples]  # None where a sample has no cls
+
+
+def test_batched_shard_dataset_under_a_dataloader(tmp_path):
+    torch = pytest.importorskip("torch")
+    pattern = write_shards(tmp_path, [9, 3, 6, 2])
+    ds = ferry.data.ShardDataset(pattern, rank=0, world_size=1, batch_size=4, batched=True, seed=1,
+                                 remainder="drop")
+    got = [k for b in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2) for k in b["__key__"]]
+    assert len(got) == len(set(got)) == 20 and len(ds) == 20
+
+
 def rss_bytes():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):

@@ -38,23 +38,24 @@ Status FewerSamplesThanIndexed(const std::string& url) {
 
 // ---------------------------------------------------------------------------------- SampleLoader
 
-// What a reader hands the merge for its current span: a sample, the span's end, or the error
-// that ended it.
-struct SampleLoader::ReadItem {
-  std::optional<Sample> sample;
-  Status error;  // with no sample: OK marks the end of the span
+// What moves between the stages: samples in order, then, where a span or the stream ends, the
+// end marker or the error that ended it.
+struct SampleLoader::Chunk {
+  std::vector<Sample> samples;
+  bool end = false;  // a reader's chunk: the span ends after these samples
+  Status error;      // ... or failed after them
 };
 
 SampleLoader::SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options)
     : urls_(std::move(urls)),
       plan_(std::move(plan)),
       options_(std::move(options)),
-      out_(options_.queue_capacity) {
+      chunk_size_(std::clamp<size_t>(options_.queue_capacity, 1, 16)),
+      out_((options_.queue_capacity + chunk_size_ - 1) / chunk_size_) {
   size_t readers = std::clamp<size_t>(static_cast<size_t>(std::max(options_.readers, 1)), 1,
                                       std::max<size_t>(plan_.spans.size(), 1));
   for (size_t i = 0; i < readers; ++i) {
-    reader_queues_.push_back(
-        std::make_unique<pipeline::BoundedQueue<ReadItem>>(options_.queue_capacity));
+    reader_queues_.push_back(std::make_unique<pipeline::BoundedQueue<Chunk>>(out_.capacity()));
   }
 }
 
@@ -89,14 +90,20 @@ void SampleLoader::Cancel() {
 void SampleLoader::ReadSpans(size_t reader) {
   auto& queue = *reader_queues_[reader];
   for (size_t k = reader; k < plan_.spans.size(); k += reader_queues_.size()) {
-    Status status = ReadSpan(plan_.spans[k], queue);
+    Chunk chunk;
+    Status status = ReadSpan(plan_.spans[k], queue, chunk);
     if (cancelled_) return;
-    // The span's end, or the error that ended it; the merge decides whether that stops all.
-    if (!queue.Push(ReadItem{std::nullopt, std::move(status)})) return;
+    // The span's last samples with its end, or the error that ended it; the merge decides
+    // whether that stops everything.
+    chunk.end = status.ok();
+    chunk.error = std::move(status);
+    if (!queue.Push(std::move(chunk))) return;
   }
 }
 
-Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<ReadItem>& queue) {
+// Pushes the span's samples a chunk at a time, leaving the last partial chunk in `chunk`.
+Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Chunk>& queue,
+                              Chunk& chunk) {
   const std::string& url = urls_[span.shard];
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader,
                          SampleReader::Open(url, options_.tar));
@@ -108,7 +115,8 @@ Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Rea
     FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
     if (!sample) return span.count == kToShardEnd ? Status::Ok() : FewerSamplesThanIndexed(url);
     Hold(*sample, true);
-    if (!queue.Push(ReadItem{std::move(sample), Status::Ok()})) {
+    chunk.samples.push_back(std::move(*sample));
+    if (chunk.samples.size() == chunk_size_ && !queue.Push(std::exchange(chunk, Chunk{}))) {
       return Cancelled("the loader was stopped");
     }
   }
@@ -117,50 +125,59 @@ Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Rea
 
 void SampleLoader::Merge() {
   ShuffleBuffer<Sample> buffer(options_.shuffle_buffer, options_.shuffle_seed);
+  Chunk out;
+  auto emit = [&](Sample sample) {
+    out.samples.push_back(std::move(sample));
+    return out.samples.size() < chunk_size_ || out_.Push(std::exchange(out, Chunk{}));
+  };
   for (size_t k = 0; k < plan_.spans.size(); ++k) {
     const SampleSpan& span = plan_.spans[k];
     auto& queue = *reader_queues_[k % reader_queues_.size()];
     uint64_t received = 0;
     while (true) {
-      std::optional<ReadItem> item = queue.Pop();
-      if (!item) return;  // cancelled
-      if (item->sample) {
+      std::optional<Chunk> chunk = queue.Pop();
+      if (!chunk) return;  // cancelled
+      for (Sample& sample : chunk->samples) {
         ++received;
-        buffer.Push(std::move(*item->sample));
-        if (!buffer.wants_more() && !out_.Push(buffer.Pop())) return;
-        continue;
+        buffer.Push(std::move(sample));
+        if (!buffer.wants_more() && !emit(buffer.Pop())) return;
       }
-      if (item->error.ok()) break;  // the span's end
+      if (chunk->end) break;
+      if (chunk->error.ok()) continue;
       if (options_.on_error == OnError::kFail) {
-        out_.Push(std::move(item->error));
+        out.error = std::move(chunk->error);  // after the samples already mixed out
+        out_.Push(std::move(out));
         out_.Close();
         for (auto& q : reader_queues_) q->Cancel();  // nothing more is wanted from the readers
         return;
       }
       uint64_t lost = span.count == kToShardEnd ? kToShardEnd : span.count - received;
-      Skip({urls_[span.shard], item->error.message(), lost});
+      Skip({urls_[span.shard], chunk->error.message(), lost});
       break;
     }
   }
   while (!buffer.empty()) {
-    if (!out_.Push(buffer.Pop())) return;
+    if (!emit(buffer.Pop())) return;
   }
+  if (!out.samples.empty() && !out_.Push(std::move(out))) return;
   out_.Close();
 }
 
 Result<std::optional<Sample>> SampleLoader::Next() {
-  if (!error_.ok()) return error_;
-  std::optional<Result<Sample>> item = out_.Pop();
-  if (!item) {
-    if (cancelled_) return Cancelled("the loader was stopped");
-    return std::optional<Sample>();
+  while (ready_next_ == ready_.size()) {
+    if (!error_.ok()) return error_;
+    std::optional<Chunk> chunk = out_.Pop();
+    if (!chunk) {
+      if (cancelled_) return Cancelled("the loader was stopped");
+      return std::optional<Sample>();
+    }
+    ready_ = std::move(chunk->samples);
+    ready_next_ = 0;
+    error_ = std::move(chunk->error);  // returned once the samples before it are out
   }
-  if (!item->ok()) {
-    error_ = std::move(*item).status();
-    return error_;
-  }
-  Hold(**item, false);
-  return std::optional<Sample>(std::move(*item).value());
+  Sample& sample = ready_[ready_next_++];
+  Hold(sample, false);
+  return std::optional<Sample>(std::move(sample));
 }
 
 void SampleLoader::Hold(const Sample& sample, bool take) {
@@ -317,7 +334,7 @@ Result<PackedLoader::Encoded> PackedLoader::Encode(Chunk chunk) const {
   Encoded encoded(chunk.samples.size());
   for (size_t i = 0; i < chunk.samples.size(); ++i) {
     const Sample& sample = chunk.samples[i];
-    const std::vector<std::byte>& text = *sample.Find(pack_.field);
+    const Bytes& text = *sample.Find(pack_.field);
     Status status = pack_.tokenizer->Encode(
         std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), options,
         encoded[i]);

@@ -6,9 +6,11 @@
 //                                                        │
 //                          (PackedLoader) feed ─► tokenize (OrderedMap, T threads) ─► pack + batch
 //
-// Memory is bounded by the queues, never by how far the readers get ahead of a slow consumer:
-// about (readers x (queue_capacity + 1) + shuffle_buffer + queue_capacity) samples; for packing,
-// a few chunks of documents per tokenizer thread and `batch_queue` batches more.
+// Samples move between threads in chunks of up to 16 (one lock and wake-up per chunk, not per
+// sample: per-sample hand-offs cost more than parsing the tar on a small machine). Memory is
+// bounded by the queues, never by how far the readers get ahead of a slow consumer: at most
+// about (2 x readers + 4) x queue_capacity + shuffle_buffer samples; for packing, a few chunks of
+// documents per tokenizer thread and `batch_queue` batches more.
 #pragma once
 
 #include <atomic>
@@ -82,7 +84,8 @@ struct LoaderOptions {
   // Shards read at once, each by its own thread, and merged back in plan order: overlaps the
   // latency of opening remote shards and parsing one with reading the next.
   int readers = 2;
-  // Samples a reader may have ready ahead of the merge, and samples ready for the consumer.
+  // Samples a reader may have ready ahead of the merge, and samples ready for the consumer
+  // (rounded up to whole chunks).
   size_t queue_capacity = 64;
   OnError on_error = OnError::kFail;
   TarOptions tar;
@@ -113,10 +116,10 @@ class SampleLoader {
   uint64_t held_bytes_high_water() const { return high_water_.load(); }
 
  private:
-  struct ReadItem;
+  struct Chunk;
   SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options);
   void ReadSpans(size_t reader);
-  Status ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<ReadItem>& queue);
+  Status ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Chunk>& queue, Chunk& chunk);
   void Merge();
   void Skip(Skipped skipped);
   void Hold(const Sample& sample, bool take);
@@ -124,8 +127,11 @@ class SampleLoader {
   const std::vector<std::string> urls_;
   const WorkerPlan plan_;
   const LoaderOptions options_;
-  std::vector<std::unique_ptr<pipeline::BoundedQueue<ReadItem>>> reader_queues_;
-  pipeline::BoundedQueue<Result<Sample>> out_;
+  const size_t chunk_size_;  // samples per hand-off
+  std::vector<std::unique_ptr<pipeline::BoundedQueue<Chunk>>> reader_queues_;
+  pipeline::BoundedQueue<Chunk> out_;
+  std::vector<Sample> ready_;  // the consumer's current chunk, handed out from ready_next_ on
+  size_t ready_next_ = 0;
   Status error_;  // sticky, once Next returned it
   std::atomic<bool> cancelled_{false};
 

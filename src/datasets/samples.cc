@@ -7,7 +7,7 @@
 
 namespace ferry::datasets {
 
-const std::vector<std::byte>* Sample::Find(std::string_view field) const {
+const Bytes* Sample::Find(std::string_view field) const {
   for (const auto& [name, bytes] : fields) {
     if (name == field) return &bytes;
   }
