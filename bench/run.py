@@ -9,8 +9,9 @@ Workloads
         process, page cache warm, same pre-faulted buffer)
   http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`,
         run round-robin
-  datasets  32 generated tar shards (330 MB) -> samples: ferry (Python and CLI) vs webdataset,
-        local and over nginx (bench/dataset_stream.py)
+  datasets  generated tar shards (text 1-16 KiB, binary 100 KiB) through a torch DataLoader:
+        ferry.data.ShardDataset vs webdataset, same shuffle buffer, 0-2 workers, samples and
+        batches; PackedDataset vs raw encoding (bench/dataset_stream.py)
   s3    1 GiB object on a loopback Ceph radosgw: ferry's parallel ranged read vs boto3
         download_fileobj and vs ferry on the local file (bench/s3_read.py)
   text  tokenizing English, multilingual text and code: ferry vs tokenizers and tiktoken, 1 thread

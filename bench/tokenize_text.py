@@ -13,8 +13,8 @@ loads both), cl100k_base and o200k_base (rank files; `tokenizers` has no file fo
                  `encode_ordinary`, ferry `encode_ordinary` (all return Python lists)
   batch          all cores: tokenizers `encode_batch`, tiktoken `encode_ordinary_batch`,
                  ferry `encode_ordinary_batch` (numpy arrays)
-Token packing: ferry.data.pack_tokens over the batch encoding, as a fraction of the encoding
-alone. Medians of `--repeat` rounds, cases round-robin.
+Medians of `--repeat` rounds, cases round-robin. (Token packing is measured with the dataset
+pipeline, in dataset_stream.py.)
 """
 
 import os
@@ -59,29 +59,6 @@ def tiktoken_encoding(name: str):
         return tiktoken.Encoding(**getattr(openai_public, name)())
     finally:
         openai_public.load_tiktoken_bpe = original
-
-
-def pack_rows(args, rows, tok, docs, total) -> None:
-    """Token packing (ferry.data.pack_tokens into [seq_len + 1] rows) as a fraction of the raw
-    batch encoding it consumes."""
-    import ferry.data
-
-    eod = tok.token_to_id("<|endoftext|>")
-    cases = {
-        "encode_ordinary_batch": lambda: tok.encode_ordinary_batch(docs),
-        "encode + pack_tokens(seq_len=2048)": lambda: list(
-            ferry.data.pack_tokens(tok.encode_ordinary_batch(docs), 2048, eod)),
-    }
-    times = {label: [] for label in cases}
-    for _ in range(args.repeat):
-        for label, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - start)
-    raw = total / statistics.median(times["encode_ordinary_batch"]) / 1e6
-    packed = total / statistics.median(times["encode + pack_tokens(seq_len=2048)"]) / 1e6
-    rows.append(("token packing, GPT-2 English, all cores", f"encode + pack_tokens: {packed:.1f} MB/s",
-                 packed / 1e3, packed / raw, f"ferry encode_ordinary_batch {raw:.1f} MB/s"))
 
 
 def run(args, rows) -> None:
@@ -153,8 +130,6 @@ def run(args, rows) -> None:
                             rows.append((f"tokenize {enc_name}, {corpus_name} ({total / 1e6:.1f} MB), {mode}",
                                          f"{label}: {mbps[label]:.1f} MB/s", mbps[label] / 1e3,
                                          mbps[label] / mbps[base], f"{base} {mbps[base]:.1f} MB/s"))
-            if enc_name == "GPT-2" and corpus_name == "English":
-                pack_rows(args, rows, ferry_ranks, docs, total)
             single_ferry = mbps["ferry encode_ordinary (.tiktoken)"]
             batch_ferry = mbps["ferry encode_ordinary_batch (.tiktoken)"]
             rows.append((f"tokenize {enc_name}, {corpus_name}", f"ferry batch vs ferry 1 thread: {batch_ferry:.1f} MB/s",

@@ -144,6 +144,10 @@ Result<std::vector<ShardInfo>> IndexShards(
 // Reads an index written by IndexJson (`ferry index`) from a path or URI; kCorruption naming the
 // file and what was wrong for anything else.
 Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri);
+// The same from the JSON text; `origin` names it in errors. Besides the format, it checks that
+// no shard claims kMaxSamplesPerShard samples or more and that stated totals match the shards.
+Result<std::vector<ShardInfo>> ParseIndex(std::string_view json, std::string_view origin);
+inline constexpr uint64_t kMaxSamplesPerShard = uint64_t{1} << 40;
 
 // The index as JSON: {"format": "ferry-shard-index-v1", "total_samples": N, "total_bytes": B,
 // "shards": [{"url": ..., "bytes": ..., "samples": ...}, ...]}.

@@ -224,20 +224,86 @@ def pack_tokens(documents: Iterable, seq_len: int, eod_id: int) -> Iterator[tupl
         yield from packer.rows()
 
 
-def token_shard_documents(shards: Iterable) -> Iterator[np.ndarray]:
-    """The documents of ferry token shards (``ferry tokenize`` output: ``tokens`` + ``doc_offsets``)."""
+def _open_token_shard(shard):
     from ferry._tensors import safe_open
 
+    f = safe_open(os.fspath(shard), framework="np", mode="lazy")  # the header now, tensors on get
+    if (f.metadata() or {}).get("ferry.format") != "token-shard-v1":
+        f.close()
+        raise _core.CorruptionError(f"{os.fspath(shard)}: not a ferry token shard "
+                                    "(__metadata__ ferry.format is not token-shard-v1)")
+    return f
+
+
+def _token_shard_arrays(shard) -> tuple[np.ndarray, np.ndarray]:
+    with _open_token_shard(shard) as f:
+        tokens, offsets = f.get_tensor("tokens"), f.get_tensor("doc_offsets").astype(np.int64)
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
+        raise _core.CorruptionError(f"{os.fspath(shard)}: doc_offsets do not tile tokens")
+    return tokens, offsets
+
+
+def token_shard_documents(shards: Iterable) -> Iterator[np.ndarray]:
+    """The documents of ferry token shards (``ferry tokenize`` output: ``tokens`` + ``doc_offsets``)."""
     for shard in shards:
-        with safe_open(os.fspath(shard), framework="np") as f:
-            if (f.metadata() or {}).get("ferry.format") != "token-shard-v1":
-                raise _core.CorruptionError(f"{os.fspath(shard)}: not a ferry token shard "
-                                            "(__metadata__ ferry.format is not token-shard-v1)")
-            tokens, offsets = f.get_tensor("tokens"), f.get_tensor("doc_offsets")
-        if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets.astype(np.int64)) < 0):
-            raise _core.CorruptionError(f"{os.fspath(shard)}: doc_offsets do not tile tokens")
+        tokens, offsets = _token_shard_arrays(shard)
         for i in range(len(offsets) - 1):
             yield tokens[offsets[i] : offsets[i + 1]]
+
+
+def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, rank: int, world_size: int,
+                     worker: int = 0, num_workers: int = 1) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """An exact split of the packed rows of ferry token shards across ranks and loader workers.
+
+    The stream is every shard's documents in list order, each followed by ``eod_id``, cut into
+    rows as ``pack_tokens`` cuts it. Its length is known from the shard headers alone, so the
+    rows are split before any token is read: every rank gets the same number of whole batches
+    (``rows // (world_size x batch_size)``; the few rows left over are dropped), as contiguous
+    rows of the global packing, and each of its loader workers a contiguous run of whole batches.
+    A reader reads only the shards its rows overlap, starting mid-document where its first row
+    does. Returns (batches per rank, this reader's (row, doc_offsets) iterator).
+    """
+    if seq_len < 1 or batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"bad split: seq_len {seq_len}, batch_size {batch_size}, rank {rank} of {world_size}")
+    lengths = []  # stream tokens per shard: its tokens plus one EOD per document
+    for shard in shards:
+        with _open_token_shard(shard) as f:
+            lengths.append(f.shape("tokens")[0] + f.shape("doc_offsets")[0] - 1)
+    stream = sum(lengths)
+    rows = (stream - 1) // seq_len if stream > seq_len else 0
+    batches = rows // (world_size * batch_size)
+    if batches == 0:
+        raise ValueError(f"{rows} packed rows of {seq_len} + 1 tokens cannot give each of {world_size} "
+                         f"ranks a batch of {batch_size}")
+    first = batches * worker // num_workers
+    last = batches * (worker + 1) // num_workers
+    first_row = rank * batches * batch_size + first * batch_size
+    count = (last - first) * batch_size
+
+    def read() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if count == 0:
+            return
+        begin = first_row * seq_len  # stream position of the first row
+        packer, made, base = _core.TokenPacker(seq_len, eod_id), 0, 0
+        for shard, length in zip(shards, lengths):
+            if base + length <= begin:
+                base += length
+                continue
+            tokens, offsets = _token_shard_arrays(shard)
+            starts = offsets[:-1] + np.arange(len(offsets) - 1)  # document starts in the shard's stream
+            doc = max(int(np.searchsorted(starts, begin - base, side="right")) - 1, 0)
+            skip = max(begin - base - int(starts[doc]), 0) if len(starts) else 0
+            for k in range(doc, len(offsets) - 1):
+                packer.add(np.ascontiguousarray(tokens[offsets[k] + skip : offsets[k + 1]], dtype=np.uint32))
+                skip = 0
+                for row in packer.rows():
+                    yield row
+                    made += 1
+                    if made == count:
+                        return
+            base += length
+
+    return batches, read()
 
 
 class PackedDataset(_Base):
@@ -252,16 +318,19 @@ class PackedDataset(_Base):
 
     ``source`` is a ``ShardDataset`` (its rank/worker split, shuffle and ``on_error`` apply; the
     text is the sample's ``field``, encoded as ``encode_ordinary`` does on ``threads`` tokenizer
-    threads, default one per core, and packed by the C++ pipeline behind the sample reader) or a list of
-    ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
-    required). Token shards are dealt to ranks and loader workers round-robin (shard i goes to
-    reader i mod (world_size x num_workers)), so none is read twice; with fewer shards than
-    readers some get none, and counts per rank follow the shards' sizes. ``eod_id`` defaults to
-    the tokenizer's ``<|endoftext|>``.
+    threads, default one per core, and packed by the C++ pipeline behind the sample reader) or a
+    list of ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
+    required). Token shards are split exactly (``token_shard_rows``): their headers give the
+    stream's length, so every rank gets the same number of batches (``len(ds)``), contiguous rows
+    of one global packing, and no token is read twice. (For text shards, the rows a rank makes
+    depend on its documents' token counts, known only once encoded; ranks may then differ by a
+    few batches.) ``eod_id`` defaults to the tokenizer's ``<|endoftext|>``. ``rank`` /
+    ``world_size`` (token shards) default as for ShardDataset.
     """
 
     def __init__(self, source, tokenizer=None, *, seq_len: int, batch_size: int, field: str = "txt",
-                 eod_id: int | None = None, threads: int | None = None) -> None:
+                 eod_id: int | None = None, threads: int | None = None, rank: int | None = None,
+                 world_size: int | None = None) -> None:
         if eod_id is None:
             eod_id = tokenizer.token_to_id("<|endoftext|>") if tokenizer is not None else None
             if eod_id is None:
@@ -270,16 +339,26 @@ class PackedDataset(_Base):
             raise ValueError("a ShardDataset source needs a tokenizer")
         self.source, self.tokenizer, self.field = source, tokenizer, field
         self.seq_len, self.batch_size, self.eod_id, self.threads = seq_len, batch_size, eod_id, threads
+        if not isinstance(source, ShardDataset):
+            self.source = [os.fspath(s) for s in source]
+            auto_rank, auto_world = _distributed_rank_and_world()
+            self.rank = auto_rank if rank is None else rank
+            self.world_size = auto_world if world_size is None else world_size
+            self._batches, _ = self._token_shard_split(0, 1)  # checks the shards and the split now
 
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.source, ShardDataset):
             self.source.set_epoch(epoch)
 
-    def _token_shard_documents(self) -> Iterator[np.ndarray]:
-        rank, world_size = _distributed_rank_and_world()
-        worker, num_workers = _worker()
-        reader, readers = rank * num_workers + worker, world_size * num_workers
-        yield from token_shard_documents(list(self.source)[reader::readers])
+    def _token_shard_split(self, worker: int, num_workers: int):
+        return token_shard_rows(self.source, self.seq_len, self.eod_id, self.batch_size, self.rank,
+                                self.world_size, worker, num_workers)
+
+    def __len__(self) -> int:
+        """Batches per epoch on every rank (token shards only)."""
+        if isinstance(self.source, ShardDataset):
+            raise TypeError("the batches a rank packs from text shards are known only once encoded")
+        return self._batches
 
     def __iter__(self):
         if isinstance(self.source, ShardDataset):
@@ -289,10 +368,10 @@ class PackedDataset(_Base):
             yield from loader
             self.source._report_skipped(loader)
             return
-        rows, offsets = [], []
-        for row, row_offsets in pack_tokens(self._token_shard_documents(), self.seq_len, self.eod_id):
-            rows.append(row)
-            offsets.append(row_offsets)
-            if len(rows) == self.batch_size:
-                yield {"input_ids": np.stack(rows), "doc_offsets": offsets}
-                rows, offsets = [], []
+        _, rows = self._token_shard_split(*_worker())
+        batch = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == self.batch_size:
+                yield {"input_ids": np.stack([r for r, _ in batch]), "doc_offsets": [o for _, o in batch]}
+                batch = []

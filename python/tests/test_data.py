@@ -2,6 +2,7 @@
 splits, and token packing."""
 
 import io
+import itertools
 import json
 import random
 import struct
@@ -175,6 +176,23 @@ def test_shard_dataset_splits_exactly_across_ranks(tmp_path):
     epoch0 = keys_of(again)
     again.set_epoch(1)
     assert keys_of(again) != epoch0
+
+
+@pytest.mark.parametrize("edit, error", [
+    (lambda i: i.update(total_samples=i["total_samples"] + 1), r'"total_samples" is 9 but the shards add up to 8'),
+    (lambda i: i["shards"][1].update(samples=2**40), r"shard 1 claims 1099511627776 samples"),
+    (lambda i: i["shards"][0].pop("bytes"), r"shard 0 lacks url, bytes or samples"),
+    (lambda i: i.update(format="v0"), r'"format" is not "ferry-shard-index-v1"'),
+])
+def test_an_edited_index_is_refused(tmp_path, ferry_bin, edit, error):
+    pattern = write_shards(tmp_path, [4, 4])
+    subprocess.run([ferry_bin, "index", pattern, "-o", str(tmp_path / "index.json")], check=True,
+                   capture_output=True)
+    index = json.loads((tmp_path / "index.json").read_text())
+    edit(index)
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ferry.CorruptionError, match=r"index.json: not a ferry shard index \(" + error):
+        ferry.data.ShardDataset(None, index=str(tmp_path / "index.json"))
 
 
 def test_shard_dataset_with_an_index_and_rank_from_the_environment(tmp_path, ferry_bin, monkeypatch):
@@ -417,6 +435,56 @@ def test_packed_dataset_reads_ferry_token_shards(tmp_path, ferry_bin):
     ferry.numpy.save_file({"x": np.zeros(3, np.float32)}, not_a_token_shard)
     with pytest.raises(ferry.CorruptionError, match="not a ferry token shard"):
         list(ferry.data.PackedDataset([not_a_token_shard], seq_len=4, batch_size=1, eod_id=0))
+
+
+def token_shards(tmp_path, docs_per_shard, seed=7):
+    """ferry token shards of random documents (0-40 ids, empty ones included)."""
+    rng = random.Random(seed)
+    paths, docs = [], []
+    for i, n in enumerate(docs_per_shard):
+        shard_docs = [np.array([rng.randrange(1, 500) for _ in range(rng.choice([0, 1, 5, 17, 40]))],
+                               dtype=np.uint32) for _ in range(n)]
+        docs += shard_docs
+        tokens = np.concatenate(shard_docs) if shard_docs else np.zeros(0, np.uint32)
+        offsets = np.concatenate(([0], np.cumsum([len(d) for d in shard_docs], dtype=np.uint64))).astype(np.uint64)
+        paths.append(tmp_path / f"tokens-{i}.safetensors")
+        ferry.numpy.save_file({"tokens": tokens, "doc_offsets": offsets}, paths[-1],
+                              metadata={"ferry.format": "token-shard-v1", "ferry.documents": str(n)})
+    return paths, docs
+
+
+def test_token_shards_split_into_equal_batches_of_one_global_packing(tmp_path):
+    paths, docs = token_shards(tmp_path, [5, 0, 1, 13, 7])
+    for seq_len in (3, 16):
+        rows = list(ferry.data.pack_tokens(docs, seq_len, 0))
+        for world, workers, batch in itertools.product((1, 2, 3), (1, 2, 3), (1, 2, 4)):
+            per_rank = len(rows) // (world * batch)
+            if per_rank == 0:
+                with pytest.raises(ValueError, match="cannot give each of"):
+                    ferry.data.token_shard_rows(paths, seq_len, 0, batch, 0, world)
+                continue
+            got = []
+            for rank in range(world):
+                mine = [r for w in range(workers)
+                        for r in ferry.data.token_shard_rows(paths, seq_len, 0, batch, rank, world, w, workers)[1]]
+                assert len(mine) == per_rank * batch, (seq_len, world, workers, batch, rank)
+                got += mine
+            want = rows[: len(got)]
+            assert [r.tolist() for r, _ in got] == [r.tolist() for r, _ in want]
+            assert [o.tolist() for _, o in got] == [o.tolist() for _, o in want]
+
+
+def test_packed_dataset_over_token_shards_under_a_dataloader(tmp_path):
+    torch = pytest.importorskip("torch")
+    paths, docs = token_shards(tmp_path, [9, 4, 11], seed=3)
+    rows = list(ferry.data.pack_tokens(docs, 8, 0))
+    seen = []
+    for rank in range(2):
+        ds = ferry.data.PackedDataset(paths, seq_len=8, batch_size=3, eod_id=0, rank=rank, world_size=2)
+        batches = list(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2))
+        assert len(batches) == len(ds) == len(rows) // 6
+        seen += [tuple(r.tolist()) for b in batches for r in b["input_ids"]]
+    assert sorted(seen) == sorted(tuple(r.tolist()) for r, _ in rows[: len(seen)])
 
 
 def test_packed_dataset_names_a_sample_without_the_text_field(tmp_path):

@@ -35,12 +35,16 @@ Result<std::vector<ShardInfo>> IndexShards(
 
 Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
   FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(uri, uint64_t{1} << 30));
+  return ParseIndex(text, uri);
+}
+
+Result<std::vector<ShardInfo>> ParseIndex(std::string_view json, std::string_view origin) {
   auto bad = [&](std::string_view what) {
-    return Corruption(std::string(uri) + ": not a ferry shard index (" + std::string(what) + ")");
+    return Corruption(std::string(origin) + ": not a ferry shard index (" + std::string(what) + ")");
   };
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(simdjson::padded_string(text)).get(root) != simdjson::SUCCESS) {
+  if (parser.parse(simdjson::padded_string(json)).get(root) != simdjson::SUCCESS) {
     return bad("invalid JSON");
   }
   std::string_view format;
@@ -52,6 +56,7 @@ Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
   if (root["shards"].get_array().get(shards) != simdjson::SUCCESS)
     return bad("no \"shards\" array");
   std::vector<ShardInfo> out;
+  uint64_t total_samples = 0, total_bytes = 0;
   for (simdjson::dom::element shard : shards) {
     std::string_view url;
     ShardInfo info;
@@ -60,8 +65,27 @@ Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
         shard["samples"].get_uint64().get(info.samples) != simdjson::SUCCESS) {
       return bad("shard " + std::to_string(out.size()) + " lacks url, bytes or samples");
     }
+    // Plans address a sample as (shard, index < 2^40); a tar shard of a trillion samples is not
+    // a real one.
+    if (info.samples >= kMaxSamplesPerShard) {
+      return bad("shard " + std::to_string(out.size()) + " claims " + std::to_string(info.samples) +
+                 " samples, more than the 2^40 a shard may hold");
+    }
+    if (__builtin_add_overflow(total_samples, info.samples, &total_samples) ||
+        __builtin_add_overflow(total_bytes, info.bytes, &total_bytes)) {
+      return bad("the totals overflow 64 bits");
+    }
     info.url = std::string(url);
     out.push_back(std::move(info));
+  }
+  // The totals are redundant; an index whose totals disagree with its shards was edited or cut.
+  for (auto [field, sum] : {std::pair<const char*, uint64_t>{"total_samples", total_samples},
+                            {"total_bytes", total_bytes}}) {
+    uint64_t stated = 0;
+    if (root[field].get_uint64().get(stated) == simdjson::SUCCESS && stated != sum) {
+      return bad(std::string("\"") + field + "\" is " + std::to_string(stated) +
+                 " but the shards add up to " + std::to_string(sum));
+    }
   }
   return out;
 }
