@@ -41,7 +41,7 @@ class TokenCounter {
       : tokenizer_(std::move(tokenizer)), field_(std::move(field)) {}
 
   Status Add(const datasets::Sample& sample) {
-    const std::vector<std::byte>* text = sample.Find(field_);
+    const datasets::Bytes* text = sample.Find(field_);
     if (!text) {
       return NotFound(sample.url + ": sample " + sample.key + " has no field \"" + field_ + "\"");
     }
