@@ -28,9 +28,9 @@ namespace internal {
 // Where member bytes live: buffers of 64 KiB to 4 MiB come from a small process-wide pool of
 // recently freed ones (at most 32 MiB kept), smaller and larger ones from operator new. A
 // dataset streams millions of same-sized members through buffers allocated on a reader thread
-// and freed on the consumer's; through malloc alone, memory freed on one thread is trimmed back
-// to the kernel and faulted in again by the next member (measured: 54 page faults per 100 KiB
-// sample, most of the loader's system time).
+// and freed on the consumer's; through malloc alone, memory freed that way is returned to the
+// kernel and faulted in again by the next member (measured on 100 KiB members: the pool took a
+// plain shard reader from 37.8k to 63-72k samples/s).
 std::byte* AllocateMemberBytes(size_t size);
 void FreeMemberBytes(std::byte* bytes, size_t size) noexcept;
 }  // namespace internal
