@@ -19,14 +19,7 @@ struct IndexArgs {
 };
 
 Status RunIndex(const IndexArgs& args) {
-  std::vector<std::string> urls;
-  for (const std::string& pattern : args.shards) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> braced, io::ExpandBraces(pattern));
-    for (const std::string& one : braced) {
-      FERRY_ASSIGN_OR_RETURN(std::vector<std::string> matched, io::ExpandUriPattern(one));
-      urls.insert(urls.end(), matched.begin(), matched.end());
-    }
-  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> urls, datasets::ExpandShards(args.shards));
   uint64_t total_bytes = 0;
   // Shards are network-bound as often as CPU-bound: a few more streams than cores.
   int threads = args.threads > 0
@@ -58,7 +51,7 @@ void RegisterIndex(CLI::App& app, Status* result) {
   CLI::App* cmd = app.add_subcommand(
       "index", "Count the samples of tar shards (streaming each once) and write an index");
   cmd->add_option("shards", args->shards,
-                  "Shards: paths, URLs, s3:// URIs; {000..099} ranges, globs, s3://b/prefix/")
+                  "Shards: paths, URLs, s3:// URIs; {000..099} ranges, globs, s3://b/prefix/, @FILE")
       ->required();
   cmd->add_option("-o,--output", args->output, "Index to write (local path or s3://)")->required();
   cmd->add_option("--threads", args->threads, "Shards read at once (default: 2 per core)")

@@ -78,18 +78,6 @@ class TokenCounter {
   uint64_t documents_ = 0;
 };
 
-Result<std::vector<std::string>> ExpandAll(const std::vector<std::string>& patterns) {
-  std::vector<std::string> urls;
-  for (const std::string& pattern : patterns) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> braced, io::ExpandBraces(pattern));
-    for (const std::string& one : braced) {
-      FERRY_ASSIGN_OR_RETURN(std::vector<std::string> matched, io::ExpandUriPattern(one));
-      urls.insert(urls.end(), matched.begin(), matched.end());
-    }
-  }
-  return urls;
-}
-
 Status RunStream(const StreamArgs& args) {
   std::vector<std::string> urls;
   std::vector<uint64_t> counts;
@@ -101,7 +89,7 @@ Status RunStream(const StreamArgs& args) {
       counts.push_back(s.samples);
     }
   } else {
-    FERRY_ASSIGN_OR_RETURN(urls, ExpandAll(args.shards));
+    FERRY_ASSIGN_OR_RETURN(urls, datasets::ExpandShards(args.shards));
     if (urls.empty()) return InvalidArgument("no shards given (SHARDS... or --index)");
     if (args.world_size > 1) {  // an exact split needs the sample counts
       std::fprintf(stderr,
@@ -200,7 +188,7 @@ void RegisterStream(CLI::App& app, Status* result) {
   auto args = std::make_shared<StreamArgs>();
   CLI::App* cmd =
       app.add_subcommand("stream", "Read a sharded dataset as one rank would, report samples/s");
-  cmd->add_option("shards", args->shards, "Shards: paths, URLs, s3:// URIs; ranges and globs");
+  cmd->add_option("shards", args->shards, "Shards: paths, URLs, s3:// URIs; ranges, globs, @FILE of them");
   cmd->add_option("--index", args->index, "A `ferry index` file (skips counting samples)");
   cmd->add_option("--rank", args->rank, "This rank")->check(CLI::NonNegativeNumber);
   cmd->add_option("--world-size", args->world_size, "Ranks in all")->check(CLI::PositiveNumber);

@@ -126,6 +126,15 @@ class SampleReader {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Shard lists
+
+// The shard URLs a list of specs names, in order: each spec is brace-expanded
+// (`train-{0000..0099}.tar`, `{a,b}.tar`), then a local glob or `s3://` prefix/wildcard is listed
+// (io::ExpandUriPattern); `@FILE` (a path or URI) names a text file with one spec per line, blank
+// lines and `#` comments skipped (no nested `@`). Errors name the spec, or the file and line.
+Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& specs);
+
+// ---------------------------------------------------------------------------------------------
 // Shard index
 
 struct ShardInfo {

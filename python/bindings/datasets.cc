@@ -351,6 +351,13 @@ void RegisterDatasets(nb::module_& m) {
         nb::arg("old_world_size"), nb::arg("old_num_workers"), nb::arg("old_batch_size"),
         nb::arg("old_remainder"), nb::arg("old_shuffle_buffer"), nb::arg("samples_per_rank"));
   m.def("shuffle_seed", &datasets::ShuffleSeed);
+  m.def(
+      "expand_shards",
+      [](const std::vector<std::string>& specs) {
+        nb::gil_scoped_release release;
+        return Unwrap(datasets::ExpandShards(specs));
+      },
+      nb::arg("specs"));
   m.def("index_shards", &IndexShards, nb::arg("urls"), nb::arg("threads") = 0);
   m.def(
       "read_index",

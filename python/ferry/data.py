@@ -21,16 +21,20 @@ from typing import Iterator
 import numpy as np
 
 from ferry import _core
-from ferry import io as _io
 
 
-def samples(shards: str | os.PathLike[str] | list) -> Iterator[dict]:
-    """Samples of one shard, a list of shards, or a pattern (``ferry.io.list``), in order."""
-    if isinstance(shards, (str, os.PathLike)):
-        uris = _io.list(shards)  # a plain URI comes back as it is
-    else:
-        uris = [os.fspath(s) for s in shards]
-    for uri in uris:
+def shard_urls(shards: str | os.PathLike[str] | Iterable) -> list[str]:
+    """The shard URLs named by a spec or a list of specs, in order. A spec is a path or URI,
+    brace ranges and lists (``train-{0000..0099}.tar``, ``{a,b}.tar``), a local glob or an
+    ``s3://`` prefix or wildcard (``ferry.io.list``), or ``@FILE``: a text file (path or URI) with
+    one spec per line, blank lines and ``#`` comments skipped."""
+    specs = [shards] if isinstance(shards, (str, os.PathLike)) else list(shards)
+    return _core.expand_shards([os.fspath(s) for s in specs])
+
+
+def samples(shards: str | os.PathLike[str] | Iterable) -> Iterator[dict]:
+    """Samples of the shards ``shard_urls(shards)`` names, shard after shard, in order."""
+    for uri in shard_urls(shards):
         yield from _core.SampleReader(uri)
 
 
@@ -101,11 +105,7 @@ class ShardDataset(_Base):
         if index is not None:
             indexed = _core.read_index(os.fspath(index))
         else:
-            if isinstance(shards, (str, os.PathLike)):
-                urls = [u for p in _core.expand_braces(os.fspath(shards)) for u in _io.list(p)]
-            else:
-                urls = [os.fspath(s) for s in shards]
-            indexed = _core.index_shards(urls)
+            indexed = _core.index_shards(shard_urls(shards))
         self.urls = [u for u, _, _ in indexed]
         self.counts = [n for _, _, n in indexed]
         if rank is None or world_size is None:

@@ -122,6 +122,27 @@ def test_shards_over_http_and_patterns(tmp_path):
     assert remote[0]["__url__"] == urls[0]
 
 
+def test_shard_lists_from_ranges_globs_and_a_file_of_urls(tmp_path, ferry_bin):
+    for i in range(4):
+        make_tar(tmp_path / f"shard-{i}.tar", [(f"s{i}.txt", b"%d" % i)])
+    listed = tmp_path / "shards.txt"
+    listed.write_text(f"# training shards\n{tmp_path}/shard-{{0..1}}.tar\n\n  {tmp_path}/shard-[3].tar  \n")
+    got = ferry.data.shard_urls([f"@{listed}", str(tmp_path / "shard-2.tar")])
+    assert got == [str(tmp_path / f"shard-{i}.tar") for i in (0, 1, 3, 2)]
+    assert [s["__key__"] for s in ferry.data.samples(f"@{listed}")] == ["s0", "s1", "s3"]
+    run = subprocess.run([ferry_bin, "index", f"@{listed}", "-o", str(tmp_path / "i.json")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "3 shards, 3 samples" in run.stdout, run.stderr
+    (tmp_path / "nested.txt").write_text(f"{tmp_path}/shard-0.tar\n@{listed}\n")
+    with pytest.raises(ferry.InvalidArgumentError, match=r"nested.txt:2: a shard list cannot name another list"):
+        ferry.data.shard_urls(f"@{tmp_path / 'nested.txt'}")
+    (tmp_path / "missing.txt").write_text(f"{tmp_path}/none-*.tar\n")
+    with pytest.raises(ferry.NotFoundError, match=r"missing.txt:1: .*none-\*.tar"):
+        ferry.data.shard_urls(f"@{tmp_path / 'missing.txt'}")
+    with pytest.raises(ferry.NotFoundError, match=r"absent.txt"):
+        ferry.data.shard_urls(f"@{tmp_path / 'absent.txt'}")
+
+
 def test_ferry_index_counts_samples(tmp_path, ferry_bin):
     import json
     import subprocess

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cctype>
 #include <mutex>
 
 #include "base/json.h"
@@ -31,6 +32,52 @@ Result<std::vector<ShardInfo>> IndexShards(
     return Status::Ok();
   }));
   return shards;
+}
+
+namespace {
+
+Status ExpandOne(std::string_view spec, std::vector<std::string>& urls) {
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> braced, io::ExpandBraces(spec));
+  for (const std::string& one : braced) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> matched, io::ExpandUriPattern(one));
+    urls.insert(urls.end(), matched.begin(), matched.end());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& specs) {
+  std::vector<std::string> urls;
+  for (const std::string& spec : specs) {
+    if (!spec.starts_with("@")) {
+      FERRY_RETURN_IF_ERROR(ExpandOne(spec, urls));
+      continue;
+    }
+    std::string_view file = std::string_view(spec).substr(1);
+    FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(file, uint64_t{256} << 20));
+    size_t line_number = 0;
+    for (size_t begin = 0; begin < text.size();) {
+      size_t end = std::min(text.find('\n', begin), text.size());
+      std::string_view line = std::string_view(text).substr(begin, end - begin);
+      begin = end + 1;
+      ++line_number;
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
+      if (line.empty() || line.starts_with("#")) continue;
+      if (line.starts_with("@")) {
+        return InvalidArgument(std::string(file) + ":" + std::to_string(line_number) +
+                               ": a shard list cannot name another list ('" + std::string(line) +
+                               "')");
+      }
+      Status expanded = ExpandOne(line, urls);
+      if (!expanded.ok()) {
+        return Status(expanded.code(), std::string(file) + ":" + std::to_string(line_number) + ": " +
+                                           expanded.message());
+      }
+    }
+  }
+  return urls;
 }
 
 Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
