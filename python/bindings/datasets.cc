@@ -69,7 +69,8 @@ datasets::WorkerPlan PlanOf(const std::vector<Span>& spans) {
 }
 
 datasets::LoaderOptions LoaderOptionsOf(size_t shuffle_buffer, uint64_t shuffle_seed, int readers,
-                                        size_t queue_capacity, const std::string& on_error) {
+                                        size_t queue_capacity, const std::string& on_error,
+                                        uint64_t skip_yielded) {
   if (on_error != "fail" && on_error != "skip") {
     ThrowIfError(InvalidArgument("on_error must be 'fail' or 'skip' (got '" + on_error + "')"));
   }
@@ -79,6 +80,7 @@ datasets::LoaderOptions LoaderOptionsOf(size_t shuffle_buffer, uint64_t shuffle_
   options.readers = readers;
   options.queue_capacity = queue_capacity;
   options.on_error = on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
+  options.skip_yielded = skip_yielded;
   return options;
 }
 
@@ -98,9 +100,9 @@ class PySampleLoader {
  public:
   PySampleLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
                  size_t shuffle_buffer, uint64_t shuffle_seed, int readers, size_t queue_capacity,
-                 const std::string& on_error) {
-    datasets::LoaderOptions options =
-        LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error);
+                 const std::string& on_error, uint64_t skip_yielded) {
+    datasets::LoaderOptions options = LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers,
+                                                      queue_capacity, on_error, skip_yielded);
     nb::gil_scoped_release release;
     loader_ = Unwrap(datasets::SampleLoader::Start(std::move(urls), PlanOf(spans), options));
   }
@@ -163,10 +165,11 @@ class PyPackedLoader {
  public:
   PyPackedLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
                  size_t shuffle_buffer, uint64_t shuffle_seed, int readers, size_t queue_capacity,
-                 const std::string& on_error, nb::handle tokenizer, const std::string& field,
-                 uint64_t seq_len, uint64_t batch_size, uint32_t eod_id, int threads) {
-    datasets::LoaderOptions options =
-        LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error);
+                 const std::string& on_error, uint64_t skip_yielded, nb::handle tokenizer,
+                 const std::string& field, uint64_t seq_len, uint64_t batch_size, uint32_t eod_id,
+                 int threads) {
+    datasets::LoaderOptions options = LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers,
+                                                      queue_capacity, on_error, skip_yielded);
     datasets::PackOptions pack;
     pack.tokenizer = TokenizerOf(tokenizer);
     pack.field = field;
@@ -318,9 +321,10 @@ void RegisterDatasets(nb::module_& m) {
       .def("__next__", &PySampleReader::Next);
   nb::class_<PySampleLoader>(m, "SampleLoader")
       .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t, int,
-                    size_t, const std::string&>(),
+                    size_t, const std::string&, uint64_t>(),
            nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"),
-           nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"))
+           nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"),
+           nb::arg("skip_yielded"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PySampleLoader::Next)
       .def("next_batch", &PySampleLoader::NextBatch, nb::arg("n"))
@@ -328,11 +332,11 @@ void RegisterDatasets(nb::module_& m) {
       .def("held_bytes_high_water", &PySampleLoader::HighWater);
   nb::class_<PyPackedLoader>(m, "PackedLoader")
       .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t, int,
-                    size_t, const std::string&, nb::handle, const std::string&, uint64_t, uint64_t,
-                    uint32_t, int>(),
+                    size_t, const std::string&, uint64_t, nb::handle, const std::string&, uint64_t,
+                    uint64_t, uint32_t, int>(),
            nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"),
            nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"),
-           nb::arg("tokenizer"), nb::arg("field"), nb::arg("seq_len"), nb::arg("batch_size"),
+           nb::arg("skip_yielded"), nb::arg("tokenizer"), nb::arg("field"), nb::arg("seq_len"), nb::arg("batch_size"),
            nb::arg("eod_id"), nb::arg("threads"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PyPackedLoader::Next)

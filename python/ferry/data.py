@@ -131,14 +131,16 @@ class ShardDataset(_Base):
         """Where this epoch stands, to resume it later, maybe with another world size or loader.
 
         ``samples_seen``: the samples this rank has consumed this epoch (the same on every rank,
-        e.g. steps x batch size), at a batch boundary. ``num_workers``: the DataLoader's, which
-        must take ``batch_size`` samples from a worker at a time (``DataLoader(ds,
-        batch_size=ds.batch_size, num_workers=...)``), as it does. The state is small and the
-        same on every rank; save it with the checkpoint.
+        e.g. steps x batch size, counted from the start of the epoch, also after a resume), at a
+        batch boundary. ``num_workers``: the DataLoader's, which must take ``batch_size`` samples
+        from a worker at a time (``DataLoader(ds, batch_size=ds.batch_size, num_workers=...)``),
+        as it does. The state is small and the same on every rank; save it with the checkpoint.
         """
-        if self._resume is not None and self._resume["epoch"] == self.epoch:
-            raise _core.UnsupportedError("checkpointing an epoch that was itself resumed is not "
-                                         "supported yet; checkpoint at epoch boundaries after a resume")
+        r = self._resume
+        if r is not None and r["epoch"] == self.epoch and not self._resumes_exactly(num_workers):
+            raise _core.UnsupportedError(
+                "checkpointing an epoch resumed on another world size, loader or batch size is not "
+                "supported yet; checkpoint at epoch boundaries after such a resume")
         return {"format": "ferry-shard-dataset-state-v1", "epoch": self.epoch, "seed": self.seed,
                 "shuffle": self.shuffle, "world_size": self.world_size,
                 "num_workers": max(num_workers, 1), "batch_size": self.batch_size,
@@ -146,10 +148,13 @@ class ShardDataset(_Base):
                 "samples_per_rank": samples_seen, "shards": len(self.counts), "samples": sum(self.counts)}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume: the next iteration yields the rest of ``state``'s epoch, each sample the
-        interrupted run had not yet yielded exactly once (none it had), split exactly across this
-        run's ranks and workers, which may differ in number from the interrupted run's. The epochs
-        after it are whole again."""
+        """Resume: the next iteration yields the rest of ``state``'s epoch. Run as before (world
+        size, loader workers, batch size, remainder and shuffle buffer unchanged), it yields
+        exactly the samples, in exactly the order, the interrupted run would have yielded next:
+        each worker replays its shuffle buffer, skips the shards it had finished and drops the
+        samples it had yielded. Otherwise each sample the interrupted run had not yet yielded
+        comes once (none it had), split exactly across this run's ranks and workers, in a new
+        order. The epochs after it are whole again."""
         if state.get("format") != "ferry-shard-dataset-state-v1":
             raise ValueError("not a ferry ShardDataset state (format ferry-shard-dataset-state-v1)")
         if (state["seed"], state["shuffle"]) != (self.seed, self.shuffle) or \
@@ -159,30 +164,58 @@ class ShardDataset(_Base):
                              f"shards/samples {state['shards']}/{state['samples']} vs {len(self.counts)}/{sum(self.counts)}")
         self._resume = dict(state)
         self.epoch = state["epoch"]
-        self._plan(0, 1)  # checks the state now
+        self._resplit_plan(0, 1)  # checks the state now
+
+    def _resumes_exactly(self, num_workers: int) -> bool:
+        """Whether this epoch continues a state saved under this very split and loader."""
+        r = self._resume
+        return (r is not None and r["epoch"] == self.epoch and r["world_size"] == self.world_size
+                and r["num_workers"] == max(num_workers, 1) and r["batch_size"] == self.batch_size
+                and r["remainder"] == self.remainder
+                and r["shuffle_buffer"] == (self.shuffle_buffer if self.shuffle else 0))
+
+    def _resplit_plan(self, worker: int, num_workers: int):
+        r = self._resume
+        return _core.plan_for_resumed(
+            self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle, self.world_size,
+            num_workers, self.batch_size, self.remainder, r["world_size"], r["num_workers"],
+            r["batch_size"], r["remainder"], r["shuffle_buffer"], r["samples_per_rank"])
 
     def _plan(self, worker: int, num_workers: int):
         r = self._resume
-        if r is not None and r["epoch"] == self.epoch:
-            return _core.plan_for_resumed(
-                self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle, self.world_size,
-                num_workers, self.batch_size, self.remainder, r["world_size"], r["num_workers"],
-                r["batch_size"], r["remainder"], r["shuffle_buffer"], r["samples_per_rank"])
+        if r is not None and r["epoch"] == self.epoch and not self._resumes_exactly(num_workers):
+            return self._resplit_plan(worker, num_workers)
         return _core.plan_for(self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle,
                               self.world_size, num_workers, self.batch_size, self.remainder)
 
     def __len__(self) -> int:
-        """Samples this rank yields per epoch (the same on every rank)."""
-        return self._plan(0, 1)[0]
+        """Samples this rank yields this epoch (the same on every rank). In a resumed epoch this
+        assumes the loader has as many workers as the interrupted run's."""
+        r = self._resume
+        if r is None or r["epoch"] != self.epoch:
+            return self._plan(0, 1)[0]
+        samples = self._plan(0, r["num_workers"])[0]
+        return samples - r["samples_per_rank"] if self._resumes_exactly(r["num_workers"]) else samples
 
     def _loader_args(self) -> tuple:
-        """(urls, spans, shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error) for this
-        process's (rank, loader worker)."""
+        """(urls, spans, shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error,
+        skip_yielded) for this process's (rank, loader worker)."""
         worker, num_workers = _worker()
+        skip = 0
+        if self._resumes_exactly(num_workers):
+            # The interrupted loader took whole batches from its workers in turn, starting with
+            # worker 0; this worker plays the one whose turn comes next, so the DataLoader's
+            # round-robin (which starts again at its worker 0) continues the old sequence.
+            batches = self._resume["samples_per_rank"] // self.batch_size
+            workers = max(num_workers, 1)
+            worker = (worker + batches) % workers
+            turns = batches // workers + (1 if worker < batches % workers else 0)
         _, _, spans = self._plan(worker, num_workers)
+        if self._resumes_exactly(num_workers):
+            skip = min(turns * self.batch_size, sum(count for _, _, count in spans))
         seed = _core.shuffle_seed(self.seed, self.epoch, self.rank, worker)
         return (self.urls, spans, self.shuffle_buffer if self.shuffle else 0, seed, self.readers,
-                self.queue_capacity, self.on_error)
+                self.queue_capacity, self.on_error, skip)
 
     def _report_skipped(self, loader) -> None:
         skipped = loader.skipped()

@@ -602,6 +602,35 @@ def test_resume_yields_the_rest_of_the_epoch_on_any_world_size(tmp_path, old_wor
     assert len(list(ds)) == len(ferry.data.ShardDataset(pattern, rank=new_world - 1, world_size=new_world, **options))
 
 
+def loader_keys(dataset, num_workers):
+    if num_workers == 0:
+        return [s["__key__"] for s in dataset]
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=dataset.batch_size, num_workers=num_workers,
+                                         collate_fn=lambda batch: batch)
+    return [s["__key__"] for batch in loader for s in batch]
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
+@pytest.mark.parametrize("num_workers, remainder", [(0, "pad"), (2, "pad"), (3, "drop")])
+def test_resume_on_the_same_split_continues_the_exact_sequence(tmp_path, num_workers, remainder):
+    pattern = write_shards(tmp_path, [13, 0, 7, 21, 1, 9, 16])
+    options = dict(seed=5, shuffle_buffer=8, batch_size=4, remainder=remainder, rank=1, world_size=2)
+    whole = loader_keys(ferry.data.ShardDataset(pattern, **options), num_workers)
+    for seen in (4, 8, 12, 20):  # 1, 2, 3 and 5 batches: every worker's turn comes next once
+        ds = ferry.data.ShardDataset(pattern, **options)
+        assert [s["__key__"] for s in first_samples(ds, seen, num_workers)] == whole[:seen]
+        state = ds.state_dict(samples_seen=seen, num_workers=num_workers)
+        resumed = ferry.data.ShardDataset(pattern, **options)
+        resumed.load_state_dict(state)
+        assert len(resumed) == len(whole) - seen
+        assert loader_keys(resumed, num_workers) == whole[seen:], seen
+        # Checkpointing the resumed epoch again, counting from the epoch's start.
+        again = ferry.data.ShardDataset(pattern, **options)
+        again.load_state_dict(resumed.state_dict(samples_seen=seen + 4, num_workers=num_workers))
+        assert loader_keys(again, num_workers) == whole[seen + 4 :]
+
+
 def test_resume_state_is_checked(tmp_path):
     pattern = write_shards(tmp_path, [10, 10])
     ds = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=1, batch_size=2)

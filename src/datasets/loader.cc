@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <unordered_map>
 
 namespace ferry::datasets {
 
@@ -46,10 +47,12 @@ struct SampleLoader::Chunk {
   Status error;      // ... or failed after them
 };
 
-SampleLoader::SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options)
+SampleLoader::SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options,
+                           Resume resume)
     : urls_(std::move(urls)),
       plan_(std::move(plan)),
       options_(std::move(options)),
+      resume_(std::move(resume)),
       chunk_size_(std::clamp<size_t>(options_.queue_capacity, 1, 16)),
       out_((options_.queue_capacity + chunk_size_ - 1) / chunk_size_) {
   size_t readers = std::clamp<size_t>(static_cast<size_t>(std::max(options_.readers, 1)), 1,
@@ -64,14 +67,59 @@ Result<std::unique_ptr<SampleLoader>> SampleLoader::Start(std::vector<std::strin
   for (const SampleSpan& span : plan.spans) {
     if (span.shard >= urls.size()) return InvalidArgument("a plan names a shard out of range");
   }
+  FERRY_ASSIGN_OR_RETURN(Resume resume, PlanResume(plan, options));
   std::unique_ptr<SampleLoader> loader(
-      new SampleLoader(std::move(urls), std::move(plan), std::move(options)));
+      new SampleLoader(std::move(urls), std::move(plan), std::move(options), std::move(resume)));
   SampleLoader* self = loader.get();
   for (size_t r = 0; r < loader->reader_queues_.size(); ++r) {
     FERRY_RETURN_IF_ERROR(loader->threads_.Start([self, r] { self->ReadSpans(r); }));
   }
   FERRY_RETURN_IF_ERROR(loader->threads_.Start([self] { self->Merge(); }));
   return loader;
+}
+
+// Replays the interrupted run's shuffle over plan positions (the same loop as Merge) to find
+// what its buffer held, then drops the plan's positions before the oldest one still needed.
+Result<SampleLoader::Resume> SampleLoader::PlanResume(WorkerPlan& plan,
+                                                      const LoaderOptions& options) {
+  Resume resume;
+  resume.state = options.shuffle_seed;  // nothing to skip: the buffer starts empty and fresh
+  if (options.skip_yielded == 0) return resume;
+  uint64_t total = 0;
+  for (const SampleSpan& span : plan.spans) {
+    if (span.count == kToShardEnd) {
+      return InvalidArgument("resuming needs a plan of known sample counts (an index)");
+    }
+    total += span.count;
+  }
+  if (options.skip_yielded > total) {
+    return InvalidArgument("cannot skip " + std::to_string(options.skip_yielded) +
+                           " yielded samples of a plan of " + std::to_string(total));
+  }
+  ShuffleBuffer<uint64_t> replay(options.shuffle_buffer, options.shuffle_seed);
+  uint64_t yielded = 0;
+  while (yielded < options.skip_yielded) {
+    if (resume.next < total) replay.Push(resume.next++);
+    if (resume.next == total || !replay.wants_more()) {  // past the end: the final drain
+      replay.Pop();
+      ++yielded;
+    }
+  }
+  resume.slots = replay.items();
+  resume.state = replay.state();
+  resume.first = resume.next;
+  for (uint64_t position : resume.slots) resume.first = std::min(resume.first, position);
+  // Drop the positions before `first` from the front of the plan: no shard is opened for them.
+  uint64_t drop = resume.first;
+  std::vector<SampleSpan> spans;
+  for (const SampleSpan& span : plan.spans) {
+    uint64_t dropped = std::min(drop, span.count);
+    drop -= dropped;
+    if (dropped < span.count) spans.push_back({span.shard, span.first + dropped, span.count - dropped});
+  }
+  plan.spans = std::move(spans);
+  plan.samples = total - resume.first;
+  return resume;
 }
 
 SampleLoader::~SampleLoader() {
@@ -125,6 +173,24 @@ Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Chu
 
 void SampleLoader::Merge() {
   ShuffleBuffer<Sample> buffer(options_.shuffle_buffer, options_.shuffle_seed);
+  // A resumed loader first rebuilds the interrupted run's buffer from the positions it had read:
+  // those still in its buffer go to their slots, the ones it had yielded are dropped.
+  uint64_t position = resume_.first;
+  std::vector<std::optional<Sample>> slots(resume_.slots.size());
+  std::unordered_map<uint64_t, size_t> slot_of;
+  for (size_t i = 0; i < resume_.slots.size(); ++i) slot_of[resume_.slots[i]] = i;
+  bool restored = false;
+  auto restore_when_due = [&] {
+    if (restored || position < resume_.next) return;
+    std::vector<Sample> items;
+    for (std::optional<Sample>& slot : slots) {
+      if (slot) items.push_back(std::move(*slot));  // absent only where on_error skipped it
+    }
+    buffer.Restore(std::move(items), resume_.state);
+    restored = true;
+  };
+  restore_when_due();
+
   Chunk out;
   auto emit = [&](Sample sample) {
     out.samples.push_back(std::move(sample));
@@ -139,6 +205,17 @@ void SampleLoader::Merge() {
       if (!chunk) return;  // cancelled
       for (Sample& sample : chunk->samples) {
         ++received;
+        if (!restored) {
+          auto slot = slot_of.find(position++);
+          if (slot != slot_of.end()) {
+            slots[slot->second] = std::move(sample);
+          } else {
+            Hold(sample, false);  // the interrupted run had yielded it
+          }
+          restore_when_due();
+          continue;
+        }
+        ++position;
         buffer.Push(std::move(sample));
         if (!buffer.wants_more() && !emit(buffer.Pop())) return;
       }
@@ -153,9 +230,13 @@ void SampleLoader::Merge() {
       }
       uint64_t lost = span.count == kToShardEnd ? kToShardEnd : span.count - received;
       Skip({urls_[span.shard], chunk->error.message(), lost});
+      if (lost != kToShardEnd) position += lost;
+      restore_when_due();
       break;
     }
   }
+  position = std::max(position, resume_.next);  // every span skipped: restore what there is
+  restore_when_due();
   while (!buffer.empty()) {
     if (!emit(buffer.Pop())) return;
   }

@@ -41,6 +41,14 @@ class ShuffleBuffer {
   bool wants_more() const { return items_.size() < capacity_; }
   bool empty() const { return items_.empty(); }
   void Push(T item) { items_.push_back(std::move(item)); }
+  // The items in their slots and the random state: with Restore, how a resumed loader rebuilds
+  // the exact buffer an interrupted one had (ShuffleBuffer<uint64_t> of positions -> samples).
+  const std::vector<T>& items() const { return items_; }
+  uint64_t state() const { return state_; }
+  void Restore(std::vector<T> items, uint64_t state) {
+    items_ = std::move(items);
+    state_ = state;
+  }
   // REQUIRES: !empty().
   T Pop() {
     state_ = SplitMix64(state_);
@@ -89,6 +97,12 @@ struct LoaderOptions {
   size_t queue_capacity = 64;
   OnError on_error = OnError::kFail;
   TarOptions tar;
+  // Resume exactly: the first `skip_yielded` samples this plan, buffer and seed yield were
+  // consumed by an interrupted run; yield exactly what it would have yielded next. Shards whose
+  // samples were all yielded are not read; of the rest, the samples already yielded are read
+  // and dropped while the shuffle buffer is rebuilt as it was. REQUIRES: a plan of definite
+  // counts (no kToShardEnd).
+  uint64_t skip_yielded = 0;
 };
 
 // The samples of one worker's plan, in plan order mixed by the shuffle buffer: exactly the order
@@ -117,7 +131,18 @@ class SampleLoader {
 
  private:
   struct Chunk;
-  SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options);
+  // Where a resumed loader picks up (LoaderOptions::skip_yielded): its plan starts at position
+  // `first`; positions below `next` had been read by the interrupted run, and those in `slots`
+  // (in buffer order) were still in its shuffle buffer, whose random state was `state`.
+  struct Resume {
+    uint64_t first = 0;
+    uint64_t next = 0;
+    std::vector<uint64_t> slots;
+    uint64_t state = 0;
+  };
+  static Result<Resume> PlanResume(WorkerPlan& plan, const LoaderOptions& options);
+  SampleLoader(std::vector<std::string> urls, WorkerPlan plan, LoaderOptions options,
+               Resume resume);
   void ReadSpans(size_t reader);
   Status ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Chunk>& queue, Chunk& chunk);
   void Merge();
@@ -127,6 +152,7 @@ class SampleLoader {
   const std::vector<std::string> urls_;
   const WorkerPlan plan_;
   const LoaderOptions options_;
+  const Resume resume_;
   const size_t chunk_size_;  // samples per hand-off
   std::vector<std::unique_ptr<pipeline::BoundedQueue<Chunk>>> reader_queues_;
   pipeline::BoundedQueue<Chunk> out_;
