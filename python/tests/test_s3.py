@@ -215,7 +215,7 @@ def test_failed_upload_leaves_nothing(s3_env):
     assert "Contents" not in client.list_objects_v2(Bucket=BUCKET, Prefix="uploads/denied")
 
 
-def test_dataset_shards_stream_from_s3(s3_env, tmp_path):
+def test_dataset_shards_stream_from_s3(s3_env, tmp_path, ferry_bin):
     import io as _io
     import tarfile
 
@@ -234,6 +234,17 @@ def test_dataset_shards_stream_from_s3(s3_env, tmp_path):
     samples = list(ferry.data.samples(f"s3://{BUCKET}/wds/shard-*.tar"))
     assert [s["__key__"] for s in samples] == [f"s{i}/{j:03d}" for i in range(2) for j in range(3)]
     assert samples[4]["txt"] == b"text 1 1" and samples[4]["__url__"] == f"s3://{BUCKET}/wds/shard-1.tar"
+    # An index written to S3, an exact split read from it, and the CLI streaming one rank.
+    index = f"s3://{BUCKET}/wds/index.json"
+    subprocess.run([ferry_bin, "index", f"s3://{BUCKET}/wds/shard-*.tar", "-o", index], check=True,
+                   capture_output=True)
+    ranks = [[s["__key__"] for s in ferry.data.ShardDataset(None, index=index, rank=r, world_size=2,
+                                                            shuffle_buffer=2, batch_size=3)]
+             for r in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(s["__key__"] for s in samples) and len(ranks[0]) == 3
+    out = subprocess.run([ferry_bin, "stream", "--index", index, "--rank", "1", "--world-size", "2", "--json"],
+                         capture_output=True, check=True, text=True)
+    assert '"samples": 3' in out.stdout
 
 
 @pytest.mark.parametrize("slowdowns", [3, 1000])
@@ -262,5 +273,35 @@ def test_s3_throttling_is_retried_then_reported(tmp_path, monkeypatch, slowdowns
         else:
             with pytest.raises(ferry.UnavailableError, match=r"s3://bucket/data.bin.*SlowDown"):
                 ferry.io.read("s3://bucket/data.bin")
+    finally:
+        server.shutdown()
+
+
+def test_a_request_signed_for_the_wrong_region_says_which_one(tmp_path, monkeypatch):
+    """radosgw accepts any region, so this runs against the loopback fault server playing an S3
+    that enforces one, as AWS does (400 AuthorizationHeaderMalformed with <Region>)."""
+    import threading
+
+    from fault_server import FaultServer
+
+    (tmp_path / "bucket").mkdir()
+    (tmp_path / "bucket" / "data.bin").write_bytes(b"x" * 1000)
+    server = FaultServer(str(tmp_path), s3_region="eu-west-1")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_NO_SIGN_REQUEST",
+                     "AWS_DEFAULT_REGION"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        with pytest.raises(ferry.Error, match=r"s3://bucket/data.bin.*AuthorizationHeaderMalformed.*"
+                                              r"expecting 'eu-west-1'.*set AWS_REGION=eu-west-1") as error:
+            ferry.io.read("s3://bucket/data.bin")
+        assert "wJalrXUtnFEMI" not in str(error.value)
+        monkeypatch.setenv("AWS_REGION", "eu-west-1")
+        assert ferry.io.read("s3://bucket/data.bin") == b"x" * 1000
     finally:
         server.shutdown()

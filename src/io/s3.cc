@@ -217,7 +217,12 @@ std::string DescribeError(std::string_view body) {
   std::string code = XmlElement(body, "Code");
   if (code.empty()) return "";
   std::string message = XmlElement(body, "Message");
-  return message.empty() ? code : code + ": " + message;
+  std::string out = message.empty() ? code : code + ": " + message;
+  // A request signed for the wrong region (AuthorizationHeaderMalformed, PermanentRedirect) says
+  // where the bucket lives; say how to get there.
+  std::string region = XmlElement(body, "Region");
+  if (!region.empty()) out += " (the bucket is in " + region + ": set AWS_REGION=" + region + ")";
+  return out;
 }
 
 Result<std::unique_ptr<Source>> OpenS3Source(std::string uri, std::string_view location,

@@ -16,7 +16,9 @@ the first few requests, the way a real flaky link or a restarting server does:
 S3 clients build their own URLs, so for them a fault is set on the server instead:
 FaultServer(root, s3_slowdown=K) answers the first K requests, whatever their path, as a
 throttled S3 does: 503 with an S3 XML error body, code SlowDown (and Retry-After: 0, so tests
-need not wait out real back-off).
+need not wait out real back-off). FaultServer(root, s3_region="eu-west-1") refuses requests
+signed for another region as AWS S3 does (radosgw accepts any region): 400
+AuthorizationHeaderMalformed naming the region expected, with <Region> and x-amz-bucket-region.
 
 Run as a program it prints "PORT <n>" once listening and serves until its stdin closes, so a test
 that dies never leaves it behind.
@@ -39,10 +41,11 @@ class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, root, port=0, s3_slowdown=0):
+    def __init__(self, root, port=0, s3_slowdown=0, s3_region=None):
         super().__init__(("127.0.0.1", port), Handler)
         self.root = root
         self.s3_slowdown = s3_slowdown
+        self.s3_region = s3_region
         self.counters = {}
         self.lock = threading.Lock()
 
@@ -65,6 +68,15 @@ class Handler(BaseHTTPRequestHandler):
         n = self.server.count(q.get("id", self.path))
         if self.server.s3_slowdown and self.server.count("(every request)") <= self.server.s3_slowdown:
             return self.reply_s3_error(503, "SlowDown", "Please reduce your request rate.", url.path)
+        if self.server.s3_region:
+            # Authorization: AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/s3/aws4_request, ...
+            scope = self.headers.get("Authorization", "").split("Credential=")[-1].split(",")[0].split("/")
+            signed_for = scope[2] if len(scope) > 2 else ""
+            if signed_for != self.server.s3_region:
+                return self.reply_s3_error(
+                    400, "AuthorizationHeaderMalformed",
+                    f"The authorization header is malformed; the region '{signed_for}' is wrong; "
+                    f"expecting '{self.server.s3_region}'", url.path, region=self.server.s3_region)
 
         if "status" in q:
             return self.reply_status(num("status"))
@@ -132,12 +144,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def reply_s3_error(self, code, s3_code, message, resource):
+    def reply_s3_error(self, code, s3_code, message, resource, region=None):
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{s3_code}</Code>'
                 f"<Message>{message}</Message><Resource>{resource}</Resource>"
-                "<RequestId>FAULT</RequestId></Error>").encode()
+                + (f"<Region>{region}</Region>" if region else "")
+                + "<RequestId>FAULT</RequestId></Error>").encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/xml")
+        if region:
+            self.send_header("x-amz-bucket-region", region)
         self.send_header("Retry-After", "0")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
