@@ -7,6 +7,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include "base/host_buffer.h"
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
 
@@ -34,6 +35,13 @@ nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> 
   nb::object out = nb::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n)));
   if (!out.is_valid()) throw nb::python_error();
   auto* dst = reinterpret_cast<std::byte*>(PyBytes_AS_STRING(out.ptr()));
+  // Fresh memory filled from the page cache: huge pages mean 512x fewer first-touch faults
+  // (bench: a 1 GiB local read went from 4.6 to 13.6 GB/s). Not for network reads: there a
+  // huge-page fault inside recv() stalls the stream (1 GiB from S3 on one connection: 1.02
+  // GB/s without, 0.58-0.73 with).
+  if (Result<io::Uri> parsed = io::ParseUri(uri); parsed.ok() && parsed->scheme == io::Scheme::kFile) {
+    AdviseHugePages({dst, static_cast<size_t>(n)});
+  }
   {
     nb::gil_scoped_release release;
     ThrowIfError(

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <string>
 
 namespace ferry {
@@ -14,9 +15,16 @@ Result<std::shared_ptr<HostBuffer>> HostBuffer::Allocate(size_t size, std::strin
     return ErrnoStatus(errno, std::string(what) + ": cannot allocate " + std::to_string(size) +
                                   " bytes of host memory");
   }
-  constexpr size_t kHugePage = size_t{2} << 20;
-  if (size >= kHugePage) (void)::madvise(data, size, MADV_HUGEPAGE);  // advisory only
+  AdviseHugePages({static_cast<std::byte*>(data), size});
   return std::shared_ptr<HostBuffer>(new HostBuffer(static_cast<std::byte*>(data), size));
+}
+
+void AdviseHugePages(std::span<std::byte> memory) {
+  constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
+  uintptr_t begin = (reinterpret_cast<uintptr_t>(memory.data()) + kHugePage - 1) & ~(kHugePage - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(memory.data()) + memory.size()) & ~(kHugePage - 1);
+  // Only whole huge pages inside the range: the memory around it may belong to someone else.
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 HostBuffer::~HostBuffer() {

@@ -32,4 +32,8 @@ class HostBuffer {
   size_t size_;
 };
 
+// Asks for transparent huge pages on the whole 2 MiB pages inside `memory` (any memory: a
+// Python bytes object about to be filled, say), before it is first touched. Advisory only.
+void AdviseHugePages(std::span<std::byte> memory);
+
 }  // namespace ferry
