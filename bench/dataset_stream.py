@@ -26,12 +26,12 @@ the raw `encode_ordinary_batch` of the same texts already in memory.
 
 import hashlib
 import io
-import statistics
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
+
+from timing import median_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "bench" / "datasets"
@@ -134,28 +134,25 @@ def bench_loaders(args, rows, kind) -> None:
     if epoch(ferry_dataset(False), 2) != want:  # every sample once, the same sizes
         sys.exit(f"bench: ferry read a different epoch than webdataset ({kind})")
     # (label, make, workers, batched); the webdataset case of each pair is the baseline.
-    cases = []
+    cases = {}  # (the dataset is made inside the clock: for ferry that reads the small index)
     for batched, workers_list in ((False, (0, 1, 2)), (True, (1, 2))):
         for workers in workers_list:
             shape = f"batches of {BATCH}" if batched else "samples"
             for name, make in (("webdataset", webdataset), ("ferry", ferry_dataset)):
-                cases.append((f"{name}, {shape}, {workers} workers", make, workers, batched))
-    times = {label: [] for label, *_ in cases}
-    for _ in range(args.repeat):
-        for label, make, workers, batched in cases:
-            dataset = make(batched)  # outside the clock: ferry reads the index here
-            start = time.perf_counter()
-            got = count(dataset, workers, batched)
-            times[label].append(time.perf_counter() - start)
-            if got != want[:2]:
-                sys.exit(f"bench: {label} yielded {got}, expected {want[:2]} ({kind})")
+                cases[f"{name}, {shape}, {workers} workers"] = \
+                    lambda make=make, workers=workers, batched=batched: count(make(batched), workers, batched)
+
+    def check(label, got):
+        if got != want[:2]:
+            sys.exit(f"bench: {label} yielded {got}, expected {want[:2]} ({kind})")
+
+    seconds = median_seconds(cases, args.repeat, check)
     samples, total = want[0], want[1]
-    for label, *_ in cases:
-        t = statistics.median(times[label])
+    for label, t in seconds.items():
         baseline = label.replace("ferry", "webdataset")
         rows.append((f"{kind} shards -> DataLoader, shuffle {SHUFFLE}",
                      f"{label}: {samples / t:,.0f} samples/s, {total / t / 1e6:,.0f} MB/s",
-                     total / t / 1e9, statistics.median(times[baseline]) / t, baseline))
+                     total / t / 1e9, seconds[baseline] / t, baseline))
 
 
 def bench_packing(args, rows) -> None:
@@ -182,15 +179,10 @@ def bench_packing(args, rows) -> None:
         sys.exit("bench: PackedDataset made a different number of rows than the encoding implies")
     cases = {"encode_ordinary_batch (texts in memory)": lambda: tok.encode_ordinary_batch(texts),
              "PackedDataset (read + shuffle + encode + pack + batch)": packed}
-    times = {label: [] for label in cases}
-    for _ in range(args.repeat):
-        for label, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - start)
-    raw = total / statistics.median(times["encode_ordinary_batch (texts in memory)"])
-    for label in cases:
-        rate = total / statistics.median(times[label])
+    seconds = median_seconds(cases, args.repeat)
+    raw = total / seconds["encode_ordinary_batch (texts in memory)"]
+    for label, t in seconds.items():
+        rate = total / t
         rows.append(("token packing, GPT-2, 8 text shards, all cores", f"{label}: {rate / 1e6:.1f} MB/s of text",
                      rate / 1e9, rate / raw, "ferry encode_ordinary_batch"))
 

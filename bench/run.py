@@ -26,16 +26,15 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "bench"
 sys.path.insert(0, str(REPO / "tests" / "servers"))
 from nginx import Nginx  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 FERRY = Path(sys.executable).parent / "ferry"
 BUILD = REPO / "build" / "release"
@@ -70,18 +69,6 @@ def sha256_of_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def median_seconds_interleaved(cases, repeat: int) -> list:
-    """Median wall time of each command, running the cases round-robin so that drift in the
-    machine's speed (other tenants, frequency) hits every case alike."""
-    times = [[] for _ in cases]
-    for _ in range(repeat):
-        for i, (_, cmd) in enumerate(cases):
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
-
-
 def bench_file(args, rows):
     subprocess.run(["cmake", "--build", str(BUILD), "--target", "file_read_benchmark"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -109,9 +96,11 @@ def bench_http(args, rows):
         for label, cmd in cases[1:]:  # every ferry configuration must produce the file's bytes
             if sha256_of_command(cmd) != expected:
                 sys.exit(f"bench: {label} produced wrong bytes")
-        seconds = median_seconds_interleaved(cases, args.repeat)
-        for (label, _), t in zip(cases, seconds):
-            rows.append(("HTTP loopback nginx", label, size / t / 1e9, seconds[0] / t, cases[0][0]))
+        seconds = median_seconds({label: lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                                  for label, cmd in cases}, args.repeat)
+        base = seconds[cases[0][0]]
+        for label, t in seconds.items():
+            rows.append(("HTTP loopback nginx", label, size / t / 1e9, base / t, cases[0][0]))
 
 
 def main():

@@ -15,11 +15,11 @@ Each case's bytes are checked (SHA-256) before timing.
 import hashlib
 import io
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from timing import median_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,15 +71,8 @@ def run(args, rows) -> None:
                 continue  # discards the bytes; -f makes an error status fail the run
             if hashlib.sha256(fn()).hexdigest() != expected:
                 sys.exit(f"bench: {label} returned wrong bytes")
-        times = {label: [] for label, _ in cases}
-        for _ in range(args.repeat):
-            for label, fn in cases:
-                start = time.perf_counter()
-                result = fn()
-                times[label].append(time.perf_counter() - start)
-                del result
+        seconds = median_seconds(dict(cases), args.repeat)
     size = args.mib << 20
-    base = statistics.median(times[cases[0][0]])
-    for label, _ in cases:
-        t = statistics.median(times[label])
+    base = seconds[cases[0][0]]
+    for label, t in seconds.items():
         rows.append(("S3 loopback radosgw -> memory", label, size / t / 1e9, base / t, cases[0][0]))

@@ -18,10 +18,10 @@ pipeline, in dataset_stream.py.)
 """
 
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
+
+from timing import median_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -114,13 +114,7 @@ def run(args, rows) -> None:
                 batch["ferry encode_batch (tokenizer.json)"] = lambda: ferry_json.encode_batch(docs, add_special_tokens=False)
             batch["ferry encode_ordinary_batch (.tiktoken)"] = lambda: ferry_ranks.encode_ordinary_batch(docs)
             cases = {**single, **batch}
-            times = {label: [] for label in cases}
-            for _ in range(args.repeat):
-                for label, fn in cases.items():
-                    start = time.perf_counter()
-                    fn()
-                    times[label].append(time.perf_counter() - start)
-            mbps = {label: total / statistics.median(t) / 1e6 for label, t in times.items()}
+            mbps = {label: total / t / 1e6 for label, t in median_seconds(cases, args.repeat).items()}
             for group, baselines in ((single, ["tokenizers encode", "tiktoken encode_ordinary"]),
                                      (batch, ["tokenizers encode_batch", "tiktoken encode_ordinary_batch"])):
                 mode = "1 thread" if group is single else f"batch, {threads} threads"

@@ -5,7 +5,6 @@ import io
 import itertools
 import json
 import random
-import struct
 import subprocess
 import tarfile
 

@@ -1,6 +1,5 @@
 import pickle
 import re
-from pathlib import Path
 
 import pytest
 

@@ -5,6 +5,7 @@ and objects; every read under test goes through ferry's own SigV4 signing.
 """
 
 import concurrent.futures
+import contextlib
 import os
 import subprocess
 
@@ -247,61 +248,58 @@ def test_dataset_shards_stream_from_s3(s3_env, tmp_path, ferry_bin):
     assert '"samples": 3' in out.stdout
 
 
-@pytest.mark.parametrize("slowdowns", [3, 1000])
-def test_s3_throttling_is_retried_then_reported(tmp_path, monkeypatch, slowdowns):
-    """503 SlowDown (a throttled bucket) is retried; when it does not stop, the error names the
-    bucket, the key and S3's code. Against the loopback fault server playing a throttled S3."""
+@contextlib.contextmanager
+def fault_s3(tmp_path, monkeypatch, credentials=None, **faults):
+    """The loopback fault server as an S3 endpoint, serving tmp_path/bucket/*, with `faults`
+    (FaultServer's s3_* options); requests unsigned unless `credentials` (key, secret) are given."""
     import threading
 
     from fault_server import FaultServer
 
-    (tmp_path / "bucket").mkdir()
-    payload = os.urandom(100_000)
-    (tmp_path / "bucket" / "data.bin").write_bytes(payload)
-    server = FaultServer(str(tmp_path), s3_slowdown=slowdowns)
+    (tmp_path / "bucket").mkdir(exist_ok=True)
+    server = FaultServer(str(tmp_path), **faults)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "true")
         monkeypatch.setenv("AWS_REGION", "us-east-1")
-        for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                     "AWS_ENDPOINT_URL_S3", "AWS_NO_SIGN_REQUEST", "AWS_DEFAULT_REGION"):
             monkeypatch.delenv(name, raising=False)
+        if credentials:
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials[0])
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials[1])
+        else:
+            monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "true")
+        yield server
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("slowdowns", [3, 1000])
+def test_s3_throttling_is_retried_then_reported(tmp_path, monkeypatch, slowdowns):
+    """503 SlowDown (a throttled bucket) is retried; when it does not stop, the error names the
+    bucket, the key and S3's code. Against the loopback fault server playing a throttled S3."""
+    payload = os.urandom(100_000)
+    with fault_s3(tmp_path, monkeypatch, s3_slowdown=slowdowns) as server:
+        (tmp_path / "bucket" / "data.bin").write_bytes(payload)
         if slowdowns == 3:  # fewer than the retry budget (8 attempts without progress)
             assert ferry.io.read("s3://bucket/data.bin") == payload
             assert server.counters["(every request)"] > slowdowns  # it was refused, then served
         else:
             with pytest.raises(ferry.UnavailableError, match=r"s3://bucket/data.bin.*SlowDown"):
                 ferry.io.read("s3://bucket/data.bin")
-    finally:
-        server.shutdown()
 
 
 def test_a_request_signed_for_the_wrong_region_says_which_one(tmp_path, monkeypatch):
     """radosgw accepts any region, so this runs against the loopback fault server playing an S3
     that enforces one, as AWS does (400 AuthorizationHeaderMalformed with <Region>)."""
-    import threading
-
-    from fault_server import FaultServer
-
-    (tmp_path / "bucket").mkdir()
-    (tmp_path / "bucket" / "data.bin").write_bytes(b"x" * 1000)
-    server = FaultServer(str(tmp_path), s3_region="eu-west-1")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("HOME", str(tmp_path))
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_NO_SIGN_REQUEST",
-                     "AWS_DEFAULT_REGION"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("AWS_REGION", "us-east-1")
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    with fault_s3(tmp_path, monkeypatch, ("AKIDEXAMPLE", secret), s3_region="eu-west-1"):
+        (tmp_path / "bucket" / "data.bin").write_bytes(b"x" * 1000)
         with pytest.raises(ferry.Error, match=r"s3://bucket/data.bin.*AuthorizationHeaderMalformed.*"
                                               r"expecting 'eu-west-1'.*set AWS_REGION=eu-west-1") as error:
             ferry.io.read("s3://bucket/data.bin")
-        assert "wJalrXUtnFEMI" not in str(error.value)
+        assert secret not in str(error.value)
         monkeypatch.setenv("AWS_REGION", "eu-west-1")
         assert ferry.io.read("s3://bucket/data.bin") == b"x" * 1000
-    finally:
-        server.shutdown()
