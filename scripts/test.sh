@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: C++ (release and ASan+UBSan builds), the fuzz targets briefly, and Python.
+# Runs every test: C++ (release, ASan+UBSan and TSan builds), the fuzz targets briefly, and Python.
 #   FERRY_FUZZ_SECONDS=N   seconds per fuzz target (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,14 @@ configure build/asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address,undefined
   -DFERRY_BUILD_BENCH=OFF -DFERRY_CUDA=OFF
 cmake --build build/asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan -j "$jobs" --output-on-failure
+
+echo "== C++ tests (ThreadSanitizer)"
+# The pipeline, the loaders and the parallel readers under TSan. TSan cannot start threads in a
+# child forked from a multi-threaded process, so the fork test runs in the builds above only.
+configure build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_SANITIZE=thread \
+  -DFERRY_BUILD_BENCH=OFF -DFERRY_BUILD_CLI=OFF -DFERRY_CUDA=OFF
+cmake --build build/tsan -j "$jobs" --target ferry_tests
+build/tsan/tests/ferry_tests --gtest_brief=1 --gtest_filter='-WindowSchedulerTest.WorksInAForkedChild'
 
 echo "== fuzz targets (${FERRY_FUZZ_SECONDS:-20} s each)"
 configure build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DFERRY_FUZZ=ON -DFERRY_CUDA=OFF \

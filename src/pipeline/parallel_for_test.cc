@@ -117,8 +117,8 @@ TEST(WindowSchedulerTest, AThrowingTaskIsAnErrorNotATermination) {
 }
 
 TEST(WindowSchedulerTest, WorksInAForkedChild) {
-  // No pool outlives a call, so a child forked after the parent used the scheduler has no
-  // threads or locks to inherit: it must run to completion, not deadlock.
+  // The process-wide pool's threads (and maybe a held lock) stay behind in the parent: a child
+  // forked after the parent used the scheduler must make its own pool, not deadlock on that one.
   std::atomic<size_t> sum{0};
   auto work = [&](size_t i) {
     sum.fetch_add(i);
