@@ -101,6 +101,9 @@ def test_hostile_archives_fail_cleanly(tmp_path):
     (tmp_path / "huge.tar").write_bytes(bytes(huge) + b"\x00" * 1024)
     with pytest.raises(ferry.CorruptionError, match=r"huge.tar: member 'k.bin' at offset 0 claims \d+ bytes"):
         list(ferry.data.samples(tmp_path / "huge.tar"))
+    (tmp_path / "zero.tar").write_bytes(b"")
+    with pytest.raises(ferry.CorruptionError, match=r"zero.tar: the shard is empty \(0 bytes\), not a tar archive"):
+        list(ferry.data.samples(tmp_path / "zero.tar"))
     (tmp_path / "notatar.tar").write_bytes(b"hello" * 200)
     with pytest.raises(ferry.CorruptionError, match="not a tar header at offset 0"):
         list(ferry.data.samples(tmp_path / "notatar.tar"))

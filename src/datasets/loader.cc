@@ -154,7 +154,7 @@ Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Chu
                               Chunk& chunk) {
   const std::string& url = urls_[span.shard];
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader,
-                         SampleReader::Open(url, options_.tar));
+                         SampleReader::Open(url, options_.tar, options_.source));
   for (uint64_t skip = 0; skip < span.first; ++skip) {  // tar shards read front to back
     FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
     if (!sample) return FewerSamplesThanIndexed(url);

@@ -97,6 +97,7 @@ struct LoaderOptions {
   size_t queue_capacity = 64;
   OnError on_error = OnError::kFail;
   TarOptions tar;
+  io::SourceOptions source;  // how shards are opened (HTTP retries, S3)
   // Resume exactly: the first `skip_yielded` samples this plan, buffer and seed yield were
   // consumed by an interrupted run; yield exactly what it would have yielded next. Shards whose
   // samples were all yielded are not read; of the rest, the samples already yielded are read

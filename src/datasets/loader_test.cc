@@ -222,6 +222,40 @@ TEST(SampleLoaderTest, SkipCountsAndReportsWhatWasLost) {
   EXPECT_EQ(skipped[1].samples, 2u);
 }
 
+// An empty file and an unreachable URL among good shards: errors naming them, or skipped.
+TEST(SampleLoaderTest, AnEmptyShardAndAnUnreachableUrlFailOrAreSkipped) {
+  TempDir dir;
+  std::vector<std::string> urls = MakeShards(dir, {3, 4});
+  urls.push_back(dir.Join("zero.tar"));
+  testing::WriteFile(urls.back(), {});
+  urls.push_back("http://127.0.0.1:1/unreachable.tar");  // port 1: nothing listens
+  WorkerPlan plan = Plan({{0, 0, 3}, {2, 0, 5}, {3, 0, 6}, {1, 0, 4}});
+  LoaderOptions options;
+  options.source.http.max_retries = 1;  // connection refused is retried; keep the test short
+  options.source.http.retry_base_delay = std::chrono::milliseconds(1);
+  for (size_t bad : {2, 3}) {
+    auto failing = SampleLoader::Start(urls, Plan({{0, 0, 3}, {bad, 0, 5}}), options);
+    ASSERT_TRUE(failing.ok());
+    Status error;
+    EXPECT_EQ(Drain(**failing, &error).size(), 3u);
+    EXPECT_NE(error.message().find(urls[bad]), std::string::npos) << error.ToString();
+    EXPECT_EQ(error.code(), bad == 2 ? StatusCode::kCorruption : StatusCode::kUnavailable)
+        << error.ToString();
+  }
+  options.on_error = OnError::kSkip;
+  auto skipping = SampleLoader::Start(urls, plan, options);
+  ASSERT_TRUE(skipping.ok());
+  Status error;
+  EXPECT_EQ(Drain(**skipping, &error).size(), 7u);
+  EXPECT_TRUE(error.ok());
+  std::vector<Skipped> skipped = (*skipping)->skipped();
+  ASSERT_EQ(skipped.size(), 2u);
+  EXPECT_EQ(skipped[0].url, urls[2]);
+  EXPECT_NE(skipped[0].error.find("empty (0 bytes)"), std::string::npos) << skipped[0].error;
+  EXPECT_EQ(skipped[1].url, urls[3]);
+  EXPECT_EQ(skipped[1].samples, 6u);
+}
+
 TEST(SampleLoaderTest, AShardShorterThanItsIndexIsAnError) {
   TempDir dir;
   std::vector<std::string> urls = MakeShards(dir, {3});

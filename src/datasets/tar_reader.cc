@@ -228,6 +228,11 @@ class StreamingTarReader final : public TarReader {
       uint64_t header_offset = bytes_->offset();
       bool eof = false;
       FERRY_RETURN_IF_ERROR(bytes_->ReadExact(header, &eof));
+      // Every tar archive, even one without members, ends with zero blocks; an empty file is a
+      // shard that was never written (or was cut to nothing), not an empty dataset.
+      if (eof && header_offset == 0) {
+        return Corruption(uri_ + ": the shard is empty (0 bytes), not a tar archive");
+      }
       if (eof || AllZero(header)) {  // end-of-archive marker (or a bare end)
         finished_ = true;
         break;
