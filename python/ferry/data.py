@@ -87,11 +87,11 @@ class ShardDataset(_Base):
     `ferry index` JSON, local or s3://) or counted on the fly by streaming every shard once.
     rank / world_size default to torch.distributed, else $RANK / $WORLD_SIZE, else 0 / 1.
 
-    Each iterator is a staged C++ pipeline: `readers` threads read that many shards at once, a
-    merge puts their samples back in plan order through the shuffle buffer, and bounded queues of
-    `queue_capacity` samples join the stages, so memory stays bounded however slow the consumer
-    (about (readers + 1) x queue_capacity + shuffle_buffer samples). The order does not depend on
-    the threads. ``on_error="fail"`` stops at the first bad shard with an error naming it (and
+    Each iterator is a staged C++ pipeline: `readers` threads (default 1 for local files, 4 for
+    URLs) read that many shards at once, a merge puts their samples back in plan order through
+    the shuffle buffer, and bounded queues of `queue_capacity` samples join the stages, so memory
+    stays bounded however slow the consumer (at most about (2 x readers + 4) x queue_capacity +
+    shuffle_buffer samples). The order does not depend on the threads. ``on_error="fail"`` stops at the first bad shard with an error naming it (and
     the member and byte offset); ``"skip"`` skips the rest of that shard, records
     ``(url, error, samples lost)`` in ``skipped`` and warns at the end of the iteration; that rank
     then yields fewer samples than the others.
@@ -100,7 +100,7 @@ class ShardDataset(_Base):
     def __init__(self, shards, *, index: str | None = None, rank: int | None = None,
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
                  shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1,
-                 batched: bool = False, on_error: str = "fail", readers: int = 2,
+                 batched: bool = False, on_error: str = "fail", readers: int | None = None,
                  queue_capacity: int = 64) -> None:
         if index is not None:
             indexed = _core.read_index(os.fspath(index))
@@ -117,6 +117,14 @@ class ShardDataset(_Base):
         self.remainder, self.batch_size, self.batched = remainder, batch_size, batched
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+        if readers is None:
+            # Local shards come from the page cache faster than one thread parses them, and on a
+            # small machine a second reader only competes with the merge (in process, 8 text
+            # shards, 7 rounds interleaved: 257k samples/s with one reader, 212k with two).
+            # Remote shards wait on the network: several in flight hide the latency of opening
+            # each.
+            local = all("://" not in u or u.startswith("file://") for u in self.urls)
+            readers = 1 if local else 4
         self.on_error, self.readers, self.queue_capacity = on_error, readers, queue_capacity
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         self.epoch = 0
