@@ -25,7 +25,7 @@ struct StreamArgs {
   uint64_t seed = 0;
   uint64_t epoch = 0;
   size_t shuffle_buffer = 0;
-  int readers = 2;
+  int readers = 0;
   std::string on_error = "fail";
   bool keys = false;
   bool json = false;
@@ -195,8 +195,9 @@ void RegisterStream(CLI::App& app, Status* result) {
   cmd->add_option("--seed", args->seed, "Seed of the shard order and shuffle");
   cmd->add_option("--epoch", args->epoch, "Epoch (changes the order)");
   cmd->add_option("--shuffle-buffer", args->shuffle_buffer, "Samples mixed at once (0: none)");
-  cmd->add_option("--readers", args->readers, "Shards read at once (default: 2)")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--readers", args->readers,
+                  "Shards read at once (default: 1 for local files, 4 for URLs)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--on-error", args->on_error,
                   "fail: stop at the first bad shard; skip: skip it, report what was lost")
       ->check(CLI::IsMember({"fail", "skip"}));

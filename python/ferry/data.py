@@ -117,15 +117,8 @@ class ShardDataset(_Base):
         self.remainder, self.batch_size, self.batched = remainder, batch_size, batched
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-        if readers is None:
-            # Local shards come from the page cache faster than one thread parses them, and on a
-            # small machine a second reader only competes with the merge (in process, 8 text
-            # shards, 7 rounds interleaved: 257k samples/s with one reader, 212k with two).
-            # Remote shards wait on the network: several in flight hide the latency of opening
-            # each.
-            local = all("://" not in u or u.startswith("file://") for u in self.urls)
-            readers = 1 if local else 4
-        self.on_error, self.readers, self.queue_capacity = on_error, readers, queue_capacity
+        # readers=None: the loader's choice, 1 for local shards, 4 for URLs (loader.h says why).
+        self.on_error, self.readers, self.queue_capacity = on_error, readers or 0, queue_capacity
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         self.epoch = 0
         self._resume = None  # a loaded state_dict, for its epoch

@@ -55,7 +55,15 @@ SampleLoader::SampleLoader(std::vector<std::string> urls, WorkerPlan plan, Loade
       resume_(std::move(resume)),
       chunk_size_(std::clamp<size_t>(options_.queue_capacity, 1, 16)),
       out_((options_.queue_capacity + chunk_size_ - 1) / chunk_size_) {
-  size_t readers = std::clamp<size_t>(static_cast<size_t>(std::max(options_.readers, 1)), 1,
+  int wanted = options_.readers;
+  if (wanted <= 0) {
+    bool local = std::all_of(urls_.begin(), urls_.end(), [](const std::string& url) {
+      Result<io::Uri> uri = io::ParseUri(url);
+      return uri.ok() && uri->scheme == io::Scheme::kFile;
+    });
+    wanted = local ? 1 : 4;
+  }
+  size_t readers = std::clamp<size_t>(static_cast<size_t>(wanted), 1,
                                       std::max<size_t>(plan_.spans.size(), 1));
   for (size_t i = 0; i < readers; ++i) {
     reader_queues_.push_back(std::make_unique<pipeline::BoundedQueue<Chunk>>(out_.capacity()));

@@ -90,8 +90,10 @@ struct LoaderOptions {
   size_t shuffle_buffer = 0;
   uint64_t shuffle_seed = 0;  // derive it from (seed, epoch, rank, worker): ShuffleSeed
   // Shards read at once, each by its own thread, and merged back in plan order: overlaps the
-  // latency of opening remote shards and parsing one with reading the next.
-  int readers = 2;
+  // latency of opening remote shards with reading the next. 0: one when every shard is a local
+  // file (the page cache delivers faster than a thread parses; a second reader only competes
+  // with the merge: 257k vs 212k samples/s in process on 2 cores), four otherwise.
+  int readers = 0;
   // Samples a reader may have ready ahead of the merge, and samples ready for the consumer
   // (rounded up to whole chunks).
   size_t queue_capacity = 64;
