@@ -1,17 +1,22 @@
 """ferry's demo: move bytes and a safetensors checkpoint from disk and from a loopback HTTP
 server into memory, verify them, and report throughput; train a byte-level BPE tokenizer on this
-repository's own text and encode with it. Uses only data it generates (in .cache/demo/) or owns."""
+repository's own text and encode with it; write the same text as WebDataset tar shards and
+stream them as two ranks would, split exactly, then as token-packed batches. Uses only data it
+generates (in .cache/demo/) or owns."""
 
 import argparse
 import hashlib
+import io
 import os
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import ferry
+import ferry.data
 import ferry.numpy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +89,7 @@ def own_text() -> list[str]:
     return [p.read_text(encoding="utf-8", errors="replace") for p in files + [REPO / "README.md"]]
 
 
-def tokenizer_demo(folder: Path) -> None:
+def tokenizer_demo(folder: Path) -> "ferry.Tokenizer":
     docs = own_text()
     size = sum(len(d.encode()) for d in docs)
     start = time.perf_counter()
@@ -107,7 +112,7 @@ def tokenizer_demo(folder: Path) -> None:
     try:
         import tokenizers
     except ImportError:
-        return
+        return tok
     reference = tokenizers.Tokenizer.from_file(str(path))
     start = time.perf_counter()
     expected = [e.ids for e in reference.encode_batch(docs)]
@@ -115,6 +120,40 @@ def tokenizer_demo(folder: Path) -> None:
     if expected != [ids.tolist() for ids in batch]:
         sys.exit("demo: Hugging Face tokenizers gives other ids for the trained tokenizer")
     print(f"  {'tokenizers encode_batch (same file)':<34} {size / took / 1e6:6.1f} MB/s   (same ids)")
+    return tok
+
+
+def dataset_demo(folder: Path, tok) -> None:
+    """The repository's own files as 8 WebDataset shards (a sample per file: its text and path),
+    streamed as 2 ranks with a shuffle buffer (the split checked exact), then packed."""
+    docs = own_text()
+    shards = []
+    for s in range(8):
+        shards.append(folder / f"own-{s}.tar")
+        with tarfile.open(shards[-1], "w") as tar:
+            for i in range(s, len(docs), 8):
+                for field, data in (("txt", docs[i].encode()), ("id", b"%d" % i)):
+                    info = tarfile.TarInfo(f"doc{i:05d}.{field}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    pattern = str(folder / "own-{0..7}.tar")
+    print(f"dataset: {len(shards)} tar shards of ferry's own files ({len(docs)} samples)")
+    start = time.perf_counter()
+    ranks = [ferry.data.ShardDataset(pattern, rank=r, world_size=2, batch_size=4, shuffle_buffer=64, seed=1)
+             for r in range(2)]
+    keys = [[sample["__key__"] for sample in rank] for rank in ranks]
+    took = time.perf_counter() - start
+    if len(keys[0]) != len(keys[1]) or set(keys[0]) | set(keys[1]) != {f"doc{i:05d}" for i in range(len(docs))}:
+        sys.exit("demo: the two ranks did not split the samples exactly")
+    print(f"  {'2 ranks, shuffle 64, batch 4':<34} {len(keys[0])} samples each, every sample read "
+          f"({len(docs) / took:,.0f} samples/s with counting)")
+    start = time.perf_counter()
+    packed = ferry.data.PackedDataset(ranks[0], tok, seq_len=512, batch_size=8)
+    batches = list(packed)
+    took = time.perf_counter() - start
+    rows = sum(len(b["input_ids"]) for b in batches)
+    print(f"  {'rank 0 token-packed, seq_len 512':<34} {len(batches)} batches of 8 x 513 int32 "
+          f"({rows * 512 / took:,.0f} tokens/s)")
 
 
 def main():
@@ -138,7 +177,8 @@ def main():
             timed_load(f"{mode}, local file", checkpoint, arrays, mode)
         for mode in ("eager", "plaid"):
             timed_load(f"{mode}, HTTP (nginx, loopback)", server.url(checkpoint.name), arrays, mode)
-    tokenizer_demo(REPO / ".cache" / "demo")
+    tok = tokenizer_demo(REPO / ".cache" / "demo")
+    dataset_demo(REPO / ".cache" / "demo", tok)
 
 
 if __name__ == "__main__":
