@@ -84,7 +84,8 @@ class ShardDataset(_Base):
     `batch_size` batches; `remainder="pad"` repeats samples from the start so none is lost,
     `"drop"` cuts so none repeats), each slice into whole batches per loader worker, each worker's
     stream mixed by a `shuffle_buffer` of samples. Needs the samples per shard: from `index` (a
-    `ferry index` JSON, local or s3://) or counted on the fly by streaming every shard once.
+    `ferry index` JSON, local or s3://, also accepted in place of `shards`) or counted on the fly
+    by streaming every shard once.
     rank / world_size default to torch.distributed, else $RANK / $WORLD_SIZE, else 0 / 1.
 
     Each iterator is a staged C++ pipeline: `readers` threads (default 1 for local files, 4 for
@@ -102,6 +103,8 @@ class ShardDataset(_Base):
                  shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1,
                  batched: bool = False, on_error: str = "fail", readers: int | None = None,
                  queue_capacity: int = 64) -> None:
+        if index is None and isinstance(shards, (str, os.PathLike)) and os.fspath(shards).endswith(".json"):
+            index = shards  # ShardDataset("index.json"): a `ferry index` file names the shards
         if index is not None:
             indexed = _core.read_index(os.fspath(index))
         else:

@@ -229,6 +229,7 @@ def test_shard_dataset_with_an_index_and_rank_from_the_environment(tmp_path, fer
     ds = ferry.data.ShardDataset(None, index=str(tmp_path / "index.json"), shuffle=False)
     assert (ds.rank, ds.world_size, len(ds)) == (1, 2, 8)
     assert len(keys_of(ds)) == 8
+    assert keys_of(ferry.data.ShardDataset(str(tmp_path / "index.json"), shuffle=False)) == keys_of(ds)
 
 
 def test_shard_dataset_stops_at_a_bad_shard_or_skips_it(tmp_path, ferry_bin):
