@@ -1,7 +1,7 @@
 // ferry stream SHARDS... [--rank R --world-size W] [--tokenizer T --field F --seq-len N]: read a
 // dataset as one rank would, report samples/s and MB/s (and the keys with --keys); with a
-// tokenizer, also encode each sample's text field on every core and report tokens/s and the
-// packed rows of seq_len + 1 tokens it makes (documents joined with an end-of-document token).
+// tokenizer, run the packing pipeline itself (encode each sample's text field on every core, pack
+// documents joined with <|endoftext|> into rows of seq_len + 1) and report tokens/s and rows.
 
 #include <chrono>
 #include <cstdio>
@@ -32,50 +32,6 @@ struct StreamArgs {
   std::string tokenizer;
   std::string field = "txt";
   uint64_t seq_len = 2048;
-};
-
-// Encodes the text field of samples a batch at a time and counts tokens.
-class TokenCounter {
- public:
-  TokenCounter(std::shared_ptr<const text::Tokenizer> tokenizer, std::string field)
-      : tokenizer_(std::move(tokenizer)), field_(std::move(field)) {}
-
-  Status Add(const datasets::Sample& sample) {
-    const datasets::Bytes* text = sample.Find(field_);
-    if (!text) {
-      return NotFound(sample.url + ": sample " + sample.key + " has no field \"" + field_ + "\"");
-    }
-    pending_.emplace_back(reinterpret_cast<const char*>(text->data()), text->size());
-    return pending_.size() >= 1024 ? Flush() : Status::Ok();
-  }
-
-  Status Flush() {
-    std::vector<std::string_view> views(pending_.begin(), pending_.end());
-    text::EncodeOptions options;
-    options.match_added_tokens = false;  // sample text is data, not markup
-    options.add_special_tokens = false;
-    FERRY_RETURN_IF_ERROR(tokenizer_->EncodeBatch(views, options, 0, encoded_));
-    for (const auto& ids : encoded_) tokens_ += ids.size();
-    documents_ += pending_.size();
-    pending_.clear();
-    return Status::Ok();
-  }
-
-  uint64_t tokens() const { return tokens_; }
-  // Rows of seq_len + 1 tokens that stride seq_len over the documents, each followed by an
-  // end-of-document token (what ferry.data.pack_tokens yields).
-  uint64_t rows(uint64_t seq_len) const {
-    uint64_t stream = tokens_ + documents_;
-    return stream > seq_len ? (stream - 1) / seq_len : 0;
-  }
-
- private:
-  std::shared_ptr<const text::Tokenizer> tokenizer_;
-  std::string field_;
-  std::vector<std::string> pending_;
-  std::vector<std::vector<uint32_t>> encoded_;
-  uint64_t tokens_ = 0;
-  uint64_t documents_ = 0;
 };
 
 Status RunStream(const StreamArgs& args) {
@@ -120,29 +76,46 @@ Status RunStream(const StreamArgs& args) {
   options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
   options.readers = args.readers;
   options.on_error = args.on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
-  std::unique_ptr<TokenCounter> counter;
-  if (!args.tokenizer.empty()) {
-    if (args.seq_len == 0) return InvalidArgument("--seq-len must be at least 1");
-    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer, text::Tokenizer::Open(args.tokenizer));
-    counter = std::make_unique<TokenCounter>(std::move(tokenizer), args.field);
-  }
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::SampleLoader> loader,
-                         datasets::SampleLoader::Start(urls, plan, options));
   ProgressLine progress("streaming", 0, ProgressLine::Unit::kItems);
   auto start = std::chrono::steady_clock::now();
-  uint64_t samples = 0, bytes = 0;
-  while (true) {
-    FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> next, loader->Next());
-    if (!next) break;
-    ++samples;
-    for (const auto& [field, data] : next->fields) bytes += data.size();
-    if (args.keys) std::printf("%s\t%s\n", next->url.c_str(), next->key.c_str());
-    if (counter) FERRY_RETURN_IF_ERROR(counter->Add(*next));
-    progress.Update(samples);
+  uint64_t samples = 0, bytes = 0, tokens = 0, rows = 0;
+  std::vector<datasets::Skipped> skipped;
+  if (args.tokenizer.empty()) {
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::SampleLoader> loader,
+                           datasets::SampleLoader::Start(urls, plan, options));
+    while (true) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> next, loader->Next());
+      if (!next) break;
+      ++samples;
+      for (const auto& [field, data] : next->fields) bytes += data.size();
+      if (args.keys) std::printf("%s\t%s\n", next->url.c_str(), next->key.c_str());
+      progress.Update(samples);
+    }
+    skipped = loader->skipped();
+  } else {  // the packing pipeline itself, one row per batch
+    if (args.keys) return InvalidArgument("--keys does not combine with --tokenizer");
+    datasets::PackOptions pack;
+    FERRY_ASSIGN_OR_RETURN(pack.tokenizer, text::Tokenizer::Open(args.tokenizer));
+    pack.field = args.field;
+    pack.seq_len = args.seq_len;
+    std::string eod = "<|endoftext|>";
+    if (!pack.tokenizer->TokenToId(eod, pack.eod_id)) {
+      return InvalidArgument(args.tokenizer + ": no <|endoftext|> token to end documents with");
+    }
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::PackedLoader> loader,
+                           datasets::PackedLoader::Start(urls, plan, options, pack));
+    while (true) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<datasets::TokenBatch> batch, loader->Next());
+      if (!batch) break;
+      rows += batch->rows;
+      progress.Update(loader->samples());
+    }
+    samples = loader->samples();
+    bytes = loader->sample_bytes();
+    tokens = loader->tokens();
+    skipped = loader->skipped();
   }
-  if (counter) FERRY_RETURN_IF_ERROR(counter->Flush());
   progress.Clear();
-  std::vector<datasets::Skipped> skipped = loader->skipped();
   uint64_t skipped_samples = 0;
   for (const datasets::Skipped& skip : skipped) {
     std::fprintf(stderr, "skipped %s: %s\n",
@@ -154,29 +127,27 @@ Status RunStream(const StreamArgs& args) {
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (args.json) {
-    std::string tokens;
-    if (counter) {
-      tokens = ", \"tokens\": " + std::to_string(counter->tokens()) +
-               ", \"rows\": " + std::to_string(counter->rows(args.seq_len));
+    std::string token_fields;
+    if (!args.tokenizer.empty()) {
+      token_fields = ", \"tokens\": " + std::to_string(tokens) + ", \"rows\": " + std::to_string(rows);
     }
     std::printf(
         "{\"samples\": %llu, \"bytes\": %llu, \"seconds\": %.6f, \"skipped_shards\": %zu, "
         "\"skipped_samples\": %llu%s}\n",
         static_cast<unsigned long long>(samples), static_cast<unsigned long long>(bytes), seconds,
-        skipped.size(), static_cast<unsigned long long>(skipped_samples), tokens.c_str());
+        skipped.size(), static_cast<unsigned long long>(skipped_samples), token_fields.c_str());
   } else {
     std::fprintf(args.keys ? stderr : stdout,
                  "rank %d/%d: %llu samples, %s in %.3f s: %.0f samples/s, %.1f MB/s\n", args.rank,
                  args.world_size, static_cast<unsigned long long>(samples),
                  HumanBytes(bytes).c_str(), seconds, samples / std::max(seconds, 1e-9),
                  static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
-    if (counter) {
-      std::fprintf(args.keys ? stderr : stdout,
-                   "%llu tokens: %.0f tokens/s; %llu packed rows of %llu + 1 tokens\n",
-                   static_cast<unsigned long long>(counter->tokens()),
-                   static_cast<double>(counter->tokens()) / std::max(seconds, 1e-9),
-                   static_cast<unsigned long long>(counter->rows(args.seq_len)),
-                   static_cast<unsigned long long>(args.seq_len));
+    if (!args.tokenizer.empty()) {
+      std::printf("%llu tokens: %.0f tokens/s; %llu packed rows of %llu + 1 tokens\n",
+                  static_cast<unsigned long long>(tokens),
+                  static_cast<double>(tokens) / std::max(seconds, 1e-9),
+                  static_cast<unsigned long long>(rows),
+                  static_cast<unsigned long long>(args.seq_len));
     }
   }
   return Status::Ok();

@@ -538,7 +538,7 @@ def test_ferry_stream_counts_tokens_and_packed_rows(tmp_path, ferry_bin):
     assert report["rows"] == len(list(ferry.data.pack_tokens(encoded, 16, 0)))
     missing = subprocess.run([ferry_bin, "stream", pattern, "--tokenizer", str(tmp_path / "tok.json"),
                               "--field", "json"], capture_output=True, text=True)
-    assert missing.returncode != 0 and 'has no field "json"' in missing.stderr
+    assert missing.returncode == 66 and "text-0.tar: sample 's0/0000' has no field 'json'" in missing.stderr
 
 
 # ----------------------------------------------------------------------------------- resume

@@ -395,6 +395,8 @@ void PackedLoader::Feed() {
     }
     if (!*next) break;
     Sample& sample = **next;
+    ++samples_read_;
+    sample_bytes_ += FieldBytes(sample);
     if (sample.Find(pack_.field) == nullptr) {
       std::string fields;
       for (const auto& [name, data] : sample.fields) fields += (fields.empty() ? "" : ", ") + name;

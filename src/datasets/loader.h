@@ -228,6 +228,8 @@ class PackedLoader {
   Result<std::optional<TokenBatch>> Next();
   std::vector<Skipped> skipped() const;
   uint64_t tokens() const { return tokens_.load(); }  // tokens encoded so far (EOD ids excluded)
+  uint64_t samples() const { return samples_read_.load(); }  // samples taken from the reader
+  uint64_t sample_bytes() const { return sample_bytes_.load(); }  // their fields' bytes
 
  private:
   struct Chunk;
@@ -246,6 +248,8 @@ class PackedLoader {
   mutable std::mutex skipped_mu_;
   std::vector<Skipped> skipped_;
   std::atomic<uint64_t> tokens_{0};
+  std::atomic<uint64_t> samples_read_{0};
+  std::atomic<uint64_t> sample_bytes_{0};
   pipeline::StageThreads threads_;  // last: joined first
 };
 
