@@ -252,6 +252,14 @@ def test_shard_dataset_stops_at_a_bad_shard_or_skips_it(tmp_path, ferry_bin):
     assert url.endswith("part-001.tar") and lost == 4 and "p1/0003.txt" in error
     with pytest.raises(ValueError, match="on_error must be"):
         ferry.data.ShardDataset(None, on_error="ignore", **options)
+    # The CLI the same way: the first error, or the skip reported.
+    cli = [ferry_bin, "stream", "--index", str(tmp_path / "index.json"), "--json"]
+    failed = subprocess.run(cli, capture_output=True, text=True)
+    assert failed.returncode == 65 and "part-001.tar" in failed.stderr and "p1/0003.txt" in failed.stderr
+    skipped = subprocess.run(cli + ["--on-error", "skip"], capture_output=True, text=True, check=True)
+    report = json.loads(skipped.stdout)
+    assert (report["samples"], report["skipped_shards"], report["skipped_samples"]) == (10, 1, 4)
+    assert "skipped 4 samples: " in skipped.stderr and "p1/0003.txt" in skipped.stderr
 
 
 def test_batched_shard_dataset_yields_columns_of_the_same_samples(tmp_path):
