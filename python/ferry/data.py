@@ -355,7 +355,7 @@ class PackedDataset(_Base):
 
     ``source`` is a ``ShardDataset`` (its rank/worker split, shuffle and ``on_error`` apply; the
     text is the sample's ``field``, encoded as ``encode_ordinary`` does on ``threads`` tokenizer
-    threads, default one per core, and packed by the C++ pipeline behind the sample reader) or a
+    threads, by default the cores divided among the DataLoader's workers, and packed by the C++ pipeline behind the sample reader) or a
     list of ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
     required). Token shards are split exactly (``token_shard_rows``): their headers give the
     stream's length, so every rank gets the same number of batches (``len(ds)``), contiguous rows
@@ -399,9 +399,11 @@ class PackedDataset(_Base):
 
     def __iter__(self):
         if isinstance(self.source, ShardDataset):
+            # Loader workers share the cores: by default each gets its share of tokenizer threads.
+            threads = self.threads or max(1, (os.cpu_count() or 1) // _worker()[1])
             loader = _core.PackedLoader(*self.source._loader_args(), self.tokenizer._core,
                                         self.field, self.seq_len, self.batch_size, self.eod_id,
-                                        self.threads or 0)
+                                        threads)
             yield from loader
             self.source._report_skipped(loader)
             return
