@@ -355,8 +355,8 @@ class PackedDataset(_Base):
 
     ``source`` is a ``ShardDataset`` (its rank/worker split, shuffle and ``on_error`` apply; the
     text is the sample's ``field``, encoded as ``encode_ordinary`` does on ``threads`` tokenizer
-    threads, by default the cores divided among the DataLoader's workers, and packed by the C++ pipeline behind the sample reader) or a
-    list of ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
+    threads, by default the cores divided among the DataLoader's workers, and packed by the C++
+    pipeline behind the sample reader) or a list of ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
     required). Token shards are split exactly (``token_shard_rows``): their headers give the
     stream's length, so every rank gets the same number of batches (``len(ds)``), contiguous rows
     of one global packing, and no token is read twice. (For text shards, the rows a rank makes
