@@ -1,8 +1,10 @@
-// ferry tokenize --tokenizer FILE INPUT... [-o SHARD | --count]: text or JSONL -> a token shard.
+// ferry tokenize --tokenizer FILE INPUT... [-o SHARD | --count]: text, JSONL or WebDataset tar
+// shards -> a token shard.
 //
 // Documents: a `.jsonl` input has one JSON object per line and the document is its `--field`
-// (default "text"); any other input is text with one document per line (the newline is not part
-// of the document; empty lines are skipped). Inputs are streamed, encoded in batches of
+// (default "text"); a `.tar`/`.tgz` shard has one per sample, its `--field` (default "txt"); any
+// other input is text with one document per line (the newline is not part of the document; empty
+// lines are skipped). Inputs may be shard specs (ranges, globs, @FILE), expanded in order. Inputs are streamed, encoded in batches of
 // documents on every core (the window scheduler), and written as one ferry token shard: a
 // safetensors file with `tokens` (U32, every document's ids back to back) and `doc_offsets` (U64,
 // documents + 1 entries: document i is tokens[doc_offsets[i]:doc_offsets[i + 1]]), and in
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "ferry/datasets.h"
 #include "ferry/io.h"
 #include "ferry/tensors.h"
 #include "ferry/text.h"
@@ -28,7 +31,7 @@ struct TokenizeArgs {
   std::string tokenizer;
   std::vector<std::string> inputs;
   std::string output;
-  std::string field = "text";
+  std::string field;  // default: "text" for JSONL, "txt" for tar shards
   std::string pattern;
   bool count = false;
   bool json = false;
@@ -113,14 +116,35 @@ Status ForEachLine(const std::string& uri, ProgressLine& progress, uint64_t& don
   return Status::Ok();
 }
 
+// Each sample's `field` of a WebDataset tar shard, as one document.
+Status AddShardDocuments(const std::string& uri, const std::string& field, Encoder& encoder,
+                         ProgressLine& progress, uint64_t& done) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::SampleReader> samples,
+                         datasets::SampleReader::Open(uri));
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> sample, samples->Next());
+    if (!sample) break;
+    const datasets::Bytes* text = sample->Find(field);
+    if (text == nullptr) {
+      return NotFound(uri + ": sample '" + sample->key + "' has no field '" + field + "'");
+    }
+    for (const auto& [name, bytes] : sample->fields) done += bytes.size();
+    progress.Update(done);
+    FERRY_RETURN_IF_ERROR(
+        encoder.Add(std::string(reinterpret_cast<const char*>(text->data()), text->size())));
+  }
+  return Status::Ok();
+}
+
 Status RunTokenize(const TokenizeArgs& args) {
   if (args.output.empty() && !args.count) return InvalidArgument("give -o SHARD or --count");
   text::TiktokenOptions tiktoken;
   tiktoken.pattern = args.pattern;
   FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tokenizer,
                          text::Tokenizer::Open(args.tokenizer, tiktoken));
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> inputs, datasets::ExpandShards(args.inputs));
   uint64_t total = 0;
-  for (const std::string& input : args.inputs) {
+  for (const std::string& input : inputs) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(input));
     total += source->size();
   }
@@ -129,8 +153,14 @@ Status RunTokenize(const TokenizeArgs& args) {
   uint64_t done = 0;
   auto start = std::chrono::steady_clock::now();
   simdjson::dom::parser parser;
-  for (const std::string& input : args.inputs) {
+  for (const std::string& input : inputs) {
+    if (input.ends_with(".tar") || input.ends_with(".tgz") || input.ends_with(".tar.gz")) {
+      FERRY_RETURN_IF_ERROR(AddShardDocuments(input, args.field.empty() ? "txt" : args.field,
+                                              encoder, progress, done));
+      continue;
+    }
     bool jsonl = input.ends_with(".jsonl");
+    const std::string field = args.field.empty() ? "text" : args.field;
     FERRY_RETURN_IF_ERROR(ForEachLine(input, progress, done, [&](std::string line, uint64_t number) -> Status {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty()) return Status::Ok();
@@ -141,8 +171,8 @@ Status RunTokenize(const TokenizeArgs& args) {
       if (auto error = parser.parse(line).get(doc)) {
         return Corruption(where + "not a JSON object (" + simdjson::error_message(error) + ")");
       }
-      if (doc[args.field].get_string().get(value) != simdjson::SUCCESS) {
-        return Corruption(where + "no string field \"" + args.field + "\"");
+      if (doc[field].get_string().get(value) != simdjson::SUCCESS) {
+        return Corruption(where + "no string field \"" + field + "\"");
       }
       return encoder.Add(std::string(value));
     }));
@@ -187,13 +217,15 @@ Status RunTokenize(const TokenizeArgs& args) {
 void RegisterTokenize(CLI::App& app, Status* result) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "tokenize", "Encode text (one document per line) or JSONL into a token shard");
+      "tokenize", "Encode text (one document per line), JSONL or tar shards into a token shard");
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json or .tiktoken (path or URL)")
       ->required();
-  cmd->add_option("inputs", args->inputs, ".txt (a document per line) or .jsonl files, or URLs")
+  cmd->add_option("inputs", args->inputs,
+                  ".txt (a document per line), .jsonl or .tar shards; paths, URLs, ranges, @FILE")
       ->required();
   cmd->add_option("-o,--output", args->output, "Token shard to write (safetensors)");
-  cmd->add_option("--field", args->field, "JSONL field holding the text (default: text)");
+  cmd->add_option("--field", args->field,
+                  "Field holding the text (default: text for JSONL, txt for tar shards)");
   cmd->add_flag("--count", args->count, "Only count tokens and report MB/s");
   cmd->add_option("--pattern", args->pattern,
                   "Split pattern for a .tiktoken file that is not a named encoding (llama3, ...)");

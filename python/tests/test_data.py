@@ -519,6 +519,29 @@ def test_packed_dataset_over_token_shards_under_a_dataloader(tmp_path):
     assert sorted(seen) == sorted(tuple(r.tolist()) for r, _ in rows[: len(seen)])
 
 
+def test_text_shards_tokenized_once_then_split_into_equal_batches(tmp_path, ferry_bin):
+    """The exact path for text: ferry tokenize the tar shards into a token shard, then every
+    rank packs the same number of batches of one global stream."""
+    pattern, texts = text_shards(tmp_path, shards=3, per_shard=40)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=300,
+                                              special_tokens=["<|endoftext|>"])
+    tok.save(tmp_path / "tok.json")
+    out = tmp_path / "tokens.safetensors"
+    run = subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tmp_path / "tok.json"), pattern,
+                          "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    in_order = [tok.encode_ordinary(texts[s["__key__"]]) for s in ferry.data.samples(pattern)]
+    rows = list(ferry.data.pack_tokens(in_order, 16, 0))
+    per_rank = [list(ferry.data.PackedDataset([out], seq_len=16, batch_size=2, eod_id=0, rank=r, world_size=3))
+                for r in range(3)]
+    assert len({len(b) for b in per_rank}) == 1 and len(per_rank[0]) == len(rows) // 6
+    got = [row.tolist() for batches in per_rank for b in batches for row in b["input_ids"]]
+    assert got == [r.tolist() for r, _ in rows[: len(got)]]
+    missing = subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tmp_path / "tok.json"), pattern,
+                              "--field", "json", "--count"], capture_output=True, text=True)
+    assert missing.returncode == 66 and "text-0.tar: sample 's0/0000' has no field 'json'" in missing.stderr
+
+
 def test_packed_dataset_names_a_sample_without_the_text_field(tmp_path):
     pattern, texts = text_shards(tmp_path, shards=1, per_shard=3)
     tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=300, special_tokens=["<|endoftext|>"])
