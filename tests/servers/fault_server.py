@@ -7,6 +7,7 @@ the first few requests, the way a real flaky link or a restarting server does:
   drop_after=B&drops=K       the first K responses send B body bytes, then close the connection (FIN)
   reset_after=B&resets=K     the same, but reset the connection (RST)
   stall_after=B&stalls=K     the first K responses send B body bytes, then go silent for a minute
+  latency=MS                 every response waits MS milliseconds first (a far server's round trip)
   short=B                    206 responses carry at most B bytes (less than asked; legal HTTP)
   ignore_range=1             answer 200 with the whole file, as servers without Range support do
   change_after=N&grow=G      after N requests the object is "replaced": new ETag and G extra bytes
@@ -66,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         num = lambda name, default=0: int(q.get(name, default))
         n = self.server.count(q.get("id", self.path))
+        if "latency" in q:
+            time.sleep(num("latency") / 1000)
         if self.server.s3_slowdown and self.server.count("(every request)") <= self.server.s3_slowdown:
             return self.reply_s3_error(503, "SlowDown", "Please reduce your request rate.", url.path)
         if self.server.s3_region:
