@@ -153,13 +153,7 @@ class PySampleLoader {
 };
 
 template <typename T>
-nb::ndarray<nb::numpy, T> OwnedArray(std::vector<T>&& values, std::initializer_list<size_t> shape) {
-  auto* owner = new std::vector<T>(std::move(values));
-  nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
-  static T empty_sentinel{};  // numpy wants a non-null pointer even when empty
-  return nb::ndarray<nb::numpy, T>(owner->empty() ? &empty_sentinel : owner->data(), shape.size(),
-                                   shape.begin(), capsule);
-}
+using Array = nb::ndarray<nb::numpy, T>;
 
 class PyPackedLoader {
  public:
@@ -194,10 +188,11 @@ class PyPackedLoader {
       std::vector<int32_t> row(batch->doc_offsets.begin() + static_cast<ptrdiff_t>(batch->row_starts[r]),
                                batch->doc_offsets.begin() + static_cast<ptrdiff_t>(batch->row_starts[r + 1]));
       size_t n = row.size();
-      offsets.append(OwnedArray(std::move(row), {n}));
+      offsets.append(OwnedArray<Array<int32_t>>(std::move(row), {n}));
     }
     nb::dict out;
-    out["input_ids"] = OwnedArray(std::move(batch->input_ids), {batch->rows, batch->width});
+    out["input_ids"] =
+        OwnedArray<Array<int32_t>>(std::move(batch->input_ids), {batch->rows, batch->width});
     out["doc_offsets"] = offsets;
     return out;
   }
@@ -215,18 +210,25 @@ class PyTokenPacker {
     if (seq_len < 1) ThrowIfError(InvalidArgument("seq_len must be >= 1, got 0"));
     if (eod_id >= (uint32_t{1} << 31)) ThrowIfError(InvalidArgument("eod_id must fit int32"));
   }
+  // Rows are int32: an id of 2^31 or more would turn negative, so it is refused.
   void Add(nb::ndarray<uint32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> document) {
-    packer_.Add(std::span<const uint32_t>(document.data(), document.shape(0)));
+    std::span<const uint32_t> ids(document.data(), document.shape(0));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= (uint32_t{1} << 31)) {
+        ThrowIfError(OutOfRange("token id " + std::to_string(ids[i]) + " at position " +
+                                std::to_string(i) + " of a document does not fit int32"));
+      }
+    }
+    packer_.Add(ids);
   }
   // The rows that are full now, as (row, doc_offsets) pairs.
   nb::list Rows() {
     nb::list out;
     datasets::TokenBatch batch;
     while (packer_.NextRow(batch)) {
-      std::vector<int32_t> offsets(batch.doc_offsets.begin(), batch.doc_offsets.end());
-      size_t width = batch.width, n = offsets.size();
-      out.append(nb::make_tuple(OwnedArray(std::move(batch.input_ids), {width}),
-                                OwnedArray(std::move(offsets), {n})));
+      size_t width = batch.width, n = batch.doc_offsets.size();
+      out.append(nb::make_tuple(OwnedArray<Array<int32_t>>(std::move(batch.input_ids), {width}),
+                                OwnedArray<Array<int32_t>>(std::move(batch.doc_offsets), {n})));
       batch = datasets::TokenBatch{};
     }
     return out;

@@ -94,11 +94,8 @@ class IdObjects {
 
 // A numpy uint32 array that owns the vector's memory (no copy).
 IdArray ToArray(std::vector<TokenId>&& ids) {
-  auto* owner = new std::vector<TokenId>(std::move(ids));
-  nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<std::vector<TokenId>*>(p); });
-  static uint32_t empty_sentinel = 0;  // numpy wants a non-null pointer even when empty
-  size_t shape[1] = {owner->size()};
-  return IdArray(owner->empty() ? &empty_sentinel : owner->data(), 1, shape, capsule);
+  size_t n = ids.size();
+  return OwnedArray<IdArray>(std::move(ids), {n});
 }
 
 std::vector<TokenId> IdsOf(nb::handle ids) {

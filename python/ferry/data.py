@@ -256,19 +256,44 @@ def pack_tokens(documents: Iterable, seq_len: int, eod_id: int) -> Iterator[tupl
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     packer = _core.TokenPacker(seq_len, eod_id)
-    for doc in documents:
-        packer.add(np.ascontiguousarray(doc, dtype=np.uint32))
+    for number, doc in enumerate(documents):
+        packer.add(_token_ids(doc, f"document {number}"))
         yield from packer.rows()
+
+
+def _token_ids(doc, what: str) -> np.ndarray:
+    """`doc` as contiguous uint32 ids; a negative or non-integer id is an error naming `what`
+    (a cast would wrap it silently)."""
+    ids = np.asarray(doc)
+    if ids.dtype == np.uint32 and ids.flags.c_contiguous:
+        return ids
+    if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0):
+        raise ValueError(f"{what}: token ids must be non-negative integers (got dtype {ids.dtype}, "
+                         f"min {ids.min()})")
+    return np.ascontiguousarray(ids, dtype=np.uint32)
 
 
 def _open_token_shard(shard):
     from ferry._tensors import safe_open
 
     f = safe_open(os.fspath(shard), framework="np", mode="lazy")  # the header now, tensors on get
+    problem = None
     if (f.metadata() or {}).get("ferry.format") != "token-shard-v1":
+        problem = "__metadata__ ferry.format is not token-shard-v1"
+    else:  # what the split computes from the header alone must hold
+        for name, dtype in (("tokens", "U32"), ("doc_offsets", "U64")):
+            if name not in f:
+                problem = f"no tensor {name!r}"
+            elif f.dtype(name) != dtype or len(f.shape(name)) != 1:
+                problem = f"{name!r} is {f.dtype(name)} {list(f.shape(name))}, expected a 1-d {dtype}"
+            if problem:
+                break
+        else:
+            if f.shape("doc_offsets")[0] < 1:
+                problem = "'doc_offsets' is empty (it holds documents + 1 entries)"
+    if problem:
         f.close()
-        raise _core.CorruptionError(f"{os.fspath(shard)}: not a ferry token shard "
-                                    "(__metadata__ ferry.format is not token-shard-v1)")
+        raise _core.CorruptionError(f"{os.fspath(shard)}: not a ferry token shard ({problem})")
     return f
 
 
@@ -278,14 +303,6 @@ def _token_shard_arrays(shard) -> tuple[np.ndarray, np.ndarray]:
     if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
         raise _core.CorruptionError(f"{os.fspath(shard)}: doc_offsets do not tile tokens")
     return tokens, offsets
-
-
-def token_shard_documents(shards: Iterable) -> Iterator[np.ndarray]:
-    """The documents of ferry token shards (``ferry tokenize`` output: ``tokens`` + ``doc_offsets``)."""
-    for shard in shards:
-        tokens, offsets = _token_shard_arrays(shard)
-        for i in range(len(offsets) - 1):
-            yield tokens[offsets[i] : offsets[i + 1]]
 
 
 def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, rank: int, world_size: int,
@@ -331,7 +348,7 @@ def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, r
             doc = max(int(np.searchsorted(starts, begin - base, side="right")) - 1, 0)
             skip = max(begin - base - int(starts[doc]), 0) if len(starts) else 0
             for k in range(doc, len(offsets) - 1):
-                packer.add(np.ascontiguousarray(tokens[offsets[k] + skip : offsets[k + 1]], dtype=np.uint32))
+                packer.add(tokens[offsets[k] + skip : offsets[k + 1]])  # U32, checked at open
                 skip = 0
                 for row in packer.rows():
                     yield row

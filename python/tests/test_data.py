@@ -506,6 +506,30 @@ def test_token_shards_split_into_equal_batches_of_one_global_packing(tmp_path):
             assert [o.tolist() for _, o in got] == [o.tolist() for _, o in want]
 
 
+@pytest.mark.parametrize("tensors, metadata, problem", [
+    ({"tokens": np.zeros(3, np.uint32)}, True, r"no tensor 'doc_offsets'"),
+    ({"tokens": np.zeros(3, np.float32), "doc_offsets": np.array([0, 3], np.uint64)}, True,
+     r"'tokens' is F32 \[3\], expected a 1-d U32"),
+    ({"tokens": np.zeros(3, np.uint32), "doc_offsets": np.zeros(0, np.uint64)}, True, r"'doc_offsets' is empty"),
+    ({"tokens": np.zeros(3, np.uint32), "doc_offsets": np.array([0, 3], np.uint64)}, False,
+     r"__metadata__ ferry.format is not token-shard-v1"),
+])
+def test_a_malformed_token_shard_is_named(tmp_path, tensors, metadata, problem):
+    path = tmp_path / "bad.safetensors"
+    ferry.numpy.save_file(tensors, path, metadata={"ferry.format": "token-shard-v1"} if metadata else None)
+    with pytest.raises(ferry.CorruptionError, match=r"bad.safetensors: not a ferry token shard \(" + problem):
+        ferry.data.PackedDataset([path], seq_len=2, batch_size=1, eod_id=0)
+
+
+def test_pack_tokens_refuses_ids_a_cast_would_wrap():
+    with pytest.raises(ValueError, match=r"document 1: token ids must be non-negative integers"):
+        list(ferry.data.pack_tokens([[1, 2], [3, -1]], 2, 0))
+    with pytest.raises(ValueError, match=r"document 0: token ids must be non-negative integers \(got dtype float64"):
+        list(ferry.data.pack_tokens([np.array([1.5])], 2, 0))
+    with pytest.raises(ferry.OutOfRangeError, match=r"token id 2147483648 at position 1 of a document does not fit int32"):
+        list(ferry.data.pack_tokens([np.array([1, 2**31], np.uint32)], 2, 0))
+
+
 def test_packed_dataset_over_token_shards_under_a_dataloader(tmp_path):
     torch = pytest.importorskip("torch")
     paths, docs = token_shards(tmp_path, [9, 4, 11], seed=3)
