@@ -125,9 +125,7 @@ Status AddShardDocuments(const std::string& uri, const std::string& field, Encod
     FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> sample, samples->Next());
     if (!sample) break;
     const datasets::Bytes* text = sample->Find(field);
-    if (text == nullptr) {
-      return NotFound(uri + ": sample '" + sample->key + "' has no field '" + field + "'");
-    }
+    if (text == nullptr) return datasets::MissingField(*sample, field);
     for (const auto& [name, bytes] : sample->fields) done += bytes.size();
     progress.Update(done);
     FERRY_RETURN_IF_ERROR(

@@ -100,6 +100,9 @@ struct Sample {
   const Bytes* Find(std::string_view field) const;
 };
 
+// kNotFound for a sample that lacks `field`: "URL: sample 'KEY' has no field 'F' (fields: ...)".
+Status MissingField(const Sample& sample, std::string_view field);
+
 // Splits a member path into WebDataset key and field: "train/abc.seg.PNG" -> ("train/abc",
 // "seg.png"). nullopt for members that are not sample fields: a last path component without a
 // dot, or metadata whose whole name starts and ends with "__" (webdataset's rule).

@@ -331,9 +331,17 @@ bool TokenPacker::NextRow(TokenBatch& batch) {
 
 // --------------------------------------------------------------------------------- PackedLoader
 
+// Only the text field travels to the tokenizer threads (with the names its errors need); the
+// sample's other fields, images say, are freed as soon as the sample is read.
+struct PackedLoader::Document {
+  std::string url;
+  std::string key;
+  Bytes text;
+};
+
 struct PackedLoader::Chunk {
-  std::vector<Sample> samples;
-  Status error;  // the error that ended the stream after these samples
+  std::vector<Document> documents;
+  Status error;  // the error that ended the stream after these documents
 };
 
 PackedLoader::PackedLoader(std::unique_ptr<SampleLoader> samples, LoaderOptions options,
@@ -384,7 +392,7 @@ PackedLoader::~PackedLoader() {
 void PackedLoader::Feed() {
   Chunk chunk;
   auto submit = [&] {
-    if (chunk.samples.empty() && chunk.error.ok()) return true;
+    if (chunk.documents.empty() && chunk.error.ok()) return true;
     return tokenize_->Submit(std::exchange(chunk, Chunk{}));
   };
   while (true) {
@@ -397,11 +405,10 @@ void PackedLoader::Feed() {
     Sample& sample = **next;
     ++samples_read_;
     sample_bytes_ += FieldBytes(sample);
-    if (sample.Find(pack_.field) == nullptr) {
-      std::string fields;
-      for (const auto& [name, data] : sample.fields) fields += (fields.empty() ? "" : ", ") + name;
-      Status missing = NotFound(sample.url + ": sample '" + sample.key + "' has no field '" +
-                                pack_.field + "' (fields: " + fields + ")");
+    auto text = std::find_if(sample.fields.begin(), sample.fields.end(),
+                             [&](const auto& field) { return field.first == pack_.field; });
+    if (text == sample.fields.end()) {
+      Status missing = MissingField(sample, pack_.field);
       if (options_.on_error == OnError::kSkip) {
         std::lock_guard<std::mutex> lock(skipped_mu_);
         skipped_.push_back({sample.url, missing.message(), 1});
@@ -410,27 +417,26 @@ void PackedLoader::Feed() {
       chunk.error = std::move(missing);
       break;
     }
-    chunk.samples.push_back(std::move(sample));
-    if (chunk.samples.size() >= pack_.documents_per_chunk && !submit()) return;
+    chunk.documents.push_back({std::move(sample.url), std::move(sample.key), std::move(text->second)});
+    if (chunk.documents.size() >= pack_.documents_per_chunk && !submit()) return;
   }
   submit();
   tokenize_->Close();
 }
 
 Result<PackedLoader::Encoded> PackedLoader::Encode(Chunk chunk) const {
-  if (!chunk.error.ok()) return chunk.error;  // the stream stops here: its samples are moot
+  if (!chunk.error.ok()) return chunk.error;  // the stream stops here: its documents are moot
   text::EncodeOptions options;
   options.match_added_tokens = false;  // sample text is data, not markup
   options.add_special_tokens = false;
-  Encoded encoded(chunk.samples.size());
-  for (size_t i = 0; i < chunk.samples.size(); ++i) {
-    const Sample& sample = chunk.samples[i];
-    const Bytes& text = *sample.Find(pack_.field);
+  Encoded encoded(chunk.documents.size());
+  for (size_t i = 0; i < chunk.documents.size(); ++i) {
+    const Document& doc = chunk.documents[i];
     Status status = pack_.tokenizer->Encode(
-        std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), options,
+        std::string_view(reinterpret_cast<const char*>(doc.text.data()), doc.text.size()), options,
         encoded[i]);
     if (!status.ok()) {
-      return Status(status.code(), sample.url + ": sample '" + sample.key + "': " + status.message());
+      return Status(status.code(), doc.url + ": sample '" + doc.key + "': " + status.message());
     }
   }
   return encoded;

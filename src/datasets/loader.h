@@ -234,6 +234,7 @@ class PackedLoader {
   uint64_t sample_bytes() const { return sample_bytes_.load(); }  // their fields' bytes
 
  private:
+  struct Document;
   struct Chunk;
   using Encoded = std::vector<std::vector<text::TokenId>>;
   PackedLoader(std::unique_ptr<SampleLoader> samples, LoaderOptions options, PackOptions pack);

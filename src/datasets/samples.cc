@@ -14,6 +14,13 @@ const Bytes* Sample::Find(std::string_view field) const {
   return nullptr;
 }
 
+Status MissingField(const Sample& sample, std::string_view field) {
+  std::string fields;
+  for (const auto& [name, data] : sample.fields) fields += (fields.empty() ? "" : ", ") + name;
+  return NotFound(sample.url + ": sample '" + sample.key + "' has no field '" +
+                  std::string(field) + "' (fields: " + fields + ")");
+}
+
 std::optional<std::pair<std::string, std::string>> SplitKeyField(std::string_view path) {
   size_t slash = path.rfind('/');
   size_t base = slash == std::string_view::npos ? 0 : slash + 1;
