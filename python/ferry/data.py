@@ -209,14 +209,14 @@ class ShardDataset(_Base):
         if self._resumes_exactly(num_workers):
             # The interrupted loader took whole batches from its workers in turn, starting with
             # worker 0; this worker plays the one whose turn comes next, so the DataLoader's
-            # round-robin (which starts again at its worker 0) continues the old sequence.
+            # round-robin (which starts again at its worker 0) continues the old sequence, and
+            # skips the batches that one had yielded.
             batches = self._resume["samples_per_rank"] // self.batch_size
-            workers = max(num_workers, 1)
-            worker = (worker + batches) % workers
-            turns = batches // workers + (1 if worker < batches % workers else 0)
+            worker = (worker + batches) % num_workers
+            turns = batches // num_workers + (1 if worker < batches % num_workers else 0)
+            skip = turns * self.batch_size
         _, _, spans = self._plan(worker, num_workers)
-        if self._resumes_exactly(num_workers):
-            skip = min(turns * self.batch_size, sum(count for _, _, count in spans))
+        skip = min(skip, sum(count for _, _, count in spans))
         seed = _core.shuffle_seed(self.seed, self.epoch, self.rank, worker)
         return (self.urls, spans, self.shuffle_buffer if self.shuffle else 0, seed, self.readers,
                 self.queue_capacity, self.on_error, skip)

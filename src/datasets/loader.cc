@@ -14,12 +14,7 @@ std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint6
   std::vector<uint64_t> order;
   order.reserve(count);
   ShuffleBuffer<uint64_t> buffer(shuffle_buffer, seed);
-  // The same push-then-pop-when-full loop as SampleLoader::Merge.
-  for (uint64_t next = 0; next < count; ++next) {
-    buffer.Push(next);
-    if (!buffer.wants_more()) order.push_back(buffer.Pop());
-  }
-  while (!buffer.empty()) order.push_back(buffer.Pop());
+  ReplayShuffle(buffer, count, count, [&](uint64_t position) { order.push_back(position); });
   return order;
 }
 
@@ -105,14 +100,7 @@ Result<SampleLoader::Resume> SampleLoader::PlanResume(WorkerPlan& plan,
                            " yielded samples of a plan of " + std::to_string(total));
   }
   ShuffleBuffer<uint64_t> replay(options.shuffle_buffer, options.shuffle_seed);
-  uint64_t yielded = 0;
-  while (yielded < options.skip_yielded) {
-    if (resume.next < total) replay.Push(resume.next++);
-    if (resume.next == total || !replay.wants_more()) {  // past the end: the final drain
-      replay.Pop();
-      ++yielded;
-    }
-  }
+  resume.next = ReplayShuffle(replay, total, options.skip_yielded, [](uint64_t) {});
   resume.slots = replay.items();
   resume.state = replay.state();
   resume.first = resume.next;

@@ -65,6 +65,27 @@ class ShuffleBuffer {
   std::vector<T> items_;
 };
 
+// Runs the shuffle of plan positions [0, count) through `buffer` as SampleLoader::Merge runs it
+// over samples (push each; pop one whenever the buffer is full; at the end, drain), calling
+// on_pop with each of the first `pops` positions to come out. Returns how many were pushed; what
+// `buffer` holds then is what the loader's buffer held after yielding that many samples.
+template <typename OnPop>
+uint64_t ReplayShuffle(ShuffleBuffer<uint64_t>& buffer, uint64_t count, uint64_t pops,
+                       OnPop&& on_pop) {
+  uint64_t pushed = 0, popped = 0;
+  while (popped < pops) {
+    if (pushed < count) {
+      buffer.Push(pushed++);
+      if (buffer.wants_more()) continue;  // not full yet: nothing comes out
+    } else if (buffer.empty()) {
+      break;
+    }
+    on_pop(buffer.Pop());
+    ++popped;
+  }
+  return pushed;
+}
+
 // The order a SampleLoader with this buffer and seed yields the `count` samples of its plan in:
 // out[i] is the plan position of the i-th sample yielded.
 std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint64_t seed);
