@@ -4,6 +4,8 @@
 
 #include "ferry/datasets.h"
 
+#include <algorithm>
+
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -128,18 +130,22 @@ class PySampleLoader {
     nb::dict batch;
     batch["__key__"] = keys;
     batch["__url__"] = urls;
+    // field -> its column: a batch has a handful of fields, so a short list beats a dict lookup
+    // (and a new Python str) per field of every sample.
+    std::vector<std::pair<std::string_view, nb::list>> columns;
     for (size_t i = 0; i < samples.size(); ++i) {
       keys.append(nb::str(samples[i].key.c_str(), samples[i].key.size()));
       urls.append(nb::str(samples[i].url.c_str(), samples[i].url.size()));
       for (const auto& [field, bytes] : samples[i].fields) {
-        nb::str name(field.c_str(), field.size());
-        if (!batch.contains(name)) {
-          nb::list column;
-          for (size_t k = 0; k < samples.size(); ++k) column.append(nb::none());
-          batch[name] = column;
+        auto column = std::find_if(columns.begin(), columns.end(),
+                                   [&](const auto& c) { return c.first == field; });
+        if (column == columns.end()) {
+          nb::list values;
+          for (size_t k = 0; k < samples.size(); ++k) values.append(nb::none());
+          batch[nb::str(field.c_str(), field.size())] = values;
+          column = columns.insert(columns.end(), {field, values});
         }
-        nb::list column = nb::borrow<nb::list>(batch[name]);
-        column[i] = nb::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        column->second[i] = nb::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       }
     }
     return batch;
