@@ -70,20 +70,18 @@ datasets::WorkerPlan PlanOf(const std::vector<Span>& spans) {
   return plan;
 }
 
-datasets::LoaderOptions LoaderOptionsOf(size_t shuffle_buffer, uint64_t shuffle_seed, int readers,
-                                        size_t queue_capacity, const std::string& on_error,
-                                        uint64_t skip_yielded) {
+datasets::OnError OnErrorOf(const std::string& on_error) {
   if (on_error != "fail" && on_error != "skip") {
     ThrowIfError(InvalidArgument("on_error must be 'fail' or 'skip' (got '" + on_error + "')"));
   }
-  datasets::LoaderOptions options;
-  options.shuffle_buffer = shuffle_buffer;
-  options.shuffle_seed = shuffle_seed;
-  options.readers = readers;
-  options.queue_capacity = queue_capacity;
-  options.on_error = on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
-  options.skip_yielded = skip_yielded;
-  return options;
+  return on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
+}
+
+datasets::Remainder RemainderOf(const std::string& remainder) {
+  if (remainder != "pad" && remainder != "drop") {
+    ThrowIfError(InvalidArgument("remainder must be 'pad' or 'drop' (got '" + remainder + "')"));
+  }
+  return remainder == "pad" ? datasets::Remainder::kPad : datasets::Remainder::kDrop;
 }
 
 // (url, error, samples lost or None for "the rest of a shard not indexed").
@@ -101,15 +99,16 @@ std::vector<SkippedTuple> SkippedTuples(const std::vector<datasets::Skipped>& sk
 class PySampleLoader {
  public:
   PySampleLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
-                 size_t shuffle_buffer, uint64_t shuffle_seed, int readers, size_t queue_capacity,
-                 const std::string& on_error, uint64_t skip_yielded) {
-    datasets::LoaderOptions options = LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers,
-                                                      queue_capacity, on_error, skip_yielded);
+                 const datasets::LoaderOptions& options) {
     nb::gil_scoped_release release;
     loader_ = Unwrap(datasets::SampleLoader::Start(std::move(urls), PlanOf(spans), options));
   }
 
-  nb::dict Next() { return NextDict(*loader_); }
+  nb::dict Next() {
+    nb::dict sample = NextDict(*loader_);
+    ++yielded_;
+    return sample;
+  }
 
   // Up to `n` samples as one columnar dict: {"__key__": [str], "__url__": [str], field: [bytes or
   // None where a sample lacks the field]}, the shape webdataset's batched() gives bytes fields.
@@ -126,6 +125,7 @@ class PySampleLoader {
       }
     }
     if (samples.empty()) return std::nullopt;
+    yielded_ += samples.size();
     nb::list keys, urls;
     nb::dict batch;
     batch["__key__"] = keys;
@@ -153,9 +153,12 @@ class PySampleLoader {
 
   std::vector<SkippedTuple> Skipped() const { return SkippedTuples(loader_->skipped()); }
   uint64_t HighWater() const { return loader_->held_bytes_high_water(); }
+  // Samples handed to Python so far (by __next__ and next_batch): what a dataset's state counts.
+  uint64_t Yielded() const { return yielded_; }
 
  private:
   std::unique_ptr<datasets::SampleLoader> loader_;
+  uint64_t yielded_ = 0;
 };
 
 template <typename T>
@@ -164,12 +167,9 @@ using Array = nb::ndarray<nb::numpy, T>;
 class PyPackedLoader {
  public:
   PyPackedLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
-                 size_t shuffle_buffer, uint64_t shuffle_seed, int readers, size_t queue_capacity,
-                 const std::string& on_error, uint64_t skip_yielded, nb::handle tokenizer,
+                 const datasets::LoaderOptions& options, nb::handle tokenizer,
                  const std::string& field, uint64_t seq_len, uint64_t batch_size, uint32_t eod_id,
                  int threads) {
-    datasets::LoaderOptions options = LoaderOptionsOf(shuffle_buffer, shuffle_seed, readers,
-                                                      queue_capacity, on_error, skip_yielded);
     datasets::PackOptions pack;
     pack.tokenizer = TokenizerOf(tokenizer);
     pack.field = field;
@@ -244,69 +244,41 @@ class PyTokenPacker {
   datasets::TokenPacker packer_;
 };
 
-datasets::SplitOptions MakeOptions(uint64_t seed, uint64_t epoch, bool shuffle_shards,
-                                   int world_size, int num_workers, uint64_t batch_size,
-                                   const std::string& remainder) {
-  if (remainder != "pad" && remainder != "drop") {
-    ThrowIfError(InvalidArgument("remainder must be 'pad' or 'drop' (got '" + remainder + "')"));
+// One epoch's plan, for ferry.data: what a (rank, worker) reads and how many samples each
+// worker's plan holds (what a loader's progress is computed over).
+class PyEpochPlan {
+ public:
+  explicit PyEpochPlan(datasets::EpochPlan plan) : plan_(std::move(plan)) {}
+  uint64_t SamplesPerRank() const { return plan_.samples_per_rank; }
+  std::vector<Span> Spans(int rank, int worker) const {
+    std::vector<Span> spans;
+    for (const auto& s : Worker(rank, worker).spans) spans.emplace_back(s.shard, s.first, s.count);
+    return spans;
   }
-  datasets::SplitOptions o;
-  o.seed = seed;
-  o.epoch = epoch;
-  o.shuffle_shards = shuffle_shards;
-  o.world_size = world_size;
-  o.num_workers = num_workers;
-  o.batch_size = batch_size;
-  o.remainder = remainder == "pad" ? datasets::Remainder::kPad : datasets::Remainder::kDrop;
-  return o;
-}
+  std::vector<uint64_t> WorkerSamples(int rank) const {
+    std::vector<uint64_t> out;
+    for (const auto& plan : Workers(rank)) out.push_back(plan.samples);
+    return out;
+  }
 
-// (samples per rank, shard order, the spans of one (rank, worker)).
-std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> WorkerSpans(
-    const datasets::EpochPlan& plan, int rank, int worker) {
-  if (rank < 0 || static_cast<size_t>(rank) >= plan.plans.size()) {
-    ThrowIfError(InvalidArgument("rank " + std::to_string(rank) + " is not in [0, " +
-                                 std::to_string(plan.plans.size()) + ")"));
+ private:
+  const std::vector<datasets::WorkerPlan>& Workers(int rank) const {
+    if (rank < 0 || static_cast<size_t>(rank) >= plan_.plans.size()) {
+      ThrowIfError(InvalidArgument("rank " + std::to_string(rank) + " is not in [0, " +
+                                   std::to_string(plan_.plans.size()) + ")"));
+    }
+    return plan_.plans[static_cast<size_t>(rank)];
   }
-  const auto& workers = plan.plans[static_cast<size_t>(rank)];
-  if (worker < 0 || static_cast<size_t>(worker) >= workers.size()) {
-    ThrowIfError(InvalidArgument("worker " + std::to_string(worker) + " is out of range"));
+  const datasets::WorkerPlan& Worker(int rank, int worker) const {
+    const auto& workers = Workers(rank);
+    if (worker < 0 || static_cast<size_t>(worker) >= workers.size()) {
+      ThrowIfError(InvalidArgument("loader worker " + std::to_string(worker) + " is not in [0, " +
+                                   std::to_string(workers.size()) + ")"));
+    }
+    return workers[static_cast<size_t>(worker)];
   }
-  std::vector<Span> spans;
-  for (const auto& s : workers[static_cast<size_t>(worker)].spans) {
-    spans.emplace_back(s.shard, s.first, s.count);
-  }
-  return {plan.samples_per_rank, plan.shard_order, spans};
-}
-
-std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanFor(
-    const std::vector<uint64_t>& counts, int rank, int worker, uint64_t seed, uint64_t epoch,
-    bool shuffle_shards, int world_size, int num_workers, uint64_t batch_size,
-    const std::string& remainder) {
-  auto options = MakeOptions(seed, epoch, shuffle_shards, world_size, num_workers, batch_size, remainder);
-  return WorkerSpans(Unwrap(datasets::PlanEpoch(counts, options)), rank, worker);
-}
-
-// The same for the rest of an epoch an earlier run (old_*) was interrupted in.
-std::tuple<uint64_t, std::vector<size_t>, std::vector<Span>> PlanForResumed(
-    const std::vector<uint64_t>& counts, int rank, int worker, uint64_t seed, uint64_t epoch,
-    bool shuffle_shards, int world_size, int num_workers, uint64_t batch_size,
-    const std::string& remainder, int old_world_size, int old_num_workers,
-    uint64_t old_batch_size, const std::string& old_remainder, size_t old_shuffle_buffer,
-    uint64_t samples_per_rank) {
-  auto options = MakeOptions(seed, epoch, shuffle_shards, world_size, num_workers, batch_size, remainder);
-  datasets::ResumePoint resume;
-  resume.options = MakeOptions(seed, epoch, shuffle_shards, old_world_size, old_num_workers,
-                               old_batch_size, old_remainder);
-  resume.shuffle_buffer = old_shuffle_buffer;
-  resume.samples_per_rank = samples_per_rank;
-  datasets::EpochPlan plan;
-  {
-    nb::gil_scoped_release release;
-    plan = Unwrap(datasets::PlanResumedEpoch(counts, resume, options));
-  }
-  return WorkerSpans(plan, rank, worker);
-}
+  datasets::EpochPlan plan_;
+};
 
 std::vector<std::tuple<std::string, uint64_t, uint64_t>> IndexShards(
     const std::vector<std::string>& urls, int threads) {
@@ -327,24 +299,39 @@ void RegisterDatasets(nb::module_& m) {
       .def(nb::init<const std::string&>(), nb::arg("uri"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PySampleReader::Next);
+  nb::class_<datasets::LoaderOptions>(m, "LoaderOptions")
+      .def(
+          "__init__",
+          [](datasets::LoaderOptions* self, size_t shuffle_buffer, uint64_t shuffle_seed,
+             int readers, size_t queue_capacity, const std::string& on_error,
+             uint64_t skip_yielded) {
+            new (self) datasets::LoaderOptions();
+            self->shuffle_buffer = shuffle_buffer;
+            self->shuffle_seed = shuffle_seed;
+            self->readers = readers;
+            self->queue_capacity = queue_capacity;
+            self->on_error = OnErrorOf(on_error);
+            self->skip_yielded = skip_yielded;
+          },
+          nb::kw_only(), nb::arg("shuffle_buffer") = 0, nb::arg("shuffle_seed") = 0,
+          nb::arg("readers") = 0, nb::arg("queue_capacity") = 64, nb::arg("on_error") = "fail",
+          nb::arg("skip_yielded") = 0);
   nb::class_<PySampleLoader>(m, "SampleLoader")
-      .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t, int,
-                    size_t, const std::string&, uint64_t>(),
-           nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"),
-           nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"),
-           nb::arg("skip_yielded"))
+      .def(nb::init<std::vector<std::string>, const std::vector<Span>&,
+                    const datasets::LoaderOptions&>(),
+           nb::arg("urls"), nb::arg("spans"), nb::arg("options"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PySampleLoader::Next)
       .def("next_batch", &PySampleLoader::NextBatch, nb::arg("n"))
       .def("skipped", &PySampleLoader::Skipped)
-      .def("held_bytes_high_water", &PySampleLoader::HighWater);
+      .def("held_bytes_high_water", &PySampleLoader::HighWater)
+      .def("yielded", &PySampleLoader::Yielded);
   nb::class_<PyPackedLoader>(m, "PackedLoader")
-      .def(nb::init<std::vector<std::string>, const std::vector<Span>&, size_t, uint64_t, int,
-                    size_t, const std::string&, uint64_t, nb::handle, const std::string&, uint64_t,
+      .def(nb::init<std::vector<std::string>, const std::vector<Span>&,
+                    const datasets::LoaderOptions&, nb::handle, const std::string&, uint64_t,
                     uint64_t, uint32_t, int>(),
-           nb::arg("urls"), nb::arg("spans"), nb::arg("shuffle_buffer"), nb::arg("shuffle_seed"),
-           nb::arg("readers"), nb::arg("queue_capacity"), nb::arg("on_error"),
-           nb::arg("skip_yielded"), nb::arg("tokenizer"), nb::arg("field"), nb::arg("seq_len"), nb::arg("batch_size"),
+           nb::arg("urls"), nb::arg("spans"), nb::arg("options"), nb::kw_only(),
+           nb::arg("tokenizer"), nb::arg("field"), nb::arg("seq_len"), nb::arg("batch_size"),
            nb::arg("eod_id"), nb::arg("threads"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PyPackedLoader::Next)
@@ -354,14 +341,56 @@ void RegisterDatasets(nb::module_& m) {
       .def(nb::init<uint64_t, uint32_t>(), nb::arg("seq_len"), nb::arg("eod_id"))
       .def("add", &PyTokenPacker::Add, nb::arg("document"))
       .def("rows", &PyTokenPacker::Rows);
-  m.def("plan_for", &PlanFor, nb::arg("counts"), nb::arg("rank"), nb::arg("worker"),
-        nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"), nb::arg("world_size"),
-        nb::arg("num_workers"), nb::arg("batch_size"), nb::arg("remainder"));
-  m.def("plan_for_resumed", &PlanForResumed, nb::arg("counts"), nb::arg("rank"), nb::arg("worker"),
-        nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"), nb::arg("world_size"),
-        nb::arg("num_workers"), nb::arg("batch_size"), nb::arg("remainder"),
-        nb::arg("old_world_size"), nb::arg("old_num_workers"), nb::arg("old_batch_size"),
-        nb::arg("old_remainder"), nb::arg("old_shuffle_buffer"), nb::arg("samples_per_rank"));
+  nb::class_<datasets::SplitOptions>(m, "SplitOptions")
+      .def(
+          "__init__",
+          [](datasets::SplitOptions* self, uint64_t seed, uint64_t epoch, bool shuffle_shards,
+             int world_size, int num_workers, uint64_t batch_size, const std::string& remainder) {
+            new (self) datasets::SplitOptions{seed,        epoch,      shuffle_shards,
+                                              world_size,  num_workers, batch_size,
+                                              RemainderOf(remainder)};
+          },
+          nb::kw_only(), nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"),
+          nb::arg("world_size"), nb::arg("num_workers"), nb::arg("batch_size"),
+          nb::arg("remainder"));
+  nb::class_<datasets::ResumeSegment>(m, "ResumeSegment")
+      .def(
+          "__init__",
+          [](datasets::ResumeSegment* self, const datasets::SplitOptions& options,
+             size_t shuffle_buffer, std::vector<uint64_t> consumed, size_t next_worker) {
+            new (self) datasets::ResumeSegment{options, shuffle_buffer,
+                                               {std::move(consumed), next_worker}};
+          },
+          nb::kw_only(), nb::arg("options"), nb::arg("shuffle_buffer"), nb::arg("consumed"),
+          nb::arg("next_worker"));
+  nb::class_<PyEpochPlan>(m, "EpochPlan")
+      .def_prop_ro("samples_per_rank", &PyEpochPlan::SamplesPerRank)
+      .def("spans", &PyEpochPlan::Spans, nb::arg("rank"), nb::arg("worker"))
+      .def("worker_samples", &PyEpochPlan::WorkerSamples, nb::arg("rank"));
+  m.def(
+      "plan_epoch",
+      [](const std::vector<uint64_t>& counts, const datasets::SplitOptions& options,
+         const std::vector<datasets::ResumeSegment>& history) {
+        nb::gil_scoped_release release;
+        return PyEpochPlan(Unwrap(datasets::PlanEpochAfter(counts, history, options)));
+      },
+      nb::arg("counts"), nb::arg("options"), nb::arg("history"));
+  m.def(
+      "progress_after",
+      [](const std::vector<uint64_t>& worker_samples, uint64_t turn, bool drop_last,
+         uint64_t samples_seen) {
+        datasets::WorkerProgress p =
+            Unwrap(datasets::ProgressAfter(worker_samples, {turn, drop_last}, samples_seen));
+        return std::make_tuple(p.consumed, p.next_worker);
+      },
+      nb::arg("worker_samples"), nb::arg("turn"), nb::arg("drop_last"), nb::arg("samples_seen"));
+  m.def(
+      "resume_worker",
+      [](std::vector<uint64_t> consumed, size_t next_worker, size_t worker) {
+        datasets::WorkerResume r = datasets::ResumeWorker({std::move(consumed), next_worker}, worker);
+        return std::make_tuple(r.plays, r.skip);
+      },
+      nb::arg("consumed"), nb::arg("next_worker"), nb::arg("worker"));
   m.def("shuffle_seed", &datasets::ShuffleSeed);
   m.def(
       "expand_shards",

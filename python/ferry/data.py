@@ -45,6 +45,9 @@ except ImportError:  # pragma: no cover - exercised where torch is absent
 
 
 def _distributed_rank_and_world() -> tuple[int, int]:
+    """torch.distributed's rank and world size when it is initialized, else $RANK and
+    $WORLD_SIZE (both or neither: the split is global, so $LOCAL_RANK / $LOCAL_WORLD_SIZE, a
+    process's place within its node, are never used), else 0 and 1."""
     try:
         import torch.distributed as dist
 
@@ -52,16 +55,129 @@ def _distributed_rank_and_world() -> tuple[int, int]:
             return dist.get_rank(), dist.get_world_size()
     except ImportError:
         pass
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if rank is None and world is None:
+        if "LOCAL_RANK" in os.environ:
+            raise ValueError("$LOCAL_RANK is set but $RANK and $WORLD_SIZE are not: the split is "
+                             "across all ranks, so it needs the global $RANK and $WORLD_SIZE (as "
+                             "torchrun sets them), an initialized torch.distributed, or rank= and "
+                             "world_size=")
+        return 0, 1
+    if rank is None or world is None:
+        have, missing = ("WORLD_SIZE", "RANK") if rank is None else ("RANK", "WORLD_SIZE")
+        raise ValueError(f"${have} is set ({os.environ[have]}) but ${missing} is not, and "
+                         "torch.distributed is not initialized: set both, or pass rank= and world_size=")
+    try:
+        return int(rank), int(world)
+    except ValueError:
+        raise ValueError(f"$RANK / $WORLD_SIZE must be integers (got {rank!r} / {world!r})") from None
 
 
 def _worker() -> tuple[int, int]:
+    """(this DataLoader worker's id, the loader's num_workers); (0, 1) outside a worker."""
+    info = _worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+def _worker_info():
     try:
         from torch.utils.data import get_worker_info
     except ImportError:
-        return 0, 1
-    info = get_worker_info()
-    return (info.id, info.num_workers) if info is not None else (0, 1)
+        return None
+    return get_worker_info()
+
+
+class _SharedCounters:
+    """A few int64 counters that DataLoader workers see change: the dataset's epoch, how often a
+    state was loaded, and which epoch a worker last began. A worker holds a copy of the dataset
+    made when it started (with persistent_workers=True, once for all epochs), so a plain attribute
+    set in the main process afterwards never reaches it. These live in shared memory (a torch
+    tensor's), which fork inherits and torch's multiprocessing pickler hands to spawned workers;
+    a plain pickle copies the values. Without torch there are no loader workers: a list does."""
+
+    EPOCH, GENERATION, WORKER_EPOCH = range(3)
+
+    def __init__(self) -> None:
+        try:
+            import torch
+
+            self._cells = torch.zeros(3, dtype=torch.int64).share_memory_()
+        except ImportError:
+            self._cells = [0, 0, 0]
+
+    def __getitem__(self, slot: int) -> int:
+        return int(self._cells[slot])
+
+    def __setitem__(self, slot: int, value: int) -> None:
+        self._cells[slot] = value
+
+
+_UNSET = object()
+_STATE_FORMAT = "ferry-shard-dataset-state-v2"
+_WORKER_STATE_FORMAT = "ferry-shard-dataset-worker-state-v1"
+
+
+def _decode_text(b: bytes) -> str:
+    return b.decode("utf-8")
+
+
+def _decode_int(b: bytes) -> int:
+    return int(b.decode("ascii").strip())
+
+
+def _decode_json(b: bytes):
+    import json
+
+    return json.loads(b)
+
+
+def _decode_npy(b: bytes):
+    import io
+
+    return np.load(io.BytesIO(b), allow_pickle=False)
+
+
+# webdataset's names for the cheap fields (the part of the field after its last dot). Images,
+# audio and pickles are left as bytes: a `transform` decodes those.
+_DECODERS = {"txt": _decode_text, "text": _decode_text, "transcript": _decode_text,
+             "cls": _decode_int, "cls2": _decode_int, "class": _decode_int, "count": _decode_int,
+             "index": _decode_int, "inx": _decode_int, "id": _decode_int,
+             "json": _decode_json, "jsn": _decode_json, "npy": _decode_npy}
+
+
+def _decoder(field: str):
+    return _DECODERS.get(field.rsplit(".", 1)[-1])
+
+
+def _decode_sample(sample: dict) -> dict:
+    for field, value in sample.items():
+        if not field.startswith("__") and (decode := _decoder(field)) is not None:
+            try:
+                sample[field] = decode(value)
+            except Exception as e:
+                raise _core.CorruptionError(f"{sample['__url__']}: sample {sample['__key__']!r}: field "
+                                            f"{field!r} does not decode as .{field.rsplit('.', 1)[-1]} "
+                                            f"({e})") from None
+    return sample
+
+
+def _decode_batch(batch: dict) -> dict:
+    for field, column in batch.items():
+        if not field.startswith("__") and (decode := _decoder(field)) is not None:
+            for i, value in enumerate(column):
+                if value is not None:
+                    try:
+                        column[i] = decode(value)
+                    except Exception as e:
+                        raise _core.CorruptionError(
+                            f"{batch['__url__'][i]}: sample {batch['__key__'][i]!r}: field {field!r} "
+                            f"does not decode as .{field.rsplit('.', 1)[-1]} ({e})") from None
+    return batch
+
+
+def _raising(error: Exception):
+    raise error
+    yield  # a generator: raises at its first next()
 
 
 class ShardDataset(_Base):
@@ -75,9 +191,16 @@ class ShardDataset(_Base):
 
     With ``batched=True`` it yields whole batches of ``batch_size`` samples, assembled in C++ as one
     columnar dict, ``{"__key__": [...], "__url__": [...], field: [bytes, ...]}`` (None where a
-    sample lacks a field some other sample of the batch has), the shape webdataset's ``batched()`` gives; use it with
-    ``DataLoader(ds, batch_size=None)``. A loader worker then hands over one object per batch
-    instead of one per sample, which is what a DataLoader's inter-process queue is limited by.
+    sample lacks a field some other sample of the batch has), the shape webdataset's ``batched()``
+    gives; use it with ``DataLoader(ds, batch_size=None)``. A loader worker then hands over one
+    object per batch instead of one per sample, which is what a DataLoader's inter-process queue
+    is limited by.
+
+    ``decode=True`` turns the cheap fields into objects as webdataset's ``decode()`` names them
+    (by the part after the field's last dot): txt/text to str, json to objects, cls/id/index to
+    int, npy to numpy arrays; the rest stay bytes. ``transform`` is then called on each sample (or
+    each batch, with ``batched=True``) in the loader worker, and what it returns is yielded: the
+    place for a PIL or torchvision decoder.
 
     One epoch is the shards in a (seed, epoch)-permuted order, read front to back, cut into
     `world_size` equal contiguous slices (every rank the same number of samples and of
@@ -85,23 +208,30 @@ class ShardDataset(_Base):
     `"drop"` cuts so none repeats), each slice into whole batches per loader worker, each worker's
     stream mixed by a `shuffle_buffer` of samples. Needs the samples per shard: from `index` (a
     `ferry index` JSON, local or s3://, also accepted in place of `shards`) or counted on the fly
-    by streaming every shard once.
-    rank / world_size default to torch.distributed, else $RANK / $WORLD_SIZE, else 0 / 1.
+    by streaming every shard once. ``set_epoch`` reaches loader workers, persistent ones too.
+    rank / world_size default to torch.distributed, else $RANK / $WORLD_SIZE (both must be set;
+    $LOCAL_RANK is never read: the split is global), else 0 / 1.
+
+    Resume: ``state_dict()`` / ``load_state_dict()`` follow the protocol torchdata's
+    ``StatefulDataLoader`` uses (the dataset counts what it yielded, in each loader worker), and
+    ``state_dict(samples_seen=n, loader=dl)`` gives the state of a plain DataLoader. See
+    ``state_dict`` and the README's resume table.
 
     Each iterator is a staged C++ pipeline: `readers` threads (default 1 for local files, 4 for
     URLs) read that many shards at once, a merge puts their samples back in plan order through
     the shuffle buffer, and bounded queues of `queue_capacity` samples join the stages, so memory
     stays bounded however slow the consumer (at most about (2 x readers + 4) x queue_capacity +
-    shuffle_buffer samples). The order does not depend on the threads. ``on_error="fail"`` stops at the first bad shard with an error naming it (and
-    the member and byte offset); ``"skip"`` skips the rest of that shard, records
-    ``(url, error, samples lost)`` in ``skipped`` and warns at the end of the iteration; that rank
-    then yields fewer samples than the others.
+    shuffle_buffer samples). The order does not depend on the threads. ``on_error="fail"`` stops
+    at the first bad shard with an error naming it (and the member and byte offset); ``"skip"``
+    skips the rest of that shard, records ``(url, error, samples lost)`` in ``skipped`` and warns
+    at the end of the iteration; that rank then yields fewer samples than the others.
     """
 
     def __init__(self, shards, *, index: str | None = None, rank: int | None = None,
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
                  shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1,
-                 batched: bool = False, on_error: str = "fail", readers: int | None = None,
+                 batched: bool = False, decode: bool = False, transform=None,
+                 on_error: str = "fail", readers: int | None = None,
                  queue_capacity: int = 64) -> None:
         if index is None and isinstance(shards, (str, os.PathLike)) and os.fspath(shards).endswith(".json"):
             index = shards  # ShardDataset("index.json"): a `ferry index` file names the shards
@@ -118,108 +248,273 @@ class ShardDataset(_Base):
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.remainder, self.batch_size, self.batched = remainder, batch_size, batched
-        if on_error not in ("fail", "skip"):
-            raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-        # readers=None: the loader's choice, 1 for local shards, 4 for URLs (loader.h says why).
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+        self.decode, self.transform = decode, transform
+        _core.LoaderOptions(on_error=on_error)  # checks it here, not in a loader worker
         self.on_error, self.readers, self.queue_capacity = on_error, readers or 0, queue_capacity
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
-        self.epoch = 0
-        self._resume = None  # a loaded state_dict, for its epoch
-        # Checks the options now, not in a loader worker.
-        self._plan(0, 1)
+        self._shared = _SharedCounters()
+        self._generation = 0     # the shared GENERATION this copy's _resume belongs to
+        self._resume = None      # a loaded state, for its epoch
+        self._progress = None    # this process's latest iteration: what state_dict() counts
+        self._plan(*self._stream(1)[:2])  # checks the options now
+
+    @property
+    def epoch(self) -> int:
+        return self._shared[_SharedCounters.EPOCH]
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """The epoch the next iteration yields. Reaches DataLoader workers, persistent ones too."""
+        self._shared[_SharedCounters.EPOCH] = epoch
 
-    def state_dict(self, samples_seen: int, num_workers: int = 0) -> dict:
-        """Where this epoch stands, to resume it later, maybe with another world size or loader.
+    # ---------------------------------------------------------------------------- plans
 
-        ``samples_seen``: the samples this rank has consumed this epoch (the same on every rank,
-        e.g. steps x batch size, counted from the start of the epoch, also after a resume), at a
-        batch boundary. ``num_workers``: the DataLoader's, which must take ``batch_size`` samples
-        from a worker at a time (``DataLoader(ds, batch_size=ds.batch_size, num_workers=...)``),
-        as it does. The state is small and the same on every rank; save it with the checkpoint.
-        """
+    def _split(self, num_workers: int) -> dict:
+        return {"world_size": self.world_size, "num_workers": max(num_workers, 1),
+                "batch_size": self.batch_size, "remainder": self.remainder,
+                "shuffle_buffer": self.shuffle_buffer if self.shuffle else 0}
+
+    def _options(self, split: dict):
+        return _core.SplitOptions(seed=self.seed, epoch=self.epoch, shuffle_shards=self.shuffle,
+                                  world_size=split["world_size"], num_workers=split["num_workers"],
+                                  batch_size=split["batch_size"], remainder=split["remainder"])
+
+    def _plan(self, history: list, split: dict):
+        segments = [_core.ResumeSegment(options=self._options(s["split"]),
+                                        shuffle_buffer=s["split"]["shuffle_buffer"],
+                                        consumed=s["consumed"], next_worker=s["next_worker"])
+                    for s in history]
+        return _core.plan_epoch(self.counts, self._options(split), segments)
+
+    def _stream(self, num_workers: int) -> tuple[list, dict, dict | None]:
+        """(history, split, continued) for this epoch under a loader of `num_workers`: the plan
+        is `_plan(history, split)`, and `continued` is the loaded state's last segment when this
+        run continues that very plan (same split: exact resume), else None."""
+        split = self._split(num_workers)
         r = self._resume
-        if r is not None and r["epoch"] == self.epoch and not self._resumes_exactly(num_workers):
-            raise _core.UnsupportedError(
-                "checkpointing an epoch resumed on another world size, loader or batch size is not "
-                "supported yet; checkpoint at epoch boundaries after such a resume")
-        return {"format": "ferry-shard-dataset-state-v1", "epoch": self.epoch, "seed": self.seed,
-                "shuffle": self.shuffle, "world_size": self.world_size,
-                "num_workers": max(num_workers, 1), "batch_size": self.batch_size,
-                "remainder": self.remainder, "shuffle_buffer": self.shuffle_buffer if self.shuffle else 0,
-                "samples_per_rank": samples_seen, "shards": len(self.counts), "samples": sum(self.counts)}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Resume: the next iteration yields the rest of ``state``'s epoch. Run as before (world
-        size, loader workers, batch size, remainder and shuffle buffer unchanged), it yields
-        exactly the samples, in exactly the order, the interrupted run would have yielded next:
-        each worker replays its shuffle buffer, skips the shards it had finished and drops the
-        samples it had yielded. Otherwise each sample the interrupted run had not yet yielded
-        comes once (none it had), split exactly across this run's ranks and workers, in a new
-        order. The epochs after it are whole again."""
-        if state.get("format") != "ferry-shard-dataset-state-v1":
-            raise ValueError("not a ferry ShardDataset state (format ferry-shard-dataset-state-v1)")
-        if (state["seed"], state["shuffle"]) != (self.seed, self.shuffle) or \
-                (state["shards"], state["samples"]) != (len(self.counts), sum(self.counts)):
-            raise ValueError("the state belongs to another dataset or seed: "
-                             f"seed/shuffle {state['seed']}/{state['shuffle']} vs {self.seed}/{self.shuffle}, "
-                             f"shards/samples {state['shards']}/{state['samples']} vs {len(self.counts)}/{sum(self.counts)}")
-        self._resume = dict(state)
-        self.epoch = state["epoch"]
-        self._resplit_plan(0, 1)  # checks the state now
-
-    def _resumes_exactly(self, num_workers: int) -> bool:
-        """Whether this epoch continues a state saved under this very split and loader."""
-        r = self._resume
-        return (r is not None and r["epoch"] == self.epoch and r["world_size"] == self.world_size
-                and r["num_workers"] == max(num_workers, 1) and r["batch_size"] == self.batch_size
-                and r["remainder"] == self.remainder
-                and r["shuffle_buffer"] == (self.shuffle_buffer if self.shuffle else 0))
-
-    def _resplit_plan(self, worker: int, num_workers: int):
-        r = self._resume
-        return _core.plan_for_resumed(
-            self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle, self.world_size,
-            num_workers, self.batch_size, self.remainder, r["world_size"], r["num_workers"],
-            r["batch_size"], r["remainder"], r["shuffle_buffer"], r["samples_per_rank"])
-
-    def _plan(self, worker: int, num_workers: int):
-        r = self._resume
-        if r is not None and r["epoch"] == self.epoch and not self._resumes_exactly(num_workers):
-            return self._resplit_plan(worker, num_workers)
-        return _core.plan_for(self.counts, self.rank, worker, self.seed, self.epoch, self.shuffle,
-                              self.world_size, num_workers, self.batch_size, self.remainder)
+        if r is None or r["epoch"] != self.epoch or r["format"] != _STATE_FORMAT or not r["segments"]:
+            return [], split, None
+        segments = r["segments"]
+        if segments[-1]["split"] == split:
+            return segments[:-1], split, segments[-1]
+        return segments, split, None
 
     def __len__(self) -> int:
         """Samples this rank yields this epoch (the same on every rank). In a resumed epoch this
         assumes the loader has as many workers as the interrupted run's."""
         r = self._resume
-        if r is None or r["epoch"] != self.epoch:
-            return self._plan(0, 1)[0]
-        samples = self._plan(0, r["num_workers"])[0]
-        return samples - r["samples_per_rank"] if self._resumes_exactly(r["num_workers"]) else samples
+        workers = 1
+        if r is not None and r["epoch"] == self.epoch and r.get("segments"):
+            workers = r["segments"][-1]["split"]["num_workers"]
+        history, split, continued = self._stream(workers)
+        samples = self._plan(history, split).samples_per_rank
+        return samples - (sum(continued["consumed"]) if continued else 0)
+
+    # ---------------------------------------------------------------------------- resume
+
+    def _state(self, segments: list) -> dict:
+        return {"format": _STATE_FORMAT, "epoch": self.epoch, "seed": self.seed,
+                "shuffle": self.shuffle, "shards": len(self.counts), "samples": sum(self.counts),
+                "samples_seen": sum(sum(s["consumed"]) for s in segments), "segments": segments}
+
+    def state_dict(self, samples_seen: int | None = None, *, loader=None, num_workers: int | None = None,
+                   loader_batch_size=_UNSET, drop_last: bool = False) -> dict:
+        """Where this epoch stands, to resume it later, maybe on another world size or loader.
+
+        ``state_dict()``: what the dataset counted itself. In a DataLoader worker that is the
+        worker's own part (torchdata's ``StatefulDataLoader`` calls it there and keeps one per
+        worker); in the process that iterated the dataset (a loop, ``DataLoader(num_workers=0)``
+        or ``StatefulDataLoader(num_workers=0)``), the rank's. In the main process of a plain
+        DataLoader with workers the dataset cannot know what the loader consumed (workers run
+        ahead), so that is refused: pass the count instead.
+
+        ``state_dict(samples_seen=n, loader=dl)``: the rank consumed ``n`` samples of this epoch
+        (the same on every rank; count the samples of the batches consumed, from the epoch's
+        start, and after a resume on from the state's ``samples_seen``) through DataLoader
+        ``dl``. Its ``num_workers``, ``batch_size`` and ``drop_last`` say how it took samples from
+        its workers; ``num_workers=``, ``loader_batch_size=`` and ``drop_last=`` give them without
+        the loader. With 2 or more workers the loader's batch size is required.
+
+        The state is small, JSON-serializable and the same on every rank; save it with the
+        checkpoint.
+        """
+        info = _worker_info()
+        if samples_seen is None:
+            if loader is not None or num_workers is not None or loader_batch_size is not _UNSET:
+                raise TypeError("loader=, num_workers= and loader_batch_size= describe how "
+                                "samples_seen was consumed: pass samples_seen too")
+            return self._counted_state(info)
+        if info is not None:
+            raise ValueError("state_dict(samples_seen=...) describes a whole rank: call it in the "
+                             "main process, not in a DataLoader worker")
+        if loader is not None:
+            num_workers, loader_batch_size = loader.num_workers, loader.batch_size
+            drop_last = loader.drop_last
+        num_workers = num_workers or 0
+        if num_workers >= 2 and loader is None and loader_batch_size is _UNSET:
+            raise ValueError(
+                f"with num_workers={num_workers} the state depends on how many samples the "
+                "DataLoader takes from one worker at a time: pass loader=<the DataLoader>, or "
+                "loader_batch_size=<its batch_size> (None for batch_size=None) and drop_last=")
+        if num_workers >= 2 or loader is not None or loader_batch_size is not _UNSET:
+            items = 1 if loader_batch_size in (None, _UNSET) else loader_batch_size
+            turn = items * (self.batch_size if self.batched else 1)
+        else:
+            turn, drop_last = 1, False  # one stream: the loader's batching changes nothing
+        history, split, _ = self._stream(num_workers)
+        before = sum(sum(s["consumed"]) for s in history)
+        if samples_seen < before:
+            raise ValueError(f"samples_seen {samples_seen} is less than the {before} samples this "
+                             "epoch had consumed when its resume state was saved (samples_seen "
+                             "counts from the epoch's start, on from the state's samples_seen)")
+        plan = self._plan(history, split)
+        consumed, next_worker = _core.progress_after(plan.worker_samples(self.rank), turn,
+                                                     bool(drop_last), samples_seen - before)
+        return self._state(history + [{"split": split, "consumed": consumed, "next_worker": next_worker}])
+
+    def _counted_state(self, info) -> dict:
+        p = self._progress
+        counted = p is not None and p["epoch"] == self.epoch
+        if info is not None:  # a loader worker's own part
+            if not counted:  # asked before this worker's first iteration of the epoch
+                history, split, plays, skip = self._worker_stream(info)
+                p = {"history": history, "split": split, "plays": plays, "skip": skip, "loader": None}
+            yielded = p["skip"] + (p["loader"].yielded() if p["loader"] is not None else 0)
+            return {"format": _WORKER_STATE_FORMAT, "epoch": self.epoch, "seed": self.seed,
+                    "shuffle": self.shuffle, "shards": len(self.counts), "samples": sum(self.counts),
+                    "history": p["history"], "split": p["split"], "worker": info.id,
+                    "num_workers": info.num_workers, "plays": p["plays"], "yielded": yielded}
+        if counted:  # iterated in this process: one stream, worker 0 of 1
+            consumed = p["skip"] + p["loader"].yielded()
+            return self._state(p["history"] + [{"split": p["split"], "consumed": [consumed], "next_worker": 0}])
+        if self._shared[_SharedCounters.WORKER_EPOCH] == self.epoch + 1:
+            raise ValueError(
+                "this epoch is being read by DataLoader workers, which run ahead of what the loader "
+                "consumed, so the dataset cannot count it: pass the count, "
+                "state_dict(samples_seen=<samples consumed this epoch>, loader=<the DataLoader>), or "
+                "use torchdata's StatefulDataLoader, which asks each worker")
+        r = self._resume
+        if r is not None and r["epoch"] == self.epoch and r["format"] == _STATE_FORMAT:
+            return dict(r)  # loaded, not iterated yet: where it stands is where it stood
+        return self._state([])
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration of ``state``'s epoch yields the rest of it.
+
+        On the same split (world size, loader workers, batch size, remainder, shuffle buffer), it
+        yields exactly the samples, in exactly the order, the interrupted run would have yielded
+        next: each worker replays its shuffle buffer, skips the shards it had finished and drops
+        the samples it had yielded. On another split each sample the interrupted run had not yet
+        yielded comes once (``"drop"`` leaves fewer than a batch per rank; ``"pad"`` repeats a
+        few to even out the ranks), split exactly across this run's ranks and workers, in a new
+        order; checkpointing that epoch again works the same way, however many times the split
+        changes. A worker's state (from StatefulDataLoader) resumes that worker on the same split
+        only. Later epochs are whole again (``set_epoch``)."""
+        fmt = state.get("format")
+        if fmt == "ferry-shard-dataset-state-v1":
+            state = self._upgraded_v1(state)
+        elif fmt not in (_STATE_FORMAT, _WORKER_STATE_FORMAT):
+            raise ValueError(f"not a ferry ShardDataset state (format {fmt!r}; expected {_STATE_FORMAT})")
+        if (state["seed"], state["shuffle"]) != (self.seed, self.shuffle) or \
+                (state["shards"], state["samples"]) != (len(self.counts), sum(self.counts)):
+            raise ValueError("the state belongs to another dataset or seed: "
+                             f"seed/shuffle {state['seed']}/{state['shuffle']} vs {self.seed}/{self.shuffle}, "
+                             f"shards/samples {state['shards']}/{state['samples']} vs {len(self.counts)}/{sum(self.counts)}")
+        info = _worker_info()
+        if fmt == _WORKER_STATE_FORMAT:
+            if info is None:
+                raise ValueError("this is one DataLoader worker's state (StatefulDataLoader keeps one "
+                                 "per worker): load the loader's state with "
+                                 "StatefulDataLoader.load_state_dict, which hands it to its worker")
+            self._check_worker_state(state, info)
+        saved_epoch = self.epoch
+        self._resume = dict(state)
+        if info is None:
+            # A new state: a persistent loader worker still holding the old one must not run on.
+            self._generation = self._shared[_SharedCounters.GENERATION] + 1
+            self._shared[_SharedCounters.GENERATION] = self._generation
+        self.set_epoch(state["epoch"])
+        try:  # checks the state now: its segments must fit the dataset
+            if fmt == _WORKER_STATE_FORMAT:
+                self._plan(state["history"], state["split"])
+            else:  # every segment, the last one included
+                self._plan(state["segments"], self._split(1))
+        except Exception:
+            self._resume = None
+            self.set_epoch(saved_epoch)
+            raise
+
+    def _upgraded_v1(self, state: dict) -> dict:
+        """A v1 state (one resume point; its loader took `batch_size` samples from a worker at a
+        time, as v1 required) as a v2 one."""
+        split = {"world_size": state["world_size"], "num_workers": state["num_workers"],
+                 "batch_size": state["batch_size"], "remainder": state["remainder"],
+                 "shuffle_buffer": state["shuffle_buffer"]}
+        if state["samples_per_rank"] % state["batch_size"]:
+            raise _core.InvalidArgumentError(
+                f"the resume point must be at a batch boundary ({state['samples_per_rank']} samples, "
+                f"batch_size {state['batch_size']})")
+        saved_epoch = self.epoch
+        self.set_epoch(state["epoch"])
+        try:
+            sizes = self._plan([], split).worker_samples(0)
+        finally:
+            self.set_epoch(saved_epoch)
+        consumed, next_worker = _core.progress_after(sizes, state["batch_size"], False,
+                                                     state["samples_per_rank"])
+        v2 = {k: state[k] for k in ("epoch", "seed", "shuffle", "shards", "samples")}
+        return dict(v2, format=_STATE_FORMAT, samples_seen=state["samples_per_rank"],
+                    segments=[{"split": split, "consumed": consumed, "next_worker": next_worker}])
+
+    def _check_worker_state(self, state: dict, info) -> None:
+        split = self._split(info.num_workers)
+        if state["split"] != split or state["num_workers"] != info.num_workers or state["worker"] != info.id:
+            raise _core.UnsupportedError(
+                f"a StatefulDataLoader worker state resumes only the same worker on the same split: "
+                f"saved by worker {state['worker']} of {state['num_workers']} with {state['split']}, "
+                f"loaded by worker {info.id} of {info.num_workers} with {split}. To change the world "
+                "size or the number of workers, checkpoint with state_dict(samples_seen=..., loader=...)")
+
+    # ---------------------------------------------------------------------------- iteration
+
+    def _worker_stream(self, info) -> tuple[list, dict, int, int]:
+        """(history, split, plays, skip): this process's part of the epoch is the plan
+        `_plan(history, split)` of worker `plays`, less its first `skip` samples (a resume)."""
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        r = self._resume
+        if r is not None and r["epoch"] == self.epoch and r["format"] == _WORKER_STATE_FORMAT:
+            self._check_worker_state(r, info)
+            return r["history"], r["split"], r["plays"], r["yielded"]
+        history, split, continued = self._stream(num_workers)
+        if continued is None:
+            return history, split, worker, 0
+        # The loader takes batches from its workers in turn from worker 0: this worker plays the
+        # interrupted one whose turn comes next, so the sequence continues.
+        plays, skip = _core.resume_worker(continued["consumed"], continued["next_worker"], worker)
+        return history, split, plays, skip
 
     def _loader_args(self) -> tuple:
-        """(urls, spans, shuffle_buffer, shuffle_seed, readers, queue_capacity, on_error,
-        skip_yielded) for this process's (rank, loader worker)."""
-        worker, num_workers = _worker()
-        skip = 0
-        if self._resumes_exactly(num_workers):
-            # The interrupted loader took whole batches from its workers in turn, starting with
-            # worker 0; this worker plays the one whose turn comes next, so the DataLoader's
-            # round-robin (which starts again at its worker 0) continues the old sequence, and
-            # skips the batches that one had yielded.
-            batches = self._resume["samples_per_rank"] // self.batch_size
-            worker = (worker + batches) % num_workers
-            turns = batches // num_workers + (1 if worker < batches % num_workers else 0)
-            skip = turns * self.batch_size
-        _, _, spans = self._plan(worker, num_workers)
+        """(urls, spans, LoaderOptions) for this process's (rank, loader worker), recording what
+        state_dict() will count."""
+        info = _worker_info()
+        if info is not None:
+            if self._generation != self._shared[_SharedCounters.GENERATION]:
+                raise _core.UnsupportedError(
+                    "load_state_dict was called after this DataLoader's persistent workers started, "
+                    "so they hold the old state: create the DataLoader after loading the state")
+            self._shared[_SharedCounters.WORKER_EPOCH] = self.epoch + 1
+        history, split, plays, skip = self._worker_stream(info)
+        spans = self._plan(history, split).spans(self.rank, plays)
         skip = min(skip, sum(count for _, _, count in spans))
-        seed = _core.shuffle_seed(self.seed, self.epoch, self.rank, worker)
-        return (self.urls, spans, self.shuffle_buffer if self.shuffle else 0, seed, self.readers,
-                self.queue_capacity, self.on_error, skip)
+        options = _core.LoaderOptions(
+            shuffle_buffer=split["shuffle_buffer"],
+            shuffle_seed=_core.shuffle_seed(self.seed, self.epoch, self.rank, plays),
+            readers=self.readers, queue_capacity=self.queue_capacity, on_error=self.on_error,
+            skip_yielded=skip)
+        self._progress = {"epoch": self.epoch, "history": history, "split": split, "plays": plays,
+                          "skip": skip, "loader": None}
+        return self.urls, spans, options
 
     def _report_skipped(self, loader) -> None:
         skipped = loader.skipped()
@@ -230,13 +525,32 @@ class ShardDataset(_Base):
                           f"samples; first: {skipped[0][1]}", RuntimeWarning, stacklevel=3)
 
     def __iter__(self):
-        loader = _core.SampleLoader(*self._loader_args())
+        # Starts the loader now, not at the first next(): StatefulDataLoader asks for the state
+        # between the two, and it must be this iteration's. An error is raised at the first
+        # next(), though: a persistent DataLoader worker whose iter() raises dies without a word.
+        try:
+            loader = _core.SampleLoader(*self._loader_args())
+        except Exception as e:
+            return _raising(e)
+        self._progress["loader"] = loader
         if self.batched:
-            while (batch := loader.next_batch(self.batch_size)) is not None:
-                yield batch
+            items = iter(lambda: loader.next_batch(self.batch_size), None)
+            if self.decode:
+                items = map(_decode_batch, items)
         else:
-            yield from loader
+            items = map(_decode_sample, loader) if self.decode else loader
+        if self.transform is not None:
+            items = map(self.transform, items)
+        return self._drain(loader, items)
+
+    def _drain(self, loader, items):
+        yield from items
         self._report_skipped(loader)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_progress"] = None  # a live loader does not travel; a copy has not iterated
+        return state
 
 
 # ------------------------------------------------------------------------------- token packing
@@ -418,9 +732,10 @@ class PackedDataset(_Base):
         if isinstance(self.source, ShardDataset):
             # Loader workers share the cores: by default each gets its share of tokenizer threads.
             threads = self.threads or max(1, (os.cpu_count() or 1) // _worker()[1])
-            loader = _core.PackedLoader(*self.source._loader_args(), self.tokenizer._core,
-                                        self.field, self.seq_len, self.batch_size, self.eod_id,
-                                        threads)
+            loader = _core.PackedLoader(*self.source._loader_args(), tokenizer=self.tokenizer._core,
+                                        field=self.field, seq_len=self.seq_len,
+                                        batch_size=self.batch_size, eod_id=self.eod_id,
+                                        threads=threads)
             yield from loader
             self.source._report_skipped(loader)
             return

@@ -6,18 +6,6 @@
 
 namespace ferry::datasets {
 
-uint64_t ShuffleSeed(uint64_t seed, uint64_t epoch, uint64_t rank, uint64_t worker) {
-  return SplitMix64(SplitMix64(SplitMix64(SplitMix64(seed) ^ epoch) ^ rank) ^ worker);
-}
-
-std::vector<uint64_t> ShuffledOrder(uint64_t count, size_t shuffle_buffer, uint64_t seed) {
-  std::vector<uint64_t> order;
-  order.reserve(count);
-  ShuffleBuffer<uint64_t> buffer(shuffle_buffer, seed);
-  ReplayShuffle(buffer, count, count, [&](uint64_t position) { order.push_back(position); });
-  return order;
-}
-
 namespace {
 
 uint64_t FieldBytes(const Sample& sample) {

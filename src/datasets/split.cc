@@ -5,16 +5,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "datasets/loader.h"
+#include "datasets/shuffle.h"
 
 namespace ferry::datasets {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 namespace {
 
@@ -58,6 +51,9 @@ void AppendRange(const std::vector<SampleSpan>& base, uint64_t total, uint64_t b
     }
   }
 }
+
+// The key of sample `index` of shard `shard` in a multiset of samples.
+uint64_t SampleKey(size_t shard, uint64_t index) { return uint64_t{shard} << 40 | index; }
 
 // Cuts a base sequence into equal rank slices of whole batches, padded or dropped to fit, and
 // each rank's slice into whole batches per loader worker.
@@ -123,6 +119,69 @@ std::vector<SampleSpan> ShardSequence(const std::vector<uint64_t>& counts,
   return base;
 }
 
+// The plan for what is left of an epoch: like SplitSequence, but nothing left (or, with "drop",
+// less than a batch for every rank) is an epoch that is over, not an error.
+Result<EpochPlan> SplitRest(const std::vector<SampleSpan>& left, const SplitOptions& options) {
+  uint64_t total = 0;
+  for (const SampleSpan& span : left) total += span.count;
+  const uint64_t unit = static_cast<uint64_t>(std::max(1, options.world_size)) * options.batch_size;
+  if (total == 0 || (options.remainder == Remainder::kDrop && total < unit)) {
+    EpochPlan done;
+    done.plans.assign(static_cast<size_t>(std::max(1, options.world_size)),
+                      std::vector<WorkerPlan>(static_cast<size_t>(std::max(1, options.num_workers))));
+    return done;
+  }
+  return SplitSequence(left, options);
+}
+
+// `left` less what `segment`, which ran the plan `ran`, had yielded on every rank.
+Result<std::vector<SampleSpan>> Unconsumed(const std::vector<SampleSpan>& left,
+                                           const ResumeSegment& segment, const EpochPlan& ran) {
+  const WorkerProgress& progress = segment.progress;
+  const size_t workers = static_cast<size_t>(std::max(1, segment.options.num_workers));
+  if (progress.consumed.size() != workers) {
+    return InvalidArgument("a resume segment of " + std::to_string(workers) +
+                           " loader workers records " + std::to_string(progress.consumed.size()));
+  }
+  std::unordered_map<uint64_t, uint64_t> consumed;  // SampleKey -> times yielded
+  for (size_t rank = 0; rank < ran.plans.size(); ++rank) {
+    for (size_t w = 0; w < workers; ++w) {
+      const WorkerPlan& plan = ran.plans[rank][w];
+      if (progress.consumed[w] > plan.samples) {
+        return InvalidArgument("the resume state says loader worker " + std::to_string(w) +
+                               " yielded " + std::to_string(progress.consumed[w]) +
+                               " samples, more than the " + std::to_string(plan.samples) +
+                               " of its plan");
+      }
+      std::vector<uint64_t> positions;  // plan position -> SampleKey
+      positions.reserve(plan.samples);
+      for (const SampleSpan& span : plan.spans) {
+        for (uint64_t i = 0; i < span.count; ++i) positions.push_back(SampleKey(span.shard, span.first + i));
+      }
+      ShuffleBuffer<uint64_t> replay(segment.shuffle_buffer,
+                                     ShuffleSeed(segment.options.seed, segment.options.epoch, rank, w));
+      ReplayShuffle(replay, positions.size(), progress.consumed[w],
+                    [&](uint64_t position) { ++consumed[positions[position]]; });
+    }
+  }
+  std::vector<SampleSpan> rest;
+  for (const SampleSpan& span : left) {
+    for (uint64_t i = span.first; i < span.first + span.count; ++i) {
+      auto it = consumed.find(SampleKey(span.shard, i));
+      if (it != consumed.end() && it->second > 0) {
+        --it->second;
+        continue;
+      }
+      if (!rest.empty() && rest.back().shard == span.shard && rest.back().first + rest.back().count == i) {
+        ++rest.back().count;
+      } else {
+        rest.push_back({span.shard, i, 1});
+      }
+    }
+  }
+  return rest;
+}
+
 }  // namespace
 
 Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
@@ -133,73 +192,89 @@ Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
   return plan;
 }
 
-Result<EpochPlan> PlanResumedEpoch(const std::vector<uint64_t>& samples_per_shard,
-                                   const ResumePoint& resume, const SplitOptions& options) {
-  const SplitOptions& before = resume.options;
-  if (before.seed != options.seed || before.epoch != options.epoch ||
-      before.shuffle_shards != options.shuffle_shards) {
-    return InvalidArgument("a resume point belongs to the same seed, epoch and shard shuffling");
-  }
-  FERRY_ASSIGN_OR_RETURN(EpochPlan old_plan, PlanEpoch(samples_per_shard, before));
-  if (resume.samples_per_rank > old_plan.samples_per_rank) {
-    return InvalidArgument("the resume point says each rank consumed " +
-                           std::to_string(resume.samples_per_rank) + " samples, more than the " +
-                           std::to_string(old_plan.samples_per_rank) + " of its epoch");
-  }
-  if (resume.samples_per_rank % before.batch_size != 0) {
-    return InvalidArgument("the resume point must be at a batch boundary (" +
-                           std::to_string(resume.samples_per_rank) + " samples, batch_size " +
-                           std::to_string(before.batch_size) + ")");
-  }
-  // What every (rank, worker) of the interrupted run yielded: a loader takes whole batches from
-  // its workers in turn, and each worker yields its plan through its shuffle buffer.
-  std::unordered_map<uint64_t, uint64_t> consumed;  // (shard << 40 | index) -> times
-  auto key = [](size_t shard, uint64_t index) { return uint64_t{shard} << 40 | index; };
-  const uint64_t batches = resume.samples_per_rank / before.batch_size;
-  for (size_t rank = 0; rank < old_plan.plans.size(); ++rank) {
-    const auto& workers = old_plan.plans[rank];
-    for (size_t w = 0; w < workers.size(); ++w) {
-      uint64_t worker_batches = batches / workers.size() + (w < batches % workers.size() ? 1 : 0);
-      uint64_t take = std::min(worker_batches * before.batch_size, workers[w].samples);
-      std::vector<uint64_t> positions;  // plan position -> (shard, index)
-      for (const SampleSpan& span : workers[w].spans) {
-        for (uint64_t i = 0; i < span.count; ++i) positions.push_back(key(span.shard, span.first + i));
+Result<WorkerProgress> ProgressAfter(const std::vector<uint64_t>& worker_samples,
+                                     const LoaderTurns& turns, uint64_t samples_seen) {
+  const size_t n = worker_samples.size();
+  if (n == 0) return InvalidArgument("a loader has at least one worker");
+  if (turns.turn < 1) return InvalidArgument("a loader takes at least one sample at a time");
+  WorkerProgress progress{std::vector<uint64_t>(n, 0), 0};
+  // Whether worker w yields another batch, and of how many samples.
+  auto next_take = [&](size_t w) -> uint64_t {
+    uint64_t remaining = worker_samples[w] - progress.consumed[w];
+    if (remaining >= turns.turn) return turns.turn;
+    return turns.drop_last ? 0 : remaining;
+  };
+  uint64_t taken = 0;
+  while (taken < samples_seen) {
+    // Whole rounds at once where every worker still in the cycle has full turns for them, so
+    // the loop runs O(workers) times per worker that runs out, not once per batch.
+    if (progress.next_worker == 0) {
+      uint64_t active = 0, rounds = UINT64_MAX;
+      for (size_t w = 0; w < n; ++w) {
+        if (next_take(w) == 0) continue;
+        ++active;
+        rounds = std::min(rounds, (worker_samples[w] - progress.consumed[w]) / turns.turn);
       }
-      std::vector<uint64_t> order =
-          ShuffledOrder(positions.size(), resume.shuffle_buffer,
-                        ShuffleSeed(before.seed, before.epoch, rank, w));
-      for (uint64_t i = 0; i < take; ++i) ++consumed[positions[order[i]]];
-    }
-  }
-  // The epoch's samples in their base order, less those: what is left to read.
-  std::vector<SampleSpan> left;
-  for (const SampleSpan& span : ShardSequence(samples_per_shard, old_plan.shard_order)) {
-    for (uint64_t i = 0; i < span.count; ++i) {
-      auto it = consumed.find(key(span.shard, i));
-      if (it != consumed.end() && it->second > 0) {
-        --it->second;
-        continue;
-      }
-      if (!left.empty() && left.back().shard == span.shard && left.back().first + left.back().count == i) {
-        ++left.back().count;
-      } else {
-        left.push_back({span.shard, i, 1});
+      if (active > 0) {
+        rounds = std::min(rounds, (samples_seen - taken) / (active * turns.turn));
+        if (rounds > 0) {
+          for (size_t w = 0; w < n; ++w) {
+            if (next_take(w) != 0) progress.consumed[w] += rounds * turns.turn;
+          }
+          taken += rounds * active * turns.turn;
+          continue;
+        }
       }
     }
+    size_t w = progress.next_worker;
+    uint64_t take = 0;
+    for (size_t k = 0; k < n && take == 0; ++k) {
+      w = (progress.next_worker + k) % n;
+      take = next_take(w);
+    }
+    if (take == 0) {
+      return InvalidArgument("samples_seen " + std::to_string(samples_seen) +
+                             " is more than the " + std::to_string(taken) +
+                             " samples this rank's loader yields in the epoch");
+    }
+    if (taken + take > samples_seen) {
+      return InvalidArgument("samples_seen " + std::to_string(samples_seen) +
+                             " falls inside a batch of the loader: its batches end at " +
+                             std::to_string(taken) + " and " + std::to_string(taken + take) +
+                             " samples (count the samples of the batches consumed)");
+    }
+    progress.consumed[w] += take;
+    taken += take;
+    progress.next_worker = (w + 1) % n;
   }
-  uint64_t left_total = 0;
-  for (const SampleSpan& span : left) left_total += span.count;
-  // "drop" leaves what cannot make a batch on every rank, as at the end of any epoch.
-  const uint64_t unit = static_cast<uint64_t>(std::max(1, options.world_size)) * options.batch_size;
-  if (left_total == 0 || (options.remainder == Remainder::kDrop && left_total < unit)) {
-    EpochPlan done;
-    done.shard_order = old_plan.shard_order;
-    done.plans.assign(static_cast<size_t>(std::max(1, options.world_size)),
-                      std::vector<WorkerPlan>(static_cast<size_t>(std::max(1, options.num_workers))));
-    return done;
+  return progress;
+}
+
+WorkerResume ResumeWorker(const WorkerProgress& progress, size_t worker) {
+  const size_t n = progress.consumed.size();
+  if (n == 0) return {worker, 0};
+  size_t plays = (progress.next_worker + worker) % n;
+  return {plays, progress.consumed[plays]};
+}
+
+Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
+                                 const std::vector<ResumeSegment>& history,
+                                 const SplitOptions& options) {
+  if (history.empty()) return PlanEpoch(samples_per_shard, options);
+  std::vector<size_t> order = ShardOrder(samples_per_shard.size(), options);
+  std::vector<SampleSpan> left = ShardSequence(samples_per_shard, order);
+  for (size_t k = 0; k < history.size(); ++k) {
+    const ResumeSegment& segment = history[k];
+    const SplitOptions& ran_with = segment.options;
+    if (ran_with.seed != options.seed || ran_with.epoch != options.epoch ||
+        ran_with.shuffle_shards != options.shuffle_shards) {
+      return InvalidArgument("a resume state belongs to the same seed, epoch and shard shuffling");
+    }
+    FERRY_ASSIGN_OR_RETURN(EpochPlan ran, k == 0 ? SplitSequence(left, ran_with) : SplitRest(left, ran_with));
+    FERRY_ASSIGN_OR_RETURN(left, Unconsumed(left, segment, ran));
   }
-  FERRY_ASSIGN_OR_RETURN(EpochPlan plan, SplitSequence(left, options));
-  plan.shard_order = old_plan.shard_order;
+  FERRY_ASSIGN_OR_RETURN(EpochPlan plan, SplitRest(left, options));
+  plan.shard_order = std::move(order);
   return plan;
 }
 

@@ -53,25 +53,60 @@ struct EpochPlan {
 Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
                             const SplitOptions& options);
 
-// Where an interrupted run stood: its options, its readers' shuffle buffer, and the samples each
-// of its ranks had consumed (the same on every rank; a multiple of its batch_size).
-struct ResumePoint {
-  SplitOptions options;
-  size_t shuffle_buffer = 0;
-  uint64_t samples_per_rank = 0;
+// How a data loader takes one rank's samples from its loader workers: `turn` samples from one
+// worker at a time, the workers in turn from worker 0, a worker whose plan is done left out.
+// That is PyTorch's DataLoader over an IterableDataset, `turn` being its batch_size times the
+// samples in one dataset item (1, or batch_size for a dataset that yields batches). With
+// drop_last a worker's last partial turn is never taken.
+struct LoaderTurns {
+  uint64_t turn = 1;
+  bool drop_last = false;
 };
 
-// The rest of that epoch for a run that may have another world_size, num_workers or batch_size
-// (same seed, epoch and shard shuffling): the samples the interrupted run had not yet yielded,
-// each exactly once, in the epoch's base order, split across the new ranks and workers as
-// PlanEpoch splits a whole epoch (so "pad" may repeat a few to even out the ranks). Which
-// samples were yielded is replayed from the interrupted run's plans and shuffle buffers, without
-// reading a shard. A resume point at the end of the epoch gives empty plans.
-Result<EpochPlan> PlanResumedEpoch(const std::vector<uint64_t>& samples_per_shard,
-                                   const ResumePoint& resume, const SplitOptions& options);
+// Where a rank's loader stood: the samples each worker had yielded to the consumer, and whose
+// turn the cycle came to next.
+struct WorkerProgress {
+  std::vector<uint64_t> consumed;  // one entry per loader worker
+  size_t next_worker = 0;
+};
 
-// splitmix64: a fixed, portable mixer, so plans and shuffles are identical on every platform and
-// library version (std::shuffle's use of the engine is implementation-defined).
-uint64_t SplitMix64(uint64_t x);
+// The progress after the consumer took `samples_seen` samples from workers whose plans hold
+// `worker_samples` samples each, taken as `turns` says. kInvalidArgument when samples_seen
+// falls inside a turn (the message names the turn boundaries around it) or exceeds the plans.
+Result<WorkerProgress> ProgressAfter(const std::vector<uint64_t>& worker_samples,
+                                     const LoaderTurns& turns, uint64_t samples_seen);
+
+// For a loader resumed on the same split: which interrupted worker a new `worker` plays, and how
+// many of that worker's samples it skips. The new loader's cycle starts at its worker 0, so new
+// worker w plays the one whose turn came w places after the interrupted cycle stopped; the
+// sequence then continues exactly (workers that were done are left out by both cycles alike).
+struct WorkerResume {
+  size_t plays = 0;
+  uint64_t skip = 0;
+};
+WorkerResume ResumeWorker(const WorkerProgress& progress, size_t worker);
+
+// One stretch of an epoch run under one split, up to a checkpoint: its split options, its
+// readers' shuffle buffer, and what each of its loader workers had yielded. Every rank runs
+// plans of the same sizes in lockstep, so the progress is taken to be the same on every rank.
+struct ResumeSegment {
+  SplitOptions options;
+  size_t shuffle_buffer = 0;
+  WorkerProgress progress;
+};
+
+// The plan for the rest of an epoch that ran as `history` (oldest first), for a run with
+// `options` (same seed, epoch and shard shuffling; any world_size, num_workers, batch_size or
+// remainder). Segment 0 ran PlanEpoch; each later one ran what the segments before it had
+// left, split by its own options. What every (rank, worker) of each segment yielded is replayed
+// from its plans and shuffle buffers, without reading a shard, and the rest is split as
+// PlanEpoch splits a whole epoch: each sample not yet yielded once, in the epoch's base order
+// ("pad" may repeat a few to even out the ranks, "drop" leaves what cannot make a batch on every
+// rank). An empty history is the whole epoch; a history that consumed everything gives empty
+// plans. kInvalidArgument when a segment does not fit (another seed or epoch, a worker count
+// that is not its split's, a worker that yielded more than its plan).
+Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
+                                 const std::vector<ResumeSegment>& history,
+                                 const SplitOptions& options);
 
 }  // namespace ferry::datasets

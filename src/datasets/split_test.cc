@@ -153,6 +153,12 @@ TEST(PlanEpochTest, BadOptionsAreClear) {
 namespace ferry::datasets {
 namespace {
 
+uint64_t PlanSamples(const WorkerPlan& plan) {
+  uint64_t n = 0;
+  for (const auto& s : plan.spans) n += s.count;
+  return n;
+}
+
 TEST(ResumeTest, NothingConsumedIsTheWholeEpochAndEverythingConsumedIsNothing) {
   std::vector<uint64_t> counts = {13, 0, 7, 21, 1, 9};
   SplitOptions options;
@@ -163,27 +169,122 @@ TEST(ResumeTest, NothingConsumedIsTheWholeEpochAndEverythingConsumedIsNothing) {
   options.remainder = Remainder::kDrop;
   auto whole = PlanEpoch(counts, options);
   ASSERT_TRUE(whole.ok());
-  ResumePoint start{options, 8, 0};
-  auto resumed = PlanResumedEpoch(counts, start, options);
+  std::vector<ResumeSegment> start = {{options, 8, {{0, 0}, 0}}};
+  auto resumed = PlanEpochAfter(counts, start, options);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ(resumed->samples_per_rank, whole->samples_per_rank);
   for (size_t r = 0; r < 2; ++r) {
     for (size_t w = 0; w < 2; ++w) {
-      uint64_t a = 0, b = 0;
-      for (const auto& s : whole->plans[r][w].spans) a += s.count;
-      for (const auto& s : resumed->plans[r][w].spans) b += s.count;
-      EXPECT_EQ(a, b);
+      EXPECT_EQ(PlanSamples(whole->plans[r][w]), PlanSamples(resumed->plans[r][w]));
     }
   }
-  ResumePoint end{options, 8, whole->samples_per_rank};
-  auto nothing = PlanResumedEpoch(counts, end, options);
+  std::vector<ResumeSegment> end = {
+      {options, 8, {{whole->plans[0][0].samples, whole->plans[0][1].samples}, 0}}};
+  auto nothing = PlanEpochAfter(counts, end, options);
   ASSERT_TRUE(nothing.ok());
   EXPECT_EQ(nothing->samples_per_rank, 0u);
   for (const auto& workers : nothing->plans) {
     for (const auto& plan : workers) EXPECT_TRUE(plan.spans.empty());
   }
+  end[0].progress.consumed[1] += 1;  // more than worker 1's plan
+  EXPECT_EQ(PlanEpochAfter(counts, end, options).status().code(), StatusCode::kInvalidArgument);
+  start[0].progress.consumed = {0};  // one worker's progress for a split of two
+  EXPECT_EQ(PlanEpochAfter(counts, start, options).status().code(), StatusCode::kInvalidArgument);
   options.seed = 4;
-  EXPECT_EQ(PlanResumedEpoch(counts, start, options).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanEpochAfter(counts, end, options).status().code(), StatusCode::kInvalidArgument);
+}
+
+// The samples (shard, index) a rank's loader would have yielded, simulated from the plans, the
+// shuffle and the loader's turns: what the exact resume and the re-splits must agree with.
+std::multiset<std::pair<size_t, uint64_t>> Yielded(const EpochPlan& plan, const SplitOptions& o,
+                                                   size_t shuffle_buffer,
+                                                   const WorkerProgress& progress) {
+  std::multiset<std::pair<size_t, uint64_t>> out;
+  for (size_t rank = 0; rank < plan.plans.size(); ++rank) {
+    for (size_t w = 0; w < plan.plans[rank].size(); ++w) {
+      std::vector<std::pair<size_t, uint64_t>> positions;
+      for (const auto& s : plan.plans[rank][w].spans) {
+        for (uint64_t i = 0; i < s.count; ++i) positions.emplace_back(s.shard, s.first + i);
+      }
+      std::vector<uint64_t> order =
+          ShuffledOrder(positions.size(), shuffle_buffer, ShuffleSeed(o.seed, o.epoch, rank, w));
+      for (uint64_t i = 0; i < progress.consumed[w]; ++i) out.insert(positions[order[i]]);
+    }
+  }
+  return out;
+}
+
+TEST(ResumeTest, ProgressFollowsTheLoadersTurnsAndRefusesAPointInsideATurn) {
+  // Worker plans of 10 and 6 samples, batches of 4: w0 4, w1 4, w0 4, w1 2 (partial), w0 2.
+  LoaderTurns turns{4, false};
+  auto after = [&](uint64_t seen) { return ProgressAfter({10, 6}, turns, seen); };
+  EXPECT_EQ(after(0)->consumed, (std::vector<uint64_t>{0, 0}));
+  EXPECT_EQ(after(8)->consumed, (std::vector<uint64_t>{4, 4}));
+  EXPECT_EQ(after(8)->next_worker, 0u);
+  EXPECT_EQ(after(12)->consumed, (std::vector<uint64_t>{8, 4}));
+  EXPECT_EQ(after(14)->consumed, (std::vector<uint64_t>{8, 6}));
+  EXPECT_EQ(after(16)->consumed, (std::vector<uint64_t>{10, 6}));
+  auto inside = after(10);
+  ASSERT_EQ(inside.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(inside.status().message().find("batches end at 8 and 12"), std::string::npos)
+      << inside.status().ToString();
+  EXPECT_EQ(after(17).status().code(), StatusCode::kInvalidArgument);
+  // drop_last: the partial batches are never taken, so the epoch ends at 8 + 4 = 12... then w0
+  // has 2 left (< 4): dropped too.
+  turns.drop_last = true;
+  EXPECT_EQ(after(12)->consumed, (std::vector<uint64_t>{8, 4}));
+  EXPECT_EQ(after(16).status().code(), StatusCode::kInvalidArgument);
+  // Many whole rounds at once give what turn-by-turn stepping gives.
+  auto big = ProgressAfter({1000003, 1000001, 999999}, {3, false}, 2999997);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->consumed, (std::vector<uint64_t>{999999, 999999, 999999}));
+  EXPECT_EQ(big->next_worker, 0u);
+  // The resumed loader's worker 0 plays the one whose turn came next.
+  WorkerProgress p{{8, 4}, 1};
+  EXPECT_EQ(ResumeWorker(p, 0).plays, 1u);
+  EXPECT_EQ(ResumeWorker(p, 0).skip, 4u);
+  EXPECT_EQ(ResumeWorker(p, 1).plays, 0u);
+  EXPECT_EQ(ResumeWorker(p, 1).skip, 8u);
+}
+
+TEST(ResumeTest, ReSplittingTwiceYieldsEachRemainingSampleOnce) {
+  std::vector<uint64_t> counts = {13, 0, 7, 21, 1, 9, 16};
+  SplitOptions a;
+  a.seed = 5;
+  a.epoch = 2;
+  a.world_size = 2;
+  a.num_workers = 2;
+  a.batch_size = 4;
+  a.remainder = Remainder::kDrop;
+  SplitOptions b = a, c = a;
+  b.world_size = 3;
+  b.num_workers = 1;
+  b.batch_size = 2;
+  c.world_size = 1;
+  c.num_workers = 3;
+  c.batch_size = 3;
+  auto plan_a = PlanEpoch(counts, a);
+  ASSERT_TRUE(plan_a.ok());
+  std::vector<ResumeSegment> history = {{a, 5, {{8, 4}, 1}}};
+  auto plan_b = PlanEpochAfter(counts, history, b);
+  ASSERT_TRUE(plan_b.ok()) << plan_b.status().ToString();
+  history.push_back({b, 3, {{6}, 0}});
+  auto plan_c = PlanEpochAfter(counts, history, c);
+  ASSERT_TRUE(plan_c.ok()) << plan_c.status().ToString();
+  std::vector<uint64_t> c_sizes;
+  for (const auto& plan : plan_c->plans[0]) c_sizes.push_back(plan.samples);
+  WorkerProgress all_of_c{c_sizes, 0};
+
+  auto yielded = Yielded(*plan_a, a, 5, history[0].progress);
+  for (const auto& s : Yielded(*plan_b, b, 3, history[1].progress)) yielded.insert(s);
+  for (const auto& s : Yielded(*plan_c, c, 0, all_of_c)) yielded.insert(s);
+  // drop: no sample twice; what a plan left out stays in what is left, so only the last split's
+  // drop is missing: less than one batch of its one rank.
+  std::set<std::pair<size_t, uint64_t>> distinct(yielded.begin(), yielded.end());
+  EXPECT_EQ(distinct.size(), yielded.size());
+  uint64_t total = 0;
+  for (uint64_t n : counts) total += n;
+  EXPECT_LT(total - yielded.size(), 3u);
 }
 
 TEST(ResumeTest, ShuffledOrderIsAPermutation) {

@@ -1,0 +1,312 @@
+"""ShardDataset resume, epochs and splits under the loaders people run: a plain DataLoader and
+torchdata's StatefulDataLoader, 0 and 2 workers, batches made by the dataset, by the loader or
+none, pad and drop, resumed on the same split and on another world size. Every resumed run is
+compared with an uninterrupted one."""
+
+from collections import Counter
+
+import pytest
+
+import ferry
+import ferry.data
+from test_data import write_shards
+
+torch = pytest.importorskip("torch")
+from torch.utils.data import DataLoader  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # torchdata 0.11 on torch 2.13
+
+SIZES = [13, 0, 7, 21, 1, 9, 16]  # 67 samples, an empty shard, a one-sample shard
+BATCH = 4       # the dataset's batch_size where the dataset batches
+LOADER_BATCH = 3  # the DataLoader's where it batches (odd, so worker plans end in partial batches)
+STEPS = 5       # loader steps before the interruption
+
+
+def stateful_loader_class():
+    return pytest.importorskip("torchdata.stateful_dataloader").StatefulDataLoader
+
+
+def keys_of_item(item, batching):
+    if batching == "dataset":
+        return list(item["__key__"])
+    if batching == "loader":
+        return [s["__key__"] for s in item]
+    return [item["__key__"]]
+
+
+def make_dataset(pattern, batching, remainder, rank, world_size):
+    options = dict(seed=5, shuffle_buffer=8, remainder=remainder, rank=rank, world_size=world_size)
+    if batching == "dataset":
+        return ferry.data.ShardDataset(pattern, batch_size=BATCH, batched=True, **options)
+    return ferry.data.ShardDataset(pattern, **options)
+
+
+def make_loader(kind, dataset, batching, workers):
+    cls = DataLoader if kind == "plain" else stateful_loader_class()
+    if batching == "loader":
+        return cls(dataset, batch_size=LOADER_BATCH, num_workers=workers, collate_fn=list)
+    return cls(dataset, batch_size=None, num_workers=workers)
+
+
+def interrupted(kind, dataset, batching, workers, steps):
+    """Runs `steps` loader steps; returns (their keys, the state to resume from)."""
+    loader = make_loader(kind, dataset, batching, workers)
+    keys = []
+    for step, item in enumerate(loader):
+        keys += keys_of_item(item, batching)
+        if step + 1 == steps:
+            break
+    if kind == "plain":
+        state = dataset.state_dict(samples_seen=len(keys), loader=loader)
+    else:
+        state = loader.state_dict()
+    return keys, state
+
+
+def resumed(kind, dataset, batching, workers, state):
+    loader = make_loader(kind, dataset, batching, workers)
+    if kind == "plain":
+        dataset.load_state_dict(state)
+    else:
+        loader.load_state_dict(state)
+    return [k for item in loader for k in keys_of_item(item, batching)]
+
+
+def whole(kind, dataset, batching, workers):
+    return [k for item in make_loader(kind, dataset, batching, workers) for k in keys_of_item(item, batching)]
+
+
+LOADERS = ["plain", "stateful"]
+BATCHINGS = ["dataset", "loader", "sample"]
+
+
+@pytest.mark.parametrize("remainder", ["pad", "drop"])
+@pytest.mark.parametrize("batching", BATCHINGS)
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", LOADERS)
+def test_resume_on_the_same_split_continues_the_uninterrupted_sequence(tmp_path, kind, workers, batching, remainder):
+    pattern = write_shards(tmp_path, SIZES)
+    for rank in range(2):
+        reference = whole(kind, make_dataset(pattern, batching, remainder, rank, 2), batching, workers)
+        seen, state = interrupted(kind, make_dataset(pattern, batching, remainder, rank, 2), batching, workers, STEPS)
+        assert seen == reference[:len(seen)]
+        rest = resumed(kind, make_dataset(pattern, batching, remainder, rank, 2), batching, workers, state)
+        assert seen + rest == reference, (rank, len(seen))
+
+
+@pytest.mark.parametrize("remainder", ["pad", "drop"])
+@pytest.mark.parametrize("batching", BATCHINGS)
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", LOADERS)
+def test_resume_on_another_world_size_yields_each_remaining_sample(tmp_path, kind, workers, batching, remainder):
+    pattern = write_shards(tmp_path, SIZES)
+    everything = Counter(f"p{i}/{j:04d}" for i, n in enumerate(SIZES) for j in range(n))
+    consumed, states = Counter(), []
+    for rank in range(2):
+        seen, state = interrupted(kind, make_dataset(pattern, batching, remainder, rank, 2), batching, workers, STEPS)
+        consumed.update(seen)
+        states.append(state)
+    if kind == "stateful" and workers > 0:
+        # Each worker's state holds only its own progress; a new split needs every worker's.
+        with pytest.raises(ferry.UnsupportedError, match="same worker on the same split"):
+            resumed(kind, make_dataset(pattern, batching, remainder, 0, 3), batching, workers, states[0])
+        return
+    if kind == "plain":
+        assert states[0] == states[1]  # the same on every rank
+    per_rank = [resumed(kind, make_dataset(pattern, batching, remainder, rank, 3), batching, workers, states[0])
+                for rank in range(3)]
+    assert len({len(keys) for keys in per_rank}) == 1  # every new rank the same number
+    rest = Counter(k for keys in per_rank for k in keys)
+    left = everything - consumed
+    if remainder == "drop":
+        assert max((consumed + rest).values()) == 1                 # nothing twice
+        unit = 3 * (BATCH if batching == "dataset" else 1)
+        assert sum((left - rest).values()) < unit                  # less than a batch per rank lost
+    else:
+        assert set(left) <= set(rest)                               # nothing lost
+
+
+@pytest.mark.parametrize("remainder", ["pad", "drop"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_checkpointing_a_re_split_epoch_again_and_again(tmp_path, workers, remainder):
+    """Elastic jobs checkpoint again: world 2 -> 3 -> 1, worker counts changing too; every
+    sample of the epoch comes once (drop: less than a batch per rank lost at each split)."""
+    pattern = write_shards(tmp_path, SIZES)
+    everything = Counter(f"p{i}/{j:04d}" for i, n in enumerate(SIZES) for j in range(n))
+    got, state, lost_bound = Counter(), None, 0
+    for world, loader_workers, steps in [(2, workers, 3), (3, 2 - workers, 2), (1, workers, None)]:
+        states = []
+        for rank in range(world):
+            ds = ferry.data.ShardDataset(pattern, seed=5, shuffle_buffer=8, remainder=remainder, rank=rank,
+                                         world_size=world, batch_size=2, batched=True)
+            if state is not None:
+                ds.load_state_dict(state)
+            loader = DataLoader(ds, batch_size=None, num_workers=loader_workers)
+            seen = state["samples_seen"] if state is not None else 0
+            for step, batch in enumerate(loader):
+                got.update(batch["__key__"])
+                seen += len(batch["__key__"])
+                if step + 1 == steps:
+                    break
+            if steps is not None:
+                states.append(ds.state_dict(samples_seen=seen, loader=loader))
+        lost_bound += world * 2
+        if steps is not None:
+            assert all(s == states[0] for s in states)
+            state = states[0]
+    if remainder == "drop":
+        assert max(got.values()) == 1
+        assert sum((everything - got).values()) < lost_bound
+    else:
+        assert set(got) == set(everything)
+
+
+def test_loader_batch_size_other_than_the_datasets_resumes_exactly(tmp_path):
+    """Defect: ShardDataset's default batch size under DataLoader(batch_size=8, num_workers=2);
+    state_dict(samples_seen=40, num_workers=2) after 5 steps repeated 4 samples and lost 4.
+    Without the loader's batch size the state is refused; with the loader it is exact."""
+    pattern = write_shards(tmp_path, [60, 37, 50])
+    reference = [s["__key__"] for b in DataLoader(ferry.data.ShardDataset(pattern, seed=1), batch_size=8,
+                                                  num_workers=2, collate_fn=list) for s in b]
+    ds = ferry.data.ShardDataset(pattern, seed=1)
+    loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=list)
+    seen = []
+    for step, batch in enumerate(loader):
+        seen += [s["__key__"] for s in batch]
+        if step == 4:
+            break
+    assert len(seen) == 40
+    with pytest.raises(ValueError, match="pass loader=<the DataLoader>"):
+        ds.state_dict(samples_seen=40, num_workers=2)
+    state = ds.state_dict(samples_seen=40, loader=loader)
+    assert state == ds.state_dict(samples_seen=40, num_workers=2, loader_batch_size=8)
+    again = ferry.data.ShardDataset(pattern, seed=1)
+    again.load_state_dict(state)
+    rest = [s["__key__"] for b in DataLoader(again, batch_size=8, num_workers=2, collate_fn=list) for s in b]
+    assert seen + rest == reference
+    with pytest.raises(ValueError, match="falls inside a batch of the loader: its batches end at 40 and 48"):
+        ds.state_dict(samples_seen=44, loader=loader)
+
+
+def test_state_dict_num_workers_is_keyword_only(tmp_path):
+    """Defect: a MosaicML-style state_dict(n, False) was taken as num_workers=0."""
+    ds = ferry.data.ShardDataset(write_shards(tmp_path, [10]), seed=1)
+    with pytest.raises(TypeError):
+        ds.state_dict(4, False)
+
+
+def test_plain_dataloader_workers_make_state_dict_without_a_count_refuse(tmp_path):
+    """The main process of a plain DataLoader with workers cannot count what was consumed:
+    state_dict() there says what to pass instead of returning a state of nothing consumed."""
+    ds = ferry.data.ShardDataset(write_shards(tmp_path, [10, 10]), seed=1)
+    for _ in zip(range(3), DataLoader(ds, batch_size=None, num_workers=2)):
+        pass
+    with pytest.raises(ValueError, match="read by DataLoader workers.*StatefulDataLoader"):
+        ds.state_dict()
+
+
+def test_stateful_dataloader_calls_state_dict_without_arguments(tmp_path):
+    """Defect: StatefulDataLoader calls dataset.state_dict() in each worker, which raised
+    TypeError (missing samples_seen) at iter() with 2 workers."""
+    StatefulDataLoader = stateful_loader_class()
+    ds = ferry.data.ShardDataset(write_shards(tmp_path, [10, 10]), seed=1)
+    loader = StatefulDataLoader(ds, batch_size=None, num_workers=2)
+    it = iter(loader)
+    next(it)
+    state = loader.state_dict()
+    worker_states = state["_snapshot"]["_worker_snapshots"]
+    assert {w["dataset_state"]["worker"] for w in worker_states.values()} == {0, 1}
+    assert sum(w["dataset_state"]["yielded"] for w in worker_states.values()) >= 1
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_set_epoch_reaches_the_workers(tmp_path, persistent):
+    """Defect: with persistent_workers=True epoch 1 repeated epoch 0's order."""
+    pattern = write_shards(tmp_path, [20, 20, 20])
+    ds = ferry.data.ShardDataset(pattern, seed=3, shuffle_buffer=10)
+    loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+    epochs = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        epochs.append([s["__key__"] for s in loader])
+        fresh = ferry.data.ShardDataset(pattern, seed=3, shuffle_buffer=10)
+        fresh.set_epoch(epoch)
+        assert epochs[-1] == [s["__key__"] for s in DataLoader(fresh, batch_size=None, num_workers=2)]
+    assert epochs[0] != epochs[1] != epochs[2]
+    assert sorted(epochs[0]) == sorted(epochs[1])
+
+
+def test_a_state_loaded_after_persistent_workers_started_is_refused(tmp_path):
+    pattern = write_shards(tmp_path, [20, 20])
+    ds = ferry.data.ShardDataset(pattern, seed=3)
+    loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    list(loader)
+    ds.load_state_dict(ds.state_dict(samples_seen=4, loader=loader))
+    with pytest.raises(ferry.UnsupportedError, match="create the DataLoader after loading the state"):
+        list(loader)
+
+
+def test_resume_state_is_checked(tmp_path):
+    pattern = write_shards(tmp_path, [10, 10])
+    ds = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=1, batch_size=2)
+    state = ds.state_dict(samples_seen=4)
+    other = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=2, batch_size=2)
+    with pytest.raises(ValueError, match="another dataset or seed"):
+        other.load_state_dict(state)
+    with pytest.raises(ferry.InvalidArgumentError, match="falls inside a batch"):
+        ds.state_dict(samples_seen=3, loader_batch_size=2)
+    with pytest.raises(ferry.InvalidArgumentError, match="more than the 20 samples"):
+        ds.state_dict(samples_seen=22)
+    bad = dict(state, segments=[dict(state["segments"][0], consumed=[21])])
+    with pytest.raises(ferry.InvalidArgumentError, match="more than the 20 of its plan"):
+        ds.load_state_dict(bad)
+    ds.load_state_dict(ds.state_dict(samples_seen=20))  # the end of the epoch: nothing left
+    assert list(ds) == [] and len(ds) == 0
+    ds.set_epoch(1)
+    assert len(list(ds)) == 20  # the next epoch is whole
+    with pytest.raises(ValueError, match="not a ferry ShardDataset state"):
+        ds.load_state_dict({"format": "something else"})
+
+
+def test_a_version_1_state_still_resumes(tmp_path):
+    pattern = write_shards(tmp_path, [13, 7, 21])
+    options = dict(seed=5, shuffle_buffer=8, batch_size=4, rank=1, world_size=2)
+    reference = [s["__key__"] for s in ferry.data.ShardDataset(pattern, **options)]
+    v1 = {"format": "ferry-shard-dataset-state-v1", "epoch": 0, "seed": 5, "shuffle": True,
+          "world_size": 2, "num_workers": 1, "batch_size": 4, "remainder": "pad", "shuffle_buffer": 8,
+          "samples_per_rank": 8, "shards": 3, "samples": 41}
+    ds = ferry.data.ShardDataset(pattern, **options)
+    ds.load_state_dict(v1)
+    assert [s["__key__"] for s in ds] == reference[8:]
+
+
+def test_in_process_iteration_counts_itself(tmp_path):
+    """A plain loop (or DataLoader(num_workers=0)) needs no count: state_dict() knows it."""
+    pattern = write_shards(tmp_path, [13, 7, 21])
+    reference = [s["__key__"] for s in ferry.data.ShardDataset(pattern, seed=2, shuffle_buffer=5)]
+    ds = ferry.data.ShardDataset(pattern, seed=2, shuffle_buffer=5)
+    it = iter(ds)
+    head = [next(it)["__key__"] for _ in range(11)]
+    state = ds.state_dict()
+    assert state == ds.state_dict(samples_seen=11)
+    again = ferry.data.ShardDataset(pattern, seed=2, shuffle_buffer=5)
+    again.load_state_dict(state)
+    assert again.state_dict() == state  # loaded, not yet iterated: it stands where it stood
+    assert head + [s["__key__"] for s in again] == reference
+
+
+def test_rank_and_world_size_from_the_environment(tmp_path, monkeypatch):
+    pattern = write_shards(tmp_path, [10, 10])
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"\$WORLD_SIZE is set \(2\) but \$RANK is not"):
+        ferry.data.ShardDataset(pattern)
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ValueError, match=r"\$LOCAL_RANK is set but \$RANK and \$WORLD_SIZE are not"):
+        ferry.data.ShardDataset(pattern)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ds = ferry.data.ShardDataset(pattern)
+    assert (ds.rank, ds.world_size) == (1, 2)
