@@ -62,7 +62,8 @@ inline size_t DisplayWidth(std::string_view text) {
 }
 
 // One line on stderr, redrawn in place with '\r': "<label>  1.2 GiB / 4.8 GiB  25%" (or
-// "<label>  12 / 48  25%" when counting items rather than bytes). Only when
+// "<label>  12 / 48  25%" when counting items rather than bytes; "<label>  12" when the total
+// is not known, given as 0). Only when
 // stderr is a terminal (a log file or a pipe gets nothing), at most every 100 ms so drawing never
 // costs throughput, and never for work that finishes within the first 100 ms.
 class ProgressLine {
@@ -83,16 +84,17 @@ class ProgressLine {
     auto now = std::chrono::steady_clock::now();
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    int percent =
-        total_ == 0
-            ? 100
-            : static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total_));
     // "\x1b[K" clears what a longer previous line left to the right.
     auto format = [&](uint64_t n) {
       return unit_ == Unit::kBytes ? HumanBytes(n) : std::to_string(n);
     };
-    std::fprintf(stderr, "\r%s  %s / %s  %d%%\x1b[K", label_.c_str(), format(done).c_str(),
-                 format(total_).c_str(), percent);
+    if (total_ == 0) {  // not known: the count alone
+      std::fprintf(stderr, "\r%s  %s\x1b[K", label_.c_str(), format(done).c_str());
+    } else {
+      int percent = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total_));
+      std::fprintf(stderr, "\r%s  %s / %s  %d%%\x1b[K", label_.c_str(), format(done).c_str(),
+                   format(total_).c_str(), percent);
+    }
     std::fflush(stderr);
     drawn_ = true;
   }

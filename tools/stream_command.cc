@@ -76,7 +76,9 @@ Status RunStream(const StreamArgs& args) {
   options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
   options.readers = args.readers;
   options.on_error = args.on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
-  ProgressLine progress("streaming", 0, ProgressLine::Unit::kItems);
+  // The plan's samples when the counts are known (an index, or counted for a split); else the
+  // total is unknown and the line shows the count alone.
+  ProgressLine progress("streaming", counts.empty() ? 0 : plan.samples, ProgressLine::Unit::kItems);
   auto start = std::chrono::steady_clock::now();
   uint64_t samples = 0, bytes = 0, tokens = 0, rows = 0;
   std::vector<datasets::Skipped> skipped;

@@ -63,6 +63,22 @@ def fault_server(data_dir):
 
 
 @pytest.fixture
+def fault_server_at():
+    """fault_server_at(folder) -> the URL of a FaultServer serving `folder`, stopped after the test."""
+    servers = []
+
+    def start(folder):
+        server = FaultServer(str(folder))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
 def ferry_bin():
     if not FERRY_BIN.exists():
         pytest.skip(f"{FERRY_BIN} missing: install the package with scripts/build.sh")

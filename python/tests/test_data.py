@@ -390,6 +390,44 @@ def test_ferry_stream_reports_and_splits(tmp_path, ferry_bin):
     assert bad.returncode == 65 and "not a ferry shard index" in bad.stderr
 
 
+def test_ferry_stream_progress_shows_a_count_or_the_indexed_total(tmp_path, ferry_bin, fault_server_at):
+    """Defect: the progress line read "896 / 0 100%" when the total was unknown."""
+    import json
+    import os
+    import pty
+    import subprocess
+
+    write_shards(tmp_path, [4, 4, 4])
+    subprocess.run([ferry_bin, "index", str(tmp_path / "part-{000..002}.tar"), "-o", str(tmp_path / "i.json")],
+                   check=True, capture_output=True)
+    base = fault_server_at(tmp_path)
+    # Each response waits 150 ms, more than the line's 100 ms between redraws, so it is drawn.
+    urls = f"{base}/part-{{000..002}}.tar?latency=150"
+
+    def progress_of(*args):
+        master, slave = pty.openpty()  # the line is drawn only on a terminal
+        proc = subprocess.run([ferry_bin, "stream", *args], stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        try:
+            while chunk := os.read(master, 4096):
+                out += chunk
+        except OSError:  # the terminal's other end is closed: all was read
+            pass
+        os.close(master)
+        assert proc.returncode == 0, out
+        return [line for line in out.decode().split("\r") if line.startswith("streaming")]
+
+    unknown = progress_of(urls)
+    assert unknown and all(" / " not in line and "%" not in line for line in unknown), unknown
+    index = json.loads((tmp_path / "i.json").read_text())  # the same shards over HTTP, counted
+    for shard in index["shards"]:
+        shard["url"] = f"{base}/{os.path.basename(shard['url'])}?latency=150"
+    (tmp_path / "http.json").write_text(json.dumps(index))
+    known = progress_of("--index", str(tmp_path / "http.json"))
+    assert known and all(" / 12 " in line for line in known), known
+
+
 # ------------------------------------------------------------------------------- token packing
 
 
