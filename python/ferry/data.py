@@ -19,6 +19,10 @@ from collections.abc import Iterable
 from typing import Iterator
 
 import numpy as np
+# DataLoader workers seed numpy.random as they start. Imported here, in the parent, a forked
+# worker finds it loaded: importing it right after the fork intermittently failed in CPython 3.11
+# (KeyError in importlib's module lock; seen in about 1 of 3 runs of test_data_resume.py).
+import numpy.random  # noqa: F401
 
 from ferry import _core
 
@@ -73,6 +77,29 @@ def _distributed_rank_and_world() -> tuple[int, int]:
         raise ValueError(f"$RANK / $WORLD_SIZE must be integers (got {rank!r} / {world!r})") from None
 
 
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """The rank and world size given, the missing ones from torch.distributed or the
+    environment; checked, naming where they came from."""
+    if rank is not None and world_size is not None:
+        origin = "rank= and world_size="
+    else:
+        auto_rank, auto_world = _distributed_rank_and_world()
+        try:
+            import torch.distributed as dist
+
+            found = "torch.distributed" if dist.is_available() and dist.is_initialized() else None
+        except ImportError:
+            found = None
+        found = found or ("$RANK/$WORLD_SIZE" if "WORLD_SIZE" in os.environ else "the default (no "
+                          "torch.distributed, no $RANK/$WORLD_SIZE)")
+        origin = f"rank= and world_size= where given, else {found}"
+        rank = auto_rank if rank is None else rank
+        world_size = auto_world if world_size is None else world_size
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, world_size={world_size}) (from {origin})")
+    return rank, world_size
+
+
 def _worker() -> tuple[int, int]:
     """(this DataLoader worker's id, the loader's num_workers); (0, 1) outside a worker."""
     info = _worker_info()
@@ -89,21 +116,23 @@ def _worker_info():
 
 class _SharedCounters:
     """A few int64 counters that DataLoader workers see change: the dataset's epoch, how often a
-    state was loaded, and which epoch a worker last began. A worker holds a copy of the dataset
+    state was loaded in the main process, the latest iteration (its id, epoch + 1 and loader
+    workers, 0 in process) and the iteration that resumed the loaded state (0: none yet). A
+    worker holds a copy of the dataset
     made when it started (with persistent_workers=True, once for all epochs), so a plain attribute
     set in the main process afterwards never reaches it. These live in shared memory (a torch
     tensor's), which fork inherits and torch's multiprocessing pickler hands to spawned workers;
     a plain pickle copies the values. Without torch there are no loader workers: a list does."""
 
-    EPOCH, GENERATION, WORKER_EPOCH = range(3)
+    EPOCH, GENERATION, LATEST_ITERATION, LATEST_EPOCH, LATEST_WORKERS, RESUMED_BY = range(6)
 
     def __init__(self) -> None:
         try:
             import torch
 
-            self._cells = torch.zeros(3, dtype=torch.int64).share_memory_()
+            self._cells = torch.zeros(6, dtype=torch.int64).share_memory_()
         except ImportError:
-            self._cells = [0, 0, 0]
+            self._cells = [0] * 6
 
     def __getitem__(self, slot: int) -> int:
         return int(self._cells[slot])
@@ -229,7 +258,7 @@ class ShardDataset(_Base):
 
     def __init__(self, shards, *, index: str | None = None, rank: int | None = None,
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
-                 shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int = 1,
+                 shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int | None = None,
                  batched: bool = False, decode: bool = False, transform=None,
                  on_error: str = "fail", readers: int | None = None,
                  queue_capacity: int = 64) -> None:
@@ -241,11 +270,11 @@ class ShardDataset(_Base):
             indexed = _core.index_shards(shard_urls(shards))
         self.urls = [u for u, _, _ in indexed]
         self.counts = [n for _, _, n in indexed]
-        if rank is None or world_size is None:
-            auto_rank, auto_world = _distributed_rank_and_world()
-            rank = auto_rank if rank is None else rank
-            world_size = auto_world if world_size is None else world_size
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        if batch_size is None:
+            if batched:
+                raise ValueError("batched=True yields batches of batch_size samples: pass batch_size")
+            batch_size = 1
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.remainder, self.batch_size, self.batched = remainder, batch_size, batched
         if transform is not None and not callable(transform):
@@ -256,9 +285,12 @@ class ShardDataset(_Base):
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         self._shared = _SharedCounters()
         self._generation = 0     # the shared GENERATION this copy's _resume belongs to
-        self._resume = None      # a loaded state, for its epoch
+        self._resume = None      # a loaded state: the next iteration of its epoch resumes it
+        self._worker_state_spent = False  # a worker's state (StatefulDataLoader) was resumed
+        self._iterations = 0     # iterations this copy began (a persistent worker's count)
+        self._token = int.from_bytes(os.urandom(8), "little")  # names in-process iterations
         self._progress = None    # this process's latest iteration: what state_dict() counts
-        self._plan(*self._stream(1)[:2])  # checks the options now
+        self._plan([], self._split(1))  # checks the options now
 
     @property
     def epoch(self) -> int:
@@ -287,13 +319,14 @@ class ShardDataset(_Base):
                     for s in history]
         return _core.plan_epoch(self.counts, self._options(split), segments)
 
-    def _stream(self, num_workers: int) -> tuple[list, dict, dict | None]:
-        """(history, split, continued) for this epoch under a loader of `num_workers`: the plan
-        is `_plan(history, split)`, and `continued` is the loaded state's last segment when this
-        run continues that very plan (same split: exact resume), else None."""
+    def _stream(self, num_workers: int, resume: dict | None) -> tuple[list, dict, dict | None]:
+        """(history, split, continued) for this epoch under a loader of `num_workers`, resuming
+        the rank state `resume` (or None): the plan is `_plan(history, split)`, and `continued`
+        is the state's last segment when this run continues that very plan (same split: exact
+        resume), else None."""
         split = self._split(num_workers)
-        r = self._resume
-        if r is None or r["epoch"] != self.epoch or r["format"] != _STATE_FORMAT or not r["segments"]:
+        r = resume
+        if r is None or not r["segments"]:
             return [], split, None
         segments = r["segments"]
         if segments[-1]["split"] == split:
@@ -301,15 +334,50 @@ class ShardDataset(_Base):
         return segments, split, None
 
     def __len__(self) -> int:
-        """Samples this rank yields this epoch (the same on every rank). In a resumed epoch this
-        assumes the loader has as many workers as the interrupted run's."""
-        r = self._resume
-        workers = 1
-        if r is not None and r["epoch"] == self.epoch and r.get("segments"):
-            workers = r["segments"][-1]["split"]["num_workers"]
-        history, split, continued = self._stream(workers)
+        """Samples (batches, with ``batched=True``) this rank yields this epoch, the same on every
+        rank. In a resumed epoch this assumes the loader has as many workers as the interrupted
+        run's."""
+        r = self._pending_resume()
+        workers = r["segments"][-1]["split"]["num_workers"] if r is not None and r["segments"] else 1
+        history, split, continued = self._stream(workers, r)
         samples = self._plan(history, split).samples_per_rank
-        return samples - (sum(continued["consumed"]) if continued else 0)
+        samples -= sum(continued["consumed"]) if continued else 0
+        return -(-samples // self.batch_size) if self.batched else samples
+
+    def _pending_resume(self) -> dict | None:
+        """The loaded rank state if this epoch's latest iteration resumed it or the next one
+        will, else None (one iteration resumes it; the ones after it are whole)."""
+        r = self._resume
+        if r is None or r["epoch"] != self.epoch or r["format"] != _STATE_FORMAT:
+            return None
+        resumed_by = self._shared[_SharedCounters.RESUMED_BY]
+        return r if resumed_by in (0, self._shared[_SharedCounters.LATEST_ITERATION]) else None
+
+    def _begin_iteration(self, info) -> dict | None:
+        """Records an iteration beginning in this process; returns the state it resumes, if any.
+        Every worker of one loader iteration computes the same id: the loader's base seed (new
+        for each iter(loader)) and the copy's iteration count (a persistent worker's grows)."""
+        self._iterations += 1
+        base = info.seed - info.id if info is not None else self._token
+        iteration = (hash((base, self._iterations)) & ((1 << 62) - 1)) | 1
+        shared, r, resume = self._shared, self._resume, None
+        if r is not None and r["epoch"] == self.epoch:
+            if r["format"] == _WORKER_STATE_FORMAT:  # handed to this worker for this iteration
+                if not self._worker_state_spent:
+                    resume, self._worker_state_spent = r, True
+            elif shared[_SharedCounters.RESUMED_BY] in (0, iteration):
+                resume = r
+                shared[_SharedCounters.RESUMED_BY] = iteration
+        shared[_SharedCounters.LATEST_ITERATION] = iteration
+        shared[_SharedCounters.LATEST_EPOCH] = self.epoch + 1
+        shared[_SharedCounters.LATEST_WORKERS] = info.num_workers if info is not None else 0
+        return resume
+
+    def _latest_loader_workers(self) -> int | None:
+        """The loader workers of this epoch's latest iteration (0: in process), None if none."""
+        if self._shared[_SharedCounters.LATEST_EPOCH] != self.epoch + 1:
+            return None
+        return self._shared[_SharedCounters.LATEST_WORKERS]
 
     # ---------------------------------------------------------------------------- resume
 
@@ -351,6 +419,12 @@ class ShardDataset(_Base):
         if loader is not None:
             num_workers, loader_batch_size = loader.num_workers, loader.batch_size
             drop_last = loader.drop_last
+        latest = self._latest_loader_workers()
+        if latest is not None and num_workers is None:
+            num_workers = latest
+        if latest is not None and num_workers != latest:
+            raise ValueError(f"this epoch was read by a loader with num_workers={latest}, but the "
+                             f"state is asked for num_workers={num_workers}: pass loader=<the DataLoader>")
         num_workers = num_workers or 0
         if num_workers >= 2 and loader is None and loader_batch_size is _UNSET:
             raise ValueError(
@@ -362,7 +436,7 @@ class ShardDataset(_Base):
             turn = items * (self.batch_size if self.batched else 1)
         else:
             turn, drop_last = 1, False  # one stream: the loader's batching changes nothing
-        history, split, _ = self._stream(num_workers)
+        history, split, _ = self._stream(num_workers, self._pending_resume())
         before = sum(sum(s["consumed"]) for s in history)
         if samples_seen < before:
             raise ValueError(f"samples_seen {samples_seen} is less than the {before} samples this "
@@ -378,7 +452,9 @@ class ShardDataset(_Base):
         counted = p is not None and p["epoch"] == self.epoch
         if info is not None:  # a loader worker's own part
             if not counted:  # asked before this worker's first iteration of the epoch
-                history, split, plays, skip = self._worker_stream(info)
+                r = self._resume if not self._worker_state_spent else None
+                r = r if r is not None and r["epoch"] == self.epoch else self._pending_resume()
+                history, split, plays, skip = self._worker_stream(info, r)
                 p = {"history": history, "split": split, "plays": plays, "skip": skip, "loader": None}
             yielded = p["skip"] + (p["loader"].yielded() if p["loader"] is not None else 0)
             return {"format": _WORKER_STATE_FORMAT, "epoch": self.epoch, "seed": self.seed,
@@ -388,14 +464,14 @@ class ShardDataset(_Base):
         if counted:  # iterated in this process: one stream, worker 0 of 1
             consumed = p["skip"] + p["loader"].yielded()
             return self._state(p["history"] + [{"split": p["split"], "consumed": [consumed], "next_worker": 0}])
-        if self._shared[_SharedCounters.WORKER_EPOCH] == self.epoch + 1:
+        if self._latest_loader_workers():
             raise ValueError(
                 "this epoch is being read by DataLoader workers, which run ahead of what the loader "
                 "consumed, so the dataset cannot count it: pass the count, "
                 "state_dict(samples_seen=<samples consumed this epoch>, loader=<the DataLoader>), or "
                 "use torchdata's StatefulDataLoader, which asks each worker")
-        r = self._resume
-        if r is not None and r["epoch"] == self.epoch and r["format"] == _STATE_FORMAT:
+        r = self._pending_resume()
+        if r is not None:
             return dict(r)  # loaded, not iterated yet: where it stands is where it stood
         return self._state([])
 
@@ -410,7 +486,11 @@ class ShardDataset(_Base):
         few to even out the ranks), split exactly across this run's ranks and workers, in a new
         order; checkpointing that epoch again works the same way, however many times the split
         changes. A worker's state (from StatefulDataLoader) resumes that worker on the same split
-        only. Later epochs are whole again (``set_epoch``)."""
+        only, but the whole ``StatefulDataLoader.state_dict()`` holds every worker's: given to
+        ``load_state_dict`` here (before the new loader is made) it resumes on any split. Later
+        epochs are whole again (``set_epoch``)."""
+        if "_snapshot" in state or "dataset_state" in state:
+            state = self._rank_state_of_loader(state)
         fmt = state.get("format")
         if fmt == "ferry-shard-dataset-state-v1":
             state = self._upgraded_v1(state)
@@ -430,20 +510,51 @@ class ShardDataset(_Base):
             self._check_worker_state(state, info)
         saved_epoch = self.epoch
         self._resume = dict(state)
+        self._worker_state_spent = False
         if info is None:
             # A new state: a persistent loader worker still holding the old one must not run on.
             self._generation = self._shared[_SharedCounters.GENERATION] + 1
             self._shared[_SharedCounters.GENERATION] = self._generation
+            self._shared[_SharedCounters.RESUMED_BY] = 0
         self.set_epoch(state["epoch"])
         try:  # checks the state now: its segments must fit the dataset
             if fmt == _WORKER_STATE_FORMAT:
                 self._plan(state["history"], state["split"])
             else:  # every segment, the last one included
-                self._plan(state["segments"], self._split(1))
+                self._plan(self._resume["segments"], self._split(1))
         except Exception:
             self._resume = None
             self.set_epoch(saved_epoch)
             raise
+
+    @staticmethod
+    def _rank_state_of_loader(state: dict) -> dict:
+        """The rank's state in a StatefulDataLoader's state_dict(): with workers, each worker's
+        part and whose turn came next, put together."""
+        if "_snapshot" not in state:  # num_workers=0: the dataset's own state, the rank's
+            return state["dataset_state"]
+        if state.get("_steps_since_snapshot"):
+            raise ValueError("the StatefulDataLoader state was taken between snapshots, so its worker "
+                             "states are old: use snapshot_every_n_steps=1 (the default)")
+        snapshot = state["_snapshot"]
+        parts = [w.get("dataset_state") for w in snapshot["_worker_snapshots"].values()]
+        if not parts or any(p is None or p.get("format") != _WORKER_STATE_FORMAT for p in parts):
+            raise ValueError("not the state of a StatefulDataLoader over a ferry ShardDataset")
+        n = parts[0]["num_workers"]
+        plays = {p["worker"]: p["plays"] for p in parts}
+        # Its workers play a rotation of the plan's (a resume continues the cycle where it was).
+        if sorted(plays) != list(range(n)) or any(plays[(w + 1) % n] != (plays[w] + 1) % n for w in range(n)):
+            raise ValueError(f"the StatefulDataLoader state does not hold all {n} workers' parts")
+        consumed = [0] * n
+        for p in parts:
+            consumed[p["plays"]] = p["yielded"]
+        next_worker = plays[(snapshot["_last_yielded_worker_id"] + 1) % n]
+        first = parts[0]
+        segments = first["history"] + [{"split": first["split"], "consumed": consumed,
+                                         "next_worker": next_worker}]
+        return {"format": _STATE_FORMAT, "epoch": first["epoch"], "seed": first["seed"],
+                "shuffle": first["shuffle"], "shards": first["shards"], "samples": first["samples"],
+                "samples_seen": sum(sum(s["consumed"]) for s in segments), "segments": segments}
 
     def _upgraded_v1(self, state: dict) -> dict:
         """A v1 state (one resume point; its loader took `batch_size` samples from a worker at a
@@ -474,19 +585,21 @@ class ShardDataset(_Base):
                 f"a StatefulDataLoader worker state resumes only the same worker on the same split: "
                 f"saved by worker {state['worker']} of {state['num_workers']} with {state['split']}, "
                 f"loaded by worker {info.id} of {info.num_workers} with {split}. To change the world "
-                "size or the number of workers, checkpoint with state_dict(samples_seen=..., loader=...)")
+                "size or the number of workers, give the whole StatefulDataLoader.state_dict() to the "
+                "dataset, ds.load_state_dict(loader_state), and make the new loader without it")
 
     # ---------------------------------------------------------------------------- iteration
 
-    def _worker_stream(self, info) -> tuple[list, dict, int, int]:
-        """(history, split, plays, skip): this process's part of the epoch is the plan
-        `_plan(history, split)` of worker `plays`, less its first `skip` samples (a resume)."""
+    def _worker_stream(self, info, resume: dict | None) -> tuple[list, dict, int, int]:
+        """(history, split, plays, skip): this process's part of the epoch, resuming `resume`
+        (or None), is the plan `_plan(history, split)` of worker `plays`, less its first `skip`
+        samples."""
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        r = self._resume
-        if r is not None and r["epoch"] == self.epoch and r["format"] == _WORKER_STATE_FORMAT:
+        r = resume
+        if r is not None and r["format"] == _WORKER_STATE_FORMAT:
             self._check_worker_state(r, info)
             return r["history"], r["split"], r["plays"], r["yielded"]
-        history, split, continued = self._stream(num_workers)
+        history, split, continued = self._stream(num_workers, r)
         if continued is None:
             return history, split, worker, 0
         # The loader takes batches from its workers in turn from worker 0: this worker plays the
@@ -503,8 +616,7 @@ class ShardDataset(_Base):
                 raise _core.UnsupportedError(
                     "load_state_dict was called after this DataLoader's persistent workers started, "
                     "so they hold the old state: create the DataLoader after loading the state")
-            self._shared[_SharedCounters.WORKER_EPOCH] = self.epoch + 1
-        history, split, plays, skip = self._worker_stream(info)
+        history, split, plays, skip = self._worker_stream(info, self._begin_iteration(info))
         spans = self._plan(history, split).spans(self.rank, plays)
         skip = min(skip, sum(count for _, _, count in spans))
         options = _core.LoaderOptions(
@@ -540,8 +652,18 @@ class ShardDataset(_Base):
         else:
             items = map(_decode_sample, loader) if self.decode else loader
         if self.transform is not None:
-            items = map(self.transform, items)
+            items = map(self._transformed, items)
         return self._drain(loader, items)
+
+    def _transformed(self, item):
+        out = self.transform(item)
+        if out is None:
+            # webdataset's map() drops such a sample; here it would break the split (every rank
+            # the same number of samples) and what a resume counts.
+            raise ValueError("transform returned None: ferry does not filter samples in transform, "
+                             "since every rank must yield the same number; return the sample, or "
+                             "filter after the loader")
+        return out
 
     def _drain(self, loader, items):
         yield from items

@@ -285,7 +285,7 @@ def test_batched_shard_dataset_under_a_dataloader(tmp_path):
     ds = ferry.data.ShardDataset(pattern, rank=0, world_size=1, batch_size=4, batched=True, seed=1,
                                  remainder="drop")
     got = [k for b in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2) for k in b["__key__"]]
-    assert len(got) == len(set(got)) == 20 and len(ds) == 20
+    assert len(got) == len(set(got)) == 20 and len(ds) == 5  # batches
 
 
 def rss_bytes():

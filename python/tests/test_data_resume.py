@@ -64,10 +64,15 @@ def interrupted(kind, dataset, batching, workers, steps):
 
 
 def resumed(kind, dataset, batching, workers, state):
+    """kind "plain" and "stateful": the state goes where that loader's users put it; "dataset":
+    a StatefulDataLoader's state given to the dataset (the way to change the split)."""
+    if kind == "dataset":
+        dataset.load_state_dict(state)
+        kind = "stateful"
     loader = make_loader(kind, dataset, batching, workers)
     if kind == "plain":
         dataset.load_state_dict(state)
-    else:
+    elif state is not None and dataset._resume is None:
         loader.load_state_dict(state)
     return [k for item in loader for k in keys_of_item(item, batching)]
 
@@ -107,10 +112,11 @@ def test_resume_on_another_world_size_yields_each_remaining_sample(tmp_path, kin
         consumed.update(seen)
         states.append(state)
     if kind == "stateful" and workers > 0:
-        # Each worker's state holds only its own progress; a new split needs every worker's.
+        # Each worker's part resumes only that worker on its split...
         with pytest.raises(ferry.UnsupportedError, match="same worker on the same split"):
             resumed(kind, make_dataset(pattern, batching, remainder, 0, 3), batching, workers, states[0])
-        return
+        # ... but the loader's whole state, given to the dataset, resumes on any split.
+        kind = "dataset"
     if kind == "plain":
         assert states[0] == states[1]  # the same on every rank
     per_rank = [resumed(kind, make_dataset(pattern, batching, remainder, rank, 3), batching, workers, states[0])
@@ -159,6 +165,15 @@ def test_checkpointing_a_re_split_epoch_again_and_again(tmp_path, workers, remai
         assert sum((everything - got).values()) < lost_bound
     else:
         assert set(got) == set(everything)
+
+
+@pytest.mark.parametrize("batching", BATCHINGS)
+def test_a_stateful_loaders_state_given_to_the_dataset_resumes_exactly(tmp_path, batching):
+    pattern = write_shards(tmp_path, SIZES)
+    reference = whole("stateful", make_dataset(pattern, batching, "pad", 1, 2), batching, 2)
+    seen, state = interrupted("stateful", make_dataset(pattern, batching, "pad", 1, 2), batching, 2, STEPS)
+    rest = resumed("dataset", make_dataset(pattern, batching, "pad", 1, 2), batching, 2, state)
+    assert seen + rest == reference
 
 
 def test_loader_batch_size_other_than_the_datasets_resumes_exactly(tmp_path):
@@ -310,3 +325,102 @@ def test_rank_and_world_size_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     ds = ferry.data.ShardDataset(pattern)
     assert (ds.rank, ds.world_size) == (1, 2)
+
+
+@pytest.mark.parametrize("setup", ["loop", "plain-0", "plain-2", "plain-2-persistent", "stateful-0",
+                                   "stateful-2", "stateful-2-persistent"])
+def test_a_resume_applies_to_one_iteration_then_epochs_are_whole(tmp_path, setup):
+    """Found by a newcomer: iterating the resumed epoch again (no set_epoch, as many webdataset
+    users do) gave the remainder again, losing the resumed-over samples every pass."""
+    pattern = write_shards(tmp_path, [13, 7, 21])
+    kind, workers = (setup.split("-") + ["0"])[:2] if setup != "loop" else ("loop", "0")
+    workers, persistent = int(workers), setup.endswith("persistent")
+
+    def loader_of(ds):
+        if kind == "loop":
+            return ds
+        cls = DataLoader if kind == "plain" else stateful_loader_class()
+        return cls(ds, batch_size=None, num_workers=workers, persistent_workers=persistent)
+
+    full = [s["__key__"] for s in loader_of(ferry.data.ShardDataset(pattern, seed=2, shuffle_buffer=5))]
+    ds = ferry.data.ShardDataset(pattern, seed=2, shuffle_buffer=5)
+    loader = loader_of(ds)
+    head = [s["__key__"] for _, s in zip(range(6), loader)]
+    if kind == "stateful":
+        state = loader.state_dict()
+    elif kind == "plain":
+        state = ds.state_dict(samples_seen=6, loader=loader)
+    else:
+        state = ds.state_dict()
+    again = ferry.data.ShardDataset(pattern, seed=2, shuffle_buffer=5)
+    loader = loader_of(again)
+    (loader if kind == "stateful" else again).load_state_dict(state)
+    assert head + [s["__key__"] for s in loader] == full
+    assert [s["__key__"] for s in loader] == full   # the same epoch again: whole
+    assert [s["__key__"] for s in loader] == full
+
+
+def test_a_count_without_the_loader_after_workers_read_the_epoch_is_refused(tmp_path):
+    """Found by a newcomer: state_dict(samples_seen=6) after a 2-worker DataLoader was taken as
+    one worker's stream: 3 samples lost, 3 repeated."""
+    ds = ferry.data.ShardDataset(write_shards(tmp_path, [17, 40, 5]), seed=3, shuffle_buffer=10)
+    loader = DataLoader(ds, batch_size=None, num_workers=2)
+    for _ in zip(range(6), loader):
+        pass
+    with pytest.raises(ValueError, match="pass loader=<the DataLoader>"):
+        ds.state_dict(samples_seen=6)
+    with pytest.raises(ValueError, match="read by a loader with num_workers=2"):
+        ds.state_dict(samples_seen=6, num_workers=3, loader_batch_size=None)
+    assert ds.state_dict(samples_seen=6, loader=loader) == ds.state_dict(samples_seen=6, num_workers=2,
+                                                                         loader_batch_size=None)
+
+
+def test_options_are_checked_where_they_are_given(tmp_path, monkeypatch):
+    pattern = write_shards(tmp_path, [10, 10])
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=r"rank 1 is not in \[0, world_size=1\).*no torch.distributed"):
+        ferry.data.ShardDataset(pattern, rank=1)
+    with pytest.raises(ValueError, match=r"rank 5 is not in \[0, world_size=2\) \(from rank= and world_size="):
+        ferry.data.ShardDataset(pattern, rank=5, world_size=2)
+    monkeypatch.setenv("RANK", "4")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match=r"rank 4 is not in \[0, world_size=3\).*\$RANK/\$WORLD_SIZE"):
+        ferry.data.ShardDataset(pattern)
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    with pytest.raises(ValueError, match="batched=True yields batches of batch_size samples: pass batch_size"):
+        ferry.data.ShardDataset(pattern, batched=True)
+    with pytest.raises(ValueError, match="transform returned None"):
+        list(ferry.data.ShardDataset(pattern, transform=lambda s: None))
+
+
+def test_decode_and_transform(tmp_path):
+    import io
+    import json
+    import tarfile
+
+    import numpy as np
+
+    array = io.BytesIO()
+    np.save(array, np.arange(3, dtype=np.int16))
+    with tarfile.open(tmp_path / "d.tar", "w") as tar:
+        for name, data in [("a.txt", "héllo".encode()), ("a.json", b'{"x": [1, 2]}'), ("a.cls", b" 7\n"),
+                           ("a.npy", array.getvalue()), ("a.jpg", b"\xff\xd8raw")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (sample,) = ferry.data.ShardDataset(str(tmp_path / "d.tar"), decode=True)
+    assert sample["txt"] == "héllo" and sample["json"] == {"x": [1, 2]} and sample["cls"] == 7
+    assert sample["npy"].tolist() == [0, 1, 2] and sample["npy"].dtype == np.int16
+    assert sample["jpg"] == b"\xff\xd8raw"  # images stay bytes: a transform decodes them
+    (batch,) = ferry.data.ShardDataset(str(tmp_path / "d.tar"), decode=True, batched=True, batch_size=1,
+                                       transform=lambda b: dict(b, n=len(b["__key__"])))
+    assert batch["txt"] == ["héllo"] and batch["cls"] == [7] and batch["n"] == 1
+    with tarfile.open(tmp_path / "bad.tar", "w") as tar:
+        info = tarfile.TarInfo("b.json")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"{no"))
+    with pytest.raises(ferry.CorruptionError, match=r"bad.tar: sample 'b': field 'json' does not decode as .json"):
+        list(ferry.data.ShardDataset(str(tmp_path / "bad.tar"), decode=True))
+    del json
