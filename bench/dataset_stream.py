@@ -26,6 +26,8 @@ the raw `encode_ordinary_batch` of the same texts already in memory.
 
 import hashlib
 import io
+import json
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -36,6 +38,10 @@ from timing import median_seconds
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "bench" / "datasets"
 GPT2 = REPO.parent / "shared" / "data" / "tokenizers" / "hf" / "gpt2_tokenizer.json"
+# MosaicML streaming runs in its own virtualenv (bench/mosaic_stream.py says why), made by
+# scripts/bench.sh.
+ANCHORS_PYTHON = REPO / ".cache" / "bench" / "anchors-venv" / "bin" / "python"
+MOSAIC = Path(__file__).resolve().parent / "mosaic_stream.py"
 SHUFFLE = 1000
 DATASETS = {"text": (32, 2000), "binary": (16, 256)}  # shards, samples per shard
 
@@ -88,8 +94,13 @@ def loader(dataset, workers):
 
 def epoch(dataset, workers):
     """(samples, field bytes, digest of the sorted (key, field sizes)) of one DataLoader epoch."""
+    return summary(loader(dataset, workers))
+
+
+def summary(samples):
+    """(samples, field bytes, digest of the sorted (key, field sizes)) of an epoch of samples."""
     entries, total = [], 0
-    for sample in loader(dataset, workers):
+    for sample in samples:
         sizes = tuple(sorted((k, len(v)) for k, v in sample.items() if not k.startswith("__")))
         total += sum(n for _, n in sizes)
         entries.append((sample["__key__"], sizes))
@@ -99,8 +110,13 @@ def epoch(dataset, workers):
 
 def count(dataset, workers, batched):
     """(samples, field bytes) of one DataLoader epoch: what the timed runs do."""
+    return count_items(loader(dataset, workers), batched)
+
+
+def count_items(items, batched):
+    """(samples, field bytes) of an epoch of samples or columnar batches."""
     samples = total = 0
-    for item in loader(dataset, workers):
+    for item in items:
         fields = [v for k, v in item.items() if not k.startswith("__")]
         if batched:
             samples += len(item["__key__"])
@@ -109,6 +125,103 @@ def count(dataset, workers, batched):
             samples += 1
             total += sum(len(v) for v in fields)
     return samples, total
+
+
+def shuffled(items, size, seed=0):
+    """A shuffle buffer of `size` items in Python, as webdataset's: for the anchors that have none."""
+    import random
+
+    rng, buffer = random.Random(seed), []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) >= size:
+            i = rng.randrange(len(buffer))
+            buffer[i], buffer[-1] = buffer[-1], buffer[i]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def spdl_samples(urls, batched):
+    """SPDL (Meta's thread-based pipeline) over the same shards, in process as SPDL runs: two
+    threads each read a whole shard and parse it with SPDL's native `iter_tarfile`, samples are
+    grouped by key as webdataset groups them, then the same shuffle buffer (SPDL has no shuffle
+    stage; this one is Python, like webdataset's) and, batched, `aggregate(64)`."""
+    import spdl.io
+    from spdl.pipeline import PipelineBuilder
+
+    def load(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        out, key = [], None
+        for name, view in spdl.io.iter_tarfile(data):
+            slash = name.rfind("/") + 1
+            dot = name.find(".", slash)
+            if name[:dot] != key:
+                key = name[:dot]
+                out.append({"__key__": key})
+            out[-1][name[dot + 1:]] = bytes(view)
+        return out
+
+    def samples():
+        pipeline = (PipelineBuilder().add_source(urls).pipe(load, concurrency=2, output_order="input")
+                    .disaggregate().add_sink(256).build(num_threads=2))
+        with pipeline.auto_stop():
+            yield from pipeline
+
+    items = shuffled(samples(), SHUFFLE)
+    return columns_of_batches(items) if batched else items
+
+
+def columns_of_batches(items):
+    """Batches of BATCH samples as columnar dicts, the shape ferry's batched=True yields."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield columns(batch)
+            batch = []
+    if batch:
+        yield columns(batch)
+
+
+def columns(samples):
+    fields = {k for s in samples for k in s if k != "__key__"}
+    return {"__key__": [s["__key__"] for s in samples], **{k: [s.get(k) for s in samples] for k in fields}}
+
+
+def spdl_available() -> str | None:
+    """None when SPDL imports, else why not."""
+    try:
+        import spdl.io  # noqa: F401
+        import spdl.pipeline  # noqa: F401
+    except Exception as e:  # an optional anchor: the table says it was not measured and why
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def mosaic_seconds(args, kind, paths, want) -> dict:
+    """{label: median seconds} of MosaicML streaming's StreamingDataset on the same samples (as
+    MDS, written once), through the same DataLoader settings; each epoch checked against `want`."""
+    if not ANCHORS_PYTHON.exists():
+        print(f"bench: MosaicML streaming not measured: {ANCHORS_PYTHON} is missing (scripts/bench.sh makes it)")
+        return {}
+    mds = CACHE / f"{kind}-mds"
+    if not (mds / "index.json").exists():
+        subprocess.run([str(ANCHORS_PYTHON), str(MOSAIC), "write", str(mds), *map(str, paths)], check=True)
+    out = {}
+    for batch in (0, BATCH):
+        shape = f"batches of {BATCH}" if batch else "samples"
+        for workers in (0, 1, 2):
+            run = subprocess.run([str(ANCHORS_PYTHON), str(MOSAIC), "read", str(mds), str(workers), str(batch),
+                                  str(args.repeat)], capture_output=True, text=True)
+            if run.returncode != 0:
+                sys.exit(f"bench: MosaicML streaming failed ({kind}, {shape}, {workers} workers):\n{run.stderr[-2000:]}")
+            result = json.loads(run.stdout.splitlines()[-1])
+            if (result["samples"], result["bytes"], result["digest"]) != want:
+                sys.exit(f"bench: MosaicML streaming read a different epoch than webdataset ({kind})")
+            out[f"mosaicml, {shape}, {workers} workers"] = statistics.median(result["seconds"])
+    return out
 
 
 def bench_loaders(args, rows, kind) -> None:
@@ -133,26 +246,36 @@ def bench_loaders(args, rows, kind) -> None:
     want = epoch(webdataset(False), 2)
     if epoch(ferry_dataset(False), 2) != want:  # every sample once, the same sizes
         sys.exit(f"bench: ferry read a different epoch than webdataset ({kind})")
+    spdl_missing = spdl_available()
+    if spdl_missing is None and summary(spdl_samples(urls, False)) != want:
+        sys.exit(f"bench: SPDL read a different epoch than webdataset ({kind})")
     # (label, make, workers, batched); the webdataset case of each pair is the baseline.
     cases = {}  # (the dataset is made inside the clock: for ferry that reads the small index)
-    for batched, workers_list in ((False, (0, 1, 2)), (True, (1, 2))):
-        for workers in workers_list:
-            shape = f"batches of {BATCH}" if batched else "samples"
+    for batched in (False, True):
+        shape = f"batches of {BATCH}" if batched else "samples"
+        for workers in (0, 1, 2):
             for name, make in (("webdataset", webdataset), ("ferry", ferry_dataset)):
                 cases[f"{name}, {shape}, {workers} workers"] = \
                     lambda make=make, workers=workers, batched=batched: count(make(batched), workers, batched)
+        if spdl_missing is None:  # SPDL's own threads, in process, instead of loader workers
+            cases[f"spdl, {shape}, 0 workers"] = lambda batched=batched: count_items(spdl_samples(urls, batched), batched)
 
     def check(label, got):
         if got != want[:2]:
             sys.exit(f"bench: {label} yielded {got}, expected {want[:2]} ({kind})")
 
     seconds = median_seconds(cases, args.repeat, check)
+    seconds.update(mosaic_seconds(args, kind, paths, want))
     samples, total = want[0], want[1]
     for label, t in seconds.items():
-        baseline = label.replace("ferry", "webdataset")
-        rows.append((f"{kind} shards -> DataLoader, shuffle {SHUFFLE}",
-                     f"{label}: {samples / t:,.0f} samples/s, {total / t / 1e6:,.0f} MB/s",
-                     total / t / 1e9, seconds[baseline] / t, baseline))
+        anchors = [label.replace("ferry", a) for a in ("webdataset", "spdl", "mosaicml")] \
+            if label.startswith("ferry") else [label.replace(label.split(",")[0], "webdataset")]
+        for baseline in (a for a in anchors if a in seconds):
+            rows.append((f"{kind} shards -> DataLoader, shuffle {SHUFFLE}",
+                         f"{label}: {samples / t:,.0f} samples/s, {total / t / 1e6:,.0f} MB/s",
+                         total / t / 1e9, seconds[baseline] / t, baseline))
+    if spdl_missing is not None:
+        print(f"bench: SPDL not measured: {spdl_missing}")
 
 
 def bench_packing(args, rows) -> None:

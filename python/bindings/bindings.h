@@ -4,8 +4,11 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include <unistd.h>
+
 #include <initializer_list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "ferry/text.h"
@@ -27,6 +30,34 @@ Array OwnedArray(std::vector<T>&& values, std::initializer_list<size_t> shape) {
   return Array(owner->empty() ? &empty_sentinel : owner->data(), shape.size(), shape.begin(),
                capsule);
 }
+
+// Owns an object that runs threads (a loader's pipeline) for a Python object. A process forked
+// while it was alive (a DataLoader worker) holds a copy of it whose threads do not exist there:
+// destroying that copy would cancel and join them, which crashes (seen: a worker segfaulted
+// when it replaced a ShardDataset's record of an in-process iteration). So in a forked child the
+// object is left as it is, never destroyed: a little memory, once per worker.
+template <typename T>
+class ForkSafeOwner {
+ public:
+  ForkSafeOwner() = default;
+  explicit ForkSafeOwner(std::unique_ptr<T> owned) : owned_(std::move(owned)) {}
+  ForkSafeOwner& operator=(std::unique_ptr<T> owned) {
+    owned_ = std::move(owned);
+    pid_ = ::getpid();
+    return *this;
+  }
+  ForkSafeOwner(const ForkSafeOwner&) = delete;
+  ForkSafeOwner& operator=(const ForkSafeOwner&) = delete;
+  ~ForkSafeOwner() {
+    if (::getpid() != pid_) (void)owned_.release();
+  }
+  T* operator->() const { return owned_.get(); }
+  T& operator*() const { return *owned_; }
+
+ private:
+  std::unique_ptr<T> owned_;
+  pid_t pid_ = ::getpid();
+};
 
 // The tokenizer inside a `_core.Tokenizer` (TypeError for anything else), for other bindings.
 std::shared_ptr<const text::Tokenizer> TokenizerOf(nanobind::handle tokenizer);

@@ -157,7 +157,7 @@ class PySampleLoader {
   uint64_t Yielded() const { return yielded_; }
 
  private:
-  std::unique_ptr<datasets::SampleLoader> loader_;
+  ForkSafeOwner<datasets::SampleLoader> loader_;
   uint64_t yielded_ = 0;
 };
 
@@ -206,7 +206,7 @@ class PyPackedLoader {
   uint64_t Tokens() const { return loader_->tokens(); }
 
  private:
-  std::unique_ptr<datasets::PackedLoader> loader_;
+  ForkSafeOwner<datasets::PackedLoader> loader_;
 };
 
 // Packs documents given one at a time (ferry.data.pack_tokens): the C++ TokenPacker.
@@ -345,14 +345,15 @@ void RegisterDatasets(nb::module_& m) {
       .def(
           "__init__",
           [](datasets::SplitOptions* self, uint64_t seed, uint64_t epoch, bool shuffle_shards,
-             int world_size, int num_workers, uint64_t batch_size, const std::string& remainder) {
-            new (self) datasets::SplitOptions{seed,        epoch,      shuffle_shards,
+             int world_size, int num_workers, uint64_t batch_size, const std::string& remainder,
+             uint64_t resampled_samples) {
+            new (self) datasets::SplitOptions{seed,        epoch,       shuffle_shards,
                                               world_size,  num_workers, batch_size,
-                                              RemainderOf(remainder)};
+                                              RemainderOf(remainder), resampled_samples};
           },
           nb::kw_only(), nb::arg("seed"), nb::arg("epoch"), nb::arg("shuffle_shards"),
           nb::arg("world_size"), nb::arg("num_workers"), nb::arg("batch_size"),
-          nb::arg("remainder"));
+          nb::arg("remainder"), nb::arg("resampled_samples") = 0);
   nb::class_<datasets::ResumeSegment>(m, "ResumeSegment")
       .def(
           "__init__",

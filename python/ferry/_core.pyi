@@ -76,7 +76,7 @@ def shuffle_seed(seed: int, epoch: int, rank: int, worker: int) -> int: ...
 class SplitOptions:
     def __init__(
         self, *, seed: int, epoch: int, shuffle_shards: bool, world_size: int, num_workers: int,
-        batch_size: int, remainder: str,
+        batch_size: int, remainder: str, resampled_samples: int = 0,
     ) -> None: ...
 
 class ResumeSegment:

@@ -231,6 +231,12 @@ class ShardDataset(_Base):
     each batch, with ``batched=True``) in the loader worker, and what it returns is yielded: the
     place for a PIL or torchvision decoder.
 
+    ``resampled=True`` draws whole shards with replacement instead, each rank and loader worker
+    independently (seeded by seed, epoch, rank and worker), ``samples_per_epoch`` samples per
+    rank (default: the dataset's size divided by the world size), split into whole batches per
+    loader worker, as webdataset's ``resampled=True`` with ``with_epoch``, but counted per rank,
+    so the epoch does not grow with ``num_workers``. It resumes exactly on the same split.
+
     One epoch is the shards in a (seed, epoch)-permuted order, read front to back, cut into
     `world_size` equal contiguous slices (every rank the same number of samples and of
     `batch_size` batches; `remainder="pad"` repeats samples from the start so none is lost,
@@ -260,6 +266,7 @@ class ShardDataset(_Base):
                  world_size: int | None = None, seed: int = 0, shuffle: bool = True,
                  shuffle_buffer: int = 1000, remainder: str = "pad", batch_size: int | None = None,
                  batched: bool = False, decode: bool = False, transform=None,
+                 resampled: bool = False, samples_per_epoch: int | None = None,
                  on_error: str = "fail", readers: int | None = None,
                  queue_capacity: int = 64) -> None:
         if index is None and isinstance(shards, (str, os.PathLike)) and os.fspath(shards).endswith(".json"):
@@ -275,6 +282,14 @@ class ShardDataset(_Base):
             if batched:
                 raise ValueError("batched=True yields batches of batch_size samples: pass batch_size")
             batch_size = 1
+        if samples_per_epoch is not None and not resampled:
+            raise ValueError("samples_per_epoch sets the length of a resampled epoch: pass resampled=True")
+        if resampled and samples_per_epoch is None:  # an epoch's worth per rank, in whole batches
+            samples_per_epoch = max(sum(self.counts) // self.world_size // batch_size, 1) * batch_size
+        if resampled and (samples_per_epoch < 1 or samples_per_epoch % batch_size):
+            raise ValueError(f"samples_per_epoch ({samples_per_epoch}) must be a positive multiple of "
+                             f"batch_size ({batch_size})")
+        self.resampled, self.samples_per_epoch = resampled, samples_per_epoch if resampled else None
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.remainder, self.batch_size, self.batched = remainder, batch_size, batched
         if transform is not None and not callable(transform):
@@ -305,12 +320,14 @@ class ShardDataset(_Base):
     def _split(self, num_workers: int) -> dict:
         return {"world_size": self.world_size, "num_workers": max(num_workers, 1),
                 "batch_size": self.batch_size, "remainder": self.remainder,
-                "shuffle_buffer": self.shuffle_buffer if self.shuffle else 0}
+                "shuffle_buffer": self.shuffle_buffer if self.shuffle else 0,
+                "resampled": self.samples_per_epoch or 0}
 
     def _options(self, split: dict):
         return _core.SplitOptions(seed=self.seed, epoch=self.epoch, shuffle_shards=self.shuffle,
                                   world_size=split["world_size"], num_workers=split["num_workers"],
-                                  batch_size=split["batch_size"], remainder=split["remainder"])
+                                  batch_size=split["batch_size"], remainder=split["remainder"],
+                                  resampled_samples=split["resampled"])
 
     def _plan(self, history: list, split: dict):
         segments = [_core.ResumeSegment(options=self._options(s["split"]),
@@ -520,12 +537,24 @@ class ShardDataset(_Base):
         try:  # checks the state now: its segments must fit the dataset
             if fmt == _WORKER_STATE_FORMAT:
                 self._plan(state["history"], state["split"])
-            else:  # every segment, the last one included
-                self._plan(self._resume["segments"], self._split(1))
+            else:
+                self._check_segments(self._resume["segments"])
         except Exception:
             self._resume = None
             self.set_epoch(saved_epoch)
             raise
+
+    def _check_segments(self, segments: list) -> None:
+        """Raises unless `segments` fit this dataset: planned as a chain, the last one included
+        (a resampled epoch, which resumes only on its own split: its one segment)."""
+        if not segments or not segments[-1]["split"].get("resampled"):
+            self._plan(segments, self._split(1))
+            return
+        sizes = self._plan([], segments[0]["split"]).worker_samples(self.rank)
+        consumed = segments[0]["consumed"]
+        if len(segments) != 1 or len(consumed) != len(sizes) or any(c > n for c, n in zip(consumed, sizes)):
+            raise _core.InvalidArgumentError(
+                f"the resampled epoch's state does not fit its plan: consumed {consumed} of {sizes}")
 
     @staticmethod
     def _rank_state_of_loader(state: dict) -> dict:
@@ -561,7 +590,7 @@ class ShardDataset(_Base):
         time, as v1 required) as a v2 one."""
         split = {"world_size": state["world_size"], "num_workers": state["num_workers"],
                  "batch_size": state["batch_size"], "remainder": state["remainder"],
-                 "shuffle_buffer": state["shuffle_buffer"]}
+                 "shuffle_buffer": state["shuffle_buffer"], "resampled": 0}
         if state["samples_per_rank"] % state["batch_size"]:
             raise _core.InvalidArgumentError(
                 f"the resume point must be at a batch boundary ({state['samples_per_rank']} samples, "

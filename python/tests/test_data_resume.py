@@ -424,3 +424,58 @@ def test_decode_and_transform(tmp_path):
     with pytest.raises(ferry.CorruptionError, match=r"bad.tar: sample 'b': field 'json' does not decode as .json"):
         list(ferry.data.ShardDataset(str(tmp_path / "bad.tar"), decode=True))
     del json
+
+
+def test_resampled_epochs_draw_shards_with_replacement_per_rank(tmp_path):
+    """webdataset's resampled=True + with_epoch, as DDP users run it: every rank the same number
+    of samples, independent draws, an epoch length that does not grow with loader workers, and
+    exact resume on the same split."""
+    pattern = write_shards(tmp_path, [5, 0, 3, 8])
+    ranks = [ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30, rank=r, world_size=2,
+                                     seed=4, shuffle_buffer=4) for r in range(2)]
+    keys = [[s["__key__"] for s in ds] for ds in ranks]
+    assert [len(k) for k in keys] == [30, 30] and len(ranks[0]) == 30
+    assert keys[0] != keys[1]
+    assert len(set(keys[0])) < 30  # with replacement: a shard comes back
+    through_workers = [s["__key__"] for s in DataLoader(ranks[0], batch_size=None, num_workers=2)]
+    assert len(through_workers) == 30
+    ranks[0].set_epoch(1)
+    assert [s["__key__"] for s in ranks[0]] != keys[0]
+    ds = ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30, seed=4, shuffle_buffer=4)
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=list)
+    seen = []
+    for step, batch in enumerate(loader):
+        seen += [s["__key__"] for s in batch]
+        if step == 2:
+            break
+    state = ds.state_dict(samples_seen=9, loader=loader)
+    again = ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30, seed=4, shuffle_buffer=4)
+    again.load_state_dict(state)
+    rest = [s["__key__"] for b in DataLoader(again, batch_size=3, num_workers=2, collate_fn=list) for s in b]
+    whole = [s["__key__"] for b in DataLoader(ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30,
+                                                                       seed=4, shuffle_buffer=4),
+                                               batch_size=3, num_workers=2, collate_fn=list) for s in b]
+    assert seen + rest == whole
+    other = ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30, seed=4, shuffle_buffer=4,
+                                    rank=0, world_size=2)
+    with pytest.raises(ferry.InvalidArgumentError, match="resampled epoch resumes only on the split it ran on"):
+        other.load_state_dict(state)
+        list(other)
+    with pytest.raises(ValueError, match="pass resampled=True"):
+        ferry.data.ShardDataset(pattern, samples_per_epoch=10)
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=10, batch_size=4)
+
+
+def test_workers_forked_after_an_in_process_iteration(tmp_path):
+    """A quick look in process (cut short, or to the end), then a DataLoader with workers: the
+    forked workers hold a copy of that iteration's loader, whose threads are not theirs; one
+    replacing it crashed with a segfault."""
+    ds = ferry.data.ShardDataset(write_shards(tmp_path, [5, 0, 3, 8]), seed=4, shuffle_buffer=4)
+    peek = iter(ds)
+    next(peek)  # cut short: the loader is alive, its readers waiting
+    for _ in range(3):
+        assert len([s for s in DataLoader(ds, batch_size=None, num_workers=2)]) == 16
+    list(ds)  # to the end
+    assert len([s for s in DataLoader(ds, batch_size=None, num_workers=2)]) == 16
+    del peek

@@ -184,8 +184,47 @@ Result<std::vector<SampleSpan>> Unconsumed(const std::vector<SampleSpan>& left,
 
 }  // namespace
 
+// Each (rank, worker) draws whole shards with replacement until its whole batches of
+// options.resampled_samples per rank are filled.
+Result<EpochPlan> PlanResampled(const std::vector<uint64_t>& samples_per_shard,
+                                const SplitOptions& options) {
+  if (options.world_size < 1 || options.num_workers < 0 || options.batch_size < 1) {
+    return InvalidArgument("world_size and batch_size must be >= 1, num_workers >= 0");
+  }
+  if (options.resampled_samples % options.batch_size != 0) {
+    return InvalidArgument("resampled samples per epoch (" + std::to_string(options.resampled_samples) +
+                           ") must be a multiple of batch_size " + std::to_string(options.batch_size));
+  }
+  std::vector<size_t> drawable;
+  for (size_t shard = 0; shard < samples_per_shard.size(); ++shard) {
+    if (samples_per_shard[shard] > 0) drawable.push_back(shard);
+  }
+  if (drawable.empty()) return InvalidArgument("the shards hold no samples");
+  const uint64_t batches = options.resampled_samples / options.batch_size;
+  const size_t workers = static_cast<size_t>(std::max(1, options.num_workers));
+  EpochPlan plan;
+  plan.samples_per_rank = options.resampled_samples;
+  plan.plans.assign(static_cast<size_t>(options.world_size), std::vector<WorkerPlan>(workers));
+  for (size_t rank = 0; rank < plan.plans.size(); ++rank) {
+    for (size_t w = 0; w < workers; ++w) {
+      uint64_t want = (batches * (w + 1) / workers - batches * w / workers) * options.batch_size;
+      uint64_t state = ShuffleSeed(options.seed ^ 0x7265'7361'6d70'6c65ull, options.epoch, rank, w);
+      WorkerPlan& out = plan.plans[rank][w];
+      while (out.samples < want) {
+        state = SplitMix64(state);
+        size_t shard = drawable[state % drawable.size()];
+        uint64_t take = std::min(samples_per_shard[shard], want - out.samples);
+        out.spans.push_back({shard, 0, take});
+        out.samples += take;
+      }
+    }
+  }
+  return plan;
+}
+
 Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
                             const SplitOptions& options) {
+  if (options.resampled_samples > 0) return PlanResampled(samples_per_shard, options);
   std::vector<size_t> order = ShardOrder(samples_per_shard.size(), options);
   FERRY_ASSIGN_OR_RETURN(EpochPlan plan, SplitSequence(ShardSequence(samples_per_shard, order), options));
   plan.shard_order = std::move(order);
@@ -261,6 +300,11 @@ Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
                                  const std::vector<ResumeSegment>& history,
                                  const SplitOptions& options) {
   if (history.empty()) return PlanEpoch(samples_per_shard, options);
+  if (options.resampled_samples > 0 || history.front().options.resampled_samples > 0) {
+    return InvalidArgument(
+        "a resampled epoch resumes only on the split it ran on (same world size, loader workers "
+        "and batch size): its shards were drawn with replacement, so there is no rest to re-split");
+  }
   std::vector<size_t> order = ShardOrder(samples_per_shard.size(), options);
   std::vector<SampleSpan> left = ShardSequence(samples_per_shard, order);
   for (size_t k = 0; k < history.size(); ++k) {

@@ -25,6 +25,12 @@ struct SplitOptions {
   int num_workers = 1;  // loader worker processes per rank (0 counts as 1)
   uint64_t batch_size = 1;
   Remainder remainder = Remainder::kPad;
+  // > 0: resampled. Each (rank, worker) draws whole shards with replacement, independently of
+  // the others (seeded by seed, epoch, rank, worker), until its share of this many samples per
+  // rank is filled (the last shard cut short); a multiple of batch_size. The shard order and
+  // remainder do not apply. What webdataset's resampled=True with with_epoch gives, but per rank
+  // rather than per loader worker, so the epoch does not grow with num_workers.
+  uint64_t resampled_samples = 0;
 };
 
 // Samples [first, first + count) of shard `shard` (an index into the shard list); count
@@ -48,7 +54,8 @@ struct EpochPlan {
   std::vector<std::vector<WorkerPlan>> plans;
 };
 
-// The plan for one epoch over shards with `samples_per_shard` samples each (from an index).
+// The plan for one epoch over shards with `samples_per_shard` samples each (from an index), or
+// resampled from them (SplitOptions::resampled_samples).
 // kInvalidArgument for bad options, or when "drop" leaves nothing / there is nothing to pad.
 Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
                             const SplitOptions& options);
@@ -104,7 +111,8 @@ struct ResumeSegment {
 // ("pad" may repeat a few to even out the ranks, "drop" leaves what cannot make a batch on every
 // rank). An empty history is the whole epoch; a history that consumed everything gives empty
 // plans. kInvalidArgument when a segment does not fit (another seed or epoch, a worker count
-// that is not its split's, a worker that yielded more than its plan).
+// that is not its split's, a worker that yielded more than its plan), and for a resampled
+// epoch: its draws with replacement leave no "rest" to split (it resumes on its own split).
 Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
                                  const std::vector<ResumeSegment>& history,
                                  const SplitOptions& options);

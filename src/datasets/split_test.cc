@@ -287,6 +287,55 @@ TEST(ResumeTest, ReSplittingTwiceYieldsEachRemainingSampleOnce) {
   EXPECT_LT(total - yielded.size(), 3u);
 }
 
+TEST(ResampledTest, EachRankAndWorkerDrawsWholeShardsIndependently) {
+  std::vector<uint64_t> counts = {5, 0, 3, 8, 2, 6, 4, 7, 1};
+  SplitOptions options;
+  options.seed = 1;
+  options.world_size = 2;
+  options.num_workers = 3;
+  options.batch_size = 2;
+  options.resampled_samples = 20;  // 10 batches per rank: workers get 3, 3, 4
+  auto plan = PlanEpoch(counts, options);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->samples_per_rank, 20u);
+  std::set<std::vector<size_t>> draws;
+  for (const auto& workers : plan->plans) {
+    EXPECT_EQ(PlanSamples(workers[0]), 6u);
+    EXPECT_EQ(PlanSamples(workers[1]), 6u);
+    EXPECT_EQ(PlanSamples(workers[2]), 8u);
+    for (const auto& worker : workers) {
+      std::vector<size_t> shards;
+      for (size_t k = 0; k < worker.spans.size(); ++k) {
+        const auto& span = worker.spans[k];
+        EXPECT_NE(span.shard, 1u);  // an empty shard is never drawn
+        EXPECT_EQ(span.first, 0u);
+        if (k + 1 < worker.spans.size()) {
+          EXPECT_EQ(span.count, counts[span.shard]);  // whole shards but the last
+        }
+        shards.push_back(span.shard);
+      }
+      draws.insert(shards);
+    }
+  }
+  EXPECT_EQ(draws.size(), 6u);  // independent draws, not one sequence repeated
+  options.epoch = 1;
+  auto next = PlanEpoch(counts, options);
+  ASSERT_TRUE(next.ok());
+  auto shards_of = [](const WorkerPlan& worker) {
+    std::vector<size_t> shards;
+    for (const auto& span : worker.spans) shards.push_back(span.shard);
+    return shards;
+  };
+  EXPECT_NE(shards_of(next->plans[0][0]), shards_of(plan->plans[0][0]));  // a new epoch's draws
+  options.resampled_samples = 21;
+  EXPECT_EQ(PlanEpoch(counts, options).status().code(), StatusCode::kInvalidArgument);
+  options.resampled_samples = 20;
+  std::vector<ResumeSegment> history = {{options, 0, {{2, 2, 2}, 0}}};
+  SplitOptions other = options;
+  other.world_size = 3;
+  EXPECT_EQ(PlanEpochAfter(counts, history, other).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ResumeTest, ShuffledOrderIsAPermutation) {
   for (size_t buffer : {0, 1, 2, 7, 100}) {
     std::vector<uint64_t> order = ShuffledOrder(50, buffer, 9);
