@@ -203,8 +203,11 @@ def spdl_available() -> str | None:
 def mosaic_seconds(args, kind, paths, want) -> dict:
     """{label: median seconds} of MosaicML streaming's StreamingDataset on the same samples (as
     MDS, written once), through the same DataLoader settings; each epoch checked against `want`."""
-    if not ANCHORS_PYTHON.exists():
-        print(f"bench: MosaicML streaming not measured: {ANCHORS_PYTHON} is missing (scripts/bench.sh makes it)")
+    probe = subprocess.run([str(ANCHORS_PYTHON), "-c", "import streaming"], capture_output=True, text=True) \
+        if ANCHORS_PYTHON.exists() else None
+    if probe is None or probe.returncode != 0:
+        why = probe.stderr.strip().splitlines()[-1] if probe else f"{ANCHORS_PYTHON} is missing"
+        print(f"bench: MosaicML streaming not measured: {why} (scripts/bench.sh makes its virtualenv)")
         return {}
     mds = CACHE / f"{kind}-mds"
     if not (mds / "index.json").exists():
