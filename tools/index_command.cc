@@ -27,11 +27,14 @@ Status RunIndex(const IndexArgs& args) {
                     : static_cast<int>(2 * std::max(1u, std::thread::hardware_concurrency()));
   ProgressLine progress("indexing shards", urls.size(), ProgressLine::Unit::kItems);
   size_t done = 0;
+  datasets::IndexOptions options;
+  options.threads = threads;
+  options.on_shard_done = [&](uint64_t bytes) {
+    total_bytes += bytes;
+    progress.Update(++done);
+  };
   FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
-                         datasets::IndexShards(urls, threads, [&](uint64_t bytes) {
-                           total_bytes += bytes;
-                           progress.Update(++done);
-                         }));
+                         datasets::IndexShards(urls, options));
   progress.Clear();
   std::string json = datasets::IndexJson(shards);
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Sink> sink, io::CreateSink(args.output));

@@ -52,7 +52,7 @@ Status RunStream(const StreamArgs& args) {
                    "counting the samples of %zu shards (ferry index + --index skips this)\n",
                    urls.size());
       FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
-                             datasets::IndexShards(urls, 8));
+                             datasets::IndexShards(urls));
       for (auto& s : shards) counts.push_back(s.samples);
     }
   }

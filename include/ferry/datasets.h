@@ -144,14 +144,22 @@ struct ShardInfo {
   std::string url;
   uint64_t bytes = 0;    // the shard's size as stored (compressed, for .tgz)
   uint64_t samples = 0;  // WebDataset samples in it
+  Status error;          // with IndexOptions::keep_going: why the shard could not be counted
 };
 
-// Streams every shard once, `threads` at a time, and counts its samples. `on_shard_done`, when
-// set, is called (from any thread, one call at a time) after each shard with the bytes it had.
-// Results are in the order of `urls`; the first failure stops the rest and names its shard.
-Result<std::vector<ShardInfo>> IndexShards(
-    const std::vector<std::string>& urls, int threads,
-    const std::function<void(uint64_t bytes)>& on_shard_done = {});
+struct IndexOptions {
+  int threads = 8;  // shards streamed at once
+  // A shard that cannot be read is recorded (ShardInfo::error, 0 samples) instead of failing
+  // the call: for datasets that skip bad shards.
+  bool keep_going = false;
+  // When set, called (from any thread, one call at a time) after each shard with its bytes.
+  std::function<void(uint64_t bytes)> on_shard_done;
+};
+
+// Streams every shard once and counts its samples. Results are in the order of `urls`. A
+// failure (without keep_going) is returned naming its shard; of several, the first in `urls`.
+Result<std::vector<ShardInfo>> IndexShards(const std::vector<std::string>& urls,
+                                           const IndexOptions& options = {});
 
 // Reads an index written by IndexJson (`ferry index`) from a path or URI; kCorruption naming the
 // file and what was wrong for anything else.

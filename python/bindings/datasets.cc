@@ -280,15 +280,23 @@ class PyEpochPlan {
   datasets::EpochPlan plan_;
 };
 
-std::vector<std::tuple<std::string, uint64_t, uint64_t>> IndexShards(
-    const std::vector<std::string>& urls, int threads) {
+// (url, bytes, samples, error or None); with keep_going an unreadable shard has 0 samples and
+// its error, else the first one (in url order) is raised.
+std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>>> IndexShards(
+    const std::vector<std::string>& urls, int threads, bool keep_going) {
+  datasets::IndexOptions options;
+  if (threads > 0) options.threads = threads;
+  options.keep_going = keep_going;
   std::vector<datasets::ShardInfo> shards;
   {
     nb::gil_scoped_release release;
-    shards = Unwrap(datasets::IndexShards(urls, threads > 0 ? threads : 8));
+    shards = Unwrap(datasets::IndexShards(urls, options));
   }
-  std::vector<std::tuple<std::string, uint64_t, uint64_t>> out;
-  for (const auto& s : shards) out.emplace_back(s.url, s.bytes, s.samples);
+  std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>>> out;
+  for (const auto& s : shards) {
+    out.emplace_back(s.url, s.bytes, s.samples,
+                     s.error.ok() ? std::nullopt : std::optional(s.error.message()));
+  }
   return out;
 }
 
@@ -400,7 +408,8 @@ void RegisterDatasets(nb::module_& m) {
         return Unwrap(datasets::ExpandShards(specs));
       },
       nb::arg("specs"));
-  m.def("index_shards", &IndexShards, nb::arg("urls"), nb::arg("threads") = 0);
+  m.def("index_shards", &IndexShards, nb::arg("urls"), nb::arg("threads") = 0,
+        nb::arg("keep_going") = false);
   m.def(
       "read_index",
       [](const std::string& uri) {

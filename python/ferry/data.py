@@ -271,12 +271,13 @@ class ShardDataset(_Base):
                  queue_capacity: int = 64) -> None:
         if index is None and isinstance(shards, (str, os.PathLike)) and os.fspath(shards).endswith(".json"):
             index = shards  # ShardDataset("index.json"): a `ferry index` file names the shards
+        self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         if index is not None:
-            indexed = _core.read_index(os.fspath(index))
+            indexed = [(url, size, n, None) for url, size, n in _core.read_index(os.fspath(index))]
         else:
-            indexed = _core.index_shards(shard_urls(shards))
-        self.urls = [u for u, _, _ in indexed]
-        self.counts = [n for _, _, n in indexed]
+            indexed = self._count_samples(shard_urls(shards), on_error)
+        self.urls = [u for u, _, _, _ in indexed]
+        self.counts = [n for _, _, n, _ in indexed]
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         if batch_size is None:
             if batched:
@@ -297,7 +298,6 @@ class ShardDataset(_Base):
         self.decode, self.transform = decode, transform
         _core.LoaderOptions(on_error=on_error)  # checks it here, not in a loader worker
         self.on_error, self.readers, self.queue_capacity = on_error, readers or 0, queue_capacity
-        self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         self._shared = _SharedCounters()
         self._generation = 0     # the shared GENERATION this copy's _resume belongs to
         self._resume = None      # a loaded state: the next iteration of its epoch resumes it
@@ -307,12 +307,32 @@ class ShardDataset(_Base):
         self._progress = None    # this process's latest iteration: what state_dict() counts
         self._plan([], self._split(1))  # checks the options now
 
+    def _count_samples(self, urls: list[str], on_error: str) -> list:
+        """(url, bytes, samples, error) per shard, streaming each once. With on_error="skip" a
+        shard that cannot be read counts 0 samples (so no plan reads it) and is recorded in
+        `skipped`; with "fail" the first one (in shard order) is raised."""
+        if on_error != "skip":
+            try:
+                return _core.index_shards(urls)
+            except _core.Error as e:
+                raise type(e)(f"{e} (while counting the shards' samples; on_error='skip' leaves out "
+                              "shards that cannot be read)") from e
+        indexed = _core.index_shards(urls, keep_going=True)
+        bad = [(url, error, None) for url, _, _, error in indexed if error is not None]
+        if bad:
+            self.skipped.extend(bad)
+            warnings.warn(f"ferry.data: left out {len(bad)} of {len(urls)} shards that could not be "
+                          f"read while counting samples; first: {bad[0][1]}", RuntimeWarning, stacklevel=3)
+        return indexed
+
     @property
     def epoch(self) -> int:
         return self._shared[_SharedCounters.EPOCH]
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration yields. Reaches DataLoader workers, persistent ones too."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
         self._shared[_SharedCounters.EPOCH] = epoch
 
     # ---------------------------------------------------------------------------- plans
@@ -479,7 +499,7 @@ class ShardDataset(_Base):
                     "history": p["history"], "split": p["split"], "worker": info.id,
                     "num_workers": info.num_workers, "plays": p["plays"], "yielded": yielded}
         if counted:  # iterated in this process: one stream, worker 0 of 1
-            consumed = p["skip"] + p["loader"].yielded()
+            consumed = p["skip"] + (p["loader"].yielded() if p["loader"] is not None else 0)
             return self._state(p["history"] + [{"split": p["split"], "consumed": [consumed], "next_worker": 0}])
         if self._latest_loader_workers():
             raise ValueError(
@@ -555,6 +575,8 @@ class ShardDataset(_Base):
         if len(segments) != 1 or len(consumed) != len(sizes) or any(c > n for c, n in zip(consumed, sizes)):
             raise _core.InvalidArgumentError(
                 f"the resampled epoch's state does not fit its plan: consumed {consumed} of {sizes}")
+        if segments[0]["split"]["world_size"] != self.world_size:
+            self._plan(segments, self._split(1))  # refused now, unless the epoch was over
 
     @staticmethod
     def _rank_state_of_loader(state: dict) -> dict:
@@ -685,7 +707,14 @@ class ShardDataset(_Base):
         return self._drain(loader, items)
 
     def _transformed(self, item):
-        out = self.transform(item)
+        try:
+            out = self.transform(item)
+        except Exception as e:
+            keys, urls = item.get("__key__"), item.get("__url__")
+            where = f"sample {keys!r} of {urls}" if isinstance(keys, str) else \
+                f"the batch of samples {keys[0]!r}..{keys[-1]!r}" if keys else "an item"
+            e.add_note(f"ferry.data: raised by transform on {where}")
+            raise
         if out is None:
             # webdataset's map() drops such a sample; here it would break the split (every rank
             # the same number of samples) and what a resume counts.
@@ -697,6 +726,9 @@ class ShardDataset(_Base):
     def _drain(self, loader, items):
         yield from items
         self._report_skipped(loader)
+        p = self._progress
+        if p is not None and p["loader"] is loader:  # done: keep the count, let the loader go
+            p["skip"], p["loader"] = p["skip"] + loader.yielded(), None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -11,26 +11,36 @@
 
 namespace ferry::datasets {
 
-Result<std::vector<ShardInfo>> IndexShards(
-    const std::vector<std::string>& urls, int threads,
-    const std::function<void(uint64_t bytes)>& on_shard_done) {
+Result<std::vector<ShardInfo>> IndexShards(const std::vector<std::string>& urls,
+                                           const IndexOptions& options) {
   std::vector<ShardInfo> shards(urls.size());
   std::mutex progress_mu;
-  FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(urls.size(), threads, [&](size_t i) -> Status {
+  auto count = [&](size_t i) -> Status {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader, SampleReader::Open(urls[i]));
-    shards[i].url = urls[i];
     shards[i].bytes = reader->shard_bytes();  // one open per shard (a request for URLs)
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
       if (!sample) break;
       ++shards[i].samples;
     }
-    if (on_shard_done) {
+    if (options.on_shard_done) {
       std::lock_guard<std::mutex> lock(progress_mu);
-      on_shard_done(shards[i].bytes);
+      options.on_shard_done(shards[i].bytes);
     }
     return Status::Ok();
+  };
+  // Every shard's outcome is kept, so which failure is reported does not depend on the threads.
+  FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(urls.size(), options.threads, [&](size_t i) {
+    shards[i].url = urls[i];
+    shards[i].error = count(i);
+    if (!shards[i].error.ok()) shards[i].samples = 0;
+    return Status::Ok();
   }));
+  if (!options.keep_going) {
+    for (ShardInfo& shard : shards) {
+      if (!shard.error.ok()) return std::move(shard.error);
+    }
+  }
   return shards;
 }
 

@@ -184,6 +184,8 @@ Result<std::vector<SampleSpan>> Unconsumed(const std::vector<SampleSpan>& left,
 
 }  // namespace
 
+namespace {
+
 // Each (rank, worker) draws whole shards with replacement until its whole batches of
 // options.resampled_samples per rank are filled.
 Result<EpochPlan> PlanResampled(const std::vector<uint64_t>& samples_per_shard,
@@ -221,6 +223,8 @@ Result<EpochPlan> PlanResampled(const std::vector<uint64_t>& samples_per_shard,
   }
   return plan;
 }
+
+}  // namespace
 
 Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
                             const SplitOptions& options) {
@@ -301,9 +305,23 @@ Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
                                  const SplitOptions& options) {
   if (history.empty()) return PlanEpoch(samples_per_shard, options);
   if (options.resampled_samples > 0 || history.front().options.resampled_samples > 0) {
+    // Draws with replacement leave no "rest" to re-split, unless nothing is left at all.
+    const ResumeSegment& ran = history.back();
+    if (history.size() == 1 && ran.options.resampled_samples > 0) {
+      FERRY_ASSIGN_OR_RETURN(EpochPlan drawn, PlanResampled(samples_per_shard, ran.options));
+      bool done = ran.progress.consumed.size() == drawn.plans[0].size();
+      for (size_t w = 0; done && w < drawn.plans[0].size(); ++w) {
+        done = ran.progress.consumed[w] == drawn.plans[0][w].samples;
+      }
+      if (done) return SplitRest({}, options);
+    }
     return InvalidArgument(
-        "a resampled epoch resumes only on the split it ran on (same world size, loader workers "
-        "and batch size): its shards were drawn with replacement, so there is no rest to re-split");
+        "a resampled epoch resumes only on the split it ran on (world_size " +
+        std::to_string(ran.options.world_size) + ", " +
+        std::to_string(std::max(1, ran.options.num_workers)) + " loader workers, batch_size " +
+        std::to_string(ran.options.batch_size) +
+        "): its shards were drawn with replacement, so there is no rest to re-split. Resume it "
+        "on that split, or start the next epoch (set_epoch) on the new one");
   }
   std::vector<size_t> order = ShardOrder(samples_per_shard.size(), options);
   std::vector<SampleSpan> left = ShardSequence(samples_per_shard, order);
