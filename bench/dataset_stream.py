@@ -7,13 +7,17 @@ datasets (made once into .cache/bench/, page cache warm):
   binary  16 shards x 256 samples: a 100 KiB random "bin" and a "cls"
 
 Each is read for one epoch with the same shuffle buffer (1,000 samples) under
-`torch.utils.data.DataLoader(ds, batch_size=None, num_workers=W)`, as samples for W = 0, 1, 2
-and as batches of 64 for W = 1, 2:
+`torch.utils.data.DataLoader(ds, batch_size=None, num_workers=W)`, as samples and as batches of
+64 for W = 0, 1, 2:
 
   webdataset  wds.WebDataset(urls, shardshuffle=False).shuffle(1000) [.batched(64)]
               (shards split by worker)
   ferry       ferry.data.ShardDataset(urls, index=..., shuffle_buffer=1000
               [, batch_size=64, batched=True]) (exact split)
+  spdl        SPDL's thread pipeline in process: shards parsed by spdl.io.iter_tarfile on 2
+              threads, the same shuffle buffer in Python, batches of 64 as columns
+  mosaicml    StreamingDataset(local=MDS of the same samples, shuffle=True), in its own
+              virtualenv as a subprocess (bench/mosaic_stream.py)
 
 Cases run round-robin, median of `--repeat`. Before timing, each library's epoch is checked to
 hold every sample exactly once with the right field sizes (the multiset of (key, sizes) is

@@ -10,8 +10,9 @@ Workloads
   http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`,
         run round-robin
   datasets  generated tar shards (text 1-16 KiB, binary 100 KiB) through a torch DataLoader:
-        ferry.data.ShardDataset vs webdataset, same shuffle buffer, 0-2 workers, samples and
-        batches; PackedDataset vs raw encoding (bench/dataset_stream.py)
+        ferry.data.ShardDataset vs webdataset, SPDL (in process) and MosaicML streaming (MDS,
+        own venv), 0-2 workers, samples and batches; PackedDataset vs raw encoding
+        (bench/dataset_stream.py, bench/mosaic_stream.py)
   s3    1 GiB object on a loopback Ceph radosgw: ferry's parallel ranged read vs boto3
         download_fileobj and vs ferry on the local file (bench/s3_read.py)
   text  tokenizing English, multilingual text and code: ferry vs tokenizers and tiktoken, 1 thread
