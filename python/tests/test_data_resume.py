@@ -48,14 +48,20 @@ def make_loader(kind, dataset, batching, workers):
     return cls(dataset, batch_size=None, num_workers=workers)
 
 
-def interrupted(kind, dataset, batching, workers, steps):
-    """Runs `steps` loader steps; returns (their keys, the state to resume from)."""
-    loader = make_loader(kind, dataset, batching, workers)
+def first_steps(loader, steps, batching="loader"):
+    """The keys of the first `steps` items of `loader`, leaving it there."""
     keys = []
     for step, item in enumerate(loader):
         keys += keys_of_item(item, batching)
         if step + 1 == steps:
             break
+    return keys
+
+
+def interrupted(kind, dataset, batching, workers, steps):
+    """Runs `steps` loader steps; returns (their keys, the state to resume from)."""
+    loader = make_loader(kind, dataset, batching, workers)
+    keys = first_steps(loader, steps, batching)
     if kind == "plain":
         state = dataset.state_dict(samples_seen=len(keys), loader=loader)
     else:
@@ -85,10 +91,15 @@ LOADERS = ["plain", "stateful"]
 BATCHINGS = ["dataset", "loader", "sample"]
 
 
-@pytest.mark.parametrize("remainder", ["pad", "drop"])
-@pytest.mark.parametrize("batching", BATCHINGS)
-@pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("kind", LOADERS)
+def over_the_matrix(test):
+    """Runs `test` for every loader x workers x batching x remainder."""
+    for name, values in (("remainder", ["pad", "drop"]), ("batching", BATCHINGS), ("workers", [0, 2]),
+                         ("kind", LOADERS)):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
+@over_the_matrix
 def test_resume_on_the_same_split_continues_the_uninterrupted_sequence(tmp_path, kind, workers, batching, remainder):
     pattern = write_shards(tmp_path, SIZES)
     for rank in range(2):
@@ -99,10 +110,7 @@ def test_resume_on_the_same_split_continues_the_uninterrupted_sequence(tmp_path,
         assert seen + rest == reference, (rank, len(seen))
 
 
-@pytest.mark.parametrize("remainder", ["pad", "drop"])
-@pytest.mark.parametrize("batching", BATCHINGS)
-@pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("kind", LOADERS)
+@over_the_matrix
 def test_resume_on_another_world_size_yields_each_remaining_sample(tmp_path, kind, workers, batching, remainder):
     pattern = write_shards(tmp_path, SIZES)
     everything = Counter(f"p{i}/{j:04d}" for i, n in enumerate(SIZES) for j in range(n))
@@ -185,11 +193,7 @@ def test_loader_batch_size_other_than_the_datasets_resumes_exactly(tmp_path):
                                                   num_workers=2, collate_fn=list) for s in b]
     ds = ferry.data.ShardDataset(pattern, seed=1)
     loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=list)
-    seen = []
-    for step, batch in enumerate(loader):
-        seen += [s["__key__"] for s in batch]
-        if step == 4:
-            break
+    seen = first_steps(loader, 5)
     assert len(seen) == 40
     with pytest.raises(ValueError, match="pass loader=<the DataLoader>"):
         ds.state_dict(samples_seen=40, num_workers=2)
@@ -443,11 +447,7 @@ def test_resampled_epochs_draw_shards_with_replacement_per_rank(tmp_path):
     assert [s["__key__"] for s in ranks[0]] != keys[0]
     ds = ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30, seed=4, shuffle_buffer=4)
     loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=list)
-    seen = []
-    for step, batch in enumerate(loader):
-        seen += [s["__key__"] for s in batch]
-        if step == 2:
-            break
+    seen = first_steps(loader, 3)
     state = ds.state_dict(samples_seen=9, loader=loader)
     again = ferry.data.ShardDataset(pattern, resampled=True, samples_per_epoch=30, seed=4, shuffle_buffer=4)
     again.load_state_dict(state)
