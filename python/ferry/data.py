@@ -706,6 +706,17 @@ class ShardDataset(_Base):
             items = map(self._transformed, items)
         return self._drain(loader, items)
 
+    def packed_batches(self, tokenizer, *, seq_len: int, batch_size: int, eod_id: int, field: str = "txt",
+                       threads: int = 0):
+        """This process's samples of the epoch, as iterating gives them, each sample's `field`
+        encoded with `tokenizer` (as ``encode_ordinary`` encodes: sample text is data) on
+        `threads` tokenizer threads (0: one per core) and packed in C++ into batches of
+        `batch_size` rows of seq_len + 1 tokens: what PackedDataset yields (see it)."""
+        loader = _core.PackedLoader(*self._loader_args(), tokenizer=tokenizer._core, field=field,
+                                    seq_len=seq_len, batch_size=batch_size, eod_id=eod_id,
+                                    threads=threads)
+        return self._drain(loader, loader)
+
     def _transformed(self, item):
         try:
             out = self.transform(item)
@@ -915,12 +926,9 @@ class PackedDataset(_Base):
         if isinstance(self.source, ShardDataset):
             # Loader workers share the cores: by default each gets its share of tokenizer threads.
             threads = self.threads or max(1, (os.cpu_count() or 1) // _worker()[1])
-            loader = _core.PackedLoader(*self.source._loader_args(), tokenizer=self.tokenizer._core,
-                                        field=self.field, seq_len=self.seq_len,
-                                        batch_size=self.batch_size, eod_id=self.eod_id,
-                                        threads=threads)
-            yield from loader
-            self.source._report_skipped(loader)
+            yield from self.source.packed_batches(self.tokenizer, field=self.field, seq_len=self.seq_len,
+                                                  batch_size=self.batch_size, eod_id=self.eod_id,
+                                                  threads=threads)
             return
         _, rows = self._token_shard_split(*_worker())
         batch = []
