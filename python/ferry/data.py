@@ -13,6 +13,7 @@ shard and the byte offset; a field repeated within one sample does too.
 
 from __future__ import annotations
 
+import operator
 import os
 import warnings
 from collections.abc import Iterable
@@ -48,15 +49,15 @@ except ImportError:  # pragma: no cover - exercised where torch is absent
     _Base = object
 
 
-def _distributed_rank_and_world() -> tuple[int, int]:
-    """torch.distributed's rank and world size when it is initialized, else $RANK and
-    $WORLD_SIZE (both or neither: the split is global, so $LOCAL_RANK / $LOCAL_WORLD_SIZE, a
-    process's place within its node, are never used), else 0 and 1."""
+def _distributed_rank_and_world() -> tuple[int, int, str]:
+    """(rank, world size, where they came from): torch.distributed's when it is initialized, else
+    $RANK and $WORLD_SIZE (both or neither: the split is global, so $LOCAL_RANK /
+    $LOCAL_WORLD_SIZE, a process's place within its node, are never used), else 0 and 1."""
     try:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
+            return dist.get_rank(), dist.get_world_size(), "torch.distributed"
     except ImportError:
         pass
     rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
@@ -66,13 +67,13 @@ def _distributed_rank_and_world() -> tuple[int, int]:
                              "across all ranks, so it needs the global $RANK and $WORLD_SIZE (as "
                              "torchrun sets them), an initialized torch.distributed, or rank= and "
                              "world_size=")
-        return 0, 1
+        return 0, 1, "the default (no torch.distributed, no $RANK/$WORLD_SIZE)"
     if rank is None or world is None:
         have, missing = ("WORLD_SIZE", "RANK") if rank is None else ("RANK", "WORLD_SIZE")
         raise ValueError(f"${have} is set ({os.environ[have]}) but ${missing} is not, and "
                          "torch.distributed is not initialized: set both, or pass rank= and world_size=")
     try:
-        return int(rank), int(world)
+        return int(rank), int(world), "$RANK/$WORLD_SIZE"
     except ValueError:
         raise ValueError(f"$RANK / $WORLD_SIZE must be integers (got {rank!r} / {world!r})") from None
 
@@ -83,15 +84,7 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
     if rank is not None and world_size is not None:
         origin = "rank= and world_size="
     else:
-        auto_rank, auto_world = _distributed_rank_and_world()
-        try:
-            import torch.distributed as dist
-
-            found = "torch.distributed" if dist.is_available() and dist.is_initialized() else None
-        except ImportError:
-            found = None
-        found = found or ("$RANK/$WORLD_SIZE" if "WORLD_SIZE" in os.environ else "the default (no "
-                          "torch.distributed, no $RANK/$WORLD_SIZE)")
+        auto_rank, auto_world, found = _distributed_rank_and_world()
         origin = f"rank= and world_size= where given, else {found}"
         rank = auto_rank if rank is None else rank
         world_size = auto_world if world_size is None else world_size
@@ -118,8 +111,8 @@ class _SharedCounters:
     """A few int64 counters that DataLoader workers see change: the dataset's epoch, how often a
     state was loaded in the main process, the latest iteration (its id, epoch + 1 and loader
     workers, 0 in process) and the iteration that resumed the loaded state (0: none yet). A
-    worker holds a copy of the dataset
-    made when it started (with persistent_workers=True, once for all epochs), so a plain attribute
+    worker holds a copy of the dataset made when it started (with persistent_workers=True, once
+    for all epochs), so a plain attribute
     set in the main process afterwards never reaches it. These live in shared memory (a torch
     tensor's), which fork inherits and torch's multiprocessing pickler hands to spawned workers;
     a plain pickle copies the values. Without torch there are no loader workers: a list does."""
@@ -178,30 +171,38 @@ def _decoder(field: str):
     return _DECODERS.get(field.rsplit(".", 1)[-1])
 
 
+def _decoded(field: str, value: bytes, url: str, key: str):
+    """`value` decoded as its field names it (or as it is); an error names the shard and sample."""
+    decode = _decoder(field)
+    if decode is None:
+        return value
+    try:
+        return decode(value)
+    except Exception as e:
+        raise _core.CorruptionError(f"{url}: sample {key!r}: field {field!r} does not decode as "
+                                    f".{field.rsplit('.', 1)[-1]} ({e})") from None
+
+
 def _decode_sample(sample: dict) -> dict:
     for field, value in sample.items():
-        if not field.startswith("__") and (decode := _decoder(field)) is not None:
-            try:
-                sample[field] = decode(value)
-            except Exception as e:
-                raise _core.CorruptionError(f"{sample['__url__']}: sample {sample['__key__']!r}: field "
-                                            f"{field!r} does not decode as .{field.rsplit('.', 1)[-1]} "
-                                            f"({e})") from None
+        if not field.startswith("__"):
+            sample[field] = _decoded(field, value, sample["__url__"], sample["__key__"])
     return sample
 
 
 def _decode_batch(batch: dict) -> dict:
     for field, column in batch.items():
-        if not field.startswith("__") and (decode := _decoder(field)) is not None:
-            for i, value in enumerate(column):
-                if value is not None:
-                    try:
-                        column[i] = decode(value)
-                    except Exception as e:
-                        raise _core.CorruptionError(
-                            f"{batch['__url__'][i]}: sample {batch['__key__'][i]!r}: field {field!r} "
-                            f"does not decode as .{field.rsplit('.', 1)[-1]} ({e})") from None
+        if not field.startswith("__") and _decoder(field) is not None:
+            batch[field] = [None if value is None else _decoded(field, value, url, key)
+                            for value, url, key in zip(column, batch["__url__"], batch["__key__"])]
     return batch
+
+
+def _yielded(progress: dict) -> int:
+    """The samples of its plan an iteration's record says were yielded: those skipped by its
+    resume, then what its loader (while it runs) handed out."""
+    loader = progress["loader"]
+    return progress["skip"] + (loader.yielded() if loader is not None else 0)
 
 
 def _raising(error: Exception):
@@ -362,10 +363,9 @@ class ShardDataset(_Base):
         is the state's last segment when this run continues that very plan (same split: exact
         resume), else None."""
         split = self._split(num_workers)
-        r = resume
-        if r is None or not r["segments"]:
+        if resume is None or not resume["segments"]:
             return [], split, None
-        segments = r["segments"]
+        segments = resume["segments"]
         if segments[-1]["split"] == split:
             return segments[:-1], split, segments[-1]
         return segments, split, None
@@ -445,6 +445,14 @@ class ShardDataset(_Base):
         checkpoint.
         """
         info = _worker_info()
+        if samples_seen is not None:
+            given = samples_seen
+            try:  # an int, or a numpy or torch integer
+                samples_seen = operator.index(samples_seen)
+            except TypeError:
+                samples_seen = -1
+            if samples_seen < 0:
+                raise ValueError(f"samples_seen must be a count of samples (an int >= 0), got {given!r}")
         if samples_seen is None:
             if loader is not None or num_workers is not None or loader_batch_size is not _UNSET:
                 raise TypeError("loader=, num_workers= and loader_batch_size= describe how "
@@ -493,14 +501,13 @@ class ShardDataset(_Base):
                 r = r if r is not None and r["epoch"] == self.epoch else self._pending_resume()
                 history, split, plays, skip = self._worker_stream(info, r)
                 p = {"history": history, "split": split, "plays": plays, "skip": skip, "loader": None}
-            yielded = p["skip"] + (p["loader"].yielded() if p["loader"] is not None else 0)
             return {"format": _WORKER_STATE_FORMAT, "epoch": self.epoch, "seed": self.seed,
                     "shuffle": self.shuffle, "shards": len(self.counts), "samples": sum(self.counts),
                     "history": p["history"], "split": p["split"], "worker": info.id,
-                    "num_workers": info.num_workers, "plays": p["plays"], "yielded": yielded}
+                    "num_workers": info.num_workers, "plays": p["plays"], "yielded": _yielded(p)}
         if counted:  # iterated in this process: one stream, worker 0 of 1
-            consumed = p["skip"] + (p["loader"].yielded() if p["loader"] is not None else 0)
-            return self._state(p["history"] + [{"split": p["split"], "consumed": [consumed], "next_worker": 0}])
+            return self._state(p["history"] + [{"split": p["split"], "consumed": [_yielded(p)],
+                                                 "next_worker": 0}])
         if self._latest_loader_workers():
             raise ValueError(
                 "this epoch is being read by DataLoader workers, which run ahead of what the loader "
@@ -526,6 +533,16 @@ class ShardDataset(_Base):
         only, but the whole ``StatefulDataLoader.state_dict()`` holds every worker's: given to
         ``load_state_dict`` here (before the new loader is made) it resumes on any split. Later
         epochs are whole again (``set_epoch``)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"a ShardDataset state is a dict, got {type(state).__name__}")
+        try:
+            self._load_state(state)
+        except KeyError as e:  # a truncated or hand-edited checkpoint
+            raise ValueError(f"malformed ferry ShardDataset state: no field {e.args[0]!r}") from None
+        except (TypeError, AttributeError) as e:
+            raise ValueError(f"malformed ferry ShardDataset state: a field has the wrong type ({e})") from None
+
+    def _load_state(self, state: dict) -> None:
         if "_snapshot" in state or "dataset_state" in state:
             state = self._rank_state_of_loader(state)
         fmt = state.get("format")
@@ -739,7 +756,7 @@ class ShardDataset(_Base):
         self._report_skipped(loader)
         p = self._progress
         if p is not None and p["loader"] is loader:  # done: keep the count, let the loader go
-            p["skip"], p["loader"] = p["skip"] + loader.yielded(), None
+            p["skip"], p["loader"] = _yielded(p), None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -903,9 +920,7 @@ class PackedDataset(_Base):
         self.seq_len, self.batch_size, self.eod_id, self.threads = seq_len, batch_size, eod_id, threads
         if not isinstance(source, ShardDataset):
             self.source = [os.fspath(s) for s in source]
-            auto_rank, auto_world = _distributed_rank_and_world()
-            self.rank = auto_rank if rank is None else rank
-            self.world_size = auto_world if world_size is None else world_size
+            self.rank, self.world_size = _rank_and_world(rank, world_size)
             self._batches, _ = self._token_shard_split(0, 1)  # checks the shards and the split now
 
     def set_epoch(self, epoch: int) -> None:

@@ -235,7 +235,7 @@ def test_stateful_dataloader_calls_state_dict_without_arguments(tmp_path):
     state = loader.state_dict()
     worker_states = state["_snapshot"]["_worker_snapshots"]
     assert {w["dataset_state"]["worker"] for w in worker_states.values()} == {0, 1}
-    assert sum(w["dataset_state"]["yielded"] for w in worker_states.values()) >= 1
+    assert sum(w["dataset_state"]["yielded"] for w in worker_states.values()) == 1  # one sample taken
 
 
 @pytest.mark.parametrize("persistent", [False, True])
@@ -285,6 +285,14 @@ def test_resume_state_is_checked(tmp_path):
     assert len(list(ds)) == 20  # the next epoch is whole
     with pytest.raises(ValueError, match="not a ferry ShardDataset state"):
         ds.load_state_dict({"format": "something else"})
+    with pytest.raises(ValueError, match="malformed ferry ShardDataset state: no field 'segments'"):
+        ds.load_state_dict({k: v for k, v in state.items() if k != "segments"})
+    with pytest.raises(ValueError, match="malformed ferry ShardDataset state: no field 'consumed'"):
+        ds.load_state_dict(dict(state, segments=[{"split": state["segments"][0]["split"], "next_worker": 0}]))
+    with pytest.raises(ValueError, match="malformed ferry ShardDataset state: a field has the wrong type"):
+        ds.load_state_dict(dict(state, segments=[dict(state["segments"][0], consumed="4")]))
+    with pytest.raises(ValueError, match=r"samples_seen must be a count of samples \(an int >= 0\), got -4"):
+        ds.state_dict(samples_seen=-4)
 
 
 def test_a_version_1_state_still_resumes(tmp_path):
@@ -401,7 +409,6 @@ def test_options_are_checked_where_they_are_given(tmp_path, monkeypatch):
 
 def test_decode_and_transform(tmp_path):
     import io
-    import json
     import tarfile
 
     import numpy as np
@@ -427,7 +434,8 @@ def test_decode_and_transform(tmp_path):
         tar.addfile(info, io.BytesIO(b"{no"))
     with pytest.raises(ferry.CorruptionError, match=r"bad.tar: sample 'b': field 'json' does not decode as .json"):
         list(ferry.data.ShardDataset(str(tmp_path / "bad.tar"), decode=True))
-    del json
+    with pytest.raises(ferry.CorruptionError, match=r"bad.tar: sample 'b': field 'json' does not decode as .json"):
+        list(ferry.data.ShardDataset(str(tmp_path / "bad.tar"), decode=True, batched=True, batch_size=1))
 
 
 def test_resampled_epochs_draw_shards_with_replacement_per_rank(tmp_path):
