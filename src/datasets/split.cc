@@ -138,11 +138,7 @@ Result<EpochPlan> SplitRest(const std::vector<SampleSpan>& left, const SplitOpti
 Result<std::vector<SampleSpan>> Unconsumed(const std::vector<SampleSpan>& left,
                                            const ResumeSegment& segment, const EpochPlan& ran) {
   const WorkerProgress& progress = segment.progress;
-  const size_t workers = static_cast<size_t>(std::max(1, segment.options.num_workers));
-  if (progress.consumed.size() != workers) {
-    return InvalidArgument("a resume segment of " + std::to_string(workers) +
-                           " loader workers records " + std::to_string(progress.consumed.size()));
-  }
+  const size_t workers = progress.consumed.size();  // checked against the split by PlanEpochAfter
   std::unordered_map<uint64_t, uint64_t> consumed;  // SampleKey -> times yielded
   for (size_t rank = 0; rank < ran.plans.size(); ++rank) {
     for (size_t w = 0; w < workers; ++w) {
@@ -202,6 +198,15 @@ Result<EpochPlan> PlanResampled(const std::vector<uint64_t>& samples_per_shard,
     if (samples_per_shard[shard] > 0) drawable.push_back(shard);
   }
   if (drawable.empty()) return InvalidArgument("the shards hold no samples");
+  uint64_t total = 0;
+  for (uint64_t n : samples_per_shard) total += n;
+  // As for padding: an epoch that draws the dataset many times over per rank is a mistake (or a
+  // hand-edited state), not a plan; it would size the plan beyond memory.
+  if (options.resampled_samples > std::max<uint64_t>(64 * total, 1u << 20)) {
+    return InvalidArgument("a resampled epoch of " + std::to_string(options.resampled_samples) +
+                           " samples per rank would draw the " + std::to_string(total) +
+                           " samples more than 64 times");
+  }
   const uint64_t batches = options.resampled_samples / options.batch_size;
   const size_t workers = static_cast<size_t>(std::max(1, options.num_workers));
   EpochPlan plan;
@@ -307,7 +312,8 @@ Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
   if (options.resampled_samples > 0 || history.front().options.resampled_samples > 0) {
     // Draws with replacement leave no "rest" to re-split, unless nothing is left at all.
     const ResumeSegment& ran = history.back();
-    if (history.size() == 1 && ran.options.resampled_samples > 0) {
+    if (history.size() == 1 && ran.options.resampled_samples > 0 &&
+        ran.progress.consumed.size() == static_cast<size_t>(std::max(1, ran.options.num_workers))) {
       FERRY_ASSIGN_OR_RETURN(EpochPlan drawn, PlanResampled(samples_per_shard, ran.options));
       bool done = ran.progress.consumed.size() == drawn.plans[0].size();
       for (size_t w = 0; done && w < drawn.plans[0].size(); ++w) {
@@ -331,6 +337,14 @@ Result<EpochPlan> PlanEpochAfter(const std::vector<uint64_t>& samples_per_shard,
     if (ran_with.seed != options.seed || ran_with.epoch != options.epoch ||
         ran_with.shuffle_shards != options.shuffle_shards) {
       return InvalidArgument("a resume state belongs to the same seed, epoch and shard shuffling");
+    }
+    // Before planning it: a state's worker count sizes the plan, and a hand-edited one could ask
+    // for a billion workers; the progress it records must hold one entry per worker.
+    const size_t workers = static_cast<size_t>(std::max(1, ran_with.num_workers));
+    if (segment.progress.consumed.size() != workers) {
+      return InvalidArgument("a resume segment of " + std::to_string(workers) +
+                             " loader workers records the progress of " +
+                             std::to_string(segment.progress.consumed.size()));
     }
     FERRY_ASSIGN_OR_RETURN(EpochPlan ran, k == 0 ? SplitSequence(left, ran_with) : SplitRest(left, ran_with));
     FERRY_ASSIGN_OR_RETURN(left, Unconsumed(left, segment, ran));

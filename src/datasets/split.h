@@ -29,7 +29,8 @@ struct SplitOptions {
   // the others (seeded by seed, epoch, rank, worker), until its share of this many samples per
   // rank is filled (the last shard cut short); a multiple of batch_size. The shard order and
   // remainder do not apply. What webdataset's resampled=True with with_epoch gives, but per rank
-  // rather than per loader worker, so the epoch does not grow with num_workers.
+  // rather than per loader worker, so the epoch does not grow with num_workers. At most 64 times
+  // the dataset (or 2^20 samples) per rank, as padding is bounded.
   uint64_t resampled_samples = 0;
 };
 

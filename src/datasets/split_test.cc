@@ -190,6 +190,10 @@ TEST(ResumeTest, NothingConsumedIsTheWholeEpochAndEverythingConsumedIsNothing) {
   EXPECT_EQ(PlanEpochAfter(counts, end, options).status().code(), StatusCode::kInvalidArgument);
   start[0].progress.consumed = {0};  // one worker's progress for a split of two
   EXPECT_EQ(PlanEpochAfter(counts, start, options).status().code(), StatusCode::kInvalidArgument);
+  SplitOptions hostile = options;  // a hand-edited state: refused before a plan is sized by it
+  hostile.num_workers = 1 << 30;
+  std::vector<ResumeSegment> huge = {{hostile, 8, {{0, 0}, 0}}};
+  EXPECT_EQ(PlanEpochAfter(counts, huge, options).status().code(), StatusCode::kInvalidArgument);
   options.seed = 4;
   EXPECT_EQ(PlanEpochAfter(counts, end, options).status().code(), StatusCode::kInvalidArgument);
 }
@@ -328,6 +332,8 @@ TEST(ResampledTest, EachRankAndWorkerDrawsWholeShardsIndependently) {
   };
   EXPECT_NE(shards_of(next->plans[0][0]), shards_of(plan->plans[0][0]));  // a new epoch's draws
   options.resampled_samples = 21;
+  EXPECT_EQ(PlanEpoch(counts, options).status().code(), StatusCode::kInvalidArgument);
+  options.resampled_samples = uint64_t{1} << 40;  // a hand-edited state: refused, not allocated
   EXPECT_EQ(PlanEpoch(counts, options).status().code(), StatusCode::kInvalidArgument);
   options.resampled_samples = 20;
   std::vector<ResumeSegment> history = {{options, 0, {{2, 2, 2}, 0}}};
