@@ -146,6 +146,22 @@ def shuffled(items, size, seed=0):
     yield from buffer
 
 
+def grouped(members):
+    """(name, bytes) tar members as webdataset groups them into samples: the key is the name up to
+    the first dot of its last component, the field the rest; consecutive members share a key.
+    For the anchors that read tars without webdataset's grouping (SPDL, the MosaicML writer)."""
+    sample = None
+    for name, data in members:
+        dot = name.find(".", name.rfind("/") + 1)
+        if sample is None or name[:dot] != sample["__key__"]:
+            if sample is not None:
+                yield sample
+            sample = {"__key__": name[:dot]}
+        sample[name[dot + 1:]] = data
+    if sample is not None:
+        yield sample
+
+
 def spdl_samples(urls, batched):
     """SPDL (Meta's thread-based pipeline) over the same shards, in process as SPDL runs: two
     threads each read a whole shard and parse it with SPDL's native `iter_tarfile`, samples are
@@ -157,15 +173,7 @@ def spdl_samples(urls, batched):
     def load(path):
         with open(path, "rb") as f:
             data = f.read()
-        out, key = [], None
-        for name, view in spdl.io.iter_tarfile(data):
-            slash = name.rfind("/") + 1
-            dot = name.find(".", slash)
-            if name[:dot] != key:
-                key = name[:dot]
-                out.append({"__key__": key})
-            out[-1][name[dot + 1:]] = bytes(view)
-        return out
+        return list(grouped((name, bytes(view)) for name, view in spdl.io.iter_tarfile(data)))
 
     def samples():
         pipeline = (PipelineBuilder().add_source(urls).pipe(load, concurrency=2, output_order="input")
