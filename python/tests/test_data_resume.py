@@ -425,6 +425,11 @@ def test_decode_and_transform(tmp_path):
     assert sample["txt"] == "héllo" and sample["json"] == {"x": [1, 2]} and sample["cls"] == 7
     assert sample["npy"].tolist() == [0, 1, 2] and sample["npy"].dtype == np.int16
     assert sample["jpg"] == b"\xff\xd8raw"  # images stay bytes: a transform decodes them
+    wds = pytest.importorskip("webdataset")
+    (reference,) = wds.WebDataset(str(tmp_path / "d.tar"), shardshuffle=False, empty_check=False).decode()
+    for field in ("txt", "json", "cls"):  # what webdataset's decode() gives the same fields
+        assert sample[field] == reference[field], field
+    assert sample["npy"].tolist() == reference["npy"].tolist() and sample["npy"].dtype == reference["npy"].dtype
     (batch,) = ferry.data.ShardDataset(str(tmp_path / "d.tar"), decode=True, batched=True, batch_size=1,
                                        transform=lambda b: dict(b, n=len(b["__key__"])))
     assert batch["txt"] == ["héllo"] and batch["cls"] == [7] and batch["n"] == 1
