@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "base/cuda_runtime.h"
+#include "ferry/io.h"
 #include "ferry/status.h"
 #include "ferry/version.h"
 #include "tools/commands.h"
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!result.ok()) {
-    std::fprintf(stderr, "ferry: %s\n", result.ToString().c_str());
+    std::fprintf(stderr, "ferry: %s\n", ferry::io::RedactUris(result.ToString()).c_str());
     return ferry::cli::ExitCodeFor(result.code());
   }
   return 0;

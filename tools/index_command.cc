@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "ferry/datasets.h"
@@ -36,13 +37,22 @@ Status RunIndex(const IndexArgs& args) {
   FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
                          datasets::IndexShards(urls, options));
   progress.Clear();
+  // A reader resolves relative entries against the index's folder, not the working folder this
+  // ran in, so local shards are recorded by absolute path.
+  for (datasets::ShardInfo& shard : shards) {
+    Result<io::Uri> uri = io::ParseUri(shard.url);
+    if (uri.ok() && uri->scheme == io::Scheme::kFile && !shard.url.starts_with('/') &&
+        !shard.url.starts_with("file:")) {
+      shard.url = std::filesystem::absolute(shard.url).lexically_normal().string();
+    }
+  }
   std::string json = datasets::IndexJson(shards);
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Sink> sink, io::CreateSink(args.output));
   FERRY_RETURN_IF_ERROR(sink->Write(std::as_bytes(std::span(json))));
   FERRY_RETURN_IF_ERROR(sink->Commit());
   uint64_t samples = 0;
   for (const auto& s : shards) samples += s.samples;
-  std::printf("%s: %zu shards, %llu samples, %s\n", args.output.c_str(), shards.size(),
+  std::printf("%s: %zu shards, %llu samples, %s\n", io::RedactUri(args.output).c_str(), shards.size(),
               static_cast<unsigned long long>(samples), HumanBytes(total_bytes).c_str());
   return Status::Ok();
 }

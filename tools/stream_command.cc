@@ -90,7 +90,7 @@ Status RunStream(const StreamArgs& args) {
       if (!next) break;
       ++samples;
       for (const auto& [field, data] : next->fields) bytes += data.size();
-      if (args.keys) std::printf("%s\t%s\n", next->url.c_str(), next->key.c_str());
+      if (args.keys) std::printf("%s\t%s\n", io::RedactUri(next->url).c_str(), next->key.c_str());
       progress.Update(samples);
     }
     skipped = loader->skipped();
@@ -124,7 +124,7 @@ Status RunStream(const StreamArgs& args) {
                  skip.samples == datasets::kToShardEnd
                      ? "the rest of the shard"
                      : (std::to_string(skip.samples) + " samples").c_str(),
-                 skip.error.c_str());
+                 io::RedactUris(skip.error).c_str());
     if (skip.samples != datasets::kToShardEnd) skipped_samples += skip.samples;
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -89,7 +89,7 @@ class ChecksumChecker {
       Status mismatch =
           Corruption(uri_ + ": tensor '" + info.name + "': checksum mismatch (XXH3-64 recorded " +
                      *expected_[next_] + ", data has " + actual + ")");
-      std::fprintf(stderr, "ferry: %s\n", mismatch.ToString().c_str());
+      std::fprintf(stderr, "ferry: %s\n", io::RedactUris(mismatch.ToString()).c_str());
       failed_.push_back(info.name);
     }
     return Status::Ok();
@@ -124,7 +124,7 @@ Status RunVerify(const VerifyArgs& args) {
       std::fprintf(stderr,
                    "ferry: warning: %s: checksum recorded for tensor '%s', which the file "
                    "does not hold\n",
-                   uri.c_str(), Printable(name).c_str());
+                   io::RedactUri(uri).c_str(), Printable(name).c_str());
     }
   }
 
@@ -154,7 +154,7 @@ Status RunVerify(const VerifyArgs& args) {
       checked += " (" + Counted(tensor_count - checker.recorded(), "tensor") + " without one)";
     }
   }
-  std::printf("%s: OK, %s, %s; %s\n", Printable(uri).c_str(),
+  std::printf("%s: OK, %s, %s; %s\n", Printable(io::RedactUri(uri)).c_str(),
               Counted(tensor_count, "tensor").c_str(), Counted(header.data_size, "byte").c_str(),
               checked.c_str());
   return Status::Ok();

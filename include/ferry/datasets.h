@@ -134,7 +134,10 @@ class SampleReader {
 // The shard URLs a list of specs names, in order: each spec is brace-expanded
 // (`train-{0000..0099}.tar`, `{a,b}.tar`), then a local glob or `s3://` prefix/wildcard is listed
 // (io::ExpandUriPattern); `@FILE` (a path or URI) names a text file with one spec per line, blank
-// lines and `#` comments skipped (no nested `@`). Errors name the spec, or the file and line.
+// lines and `#` comments skipped (no nested `@`). Lines of a local list are read like command-line
+// specs; lines of a remote one (http, s3) must name objects on its own scheme and host, relative
+// names resolving against it (io::ResolveReference; FERRY_ALLOW_CROSS_ORIGIN=1 lifts that).
+// Errors name the spec, or the file and line.
 Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& specs);
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +165,9 @@ Result<std::vector<ShardInfo>> IndexShards(const std::vector<std::string>& urls,
                                            const IndexOptions& options = {});
 
 // Reads an index written by IndexJson (`ferry index`) from a path or URI; kCorruption naming the
-// file and what was wrong for anything else.
+// file and what was wrong for anything else. Shard URLs resolve against the index's location
+// (io::ResolveReference): relative ones join its folder, and those of a remote index must stay
+// on its scheme and host.
 Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri);
 // The same from the JSON text; `origin` names it in errors. Besides the format, it checks that
 // no shard claims kMaxSamplesPerShard samples or more and that stated totals match the shards.

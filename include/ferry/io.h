@@ -45,6 +45,20 @@ struct Uri {
 // NUL bytes and control characters are kInvalidArgument.
 Result<Uri> ParseUri(std::string_view text);
 
+// Where a name found inside an object (an index entry, a line of a shard list) points, given the
+// URI the object was read from. What a remote object names must stay where the object is: a
+// relative reference ("model-00001.safetensors", "../shards/a.tar", "/root/x") resolves against
+// `base` on `base`'s scheme and host (for S3: bucket), and an absolute URI or path on another
+// scheme or host is kInvalidArgument naming both, unless `allow_cross_origin`. Otherwise a
+// remote index could make ferry read local files (file:///etc/...) or another server. A local
+// `base` is as trusted as the command line: a relative reference joins the folder of `base`,
+// anything else is returned as it is.
+Result<std::string> ResolveReference(std::string_view base, std::string_view reference,
+                                     bool allow_cross_origin = false);
+// Whether FERRY_ALLOW_CROSS_ORIGIN=1 is set: the explicit opt-in for indexes and shard lists
+// whose entries live on another host or scheme than the index itself.
+bool CrossOriginAllowedByEnvironment();
+
 // Expands brace groups the way shell and WebDataset shard lists do:
 //   "a-{0000..0002}.tar" -> a-0000.tar a-0001.tar a-0002.tar   (zero padding kept)
 //   "{a,b}/x{1..3..2}"   -> a/x1 a/x3 b/x1 b/x3               (optional step; ranges may descend)
@@ -52,6 +66,20 @@ Result<Uri> ParseUri(std::string_view text);
 // non-numeric ranges and results with more than `max_results` strings.
 Result<std::vector<std::string>> ExpandBraces(std::string_view pattern,
                                               size_t max_results = 1'000'000);
+
+// Secrets in URIs. Every printer of a URI, or of a message that may hold one (errors, logs,
+// progress lines, reprs), passes it through these two; nothing else decides what a secret is.
+//
+// RedactUri hides the password of a userinfo ("user:***@", or "***@" for a bare token) and the
+// value of every query parameter that carries a credential: presigned-URL signatures and
+// credentials (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, X-Goog-*, Signature,
+// sig), tokens, keys, secrets and passwords, matched without regard to case:
+//   "https://u:pw@h/x?X-Amz-Signature=ab&part=1" -> "https://u:***@h/x?X-Amz-Signature=***&part=1"
+// Anything that is not a "scheme://" URI is returned unchanged.
+std::string RedactUri(std::string_view uri);
+// `text` with every "scheme://..." URI in it (up to whitespace, a quote or angle bracket)
+// passed through RedactUri.
+std::string RedactUris(std::string_view text);
 
 // ---------------------------------------------------------------------------------------------
 // Sources

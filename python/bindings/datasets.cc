@@ -295,7 +295,7 @@ std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::strin
   std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>>> out;
   for (const auto& s : shards) {
     out.emplace_back(s.url, s.bytes, s.samples,
-                     s.error.ok() ? std::nullopt : std::optional(s.error.message()));
+                     s.error.ok() ? std::nullopt : std::optional(io::RedactUris(s.error.message())));
   }
   return out;
 }

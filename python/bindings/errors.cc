@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "ferry/io.h"
+
 namespace nb = nanobind;
 
 namespace ferry::python {
@@ -66,7 +68,8 @@ void RegisterErrors(nb::module_& m) {
       std::rethrow_exception(p);
     } catch (const StatusError& e) {
       PyObject* cls = classes[static_cast<size_t>(e.status().code())];
-      PyErr_SetString(cls != nullptr ? cls : PyExc_RuntimeError, e.status().message().c_str());
+      PyErr_SetString(cls != nullptr ? cls : PyExc_RuntimeError,
+                      io::RedactUris(e.status().message()).c_str());
     }
   });
 }

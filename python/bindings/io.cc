@@ -66,6 +66,17 @@ void RegisterIo(nb::module_& m) {
   m.def("read", &Read, nb::arg("uri"), nb::arg("offset") = 0, nb::arg("length") = nb::none(),
         nb::kw_only(), nb::arg("parallelism") = 0, nb::arg("part_size") = size_t{8} << 20,
         "Bytes [offset, offset + length) of a path or URL; see ferry.io.read.");
+  m.def(
+      "resolve_reference",
+      [](const std::string& base, const std::string& reference, std::optional<bool> cross_origin) {
+        return Unwrap(io::ResolveReference(
+            base, reference, cross_origin.value_or(io::CrossOriginAllowedByEnvironment())));
+      },
+      nb::arg("base"), nb::arg("reference"), nb::arg("allow_cross_origin") = nb::none(),
+      "Where a name inside an index read from `base` points; see io::ResolveReference.");
+  m.def(
+      "redact_uris", [](const std::string& text) { return io::RedactUris(text); }, nb::arg("text"),
+      "`text` with passwords and credential query parameters of every URI hidden.");
 }
 
 }  // namespace ferry::python

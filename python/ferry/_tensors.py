@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
-import urllib.parse
 from typing import Any, Callable, Iterator
 
 from ferry import _core
@@ -38,17 +36,6 @@ NUMPY_DTYPES = {
 }
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def _join(base: str, name: str) -> str:
-    """`name` relative to the folder of `base` (a path or URL)."""
-    if _is_url(base):
-        return urllib.parse.urljoin(base, name)
-    return posixpath.join(posixpath.dirname(base), name) if "/" in base else name
-
-
 class _ShardedReader:
     """A `model.safetensors.index.json` checkpoint seen as one reader.
 
@@ -67,7 +54,7 @@ class _ShardedReader:
             ):
                 raise TypeError("weight_map must map tensor names to shard file names")
         except (ValueError, KeyError, TypeError) as e:
-            raise _core.CorruptionError(f"{index_uri}: not a safetensors index ({e})") from None
+            raise _core.CorruptionError(f"{_core.redact_uris(index_uri)}: not a safetensors index ({e})") from None
         self._weight_map: dict[str, str] = weight_map
         self._index_metadata = index.get("metadata") or {}
         self._open_shard = open_shard
@@ -78,14 +65,14 @@ class _ShardedReader:
         if reader is None:
             if self.mode == "plaid":  # stream one shard at a time: one set of staging buffers
                 self.close()
-            reader = self._open_shard(_join(self.uri, file))
+            reader = self._open_shard(_core.resolve_reference(self.uri, file))
             self._shards[file] = reader
         return reader
 
     def _shard_of(self, name: str) -> Any:
         file = self._weight_map.get(name)
         if file is None:
-            raise _core.NotFoundError(f"{self.uri}: no tensor named '{name}'")
+            raise _core.NotFoundError(f"{_core.redact_uris(self.uri)}: no tensor named '{name}'")
         return self._shard(file)
 
     def offset_keys(self) -> list[str]:
@@ -130,7 +117,7 @@ class _DeviceReader:
         index = torch_device.index if torch_device.index is not None else 0
         count = _core.cuda_device_count()
         if count == 0:
-            raise _core.UnsupportedError(f"{uri}: cannot load to {device} ({_core.cuda_description()})")
+            raise _core.UnsupportedError(f"{_core.redact_uris(uri)}: cannot load to {device} ({_core.cuda_description()})")
         self._header = _core.TensorReader(uri, "lazy")  # the header only: lazy reads nothing yet
         self.uri = uri
         self.mode = "plaid"
@@ -154,7 +141,7 @@ class _DeviceReader:
         return self._memory[begin:end]
 
     def read_into(self, name: str, out: Any) -> None:
-        raise _core.UnsupportedError(f"{self.uri}: read_into takes host memory; this file is on the device")
+        raise _core.UnsupportedError(f"{_core.redact_uris(self.uri)}: read_into takes host memory; this file is on the device")
 
     def close(self) -> None:
         self._header.close()
@@ -176,7 +163,7 @@ def open_reader(
     read on the CPU and the caller moves tensors."""
     uri = os.fspath(filename)
     if mode not in MODES:
-        raise _core.InvalidArgumentError(f"{uri}: unknown mode {mode!r} (expected one of {MODES})")
+        raise _core.InvalidArgumentError(f"{_core.redact_uris(uri)}: unknown mode {mode!r} (expected one of {MODES})")
 
     def open_one(u: str) -> Any:
         if device != "cpu" and mode in ("eager", "plaid"):
@@ -203,7 +190,7 @@ def numpy_array(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: st
     np_dtype = NUMPY_DTYPES.get(dtype)
     if np_dtype is None:
         raise _core.UnsupportedError(
-            f"{uri}: tensor '{name}': numpy has no type for {dtype}; use framework='pt'"
+            f"{_core.redact_uris(uri)}: tensor '{name}': numpy has no type for {dtype}; use framework='pt'"
         )
     return raw.view(np_dtype).reshape(shape)
 

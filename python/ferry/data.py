@@ -179,7 +179,7 @@ def _decoded(field: str, value: bytes, url: str, key: str):
     try:
         return decode(value)
     except Exception as e:
-        raise _core.CorruptionError(f"{url}: sample {key!r}: field {field!r} does not decode as "
+        raise _core.CorruptionError(f"{_core.redact_uris(url)}: sample {key!r}: field {field!r} does not decode as "
                                     f".{field.rsplit('.', 1)[-1]} ({e})") from None
 
 
@@ -739,7 +739,7 @@ class ShardDataset(_Base):
             out = self.transform(item)
         except Exception as e:
             keys, urls = item.get("__key__"), item.get("__url__")
-            where = f"sample {keys!r} of {urls}" if isinstance(keys, str) else \
+            where = f"sample {keys!r} of {_core.redact_uris(str(urls))}" if isinstance(keys, str) else \
                 f"the batch of samples {keys[0]!r}..{keys[-1]!r}" if keys else "an item"
             e.add_note(f"ferry.data: raised by transform on {where}")
             raise

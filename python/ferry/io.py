@@ -26,13 +26,20 @@ def read(
     ``ferry.Error`` subclasses as their names say; every message names the URI.
     """
     if offset < 0 or (length is not None and length < 0):
-        raise ValueError(f"{os.fspath(uri)}: offset and length must be >= 0 (got {offset}, {length})")
+        raise ValueError(f"{redact(os.fspath(uri))}: offset and length must be >= 0 (got {offset}, {length})")
     return _core.read(
         os.fspath(uri), offset, length, parallelism=parallelism or 0, part_size=part_size
     )
 
 
-__all__ = ["read"]
+def redact(text: str) -> str:
+    """``text`` with the secrets of every URI in it hidden: a userinfo password
+    (``user:***@``) and credential query parameters (``X-Amz-Signature=***``, ``sig``, tokens,
+    keys). Every message ferry prints goes through it; use it to log URIs the same way."""
+    return _core.redact_uris(text)
+
+
+__all__ = ["read", "redact"]
 
 
 def list(pattern: str | os.PathLike[str]) -> list[str]:  # noqa: A001  (mirrors `ls`)

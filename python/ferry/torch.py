@@ -47,7 +47,7 @@ def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: 
     """The tensor a flat uint8 numpy view holds, sharing its memory where alignment allows."""
     torch_dtype = _TORCH_DTYPES.get(dtype)
     if torch_dtype is None:
-        raise _core.UnsupportedError(f"{uri}: tensor '{name}': torch has no type for {dtype}")
+        raise _core.UnsupportedError(f"{_core.redact_uris(uri)}: tensor '{name}': torch has no type for {dtype}")
     flat = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(raw)  # device or host
     itemsize = torch_dtype.itemsize
     if flat.numel() == 0:
@@ -135,7 +135,7 @@ def load_into_module(
         unexpected = [n for n in names if n not in targets]
         if strict and (missing or unexpected):
             raise _core.InvalidArgumentError(
-                f"{reader.uri}: checkpoint does not match the module: "
+                f"{_core.redact_uris(reader.uri)}: checkpoint does not match the module: "
                 f"missing {missing[:10]}{'...' if len(missing) > 10 else ''}, "
                 f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
             )
@@ -146,7 +146,7 @@ def load_into_module(
             target = targets[name]
             if tuple(target.shape) != tuple(shape):
                 raise _core.InvalidArgumentError(
-                    f"{reader.uri}: tensor '{name}': shape {list(shape)} in the file, "
+                    f"{_core.redact_uris(reader.uri)}: tensor '{name}': shape {list(shape)} in the file, "
                     f"{list(target.shape)} in the module"
                 )
             if (

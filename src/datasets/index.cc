@@ -66,6 +66,9 @@ Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& sp
     }
     std::string_view file = std::string_view(spec).substr(1);
     FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(file, uint64_t{256} << 20));
+    FERRY_ASSIGN_OR_RETURN(io::Uri list_uri, io::ParseUri(file));
+    const bool remote = list_uri.scheme != io::Scheme::kFile;
+    const bool cross_origin = io::CrossOriginAllowedByEnvironment();
     size_t line_number = 0;
     for (size_t begin = 0; begin < text.size();) {
       size_t end = std::min(text.find('\n', begin), text.size());
@@ -80,7 +83,11 @@ Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& sp
                                ": a shard list cannot name another list ('" + std::string(line) +
                                "')");
       }
-      Status expanded = ExpandOne(line, urls);
+      // A local list's lines are specs as on the command line (relative to the working folder);
+      // a remote list's name objects beside it, and nothing elsewhere (io::ResolveReference).
+      Result<std::string> resolved = remote ? io::ResolveReference(file, line, cross_origin)
+                                            : Result<std::string>(std::string(line));
+      Status expanded = resolved.ok() ? ExpandOne(*resolved, urls) : resolved.status();
       if (!expanded.ok()) {
         return Status(expanded.code(), std::string(file) + ":" + std::to_string(line_number) + ": " +
                                            expanded.message());
@@ -92,7 +99,12 @@ Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& sp
 
 Result<std::vector<ShardInfo>> ReadIndex(std::string_view uri) {
   FERRY_ASSIGN_OR_RETURN(std::string text, io::ReadSmallObject(uri, uint64_t{1} << 30));
-  return ParseIndex(text, uri);
+  FERRY_ASSIGN_OR_RETURN(std::vector<ShardInfo> shards, ParseIndex(text, uri));
+  const bool cross_origin = io::CrossOriginAllowedByEnvironment();
+  for (ShardInfo& shard : shards) {
+    FERRY_ASSIGN_OR_RETURN(shard.url, io::ResolveReference(uri, shard.url, cross_origin));
+  }
+  return shards;
 }
 
 Result<std::vector<ShardInfo>> ParseIndex(std::string_view json, std::string_view origin) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,18 @@
 
 namespace ferry::io {
 namespace {
+
+bool IsSchemeChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+}
+
+// "scheme://..." with a scheme of RFC 3986 characters; anything else is a path.
+bool HasScheme(std::string_view text) {
+  size_t sep = text.find("://");
+  return sep != std::string_view::npos && sep > 0 &&
+         std::isalpha(static_cast<unsigned char>(text[0])) &&
+         std::all_of(text.begin(), text.begin() + sep, IsSchemeChar);
+}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -58,14 +71,8 @@ Result<Uri> ParseUri(std::string_view text) {
     }
   }
 
+  if (!HasScheme(text)) return Uri{Scheme::kFile, std::string(text)};
   size_t sep = text.find("://");
-  bool has_scheme =
-      sep != std::string_view::npos && sep > 0 &&
-      std::isalpha(static_cast<unsigned char>(text[0])) &&
-      std::all_of(text.begin(), text.begin() + sep, [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
-      });
-  if (!has_scheme) return Uri{Scheme::kFile, std::string(text)};
 
   std::string scheme(text.substr(0, sep));
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
@@ -114,6 +121,165 @@ Result<Uri> ParseUri(std::string_view text) {
 
   return Unsupported("URI " + Quoted(text) + ": unsupported scheme '" + scheme +
                      "' (expected a path, file://, http://, https:// or s3://)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// References inside indexes and lists
+
+namespace {
+
+// "scheme://authority" of a remote URI, lower-cased, without userinfo: what must match.
+std::string OriginOf(std::string_view uri) {
+  size_t authority = uri.find("://") + 3;
+  size_t end = std::min(uri.find_first_of("/?#", authority), uri.size());
+  std::string_view host = uri.substr(authority, end - authority);
+  if (size_t at = host.rfind('@'); at != std::string_view::npos) host.remove_prefix(at + 1);
+  std::string origin(uri.substr(0, authority));
+  origin += host;
+  for (char& c : origin) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return origin;
+}
+
+}  // namespace
+
+Result<std::string> ResolveReference(std::string_view base, std::string_view reference,
+                                     bool allow_cross_origin) {
+  if (reference.empty()) return InvalidArgument(std::string(base) + ": an empty file name");
+  FERRY_ASSIGN_OR_RETURN(Uri where, ParseUri(base));
+  if (where.scheme == Scheme::kFile) {
+    if (HasScheme(reference) || reference.front() == '/') return std::string(reference);
+    size_t slash = base.rfind('/');
+    return slash == std::string_view::npos
+               ? std::string(reference)
+               : std::string(base.substr(0, slash + 1)) + std::string(reference);
+  }
+  const std::string origin = OriginOf(base);
+  std::string resolved;
+  if (HasScheme(reference)) {
+    resolved = std::string(reference);
+  } else if (reference.starts_with("//")) {  // a network-path reference: another host
+    resolved = std::string(base.substr(0, base.find("://") + 1)) + std::string(reference);
+  } else if (reference.front() == '/' && where.scheme != Scheme::kS3) {
+    resolved = origin + std::string(reference);
+  } else {
+    // The folder of `base`: up to the last '/' before any query or fragment.
+    std::string_view path = base.substr(0, std::min(base.find_first_of("?#", origin.size()), base.size()));
+    size_t slash = path.rfind('/');
+    std::string_view folder = slash == std::string_view::npos || slash < origin.size()
+                                  ? path
+                                  : path.substr(0, slash);
+    resolved = std::string(folder) + "/" +
+               std::string(where.scheme == Scheme::kS3 && reference.front() == '/'
+                               ? reference.substr(1)
+                               : reference);
+  }
+  if (!allow_cross_origin && (!HasScheme(resolved) || OriginOf(resolved) != origin)) {
+    return InvalidArgument(
+        RedactUri(base) + ": refers to " + Quoted(RedactUri(reference)) +
+        ", which is not on " + RedactUri(origin) +
+        "; entries of a remote index or list must be relative names on the same scheme and host "
+        "(set FERRY_ALLOW_CROSS_ORIGIN=1 to allow other hosts, if you trust the index)");
+  }
+  FERRY_RETURN_IF_ERROR(ParseUri(resolved).status());
+  return resolved;
+}
+
+bool CrossOriginAllowedByEnvironment() {
+  const char* value = std::getenv("FERRY_ALLOW_CROSS_ORIGIN");
+  return value != nullptr && std::string_view(value) == "1";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redaction
+
+namespace {
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Query parameters whose value is a credential. Exact names, then fragments that mark one in
+// any name (api_key, client_secret, X-Amz-Security-Token, ...).
+bool IsSecretParameter(std::string_view name) {
+  static constexpr std::string_view kExact[] = {"sig", "signature", "key", "code", "auth",
+                                                "authorization", "pwd", "passwd", "sas",
+                                                "awsaccesskeyid", "googleaccessid"};
+  static constexpr std::string_view kFragments[] = {"token",      "secret", "signature",
+                                                    "password",   "credential", "apikey",
+                                                    "api_key",    "api-key", "access_key",
+                                                    "accesskey",  "x-amz-", "x-goog-"};
+  std::string lower = Lower(name);
+  for (std::string_view exact : kExact) {
+    if (lower == exact) return true;
+  }
+  for (std::string_view fragment : kFragments) {
+    if (lower.find(fragment) != std::string::npos) return true;
+  }
+  return false;
+}
+
+constexpr std::string_view kHidden = "***";
+
+}  // namespace
+
+std::string RedactUri(std::string_view uri) {
+  if (!HasScheme(uri)) return std::string(uri);
+  size_t sep = uri.find("://");
+  std::string out(uri.substr(0, sep + 3));
+  size_t authority = sep + 3;
+  size_t authority_end = std::min(uri.find_first_of("/?#", authority), uri.size());
+  std::string_view host = uri.substr(authority, authority_end - authority);
+  size_t at = host.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = host.substr(0, at);
+    size_t colon = userinfo.find(':');
+    // "user:password" keeps the user, which helps tell accounts apart; a lone userinfo is
+    // usually a token (https://TOKEN@host), so all of it goes.
+    out += colon == std::string_view::npos ? std::string(kHidden)
+                                           : std::string(userinfo.substr(0, colon + 1)) + std::string(kHidden);
+    host.remove_prefix(at);
+  }
+  out += host;
+  size_t query = uri.find('?', authority_end);
+  size_t fragment = std::min(uri.find('#', authority_end), uri.size());
+  if (query == std::string_view::npos || query > fragment) {
+    out += uri.substr(authority_end);
+    return out;
+  }
+  out += uri.substr(authority_end, query + 1 - authority_end);
+  std::string_view params = uri.substr(query + 1, fragment - query - 1);
+  for (size_t begin = 0; begin <= params.size();) {
+    size_t end = std::min(params.find('&', begin), params.size());
+    std::string_view param = params.substr(begin, end - begin);
+    size_t equals = param.find('=');
+    if (equals != std::string_view::npos && IsSecretParameter(param.substr(0, equals))) {
+      out += param.substr(0, equals + 1);
+      out += kHidden;
+    } else {
+      out += param;
+    }
+    if (end < params.size()) out += '&';
+    begin = end + 1;
+  }
+  out += uri.substr(fragment);
+  return out;
+}
+
+std::string RedactUris(std::string_view text) {
+  std::string out;
+  size_t copied = 0;  // text[0, copied) is in `out`
+  for (size_t sep; (sep = text.find("://", copied)) != std::string_view::npos;) {
+    size_t start = sep;
+    while (start > copied && IsSchemeChar(text[start - 1])) --start;
+    size_t end = std::min(text.find_first_of(" \t\r\n'\"<>`", sep), text.size());
+    out += text.substr(copied, start - copied);
+    out += RedactUri(text.substr(start, end - start));
+    copied = end;
+  }
+  out += text.substr(copied);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

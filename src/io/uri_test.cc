@@ -112,5 +112,80 @@ TEST(ExpandBracesTest, RefusesHugeExpansionsBeforeAllocating) {
   EXPECT_NE(ExpandBraces(deep).status().message().find("nested too deeply"), std::string::npos);
 }
 
+
+TEST(RedactUriTest, HidesPasswordsAndKeepsTheUser) {
+  EXPECT_EQ(RedactUri("http://user:PW@127.0.0.1:9/x.bin"), "http://user:***@127.0.0.1:9/x.bin");
+  EXPECT_EQ(RedactUri("https://TOKEN@host/x"), "https://***@host/x");
+  EXPECT_EQ(RedactUri("http://a:b@c@host"), "http://a:***@host");  // the last '@' ends userinfo
+  EXPECT_EQ(RedactUri("http://host/path/@scope/x"), "http://host/path/@scope/x");
+}
+
+TEST(RedactUriTest, HidesCredentialQueryParametersWhateverTheirCase) {
+  EXPECT_EQ(RedactUri("https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                      "&X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc&partNumber=2#frag"),
+            "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=***&X-Amz-Credential=***"
+            "&X-Amz-Signature=***&partNumber=2#frag");
+  EXPECT_EQ(RedactUri("http://h/x?sig=S&sv=2021&access_token=T&API_KEY=K&name=keep&Token=U"),
+            "http://h/x?sig=***&sv=2021&access_token=***&API_KEY=***&name=keep&Token=***");
+  EXPECT_EQ(RedactUri("http://h/x?flag&&signature=S"), "http://h/x?flag&&signature=***");
+  EXPECT_EQ(RedactUri("http://h/x?a=1"), "http://h/x?a=1");
+}
+
+TEST(RedactUriTest, LeavesPathsAndOtherTextAlone) {
+  EXPECT_EQ(RedactUri("/data/a:b@c.tar"), "/data/a:b@c.tar");
+  EXPECT_EQ(RedactUri("s3://bucket/key?x"), "s3://bucket/key?x");
+  EXPECT_EQ(RedactUri(""), "");
+}
+
+TEST(RedactUrisTest, RedactsEveryUriInAMessage) {
+  EXPECT_EQ(RedactUris("http://u:PW@h/a: HTTP 404; then 'https://h/b?token=T' failed"),
+            "http://u:***@h/a: HTTP 404; then 'https://h/b?token=***' failed");
+  EXPECT_EQ(RedactUris("no uri here"), "no uri here");
+  EXPECT_EQ(RedactUris("endpoint=http://AK:SECRET@127.0.0.1:7480"),
+            "endpoint=http://AK:***@127.0.0.1:7480");
+  EXPECT_EQ(RedactUris("ends with ://"), "ends with ://");
+}
+
+
+TEST(ResolveReferenceTest, RelativeNamesJoinTheFolderOfTheIndex) {
+  EXPECT_EQ(*ResolveReference("http://h:8/m/model.safetensors.index.json", "model-1.safetensors"),
+            "http://h:8/m/model-1.safetensors");
+  EXPECT_EQ(*ResolveReference("http://h/m/i.json?v=1", "a/b.tar"), "http://h/m/a/b.tar");
+  EXPECT_EQ(*ResolveReference("http://h", "a.tar"), "http://h/a.tar");
+  EXPECT_EQ(*ResolveReference("https://h/m/i.json", "/other/a.tar"), "https://h/other/a.tar");
+  EXPECT_EQ(*ResolveReference("s3://bucket/dir/index.json", "a.tar"), "s3://bucket/dir/a.tar");
+  EXPECT_EQ(*ResolveReference("s3://bucket/index.json", "a.tar"), "s3://bucket/a.tar");
+  EXPECT_EQ(*ResolveReference("/data/m/index.json", "model-1.safetensors"),
+            "/data/m/model-1.safetensors");
+  EXPECT_EQ(*ResolveReference("index.json", "model-1.safetensors"), "model-1.safetensors");
+}
+
+TEST(ResolveReferenceTest, SameOriginAbsoluteUrisAreKept) {
+  EXPECT_EQ(*ResolveReference("http://H:8/i.json", "http://h:8/x/a.tar"), "http://h:8/x/a.tar");
+  EXPECT_EQ(*ResolveReference("s3://b/i.json", "s3://b/x/a.tar"), "s3://b/x/a.tar");
+  // A local index is as trusted as the command line.
+  EXPECT_EQ(*ResolveReference("/data/index.json", "s3://b/a.tar"), "s3://b/a.tar");
+  EXPECT_EQ(*ResolveReference("/data/index.json", "/etc/x"), "/etc/x");
+}
+
+TEST(ResolveReferenceTest, RemoteIndexCannotReachLocalFilesOrOtherHosts) {
+  for (const char* reference : {"file:///etc/passwd", "http://other:8/x",
+                                "https://h:8/x", "//other/x", "s3://b/x", "http://h:9/x"}) {
+    Result<std::string> r = ResolveReference("http://u:PW@h:8/m/i.json", reference);
+    ASSERT_FALSE(r.ok()) << reference << " -> " << *r;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("FERRY_ALLOW_CROSS_ORIGIN=1"), std::string::npos);
+    EXPECT_EQ(r.status().message().find("PW"), std::string::npos) << r.status().message();
+  }
+  EXPECT_FALSE(ResolveReference("s3://b/i.json", "s3://other/x").ok());
+  EXPECT_FALSE(ResolveReference("s3://b/i.json", "file:///etc/passwd").ok());
+  EXPECT_EQ(*ResolveReference("http://h/i.json", "http://other/x", /*allow_cross_origin=*/true),
+            "http://other/x");
+}
+
+TEST(ResolveReferenceTest, EmptyNamesAreRefused) {
+  EXPECT_EQ(ResolveReference("http://h/i.json", "").status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace ferry::io
