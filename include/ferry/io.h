@@ -84,13 +84,30 @@ std::string RedactUris(std::string_view text);
 // ---------------------------------------------------------------------------------------------
 // Sources
 
+// The value of environment variable `name` (seconds) as milliseconds, or `fallback_ms` where it
+// is unset or malformed (CheckHttpEnvironment reports the latter).
+std::chrono::milliseconds DefaultHttpTimeout(const char* name, int64_t fallback_ms);
+// kInvalidArgument naming the variable when a FERRY_HTTP_* timeout is set but is not a positive
+// number of seconds.
+Status CheckHttpEnvironment();
+
+// Timeouts default to the environment's FERRY_HTTP_CONNECT_TIMEOUT, FERRY_HTTP_STALL_TIMEOUT and
+// FERRY_HTTP_TIMEOUT (seconds, fractions allowed) where set, else to the values below. OpenSource
+// refuses a malformed value naming the variable.
+//
+// Every wait honours Ctrl-C within kInterruptPollInterval where the caller opened an
+// InterruptScope (the Python binding does for every blocking call): kCancelled.
 struct HttpOptions {
-  std::chrono::milliseconds connect_timeout{10'000};
-  // A transfer that moves no byte for this long is treated as broken and retried (curl's
-  // low-speed limit: whole seconds, at least 1).
-  std::chrono::milliseconds stall_timeout{30'000};
+  // Establishing TCP (and TLS) to the server.
+  std::chrono::milliseconds connect_timeout = DefaultHttpTimeout("FERRY_HTTP_CONNECT_TIMEOUT", 10'000);
+  // A transfer that moves no byte for this long is treated as broken and retried.
+  std::chrono::milliseconds stall_timeout = DefaultHttpTimeout("FERRY_HTTP_STALL_TIMEOUT", 20'000);
+  // How long one read may go without receiving a byte, across all its attempts and back-offs,
+  // before it fails with kTimeout. A read that keeps making progress is never cut short.
+  std::chrono::milliseconds timeout = DefaultHttpTimeout("FERRY_HTTP_TIMEOUT", 60'000);
   // Attempts in a row that make no progress before giving up. An attempt that received bytes
-  // resets the count, so a flaky link still finishes a long read.
+  // resets the count, so a flaky link still finishes a long read. A server that refuses
+  // connections while a source is being opened gets 2 retries at most: it is likely not there.
   int max_retries = 8;
   // Back-off before retry k (k = 1, 2, ...): min(max, base * 2^(k-1)), scaled by a random factor
   // in [0.5, 1]. A Retry-After header (seconds) is honoured up to `retry_max_delay`.
@@ -125,11 +142,18 @@ class Source {
   // does not say: one per core (up to 8) for files, whose page-cache copy is bound per core;
   // 4 connections for HTTP, where latency, not bandwidth, bounds one connection.
   virtual int default_parallelism() const { return 1; }
+
+  // Whether reads at any offset, in any order, are cheap. False for an HTTP server that ignores
+  // Range requests: reads then continue one whole-object transfer, and a read before where it
+  // stands (or a retry) starts the transfer again from byte 0. Correct either way; modes that
+  // read out of order (lazy tensors, slices) refuse such a source rather than be quadratic.
+  virtual bool random_access() const { return true; }
 };
 
 // Opens the source a URI names. Files are opened (and checked to be regular files) now; HTTP
-// sources issue one small ranged request to learn the size, check that the server honours
-// Range, and pin the ETag/Last-Modified validators for later reads.
+// sources issue one small ranged request to learn the size and pin the ETag/Last-Modified
+// validators for later reads. A server that ignores Range but sends a Content-Length (python -m
+// http.server, simple CDNs) gives a source that is read sequentially (random_access() false).
 Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOptions& options = {});
 
 // Reads a whole object that is small by nature (an index, a tokenizer file) into memory;
@@ -144,6 +168,7 @@ struct ParallelReadOptions {
 
 // Like source.ReadAt(offset, dst), but splits the range into `part_size` parts read by up to
 // `parallelism` threads. The first failure cancels the parts not yet started and is returned.
+// A source without random access is read as one sequential request.
 Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
                     const ParallelReadOptions& options = {});
 

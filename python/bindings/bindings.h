@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/interrupt.h"
 #include "ferry/text.h"
 
 namespace ferry::python {
@@ -19,6 +20,14 @@ void RegisterIo(nanobind::module_& m);
 void RegisterTensors(nanobind::module_& m);
 void RegisterDatasets(nanobind::module_& m);
 void RegisterText(nanobind::module_& m);
+
+// What a binding that may block on I/O holds while C++ runs: the GIL released, and Ctrl-C
+// recorded for ferry's waits (base/interrupt.h), so it stops them within a fraction of a second;
+// the error translation (errors.cc) then raises the KeyboardInterrupt Python has pending.
+struct BlockingCall {
+  nanobind::gil_scoped_release release;
+  InterruptScope interrupts;
+};
 
 // A numpy array (of nanobind type `Array`) that takes over `values`' memory: no copy; the
 // array keeps it alive and frees it.

@@ -39,7 +39,7 @@ template <typename Reader>
 nb::dict NextDict(Reader& reader) {
   std::optional<datasets::Sample> sample;
   {
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     sample = Unwrap(reader.Next());
   }
   if (!sample) throw nb::stop_iteration();
@@ -49,7 +49,7 @@ nb::dict NextDict(Reader& reader) {
 class PySampleReader {
  public:
   explicit PySampleReader(const std::string& uri) {
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     reader_ = Unwrap(datasets::SampleReader::Open(uri));
   }
 
@@ -100,7 +100,7 @@ class PySampleLoader {
  public:
   PySampleLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
                  const datasets::LoaderOptions& options) {
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     loader_ = Unwrap(datasets::SampleLoader::Start(std::move(urls), PlanOf(spans), options));
   }
 
@@ -117,7 +117,7 @@ class PySampleLoader {
   std::optional<nb::dict> NextBatch(size_t n) {
     std::vector<datasets::Sample> samples;
     {
-      nb::gil_scoped_release release;
+      BlockingCall blocking;
       while (samples.size() < n) {
         std::optional<datasets::Sample> sample = Unwrap(loader_->Next());
         if (!sample) break;
@@ -177,7 +177,7 @@ class PyPackedLoader {
     pack.batch_size = batch_size;
     pack.eod_id = eod_id;
     pack.threads = threads;
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     loader_ = Unwrap(datasets::PackedLoader::Start(std::move(urls), PlanOf(spans), options, pack));
   }
 
@@ -185,7 +185,7 @@ class PyPackedLoader {
   nb::dict Next() {
     std::optional<datasets::TokenBatch> batch;
     {
-      nb::gil_scoped_release release;
+      BlockingCall blocking;
       batch = Unwrap(loader_->Next());
     }
     if (!batch) throw nb::stop_iteration();
@@ -289,7 +289,7 @@ std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::strin
   options.keep_going = keep_going;
   std::vector<datasets::ShardInfo> shards;
   {
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     shards = Unwrap(datasets::IndexShards(urls, options));
   }
   std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>>> out;
@@ -380,7 +380,7 @@ void RegisterDatasets(nb::module_& m) {
       "plan_epoch",
       [](const std::vector<uint64_t>& counts, const datasets::SplitOptions& options,
          const std::vector<datasets::ResumeSegment>& history) {
-        nb::gil_scoped_release release;
+        BlockingCall blocking;
         return PyEpochPlan(Unwrap(datasets::PlanEpochAfter(counts, history, options)));
       },
       nb::arg("counts"), nb::arg("options"), nb::arg("history"));
@@ -404,7 +404,7 @@ void RegisterDatasets(nb::module_& m) {
   m.def(
       "expand_shards",
       [](const std::vector<std::string>& specs) {
-        nb::gil_scoped_release release;
+        BlockingCall blocking;
         return Unwrap(datasets::ExpandShards(specs));
       },
       nb::arg("specs"));
@@ -415,7 +415,7 @@ void RegisterDatasets(nb::module_& m) {
       [](const std::string& uri) {
         std::vector<datasets::ShardInfo> shards;
         {
-          nb::gil_scoped_release release;
+          BlockingCall blocking;
           shards = Unwrap(datasets::ReadIndex(uri));
         }
         std::vector<std::tuple<std::string, uint64_t, uint64_t>> out;

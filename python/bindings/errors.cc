@@ -67,6 +67,9 @@ void RegisterErrors(nb::module_& m) {
     try {
       std::rethrow_exception(p);
     } catch (const StatusError& e) {
+      // A Ctrl-C that stopped the call (kCancelled from an interrupted wait) or arrived during
+      // it: raise the KeyboardInterrupt Python's handler has pending instead (main thread).
+      if (PyErr_CheckSignals() != 0) return;
       PyObject* cls = classes[static_cast<size_t>(e.status().code())];
       PyErr_SetString(cls != nullptr ? cls : PyExc_RuntimeError,
                       io::RedactUris(e.status().message()).c_str());

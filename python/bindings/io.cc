@@ -20,7 +20,7 @@ nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> 
                int parallelism, size_t part_size) {
   std::unique_ptr<io::Source> source;
   {
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     source = Unwrap(io::OpenSource(uri));
   }
   uint64_t size = source->size();
@@ -43,7 +43,7 @@ nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> 
     AdviseHugePages({dst, static_cast<size_t>(n)});
   }
   {
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     ThrowIfError(
         io::ReadParallel(*source, offset, {dst, static_cast<size_t>(n)}, {parallelism, part_size}));
   }
@@ -51,7 +51,7 @@ nb::bytes Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> 
 }
 
 std::vector<std::string> ExpandPattern(const std::string& pattern) {
-  nb::gil_scoped_release release;
+  BlockingCall blocking;
   return Unwrap(io::ExpandUriPattern(pattern));
 }
 

@@ -78,7 +78,7 @@ class PyTensorReader {
     options.staging_buffers = staging_buffers;
     options.staging_buffer_size = staging_buffer_size;
     options.verify_checksums = verify_checksums;
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     reader_ = Unwrap(TensorReader::Open(uri, options));
   }
 
@@ -134,7 +134,7 @@ class PyTensorReader {
   ByteArray Get(const std::string& name) {
     std::shared_ptr<TensorReader> r = Shared();
     Result<tensors::Tensor> tensor = [&] {
-      nb::gil_scoped_release release;
+      BlockingCall blocking;
       return r->Get(name);
     }();
     ThrowIfError(tensor.status());
@@ -145,14 +145,14 @@ class PyTensorReader {
   void ReadInto(const std::string& name, nb::handle out) {
     std::shared_ptr<TensorReader> r = Shared();
     BufferView view(out, /*writable=*/true);
-    nb::gil_scoped_release release;
+    BlockingCall blocking;
     ThrowIfError(r->ReadInto(name, view.mutable_bytes()));
   }
 
   // Drops the reader's own references; arrays already handed out keep their memory.
   void Close() {
     std::shared_ptr<TensorReader> last = std::move(reader_);
-    nb::gil_scoped_release release;  // stopping a plaid read-ahead waits for its current read
+    BlockingCall blocking;  // stopping a plaid read-ahead waits for its current read
     last.reset();
   }
 
@@ -172,7 +172,7 @@ void LoadToDevice(const std::string& uri, uintptr_t device_ptr, uint64_t device_
   options.part_size = part_size;
   options.staging_buffers = staging_buffers;
   options.staging_buffer_size = staging_buffer_size;
-  nb::gil_scoped_release release;
+  BlockingCall blocking;
   auto source = Unwrap(io::OpenSource(uri, options.source));
   auto header = Unwrap(tensors::ReadHeader(*source));
   ThrowIfError(tensors::LoadToDevice(*source, header, options, device,
@@ -213,7 +213,7 @@ void WriteSafetensors(const std::string& path, nb::list tensors_in,
   }
   tensors::WriteOptions options;
   options.checksums = checksums;
-  nb::gil_scoped_release release;
+  BlockingCall blocking;
   ThrowIfError(tensors::WriteSafetensors(path, to_write, metadata, options));
 }
 

@@ -200,3 +200,147 @@ def test_ferry_index_records_local_shards_by_absolute_path(tmp_path, ferry_bin):
         str(tmp_path / "data" / "s.tar")
     # Read from elsewhere, it still names the same shard.
     assert len(list(ferry.data.ShardDataset([], index=str(tmp_path / "out" / "index.json")))) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Stalled servers, timeouts and Ctrl-C
+
+CHILD_READ = """
+import sys, ferry.io
+print("reading", flush=True)
+try:
+    ferry.io.read(sys.argv[1])
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_stall_after_headers_lets_ctrl_c_through(fault_server):
+    import signal
+
+    # With the stall timeout at 10 minutes, only Ctrl-C can end the read before the test's limit.
+    env = dict(os.environ, FERRY_HTTP_STALL_TIMEOUT="600", FERRY_HTTP_TIMEOUT="600")
+    child = subprocess.Popen([os.sys.executable, "-c", CHILD_READ,
+                              f"{fault_server}/data.bin?id=ctrlc&stall_after=0&stalls=100"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert child.stdout.readline() == "reading\n"
+    # The read is blocked once the server has sent its headers; keep asking until it gives in.
+    for _ in range(60):
+        child.send_signal(signal.SIGINT)
+        try:
+            out, err = child.communicate(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        child.kill()
+        pytest.fail("Ctrl-C did not stop a read from a stalled server within a minute")
+    assert child.returncode == 3 and "KeyboardInterrupt" in out, (out, err)
+
+
+def test_stall_after_headers_gives_up_at_the_deadline(fault_server, monkeypatch):
+    monkeypatch.setenv("FERRY_HTTP_STALL_TIMEOUT", "0.3")
+    monkeypatch.setenv("FERRY_HTTP_TIMEOUT", "1")
+    with pytest.raises(ferry.DeadlineError, match="FERRY_HTTP_TIMEOUT"):
+        ferry.io.read(f"{fault_server}/data.bin?id=deadline&stall_after=0&stalls=1000")
+
+
+def test_malformed_timeout_setting_names_the_variable(fault_server, monkeypatch):
+    monkeypatch.setenv("FERRY_HTTP_TIMEOUT", "soon")
+    with pytest.raises(ferry.InvalidArgumentError, match="FERRY_HTTP_TIMEOUT='soon'"):
+        ferry.io.read(f"{fault_server}/data.bin")
+
+
+def test_unreachable_url_fails_after_a_few_quick_retries():
+    with pytest.raises(ferry.UnavailableError, match="giving up after 3 attempts.*127.0.0.1:9"):
+        ferry.io.read("http://127.0.0.1:9/x.bin")
+
+
+def test_redirect_to_a_local_file_is_refused(fault_server, tmp_path):
+    (tmp_path / "secret.bin").write_bytes(b"secret")
+    target = (tmp_path / "secret.bin").as_uri()
+    with pytest.raises(ferry.UnsupportedError, match="scheme 'file'"):
+        ferry.io.read(f"{fault_server}/data.bin?redirect={target}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers without Range support
+
+
+@pytest.fixture
+def http_server_module(tmp_path):
+    """`python -m http.server` on a free loopback port: the server without Range support that
+    users meet first."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path / "root"
+    root.mkdir()
+    server = subprocess.Popen([os.sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            import time
+            time.sleep(0.05)
+    yield root, base
+    server.terminate()
+    server.wait()
+
+
+def test_server_without_range_support_serves_whole_object_reads(http_server_module, ferry_bin):
+    root, base = http_server_module
+    data = os.urandom(3_000_001)
+    (root / "blob.bin").write_bytes(data)
+    url = f"{base}/blob.bin"
+    assert ferry.io.read(url) == data
+    assert ferry.io.read(url, 1_000_000, 5) == data[1_000_000:1_000_005]
+    run = subprocess.run([ferry_bin, "cat", url], capture_output=True, timeout=60)
+    assert run.returncode == 0 and run.stdout == data, run.stderr
+    run = subprocess.run([ferry_bin, "cat", "--offset", "7", "--length", "10", url], capture_output=True,
+                         timeout=60)
+    assert run.returncode == 0 and run.stdout == data[7:17], run.stderr
+
+
+def test_server_without_range_support_loads_tensors_eagerly_and_plaid(http_server_module, ferry_bin):
+    root, base = http_server_module
+    tensors = {f"t{i}": np.arange(i * 1000, (i + 1) * 1000, dtype=np.float32) for i in range(8)}
+    ferry.numpy.save_file(tensors, root / "m.safetensors")
+    url = f"{base}/m.safetensors"
+    for mode in ("eager", "plaid"):
+        with ferry.safe_open(url, framework="np", mode=mode) as f:
+            got = {name: f.get_tensor(name).copy() for name in f.keys()}
+        assert got.keys() == tensors.keys() and all(np.array_equal(got[k], tensors[k]) for k in tensors), mode
+    assert np.array_equal(ferry.numpy.load_file(url)["t3"], tensors["t3"])
+    with pytest.raises(ferry.UnsupportedError, match="ignores Range requests.*mode='eager'"):
+        ferry.safe_open(url, framework="np", mode="lazy")
+    run = subprocess.run([ferry_bin, "verify", url], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "OK" in run.stdout, run.stderr
+
+
+def test_server_without_range_support_streams_tar_shards(http_server_module, ferry_bin):
+    root, base = http_server_module
+    for i in range(2):
+        make_tar(root / f"s{i}.tar", [(f"k{i}{j}.txt", b"%d-%d" % (i, j)) for j in range(5)])
+    urls = [f"{base}/s0.tar", f"{base}/s1.tar"]
+    samples = list(ferry.data.ShardDataset(urls))
+    assert sorted(s["txt"] for s in samples) == [b"%d-%d" % (i, j) for i in range(2) for j in range(5)]
+    split = [list(ferry.data.ShardDataset(urls, rank=r, world_size=2)) for r in range(2)]
+    assert sorted(s["__key__"] for part in split for s in part) == sorted(s["__key__"] for s in samples)
+    run = subprocess.run([ferry_bin, "stream", "--keys", *urls], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.count("\n") == 10, run.stderr
+
+
+def test_server_without_range_support_retries_from_the_start(fault_server, data_dir):
+    data = (data_dir / "data.bin").read_bytes()
+    url = f"{fault_server}/data.bin?id=norange-drops&ignore_range=1&drop_after=700001&drops=3"
+    assert ferry.io.read(url) == data
+    changed = f"{fault_server}/data.bin?id=norange-change&ignore_range=1&drop_after=1000&drops=1&change_after=1&grow=0"
+    with pytest.raises(ferry.SourceChangedError, match='ETag "v1".*ETag "v2"'):
+        ferry.io.read(changed)

@@ -7,12 +7,17 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 
+#include "base/interrupt.h"
 #include "base/parse.h"
+#include "base/strings.h"
 #include "ferry/version.h"
 
 namespace ferry::io::http {
@@ -208,6 +213,13 @@ Status Connection::Connect(const Target& target) {
   curl_easy_setopt(handle_, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
   curl_easy_setopt(handle_, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(handle_, CURLOPT_ERRORBUFFER, error);
+  // curl calls this while it resolves and connects; non-zero aborts, so Ctrl-C is not held up
+  // for the whole connect timeout.
+  curl_easy_setopt(handle_, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(handle_, CURLOPT_XFERINFOFUNCTION,
+                   +[](void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                     return Interrupted() ? 1 : 0;
+                   });
   CURLcode code = curl_easy_perform(handle_);
   curl_easy_setopt(handle_, CURLOPT_ERRORBUFFER, nullptr);
   curl_socket_t socket = CURL_SOCKET_BAD;
@@ -215,6 +227,7 @@ Status Connection::Connect(const Target& target) {
   if (code != CURLE_OK || socket == CURL_SOCKET_BAD) {
     std::string cause = *error ? error : curl_easy_strerror(code);
     Close();
+    if (code == CURLE_ABORTED_BY_CALLBACK) return InterruptedStatus();
     bool transient = code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT ||
                      code == CURLE_SSL_CONNECT_ERROR || code == CURLE_RECV_ERROR ||
                      code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING;
@@ -238,14 +251,21 @@ void Connection::Close() {
 
 Status Connection::Wait(short events) {
   pollfd p{socket_, events, 0};
-  int timeout_ms = static_cast<int>(std::max<int64_t>(1, options_.stall_timeout.count()));
+  const auto stall = std::max(options_.stall_timeout, std::chrono::milliseconds(1));
+  const auto until = std::chrono::steady_clock::now() + stall;
   while (true) {
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r > 0) return Status::Ok();
-    if (r == 0) {
-      return Timeout("stalled: no progress for " + std::to_string(timeout_ms) + " ms");
+    if (Interrupted()) return InterruptedStatus();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return Timeout("stalled: no byte for " + std::to_string(stall.count()) +
+                     " ms (FERRY_HTTP_STALL_TIMEOUT)");
     }
-    if (errno != EINTR) return Unavailable(std::string("poll failed: ") + std::strerror(errno));
+    int r = ::poll(&p, 1, static_cast<int>(std::min(left, kInterruptPollInterval).count()));
+    if (r > 0) return Status::Ok();
+    if (r < 0 && errno != EINTR) {
+      return Unavailable(std::string("poll failed: ") + std::strerror(errno));
+    }
   }
 }
 
@@ -476,3 +496,42 @@ Result<std::string> Connection::ReadWholeBody(const ResponseHead& head, size_t m
 }
 
 }  // namespace ferry::io::http
+
+namespace ferry::io {
+namespace {
+
+constexpr const char* kTimeoutVariables[] = {"FERRY_HTTP_CONNECT_TIMEOUT",
+                                             "FERRY_HTTP_STALL_TIMEOUT", "FERRY_HTTP_TIMEOUT"};
+
+// Positive, finite seconds below a million (fractions allowed), as milliseconds (at least 1).
+std::optional<int64_t> ParseSeconds(const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  double seconds = std::strtod(text, &end);
+  if (end == text || *end != '\0' || errno != 0 || !std::isfinite(seconds) || seconds <= 0 ||
+      seconds >= 1e6) {
+    return std::nullopt;
+  }
+  return std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000));
+}
+
+}  // namespace
+
+std::chrono::milliseconds DefaultHttpTimeout(const char* name, int64_t fallback_ms) {
+  const char* value = std::getenv(name);
+  std::optional<int64_t> ms = value != nullptr ? ParseSeconds(value) : std::nullopt;
+  return std::chrono::milliseconds(ms.value_or(fallback_ms));
+}
+
+Status CheckHttpEnvironment() {
+  for (const char* name : kTimeoutVariables) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && !ParseSeconds(value)) {
+      return InvalidArgument(std::string(name) + "=" + Quoted(value) +
+                             ": expected a positive number of seconds (e.g. 30 or 0.5)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace ferry::io

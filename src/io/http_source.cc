@@ -4,18 +4,29 @@
 // twice. Transient failures (connection reset or refused, stalls, 408/429/5xx) are retried with
 // exponential back-off; an attempt that made progress resets the failure count. Everything a
 // server says is checked against what was asked: a 206 must start at the requested byte, carry
-// a Content-Length equal to its Content-Range, and report the pinned total size and validators;
-// a 200 to a Range request is refused (the server would be sending the whole object from byte 0).
+// a Content-Length equal to its Content-Range, and report the pinned total size and validators.
+//
+// A read gives up after max_retries attempts in a row without progress, or once no byte has
+// arrived for options.timeout across attempts and back-offs (RetryBudget), or at Ctrl-C.
+//
+// Servers without Range support (python -m http.server, simple CDNs and proxies) answer the
+// probe with 200 and the whole object. Such a source is read as one sequential transfer (the
+// cursor): a read at or after the cursor's position skips forward to it, a read before it, or
+// a retry after a broken transfer, starts the whole-object GET again and skips the bytes
+// already delivered, after checking the size and validators are the pinned ones.
 
 #include "io/http_source.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <memory>
 #include <mutex>
-#include <thread>
+#include <optional>
+#include <utility>
 #include <vector>
 
+#include "base/interrupt.h"
 #include "ferry/version.h"
 #include "io/http_connection.h"
 
@@ -30,7 +41,6 @@ using http::Target;
 
 constexpr int kMaxRedirects = 8;
 
-// What the pinned object looks like; every response is checked against it.
 // What the pinned object looks like; every response is checked against it.
 struct Validators {
   uint64_t size = 0;
@@ -47,6 +57,53 @@ bool IsRedirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+// Whether a response's object differs from the pinned one. A validator the response leaves out
+// cannot be compared; the size always can.
+bool Changed(const Validators& pinned, const Validators& now) {
+  return now.size != pinned.size ||
+         (!pinned.etag.empty() && !now.etag.empty() && now.etag != pinned.etag) ||
+         (!pinned.last_modified.empty() && !now.last_modified.empty() &&
+          now.last_modified != pinned.last_modified);
+}
+
+// How long one read keeps retrying: max_retries attempts in a row without progress, and no
+// longer than options.timeout without a byte, back-offs included.
+class RetryBudget {
+ public:
+  explicit RetryBudget(const HttpOptions& options)
+      : options_(options), last_progress_(std::chrono::steady_clock::now()) {}
+
+  void Progressed() {
+    failures_ = 0;
+    last_progress_ = std::chrono::steady_clock::now();
+  }
+
+  // After a transient `failure`: waits out the back-off and returns OK to retry, or returns
+  // the error to give up with.
+  Status BeforeRetry(const Status& failure, const std::string& retry_after, int max_retries) {
+    ++failures_;
+    if (failures_ > max_retries) {
+      return Status(failure.code(), "giving up after " + std::to_string(failures_) +
+                                        " attempts without progress; last: " + failure.message());
+    }
+    std::chrono::milliseconds delay = http::RetryDelay(options_, failures_, retry_after);
+    auto silent = std::chrono::steady_clock::now() - last_progress_ + delay;
+    if (silent > options_.timeout) {
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%g", static_cast<double>(options_.timeout.count()) / 1000);
+      return Timeout(std::string("no byte received for ") + seconds + " s across " +
+                     std::to_string(failures_) +
+                     " attempts (FERRY_HTTP_TIMEOUT); last: " + failure.message());
+    }
+    return InterruptibleSleep(delay);
+  }
+
+ private:
+  const HttpOptions& options_;
+  int failures_ = 0;
+  std::chrono::steady_clock::time_point last_progress_;
+};
+
 class HttpSource final : public Source {
  public:
   HttpSource(std::string url, Target target, const HttpOptions& options, HttpHooks hooks)
@@ -57,7 +114,8 @@ class HttpSource final : public Source {
 
   const std::string& uri() const override { return url_; }
   uint64_t size() const override { return pinned_.size; }
-  int default_parallelism() const override { return 4; }
+  int default_parallelism() const override { return ranges_ ? 4 : 1; }
+  bool random_access() const override { return ranges_; }
 
   // Learns the size and validators with a one-byte ranged GET, following redirects.
   Status Probe() {
@@ -76,7 +134,8 @@ class HttpSource final : public Source {
       return IoError(url_ + ": the server did not report the object size (Content-Range '" +
                      head.content_range + "'; expected bytes 0-0/SIZE)");
     }
-    pinned_ = Validators{head.status == 206 ? cr.total : 0, head.etag, head.last_modified};
+    uint64_t size = head.status == 206 ? cr.total : head.status == 200 ? head.content_length : 0;
+    pinned_ = Validators{size, head.etag, head.last_modified};
     return Status::Ok();
   }
 
@@ -87,6 +146,7 @@ class HttpSource final : public Source {
                         std::to_string(pinned_.size) + ")");
     }
     if (dst.empty()) return Status::Ok();
+    if (!ranges_) return ReadSequentially(offset, dst);
     return Fetch(offset, dst, /*probe=*/false, nullptr);
   }
 
@@ -100,14 +160,23 @@ class HttpSource final : public Source {
   Status Fetch(uint64_t offset, std::span<std::byte> dst, bool probe, ResponseHead* last) {
     std::unique_ptr<Connection> conn = Acquire();
     size_t done = 0;
-    int failures = 0, redirects = 0;
+    int redirects = 0;
     bool retried_stale = false;
+    RetryBudget budget(options_);
     Status result;
     while (true) {
       ResponseHead head;
       size_t received = 0;
       bool reused = conn->open() && conn->reused();
-      Status s = Exchange(*conn, offset + done, dst.subspan(done), probe, head, received);
+      Status s = conn->Connect(target_);
+      // A server that refuses connections while it is being opened is most likely not there:
+      // a few quick retries, not the whole budget (which is for servers that answered once).
+      const bool refused = !s.ok();
+      if (s.ok()) {
+        s = Exchange(*conn, offset + done, dst.subspan(done), probe, head, received);
+      } else {
+        s = s.WithContext(Where(offset + done));
+      }
       done += received;
       if (s.ok() && probe && IsRedirect(head.status)) {
         if (++redirects > kMaxRedirects) {
@@ -122,12 +191,20 @@ class HttpSource final : public Source {
         target_ = std::move(*next);  // only Probe runs here: no reader shares target_ yet
         continue;
       }
+      if (s.ok() && probe && head.status == 200 && head.content_length > 0) {
+        // No Range support: this response is the whole object, and becomes the cursor.
+        ranges_ = false;
+        cursor_ = std::move(conn);
+        cursor_position_ = 0;
+        if (last != nullptr) *last = std::move(head);
+        return Status::Ok();
+      }
       if (s.ok()) {
         if (done == dst.size() || probe) {
           if (last != nullptr) *last = std::move(head);
           break;
         }
-        failures = 0;  // a shorter 206 than asked for is legal: ask for the rest at once
+        budget.Progressed();  // a shorter 206 than asked for is legal: ask for the rest at once
         continue;
       }
       if (!http::IsTransient(s)) {
@@ -142,16 +219,105 @@ class HttpSource final : public Source {
         retried_stale = true;
         continue;
       }
-      if (received > 0) failures = 0;
-      if (++failures > options_.max_retries) {
-        result = Status(s.code(), "giving up after " + std::to_string(failures) +
-                                      " attempts without progress; last: " + s.message());
+      if (received > 0) budget.Progressed();
+      constexpr int kRetriesWhenRefusedAtOpen = 2;
+      Status retry = budget.BeforeRetry(
+          s, head.retry_after, probe && refused ? kRetriesWhenRefusedAtOpen : options_.max_retries);
+      if (!retry.ok()) {
+        result = std::move(retry);
         break;
       }
-      std::this_thread::sleep_for(http::RetryDelay(options_, failures, head.retry_after));
     }
     Release(std::move(conn));
     return result;
+  }
+
+  // A read of a source without Range support: continue the whole-object transfer (the cursor)
+  // up to `offset`, or start it again when it is past `offset` or broke.
+  Status ReadSequentially(uint64_t offset, std::span<std::byte> dst) {
+    std::lock_guard<std::mutex> lock(cursor_mu_);
+    RetryBudget budget(options_);
+    uint64_t furthest = cursor_ != nullptr ? cursor_position_ : 0;  // progress: bytes past it
+    size_t done = 0;
+    while (true) {
+      Status s;
+      if (cursor_ == nullptr || cursor_position_ > offset + done) s = RestartTransfer();
+      if (s.ok()) s = SkipTo(offset + done);
+      if (s.ok()) {
+        size_t received = 0;
+        s = cursor_->ReadBody(dst.subspan(done), &received);
+        cursor_position_ += received;
+        done += received;
+        if (!s.ok()) s = s.WithContext(Where(cursor_position_));
+      }
+      if (s.ok()) {
+        if (cursor_position_ == pinned_.size) cursor_.reset();  // the response is complete
+        return Status::Ok();
+      }
+      const uint64_t position = cursor_ != nullptr ? cursor_position_ : 0;
+      cursor_.reset();
+      if (!http::IsTransient(s)) return s;
+      if (position > furthest) {
+        furthest = position;
+        budget.Progressed();
+      }
+      FERRY_RETURN_IF_ERROR(budget.BeforeRetry(s, "", options_.max_retries));
+    }
+  }
+
+  // A new whole-object GET, checked against the pinned size and validators; the cursor at 0.
+  Status RestartTransfer() {
+    auto conn = std::make_unique<Connection>(options_);
+    ResponseHead head;
+    Status s = conn->Connect(target_);
+    if (s.ok()) s = conn->SendAll(Request(std::nullopt));
+    if (s.ok()) {
+      Result<ResponseHead> r = conn->ReadHead();
+      if (r.ok()) head = std::move(*r);
+      s = r.status();
+    }
+    if (!s.ok()) return s.WithContext(Where(0));
+    if (head.status != 200) {
+      Status error = http::StatusForHttpError(
+          head.status, url_ + ": HTTP " + std::to_string(head.status) +
+                           " when starting the whole-object transfer again");
+      return http::IsTransient(error) ? Unavailable(error.message()) : error;
+    }
+    Validators now{head.has_content_length ? head.content_length : 0, head.etag,
+                   head.last_modified};
+    if (head.chunked || !head.has_content_length || Changed(pinned_, now)) {
+      return SourceChanged(url_ + ": the object changed between transfers (opened with " +
+                           Describe(pinned_) + "; now " +
+                           (head.has_content_length ? Describe(now) : "no Content-Length") +
+                           "; the server ignores Range, so a retry reads it again from byte 0)");
+    }
+    cursor_ = std::move(conn);
+    cursor_position_ = 0;
+    return Status::Ok();
+  }
+
+  // Reads and drops the cursor's bytes up to `position` (>= cursor_position_).
+  Status SkipTo(uint64_t position) {
+    std::byte scratch[64 * 1024];
+    while (cursor_position_ < position) {
+      size_t want =
+          static_cast<size_t>(std::min<uint64_t>(sizeof scratch, position - cursor_position_));
+      size_t received = 0;
+      Status s = cursor_->ReadBody({scratch, want}, &received);
+      cursor_position_ += received;
+      if (!s.ok()) return s.WithContext(Where(cursor_position_));
+    }
+    return Status::Ok();
+  }
+
+  // A GET of the target, for the inclusive byte `range` or the whole object.
+  std::string Request(std::optional<std::pair<uint64_t, uint64_t>> range) const {
+    return "GET " + target_.request_target + " HTTP/1.1\r\nHost: " + target_.host_header +
+           (range ? "\r\nRange: bytes=" + std::to_string(range->first) + "-" +
+                        std::to_string(range->second)
+                  : std::string()) +
+           "\r\nUser-Agent: ferry/" + kVersion + "\r\nAccept-Encoding: identity\r\n" +
+           (hooks_.request_headers ? hooks_.request_headers(target_) : std::string()) + "\r\n";
   }
 
   // One ranged GET for [offset, offset + dst.size()). OK means the exchange completed: `dst`
@@ -161,20 +327,16 @@ class HttpSource final : public Source {
   Status Exchange(Connection& conn, uint64_t offset, std::span<std::byte> dst, bool probe,
                   ResponseHead& head, size_t& received) {
     Status s = ExchangeOnOpenConnection(conn, offset, dst, probe, head, received);
-    if (!s.ok() || head.status != 206 || !head.keep_alive) conn.Close();
+    const bool body_follows = s.ok() && probe && head.status == 200 && head.content_length > 0;
+    if (!body_follows && (!s.ok() || head.status != 206 || !head.keep_alive)) conn.Close();
     return s;
   }
 
   Status ExchangeOnOpenConnection(Connection& conn, uint64_t offset, std::span<std::byte> dst,
                                   bool probe, ResponseHead& head, size_t& received) {
     const uint64_t last_byte = offset + dst.size() - 1;
-    std::string request =
-        "GET " + target_.request_target + " HTTP/1.1\r\nHost: " + target_.host_header +
-        "\r\nRange: bytes=" + std::to_string(offset) + "-" + std::to_string(last_byte) +
-        "\r\nUser-Agent: ferry/" + kVersion + "\r\nAccept-Encoding: identity\r\n" +
-        (hooks_.request_headers ? hooks_.request_headers(target_) : std::string()) + "\r\n";
     Status s = conn.Connect(target_);
-    if (s.ok()) s = conn.SendAll(request);
+    if (s.ok()) s = conn.SendAll(Request(std::pair(offset, last_byte)));
     if (s.ok()) {
       Result<ResponseHead> r = conn.ReadHead();
       if (r.ok()) head = std::move(*r);
@@ -188,10 +350,15 @@ class HttpSource final : public Source {
       case 206:
         break;
       case 200:
-        if (probe && head.has_content_length && head.content_length == 0) return Status::Ok();
-        return Unsupported(url_ +
-                           ": the server ignored the Range header (answered 200 with the "
-                           "whole object); ferry needs servers that support range requests");
+        if (probe && head.has_content_length && !head.chunked) return Status::Ok();
+        if (probe) {
+          return Unsupported(url_ +
+                             ": the server ignored the Range header and did not say the object's "
+                             "size (no Content-Length); ferry needs one or the other");
+        }
+        return SourceChanged(Where(offset) +
+                             ": the server ignored the Range header (answered 200 with the whole "
+                             "object) after honouring it when the source was opened");
       case 416:
         if (probe) return Status::Ok();  // an empty object; Probe checks "bytes */0"
         return SourceChanged(Where(offset) + ": " + http_status +
@@ -228,11 +395,7 @@ class HttpSource final : public Source {
     }
     if (!probe) {
       Validators now{cr.has_total ? cr.total : pinned_.size, head.etag, head.last_modified};
-      bool changed = now.size != pinned_.size ||
-                     (!pinned_.etag.empty() && !now.etag.empty() && now.etag != pinned_.etag) ||
-                     (!pinned_.last_modified.empty() && !now.last_modified.empty() &&
-                      now.last_modified != pinned_.last_modified);
-      if (changed) {
+      if (Changed(pinned_, now)) {
         return SourceChanged(Where(offset) + ": the object changed while being read (opened with " +
                              Describe(pinned_) + "; now " + Describe(now) + ")");
       }
@@ -275,6 +438,7 @@ class HttpSource final : public Source {
   }
 
   void Release(std::unique_ptr<Connection> conn) {
+    if (conn == nullptr) return;
     std::lock_guard<std::mutex> lock(mu_);
     idle_.push_back(std::move(conn));
   }
@@ -283,7 +447,13 @@ class HttpSource final : public Source {
   Target target_;          // after redirects; set by Probe(), read-only afterwards
   const HttpOptions options_;
   const HttpHooks hooks_;
-  Validators pinned_;  // set by Probe(), read-only afterwards
+  Validators pinned_;   // set by Probe(), read-only afterwards
+  bool ranges_ = true;  // whether the server honours Range; set by Probe()
+
+  // Without Range support: the whole-object transfer in progress and where it stands.
+  std::mutex cursor_mu_;
+  std::unique_ptr<Connection> cursor_;
+  uint64_t cursor_position_ = 0;
 
   std::mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_;  // open keep-alive connections not in use

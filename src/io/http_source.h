@@ -23,9 +23,9 @@ struct HttpHooks {
   std::function<std::string(std::string_view body)> describe_error;
 };
 
-// Opens `url`: one `Range: bytes=0-0` request learns the size (from Content-Range), proves the
-// server honours Range, and pins the ETag / Last-Modified validators that every later response
-// must repeat.
+// Opens `url`: one `Range: bytes=0-0` request learns the size (from Content-Range, or the
+// Content-Length of a server that ignores Range) and pins the ETag / Last-Modified validators
+// that every later response must repeat.
 Result<std::unique_ptr<Source>> OpenHttpSource(std::string url, const HttpOptions& options,
                                                HttpHooks hooks = {});
 

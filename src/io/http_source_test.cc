@@ -230,11 +230,63 @@ TEST_F(FaultTest, ShortAnswersAreCompleted) {
   ExpectWholeObject(**source);
 }
 
-TEST_F(FaultTest, ServerIgnoringRangeIsAClearError) {
-  Status s = OpenSource(Url("ignore_range=1"), FastRetries()).status();
+TEST_F(FaultTest, ServerIgnoringRangeIsReadAsOneTransfer) {
+  auto source = OpenSource(Url("ignore_range=1"), FastRetries());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  EXPECT_FALSE((*source)->random_access());
+  EXPECT_EQ((*source)->default_parallelism(), 1);
+  ExpectWholeObject(**source, /*parallelism=*/4);  // parts asked for in parallel: read in order
+  // Forward skips, then a read before the transfer's position, which starts it again.
+  std::vector<std::byte> got(1000);
+  for (uint64_t offset : {uint64_t{10}, uint64_t{500'000}, uint64_t{3}, kSize - 1000}) {
+    ASSERT_TRUE((*source)->ReadAt(offset, got).ok()) << offset;
+    EXPECT_EQ(0, std::memcmp(got.data(), bytes_->data() + offset, got.size())) << offset;
+  }
+}
+
+TEST_F(FaultTest, ServerIgnoringRangeRetriesFromTheStartAndSkips) {
+  auto source = OpenSource(Url("ignore_range=1&drop_after=300001&drops=3"), FastRetries());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  ExpectWholeObject(**source);
+}
+
+TEST_F(FaultTest, ServerIgnoringRangeThatChangesBetweenTransfersIsDetected) {
+  // The first transfer (the probe's) breaks; the second one serves a new ETag, same size.
+  auto source =
+      OpenSource(Url("ignore_range=1&drop_after=1000&drops=1&change_after=1&grow=0"), FastRetries());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::vector<std::byte> got(kSize);
+  Status s = (*source)->ReadAt(0, got);
+  EXPECT_EQ(s.code(), StatusCode::kSourceChanged) << s.ToString();
+  EXPECT_EQ(Contains(s, "ETag \"v1\""), "");
+  EXPECT_EQ(Contains(s, "ETag \"v2\""), "");
+}
+
+TEST_F(FaultTest, ServerIgnoringRangeWithoutContentLengthIsAClearError) {
+  Status s = OpenSource(Url("ignore_range=1&chunked=1"), FastRetries()).status();
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
-  EXPECT_EQ(Contains(s, "ignored the Range header"), "");
+  EXPECT_EQ(Contains(s, "no Content-Length"), "");
   EXPECT_EQ(Contains(s, "data.bin"), "");
+}
+
+TEST_F(FaultTest, StallAfterHeadersGivesUpAtTheDeadline) {
+  SourceOptions options = FastRetries();
+  options.http.stall_timeout = std::chrono::milliseconds(300);
+  options.http.timeout = std::chrono::milliseconds(1000);
+  options.http.max_retries = 1000;  // the deadline, not the count, ends it
+  // Headers, then silence, from the first request on (the probe's).
+  Status s = OpenSource(Url("stall_after=0&stalls=1000"), options).status();
+  EXPECT_EQ(s.code(), StatusCode::kTimeout) << s.ToString();
+  EXPECT_EQ(Contains(s, "FERRY_HTTP_TIMEOUT"), "");
+}
+
+TEST_F(FaultTest, RefusedConnectionAtOpenFailsAfterAFewQuickRetries) {
+  SourceOptions options = FastRetries();
+  options.http.max_retries = 1000;  // only the open-time limit applies
+  Status s = OpenSource("http://127.0.0.1:9/x.bin", options).status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_EQ(Contains(s, "giving up after 3 attempts"), "");
+  EXPECT_EQ(Contains(s, "127.0.0.1:9"), "");
 }
 
 TEST_F(FaultTest, ChangedETagIsDetected) {

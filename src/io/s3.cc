@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/interrupt.h"
 #include "base/parse.h"
 #include "ferry/version.h"
 #include "io/http_source.h"
@@ -376,7 +377,7 @@ Result<Response> Client::Call(std::string_view uri, std::string_view method,
       failure = http::StatusForHttpError(r->status, std::move(what));
     }
     if (!http::IsTransient(failure) || failures > options_.max_retries) return failure;
-    std::this_thread::sleep_for(http::RetryDelay(options_, failures, retry_after));
+    FERRY_RETURN_IF_ERROR(InterruptibleSleep(http::RetryDelay(options_, failures, retry_after)));
   }
 }
 

@@ -23,8 +23,10 @@ Result<std::unique_ptr<Source>> OpenSource(std::string_view uri, const SourceOpt
       return OpenFileSource(std::string(uri), parsed.location);
     case Scheme::kHttp:
     case Scheme::kHttps:
+      FERRY_RETURN_IF_ERROR(CheckHttpEnvironment());
       return OpenHttpSource(std::move(parsed.location), options.http);
     case Scheme::kS3:
+      FERRY_RETURN_IF_ERROR(CheckHttpEnvironment());
       return s3::OpenS3Source(std::string(uri), parsed.location, options);
   }
   return Internal("unhandled URI scheme");
@@ -69,7 +71,7 @@ Status ReadParallel(Source& source, uint64_t offset, std::span<std::byte> dst,
   if (options.part_size == 0) return InvalidArgument(source.uri() + ": part_size must be > 0");
   int parallelism = options.parallelism > 0 ? options.parallelism : source.default_parallelism();
   size_t parts = (dst.size() + options.part_size - 1) / options.part_size;
-  if (parallelism <= 1 || parts <= 1) return source.ReadAt(offset, dst);
+  if (parallelism <= 1 || parts <= 1 || !source.random_access()) return source.ReadAt(offset, dst);
   // Check the whole range once so a bad request fails as one error, not one per part.
   if (offset > source.size() || dst.size() > source.size() - offset)
     return source.ReadAt(offset, dst);

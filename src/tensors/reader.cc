@@ -322,6 +322,13 @@ Result<std::unique_ptr<TensorReader>> TensorReader::Open(std::string_view uri,
     }
   }
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(uri, options.source));
+  if (options.mode == Mode::kLazy && !source->random_access()) {
+    return Unsupported(io::RedactUri(uri) +
+                       ": the server ignores Range requests (it answered 200 with the whole file), "
+                       "so lazy mode would download the file again for each tensor read out of "
+                       "order; use mode='eager' or 'plaid', which stream it once, or copy it to a "
+                       "local path first");
+  }
   FERRY_ASSIGN_OR_RETURN(Header header, ReadHeader(*source));
   switch (options.mode) {
     case Mode::kEager:

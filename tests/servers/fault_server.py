@@ -10,6 +10,8 @@ the first few requests, the way a real flaky link or a restarting server does:
   latency=MS                 every response waits MS milliseconds first (a far server's round trip)
   short=B                    206 responses carry at most B bytes (less than asked; legal HTTP)
   ignore_range=1             answer 200 with the whole file, as servers without Range support do
+  chunked=1                  send the body with chunked encoding and no Content-Length
+  redirect=URL               always answer 302 to URL (another host, file://, ...)
   change_after=N&grow=G      after N requests the object is "replaced": new ETag and G extra bytes
   status=CODE                always answer CODE
   bare_416=1                 a 416 carries no Content-Range (as radosgw sends for empty objects)
@@ -83,6 +85,12 @@ class Handler(BaseHTTPRequestHandler):
 
         if "status" in q:
             return self.reply_status(num("status"))
+        if "redirect" in q:
+            self.send_response(302)
+            self.send_header("Location", q["redirect"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if n <= num("fails"):
             return self.reply_status(num("fail", 503), retry_after="0")
 
@@ -118,6 +126,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        if q.get("chunked"):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("ETag", etag)
+            self.end_headers()
+            for i in range(0, len(body), 65536):
+                piece = body[i:i + 65536]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", LAST_MODIFIED)
