@@ -37,10 +37,10 @@ struct StreamArgs {
 Status RunStream(const StreamArgs& args) {
   std::vector<std::string> urls;
   std::vector<uint64_t> counts;
+  std::vector<datasets::ShardInfo> counted;  // checked against each shard as it opens
   if (!args.index.empty()) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
-                           datasets::ReadIndex(args.index));
-    for (auto& s : shards) {
+    FERRY_ASSIGN_OR_RETURN(counted, datasets::ReadIndex(args.index));
+    for (auto& s : counted) {
       urls.push_back(s.url);
       counts.push_back(s.samples);
     }
@@ -51,9 +51,8 @@ Status RunStream(const StreamArgs& args) {
       std::fprintf(stderr,
                    "counting the samples of %zu shards (ferry index + --index skips this)\n",
                    urls.size());
-      FERRY_ASSIGN_OR_RETURN(std::vector<datasets::ShardInfo> shards,
-                             datasets::IndexShards(urls));
-      for (auto& s : shards) counts.push_back(s.samples);
+      FERRY_ASSIGN_OR_RETURN(counted, datasets::IndexShards(urls));
+      for (auto& s : counted) counts.push_back(s.samples);
     }
   }
   datasets::WorkerPlan plan;
@@ -76,6 +75,7 @@ Status RunStream(const StreamArgs& args) {
   options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
   options.readers = args.readers;
   options.on_error = args.on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
+  options.counted = std::move(counted);
   // The plan's samples when the counts are known (an index, or counted for a split); else the
   // total is unknown and the line shows the count alone.
   ProgressLine progress("streaming", counts.empty() ? 0 : plan.samples, ProgressLine::Unit::kItems);

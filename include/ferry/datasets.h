@@ -87,8 +87,9 @@ class TarReader {
   virtual ~TarReader() = default;
   // The next regular file, or nullopt after the last.
   virtual Result<std::optional<TarMember>> Next() = 0;
-  // The archive's size as stored (compressed, for a gzip shard).
+  // The archive's size as stored (compressed, for a gzip shard), and its io::Source::version().
   virtual uint64_t stored_size() const = 0;
+  virtual const std::string& stored_version() const = 0;
 };
 
 // One WebDataset sample: consecutive members sharing a key.
@@ -118,6 +119,7 @@ class SampleReader {
                                                     const io::SourceOptions& source_options = {});
   Result<std::optional<Sample>> Next();
   uint64_t shard_bytes() const { return tar_->stored_size(); }
+  const std::string& shard_version() const { return tar_->stored_version(); }
 
  private:
   SampleReader(std::string uri, std::unique_ptr<TarReader> tar)
@@ -146,9 +148,15 @@ Result<std::vector<std::string>> ExpandShards(const std::vector<std::string>& sp
 struct ShardInfo {
   std::string url;
   uint64_t bytes = 0;    // the shard's size as stored (compressed, for .tgz)
+  std::string version;   // io::Source::version() when counted ("" in indexes before it existed)
   uint64_t samples = 0;  // WebDataset samples in it
   Status error;          // with IndexOptions::keep_going: why the shard could not be counted
 };
+
+// kSourceChanged naming the shard and both values when what `reader` opened is not what was
+// counted: another size, or another version where both are known and of one kind (mtime, ETag). Counts from a rewritten shard
+// would split and resume it wrongly without a word.
+Status CheckShardUnchanged(const ShardInfo& counted, const SampleReader& reader);
 
 struct IndexOptions {
   int threads = 8;  // shards streamed at once

@@ -148,6 +148,11 @@ class Source {
   // stands (or a retry) starts the transfer again from byte 0. Correct either way; modes that
   // read out of order (lazy tensors, slices) refuse such a source rather than be quadratic.
   virtual bool random_access() const { return true; }
+
+  // Which version of the object this is, as its store tells it, fixed at open: a file's
+  // modification time ("mtime 1733100000.123456789"), an HTTP or S3 "ETag \"...\"", else
+  // "Last-Modified ...", else "". With size(), what an index records to notice a rewrite.
+  virtual std::string version() const { return ""; }
 };
 
 // Opens the source a URI names. Files are opened (and checked to be regular files) now; HTTP

@@ -280,9 +280,10 @@ class PyEpochPlan {
   datasets::EpochPlan plan_;
 };
 
-// (url, bytes, samples, error or None); with keep_going an unreadable shard has 0 samples and
-// its error, else the first one (in url order) is raised.
-std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>>> IndexShards(
+// (url, bytes, samples, error or None, version); with keep_going an unreadable shard has 0
+// samples and its error, else the first one (in url order) is raised.
+std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>, std::string>>
+IndexShards(
     const std::vector<std::string>& urls, int threads, bool keep_going) {
   datasets::IndexOptions options;
   if (threads > 0) options.threads = threads;
@@ -292,10 +293,12 @@ std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::strin
     BlockingCall blocking;
     shards = Unwrap(datasets::IndexShards(urls, options));
   }
-  std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>>> out;
+  std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>, std::string>>
+      out;
   for (const auto& s : shards) {
     out.emplace_back(s.url, s.bytes, s.samples,
-                     s.error.ok() ? std::nullopt : std::optional(io::RedactUris(s.error.message())));
+                     s.error.ok() ? std::nullopt : std::optional(io::RedactUris(s.error.message())),
+                     s.version);
   }
   return out;
 }
@@ -312,7 +315,8 @@ void RegisterDatasets(nb::module_& m) {
           "__init__",
           [](datasets::LoaderOptions* self, size_t shuffle_buffer, uint64_t shuffle_seed,
              int readers, size_t queue_capacity, const std::string& on_error,
-             uint64_t skip_yielded) {
+             uint64_t skip_yielded,
+             const std::vector<std::tuple<std::string, uint64_t, std::string>>& counted) {
             new (self) datasets::LoaderOptions();
             self->shuffle_buffer = shuffle_buffer;
             self->shuffle_seed = shuffle_seed;
@@ -320,10 +324,17 @@ void RegisterDatasets(nb::module_& m) {
             self->queue_capacity = queue_capacity;
             self->on_error = OnErrorOf(on_error);
             self->skip_yielded = skip_yielded;
+            for (const auto& [url, bytes, version] : counted) {
+              datasets::ShardInfo& shard = self->counted.emplace_back();
+              shard.url = url;
+              shard.bytes = bytes;
+              shard.version = version;
+            }
           },
           nb::kw_only(), nb::arg("shuffle_buffer") = 0, nb::arg("shuffle_seed") = 0,
           nb::arg("readers") = 0, nb::arg("queue_capacity") = 64, nb::arg("on_error") = "fail",
-          nb::arg("skip_yielded") = 0);
+          nb::arg("skip_yielded") = 0,
+          nb::arg("counted") = std::vector<std::tuple<std::string, uint64_t, std::string>>());
   nb::class_<PySampleLoader>(m, "SampleLoader")
       .def(nb::init<std::vector<std::string>, const std::vector<Span>&,
                     const datasets::LoaderOptions&>(),
@@ -418,8 +429,8 @@ void RegisterDatasets(nb::module_& m) {
           BlockingCall blocking;
           shards = Unwrap(datasets::ReadIndex(uri));
         }
-        std::vector<std::tuple<std::string, uint64_t, uint64_t>> out;
-        for (const auto& s : shards) out.emplace_back(s.url, s.bytes, s.samples);
+        std::vector<std::tuple<std::string, uint64_t, uint64_t, std::string>> out;
+        for (const auto& s : shards) out.emplace_back(s.url, s.bytes, s.samples, s.version);
         return out;
       },
       nb::arg("uri"));

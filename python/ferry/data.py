@@ -274,11 +274,15 @@ class ShardDataset(_Base):
             index = shards  # ShardDataset("index.json"): a `ferry index` file names the shards
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         if index is not None:
-            indexed = [(url, size, n, None) for url, size, n in _core.read_index(os.fspath(index))]
+            indexed = [(url, size, n, None, version)
+                       for url, size, n, version in _core.read_index(os.fspath(index))]
         else:
             indexed = self._count_samples(shard_urls(shards), on_error)
-        self.urls = [u for u, _, _, _ in indexed]
-        self.counts = [n for _, _, n, _ in indexed]
+        self.urls = [u for u, _, _, _, _ in indexed]
+        self.counts = [n for _, _, n, _, _ in indexed]
+        # What was counted, checked as each shard opens: a shard rewritten since would be split
+        # by stale counts (SourceChangedError instead).
+        self._counted = [(url, size, version) for url, size, _, _, version in indexed]
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         if batch_size is None:
             if batched:
@@ -319,7 +323,7 @@ class ShardDataset(_Base):
                 raise type(e)(f"{e} (while counting the shards' samples; on_error='skip' leaves out "
                               "shards that cannot be read)") from e
         indexed = _core.index_shards(urls, keep_going=True)
-        bad = [(url, error, None) for url, _, _, error in indexed if error is not None]
+        bad = [(url, error, None) for url, _, _, error, _ in indexed if error is not None]
         if bad:
             self.skipped.extend(bad)
             warnings.warn(f"ferry.data: left out {len(bad)} of {len(urls)} shards that could not be "
@@ -691,7 +695,7 @@ class ShardDataset(_Base):
             shuffle_buffer=split["shuffle_buffer"],
             shuffle_seed=_core.shuffle_seed(self.seed, self.epoch, self.rank, plays),
             readers=self.readers, queue_capacity=self.queue_capacity, on_error=self.on_error,
-            skip_yielded=skip)
+            skip_yielded=skip, counted=self._counted)
         self._progress = {"epoch": self.epoch, "history": history, "split": split, "plays": plays,
                           "skip": skip, "loader": None}
         return self.urls, spans, options

@@ -240,6 +240,16 @@ def test_shard_dataset_stops_at_a_bad_shard_or_skips_it(tmp_path, ferry_bin):
     cut = good.index(b"p1/0003.txt") + 512 + 3  # inside the fourth sample's member
     (tmp_path / "part-001.tar").write_bytes(good[:cut])
     options = dict(index=str(tmp_path / "index.json"), rank=0, world_size=1, shuffle=False)
+    # Cut after it was indexed: the index's size and mtime no longer match, so no count is trusted.
+    with pytest.raises(ferry.SourceChangedError, match=r"part-001.tar: the shard changed since"):
+        keys_of(ferry.data.ShardDataset(None, **options))
+    # An index that matches the shard as it is now (its counts stale): the bad member is found.
+    index = json.loads((tmp_path / "index.json").read_text())
+    stat = (tmp_path / "part-001.tar").stat()
+    index["shards"][1].update(bytes=stat.st_size,
+                              version=f"mtime {stat.st_mtime_ns // 10**9}.{stat.st_mtime_ns % 10**9:09d}")
+    index["total_bytes"] = sum(shard["bytes"] for shard in index["shards"])
+    (tmp_path / "index.json").write_text(json.dumps(index))
     with pytest.raises(ferry.CorruptionError, match=r"part-001.tar: .* member 'p1/0003.txt'"):
         keys_of(ferry.data.ShardDataset(None, **options))
     skipping = ferry.data.ShardDataset(None, on_error="skip", **options)

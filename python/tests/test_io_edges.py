@@ -344,3 +344,68 @@ def test_server_without_range_support_retries_from_the_start(fault_server, data_
     changed = f"{fault_server}/data.bin?id=norange-change&ignore_range=1&drop_after=1000&drops=1&change_after=1&grow=0"
     with pytest.raises(ferry.SourceChangedError, match='ETag "v1".*ETag "v2"'):
         ferry.io.read(changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stale data
+
+
+def rewrite_same_size(path, old, new):
+    """The shard rewritten in place with other content of the same size, as a re-export does."""
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data
+    stat = path.stat()
+    path.write_bytes(data.replace(old, new))
+    # Later, as a rewrite is: nginx's ETag and Last-Modified have whole seconds.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def test_shard_rewritten_after_ferry_index_is_refused(tmp_path, ferry_bin):
+    for i in range(2):
+        make_tar(tmp_path / f"s{i}.tar", [(f"k{i}-{j}.txt", b"old-%d-%d" % (i, j)) for j in range(10)])
+    index = tmp_path / "index.json"
+    run = subprocess.run([ferry_bin, "index", str(tmp_path / "s{0..1}.tar"), "-o", str(index)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert all(s["version"].startswith("mtime ") for s in json.loads(index.read_text())["shards"])
+    assert len(list(ferry.data.ShardDataset([], index=str(index)))) == 20
+    rewrite_same_size(tmp_path / "s1.tar", b"old-1-3", b"new-1-3")
+    with pytest.raises(ferry.SourceChangedError, match=r"s1.tar: the shard changed since.*mtime.*mtime"):
+        list(ferry.data.ShardDataset([], index=str(index)))
+    run = subprocess.run([ferry_bin, "stream", "--index", str(index)], capture_output=True, text=True)
+    assert run.returncode == 75 and "s1.tar: the shard changed" in run.stderr, run.stderr
+
+
+def test_shard_rewritten_between_counting_and_reading_is_refused(tmp_path):
+    for i in range(2):
+        make_tar(tmp_path / f"s{i}.tar", [(f"k{i}-{j}.txt", b"old-%d-%d" % (i, j)) for j in range(10)])
+    ds = ferry.data.ShardDataset(str(tmp_path / "s{0..1}.tar"), rank=0, world_size=2)  # counts now
+    rewrite_same_size(tmp_path / "s0.tar", b"old-0-0", b"new-0-0")
+    with pytest.raises(ferry.SourceChangedError, match="s0.tar: the shard changed"):
+        list(ds)
+
+
+def test_shard_rewritten_behind_an_http_index_is_refused(tmp_path, ferry_bin):
+    from conftest import nginx_serving
+
+    for i in range(2):
+        make_tar(tmp_path / f"s{i}.tar", [(f"k{i}-{j}.txt", b"old-%d-%d" % (i, j)) for j in range(10)])
+    with nginx_serving(tmp_path) as server:
+        urls = [server.url(f"s{i}.tar") for i in range(2)]
+        index = tmp_path / "index.json"
+        run = subprocess.run([ferry_bin, "index", *urls, "-o", str(index)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert all(s["version"].startswith("ETag ") for s in json.loads(index.read_text())["shards"])
+        rewrite_same_size(tmp_path / "s0.tar", b"old-0-5", b"new-0-5")
+        with pytest.raises(ferry.SourceChangedError, match="s0.tar: the shard changed.*ETag.*ETag"):
+            list(ferry.data.ShardDataset([], index=str(index)))
+
+
+def test_index_without_versions_still_checks_sizes(tmp_path):
+    make_tar(tmp_path / "s.tar", [(f"k{j}.txt", b"x") for j in range(3)])
+    size = (tmp_path / "s.tar").stat().st_size
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"format": "ferry-shard-index-v1", "total_samples": 3, "total_bytes": size + 512,
+                                 "shards": [{"url": str(tmp_path / "s.tar"), "bytes": size + 512, "samples": 3}]}))
+    with pytest.raises(ferry.SourceChangedError, match=f"then {size + 512} bytes; now {size} bytes"):
+        list(ferry.data.ShardDataset([], index=str(index)))

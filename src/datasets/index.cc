@@ -18,6 +18,7 @@ Result<std::vector<ShardInfo>> IndexShards(const std::vector<std::string>& urls,
   auto count = [&](size_t i) -> Status {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader, SampleReader::Open(urls[i]));
     shards[i].bytes = reader->shard_bytes();  // one open per shard (a request for URLs)
+    shards[i].version = reader->shard_version();
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
       if (!sample) break;
@@ -144,7 +145,14 @@ Result<std::vector<ShardInfo>> ParseIndex(std::string_view json, std::string_vie
         __builtin_add_overflow(total_bytes, info.bytes, &total_bytes)) {
       return bad("the totals overflow 64 bits");
     }
+    std::string_view version;
+    if (simdjson::dom::element v; shard["version"].get(v) == simdjson::SUCCESS) {
+      if (v.get_string().get(version) != simdjson::SUCCESS) {
+        return bad("shard " + std::to_string(out.size()) + ": \"version\" is not a string");
+      }
+    }
     info.url = std::string(url);
+    info.version = std::string(version);
     out.push_back(std::move(info));
   }
   // The totals are redundant; an index whose totals disagree with its shards was edited or cut.
@@ -171,11 +179,32 @@ std::string IndexJson(const std::vector<ShardInfo>& shards) {
   for (size_t i = 0; i < shards.size(); ++i) {
     out += i == 0 ? "\n  {\"url\": " : ",\n  {\"url\": ";
     AppendJsonString(out, shards[i].url);
-    out += ", \"bytes\": " + std::to_string(shards[i].bytes) +
-           ", \"samples\": " + std::to_string(shards[i].samples) + "}";
+    out += ", \"bytes\": " + std::to_string(shards[i].bytes);
+    if (!shards[i].version.empty()) {
+      out += ", \"version\": ";
+      AppendJsonString(out, shards[i].version);
+    }
+    out += ", \"samples\": " + std::to_string(shards[i].samples) + "}";
   }
   out += shards.empty() ? "]}\n" : "\n]}\n";
   return out;
+}
+
+Status CheckShardUnchanged(const ShardInfo& counted, const SampleReader& reader) {
+  // Versions of different kinds ("mtime ..." against "ETag ...": an index of local files whose
+  // entries were pointed at a server since) cannot be compared; sizes always can.
+  auto kind = [](std::string_view version) { return version.substr(0, version.find(' ')); };
+  const std::string& now = reader.shard_version();
+  const bool versions_differ = !counted.version.empty() && !now.empty() &&
+                               kind(counted.version) == kind(now) && counted.version != now;
+  if (counted.bytes == reader.shard_bytes() && !versions_differ) return Status::Ok();
+  auto describe = [](uint64_t bytes, const std::string& version) {
+    return std::to_string(bytes) + " bytes" + (version.empty() ? "" : ", " + version);
+  };
+  return SourceChanged(counted.url + ": the shard changed since its samples were counted (then " +
+                       describe(counted.bytes, counted.version) + "; now " +
+                       describe(reader.shard_bytes(), reader.shard_version()) +
+                       "); index it again (ferry index) or restore it");
 }
 
 }  // namespace ferry::datasets

@@ -139,6 +139,9 @@ Status SampleLoader::ReadSpan(const SampleSpan& span, pipeline::BoundedQueue<Chu
   const std::string& url = urls_[span.shard];
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> reader,
                          SampleReader::Open(url, options_.tar, options_.source));
+  if (span.shard < options_.counted.size()) {
+    FERRY_RETURN_IF_ERROR(CheckShardUnchanged(options_.counted[span.shard], *reader));
+  }
   for (uint64_t skip = 0; skip < span.first; ++skip) {  // tar shards read front to back
     FERRY_ASSIGN_OR_RETURN(std::optional<Sample> sample, reader->Next());
     if (!sample) return FewerSamplesThanIndexed(url);

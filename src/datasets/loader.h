@@ -68,6 +68,9 @@ struct LoaderOptions {
   // and dropped while the shuffle buffer is rebuilt as it was. REQUIRES: a plan of definite
   // counts (no kToShardEnd).
   uint64_t skip_yielded = 0;
+  // What was counted of each shard (indexed like `urls`: an index, or a counting pass); every
+  // shard is checked against it when opened (CheckShardUnchanged). Empty: nothing to check.
+  std::vector<ShardInfo> counted;
 };
 
 // The samples of one worker's plan, in plan order mixed by the shuffle buffer: exactly the order

@@ -210,14 +210,16 @@ Status ParsePax(const std::string& uri, uint64_t offset, std::string_view text,
 
 class StreamingTarReader final : public TarReader {
  public:
-  StreamingTarReader(std::string uri, uint64_t stored_size, std::unique_ptr<ArchiveBytes> bytes,
-                     TarOptions options)
+  StreamingTarReader(std::string uri, uint64_t stored_size, std::string stored_version,
+                     std::unique_ptr<ArchiveBytes> bytes, TarOptions options)
       : uri_(std::move(uri)),
         stored_size_(stored_size),
+        stored_version_(std::move(stored_version)),
         bytes_(std::move(bytes)),
         options_(options) {}
 
   uint64_t stored_size() const override { return stored_size_; }
+  const std::string& stored_version() const override { return stored_version_; }
 
   Result<std::optional<TarMember>> Next() override {
     std::vector<std::pair<std::string, std::string>> local_pax;
@@ -352,6 +354,7 @@ class StreamingTarReader final : public TarReader {
 
   std::string uri_;
   uint64_t stored_size_;
+  std::string stored_version_;
   std::unique_ptr<ArchiveBytes> bytes_;
   TarOptions options_;
   std::vector<std::pair<std::string, std::string>> global_pax_;
@@ -373,9 +376,10 @@ Result<std::unique_ptr<TarReader>> TarReader::Open(std::string_view uri_view,
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Stream> stream,
                          io::Stream::Open(source.get(), 0, source->size(), options.stream));
   uint64_t stored_size = source->size();
+  std::string stored_version = source->version();
   auto bytes = std::make_unique<ArchiveBytes>(uri, std::move(source), std::move(stream), gzip);
-  return std::unique_ptr<TarReader>(
-      new StreamingTarReader(std::move(uri), stored_size, std::move(bytes), options));
+  return std::unique_ptr<TarReader>(new StreamingTarReader(
+      std::move(uri), stored_size, std::move(stored_version), std::move(bytes), options));
 }
 
 }  // namespace ferry::datasets

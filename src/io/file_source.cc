@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <thread>
 
 namespace ferry::io {
@@ -37,7 +38,8 @@ Result<std::pair<int, uint64_t>> OpenRegularFile(const std::string& uri, const s
 
 class FileSource final : public Source {
  public:
-  FileSource(std::string uri, int fd, uint64_t size) : uri_(std::move(uri)), fd_(fd), size_(size) {}
+  FileSource(std::string uri, int fd, uint64_t size)
+      : uri_(std::move(uri)), fd_(fd), size_(size), version_(ModificationTime(fd)) {}
   ~FileSource() override { ::close(fd_); }
 
   // One thread per core, up to 8: a warm page-cache read is a memcpy bound per core (two threads
@@ -48,6 +50,7 @@ class FileSource final : public Source {
 
   const std::string& uri() const override { return uri_; }
   uint64_t size() const override { return size_; }
+  std::string version() const override { return version_; }
 
   Status ReadAt(uint64_t offset, std::span<std::byte> dst) override {
     if (offset > size_ || dst.size() > size_ - offset) {
@@ -75,9 +78,19 @@ class FileSource final : public Source {
   }
 
  private:
+  static std::string ModificationTime(int fd) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return "";
+    char text[48];
+    std::snprintf(text, sizeof text, "mtime %lld.%09ld", static_cast<long long>(st.st_mtim.tv_sec),
+                  static_cast<long>(st.st_mtim.tv_nsec));
+    return text;
+  }
+
   std::string uri_;
   int fd_;
   uint64_t size_;
+  std::string version_;
 };
 
 }  // namespace

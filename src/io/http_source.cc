@@ -116,6 +116,11 @@ class HttpSource final : public Source {
   uint64_t size() const override { return pinned_.size; }
   int default_parallelism() const override { return ranges_ ? 4 : 1; }
   bool random_access() const override { return ranges_; }
+  std::string version() const override {
+    return !pinned_.etag.empty()            ? "ETag " + pinned_.etag
+           : !pinned_.last_modified.empty() ? "Last-Modified " + pinned_.last_modified
+                                            : "";
+  }
 
   // Learns the size and validators with a one-byte ranged GET, following redirects.
   Status Probe() {
