@@ -285,6 +285,25 @@ def test_arrays_are_zero_copy_and_outlive_the_reader(checkpoint, mode):
     np.testing.assert_array_equal(a, tensors["head"].numpy())
 
 
+def test_mmap_file_truncated_under_the_reader_is_an_error_not_sigbus(tmp_path):
+    # Regression: touching a page past the new end killed the process with SIGBUS. get_tensor
+    # now re-checks the size first. (Before the fix the view came back untouched: the test
+    # failed without crashing.)
+    path = tmp_path / "m.safetensors"
+    ferry.numpy.save_file({"big": np.arange(50_000, dtype=np.float32), "small": np.ones(4, np.int8)}, path)
+    with ferry.safe_open(path, mode="mmap") as f:
+        kept = f.get_tensor("small").copy()
+        size = path.stat().st_size
+        with open(path, "r+b") as w:
+            w.truncate(4096 + 8)
+        for name in ("big", "small"):
+            with pytest.raises(ferry.SourceChangedError, match=(
+                    rf"m.safetensors: the file is now 4104 bytes but was {size} when mapped "
+                    rf".*tensor '{name}' is refused.*SIGBUS")):
+                f.get_tensor(name)
+    assert kept.tolist() == [1, 1, 1, 1]
+
+
 def test_verify_checksums_names_the_corrupt_tensor(checkpoint, tmp_path):
     path, _ = checkpoint
     bad = tmp_path / "bad.safetensors"
