@@ -205,6 +205,9 @@ Result<std::unique_ptr<Sink>> CreateSink(std::string_view uri, const SourceOptio
 
 // A private mapping of a whole local file. The spans stay valid while the object lives. Writes
 // through private_bytes() go to copy-on-write pages of this process and never reach the file.
+// The pages are the file's own: a file truncated while mapped makes a touch past its new end
+// raise SIGBUS (see "IMPORTANT: lifetime" in ferry/tensors.h); CurrentSize() lets a caller check
+// before handing out a view.
 class MappedFile {
  public:
   static Result<std::unique_ptr<MappedFile>> Open(std::string_view path);
@@ -215,11 +218,15 @@ class MappedFile {
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   std::span<std::byte> private_bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // The mapped file's size now (fstat of the descriptor kept open for this, so a file renamed
+  // over the path does not count); bytes().size() is its size when mapped.
+  Result<uint64_t> CurrentSize() const;
 
  private:
-  MappedFile(std::string path, std::byte* data, size_t size)
-      : path_(std::move(path)), data_(data), size_(size) {}
+  MappedFile(std::string path, int fd, std::byte* data, size_t size)
+      : path_(std::move(path)), fd_(fd), data_(data), size_(size) {}
   std::string path_;
+  int fd_;
   std::byte* data_;
   size_t size_;
 };

@@ -160,7 +160,8 @@ enum class Mode {
   // Tensors streamed in file order through `staging_buffers` fixed-size buffers. A tensor is a
   // view valid until the next Get(); asking again for one already passed is kEvicted.
   kPlaid,
-  // Zero-copy views of a private mapping of a local file; pages are read on first touch.
+  // Zero-copy views of a private mapping of a local file; pages are read on first touch. A file
+  // truncated under it can crash the process: see "IMPORTANT: lifetime" below.
   kMmap,
 };
 std::string_view ModeName(Mode mode);
@@ -181,6 +182,17 @@ struct ReaderOptions {
 
 // A tensor handed out by a reader. `owner` keeps the bytes alive; in plaid mode the bytes may be
 // overwritten by a later tensor (never freed while `owner` lives).
+//
+// IMPORTANT: lifetime. What `data` holds while `owner` lives depends on the mode:
+//   eager, lazy  memory of ferry's own: valid and unchanged for as long as it is held.
+//   plaid        a staging buffer: valid until the reader's next Get() overwrites it.
+//   mmap         the file's own pages, read on touch. If the file is truncated (or rewritten in
+//                place) while a view lives, touching a page past the new end raises SIGBUS,
+//                which kills the process, as with safetensors' mmap. Get() re-checks the size
+//                (fstat) and returns kSourceChanged naming both sizes when the file changed
+//                since it was mapped, but nothing can protect a view already handed out, or a
+//                truncation after the check. Replace a file by renaming a new one over it (as
+//                WriteSafetensors does): mapped readers then keep the old file, safely.
 struct Tensor {
   TensorInfo info;  // a copy: a tensor may outlive its reader
   std::span<std::byte> data;
@@ -198,7 +210,8 @@ class TensorReader {
   Mode mode() const { return mode_; }
 
   // The tensor called `name`: kNotFound when the file has no such tensor; in plaid mode
-  // kEvicted when it was handed out before and a later tensor has replaced it.
+  // kEvicted when it was handed out before and a later tensor has replaced it; in mmap mode
+  // kSourceChanged when the file's size differs from its size when mapped.
   virtual Result<Tensor> Get(std::string_view name) = 0;
 
   // Copies the tensor's bytes into `dst` (exactly its size), e.g. a destination the caller

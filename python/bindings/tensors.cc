@@ -179,6 +179,43 @@ void LoadToDevice(const std::string& uri, uintptr_t device_ptr, uint64_t device_
                                      reinterpret_cast<void*>(device_ptr), device_bytes));
 }
 
+// How an object looks in a message: repr(), or ascii() where repr() does not encode (a custom
+// __repr__ may return anything).
+std::string Describe(nb::handle object) {
+  PyObject* text = PyObject_Repr(object.ptr());
+  const char* utf8 = text != nullptr ? PyUnicode_AsUTF8(text) : nullptr;
+  if (utf8 == nullptr) {
+    PyErr_Clear();
+    Py_XDECREF(text);
+    text = PyObject_ASCII(object.ptr());
+    utf8 = text != nullptr ? PyUnicode_AsUTF8(text) : nullptr;
+  }
+  std::string out = utf8 != nullptr ? utf8 : "<unprintable object>";
+  if (utf8 == nullptr) PyErr_Clear();
+  Py_XDECREF(text);
+  return out;
+}
+
+// `object` as UTF-8 for a tensor name or a metadata key or value of the file at `path`:
+// kInvalidArgument naming it (what(), e.g. "tensor name 'w'") unless it is a str that encodes.
+// A lone surrogate such as "\ud800" does not (nb::cast would throw a bare std::bad_cast).
+template <typename What>
+std::string Utf8(const std::string& path, nb::handle object, What what) {
+  if (!PyUnicode_Check(object.ptr())) {
+    ThrowIfError(InvalidArgument(path + ": " + what() + " must be a str, not " +
+                                 Py_TYPE(object.ptr())->tp_name));
+  }
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(object.ptr(), &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    ThrowIfError(InvalidArgument(path + ": " + what() +
+                                 " is not valid Unicode: it holds a lone surrogate, which UTF-8 "
+                                 "(the safetensors header's encoding) cannot encode"));
+  }
+  return std::string(data, static_cast<size_t>(size));
+}
+
 // tensors: [(name, dtype name, shape, buffer)], in any order.
 void WriteSafetensors(const std::string& path, nb::list tensors_in,
                       std::optional<nb::dict> metadata_in, bool checksums) {
@@ -187,7 +224,7 @@ void WriteSafetensors(const std::string& path, nb::list tensors_in,
   for (nb::handle item : tensors_in) {
     auto entry = nb::cast<nb::tuple>(item);
     tensors::TensorToWrite t;
-    t.name = nb::cast<std::string>(entry[0]);
+    t.name = Utf8(path, entry[0], [&] { return "tensor name " + Describe(entry[0]); });
     std::string dtype = nb::cast<std::string>(entry[1]);
     std::optional<tensors::DType> parsed = tensors::DTypeFromName(dtype);
     if (!parsed) {
@@ -203,12 +240,11 @@ void WriteSafetensors(const std::string& path, nb::list tensors_in,
   std::vector<std::pair<std::string, std::string>> metadata;
   if (metadata_in) {
     for (auto [key, value] : *metadata_in) {
-      if (!nb::isinstance<nb::str>(key) || !nb::isinstance<nb::str>(value)) {
-        ThrowIfError(InvalidArgument(path + ": metadata keys and values must be str, got " +
-                                     nb::cast<std::string>(nb::repr(key)) + ": " +
-                                     nb::cast<std::string>(nb::repr(value))));
-      }
-      metadata.emplace_back(nb::cast<std::string>(key), nb::cast<std::string>(value));
+      std::string key_text = Utf8(path, key, [&] { return "metadata key " + Describe(key); });
+      std::string value_text = Utf8(path, value, [&] {
+        return "metadata value " + Describe(value) + " of key " + Describe(key);
+      });
+      metadata.emplace_back(std::move(key_text), std::move(value_text));
     }
   }
   tensors::WriteOptions options;

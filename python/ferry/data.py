@@ -889,6 +889,17 @@ def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, r
     return batches, read()
 
 
+def _bounded_int(name: str, value, low: int, high: int) -> int:
+    """`value` as an int in [low, high]: TypeError for a non-integer (bool included), ValueError
+    naming `name` and the value otherwise."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = operator.index(value)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
 class PackedDataset(_Base):
     """Token-packed batches for language-model training.
 
@@ -914,10 +925,17 @@ class PackedDataset(_Base):
     def __init__(self, source, tokenizer=None, *, seq_len: int, batch_size: int, field: str = "txt",
                  eod_id: int | None = None, threads: int | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
+        # Checked here, not at the first batch (where a bad value failed in the C++ loader's
+        # argument conversion): the same bounds as the packer's. Rows are int32, so ids < 2^31.
+        seq_len = _bounded_int("seq_len", seq_len, 1, 2**30 - 1)
+        batch_size = _bounded_int("batch_size", batch_size, 1, 2**31 - 1)
         if eod_id is None:
             eod_id = tokenizer.token_to_id("<|endoftext|>") if tokenizer is not None else None
             if eod_id is None:
                 raise ValueError("eod_id is needed: the tokenizer has no <|endoftext|> token")
+        eod_id = _bounded_int("eod_id", eod_id, 0, 2**31 - 1)
+        if threads is not None:
+            threads = _bounded_int("threads", threads, 0, 2**31 - 1)
         if isinstance(source, ShardDataset) and tokenizer is None:
             raise ValueError("a ShardDataset source needs a tokenizer")
         self.source, self.tokenizer, self.field = source, tokenizer, field

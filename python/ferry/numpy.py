@@ -75,9 +75,7 @@ def save_file(
     With `checksums`, each tensor's XXH3-64 is recorded in `__metadata__` for `ferry verify`.
     """
     tensors = []
-    for name, array in tensor_dict.items():
-        if not isinstance(name, str):
-            raise _core.InvalidArgumentError(f"tensor names must be str, got {name!r}")
+    for name, array in tensor_dict.items():  # names are checked (str, encodable) by _core
         dtype, shape, flat = _as_little_endian_bytes(name, array)
         tensors.append((name, dtype, shape, flat))
     _core.write_safetensors(os.fspath(filename), tensors, dict(metadata) if metadata else None, checksums)

@@ -497,6 +497,34 @@ def test_packed_dataset_packs_the_samples_a_rank_reads(tmp_path):
         assert all(len(b["doc_offsets"]) == 4 for b in batches)
 
 
+# Regression: seq_len <= 0 and eod_id < 0 were accepted and failed at the first batch, once
+# with nanobind's dump of the loader's C++ signature.
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(seq_len=0), ValueError, r"seq_len must be in \[1, 1073741823\], got 0"),
+    (dict(seq_len=-5), ValueError, r"seq_len must be in \[1, 1073741823\], got -5"),
+    (dict(seq_len=2**30), ValueError, r"seq_len must be in .*, got 1073741824"),
+    (dict(eod_id=-1), ValueError, r"eod_id must be in \[0, 2147483647\], got -1"),
+    (dict(eod_id=2**31), ValueError, r"eod_id must be in \[0, 2147483647\], got 2147483648"),
+    (dict(batch_size=0), ValueError, r"batch_size must be in \[1, 2147483647\], got 0"),
+    (dict(threads=-2), ValueError, r"threads must be in \[0, 2147483647\], got -2"),
+    (dict(seq_len=16.0), TypeError, r"seq_len must be an integer, got 16.0 \(float\)"),
+    (dict(eod_id=True), TypeError, r"eod_id must be an integer, got True \(bool\)"),
+])
+def test_packed_dataset_refuses_bad_arguments_at_construction(tmp_path, arguments, error, message):
+    pattern, texts = text_shards(tmp_path, shards=1, per_shard=5)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=270,
+                                              special_tokens=["<|endoftext|>"])
+    tokens, _ = token_shards(tmp_path, [40])
+    given = dict(dict(seq_len=4, batch_size=1), **arguments)
+    with pytest.raises(error, match=message):
+        ferry.data.PackedDataset(ferry.data.ShardDataset(pattern), tok, **given)
+    with pytest.raises(error, match=message):
+        ferry.data.PackedDataset(tokens, **dict(dict(eod_id=0), **given))
+    # numpy integers are integers
+    ds = ferry.data.PackedDataset(tokens, seq_len=np.int64(4), batch_size=np.int32(1), eod_id=np.uint32(0))
+    assert len(ds) == len(ferry.data.PackedDataset(tokens, seq_len=4, batch_size=1, eod_id=0)) > 0
+
+
 def test_packed_dataset_reads_ferry_token_shards(tmp_path, ferry_bin):
     pattern, texts = text_shards(tmp_path, shards=1, per_shard=80)
     tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=300,

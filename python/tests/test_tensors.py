@@ -165,10 +165,34 @@ def test_bf16_is_uint16_bits_in_numpy_and_bfloat16_in_torch(tmp_path):
 def test_write_errors_leave_no_file(tmp_path):
     with pytest.raises(ferry.NotFoundError, match="no/such/dir"):
         ferry.numpy.save_file({"a": np.zeros(3)}, tmp_path / "no/such/dir/x.safetensors")
-    with pytest.raises(ferry.InvalidArgumentError, match="metadata keys and values must be str"):
+    with pytest.raises(ferry.InvalidArgumentError, match="metadata value 1 of key 'k' must be a str, not int"):
         ferry.numpy.save_file({"a": np.zeros(3)}, tmp_path / "x.safetensors", metadata={"k": 1})
     with pytest.raises(ferry.InvalidArgumentError, match="reserved"):
         ferry.numpy.save_file({"__metadata__": np.zeros(3)}, tmp_path / "x.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+# Regression: a lone surrogate (or a non-str) as a name escaped as a bare RuntimeError
+# "std::bad_cast" (torch: for any non-str name); now the call says which key and why.
+@pytest.mark.parametrize("framework", ["numpy", "torch"])
+@pytest.mark.parametrize("name, metadata, message", [
+    ("\ud800", None, "tensor name '\\ud800' is not valid Unicode: it holds a lone surrogate"),
+    ("w", {"k": "a\udcff"}, "metadata value 'a\\udcff' of key 'k' is not valid Unicode"),
+    ("w", {"\udfff": "v"}, "metadata key '\\udfff' is not valid Unicode"),
+    (1, None, "tensor name 1 must be a str, not int"),
+    (b"w", None, "tensor name b'w' must be a str, not bytes"),
+    ("w", {2: "v"}, "metadata key 2 must be a str, not int"),
+])
+def test_unencodable_or_non_str_names_are_refused_naming_the_key(tmp_path, framework, name, metadata, message):
+    path = tmp_path / "x.safetensors"
+    if framework == "numpy":
+        save, value = ferry.numpy.save_file, np.zeros(3, np.float32)
+    else:
+        save, value = ferry.torch.save_file, torch.zeros(3)
+    with pytest.raises(ferry.InvalidArgumentError) as error:
+        save({name: value}, path, metadata=metadata)
+    assert isinstance(error.value, ValueError)  # as safetensors' UnicodeEncodeError
+    assert str(error.value).startswith(f"{path}: {message}")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -259,6 +283,25 @@ def test_arrays_are_zero_copy_and_outlive_the_reader(checkpoint, mode):
     del f, b
     gc.collect()
     np.testing.assert_array_equal(a, tensors["head"].numpy())
+
+
+def test_mmap_file_truncated_under_the_reader_is_an_error_not_sigbus(tmp_path):
+    # Regression: touching a page past the new end killed the process with SIGBUS. get_tensor
+    # now re-checks the size first. (Before the fix the view came back untouched: the test
+    # failed without crashing.)
+    path = tmp_path / "m.safetensors"
+    ferry.numpy.save_file({"big": np.arange(50_000, dtype=np.float32), "small": np.ones(4, np.int8)}, path)
+    with ferry.safe_open(path, mode="mmap") as f:
+        kept = f.get_tensor("small").copy()
+        size = path.stat().st_size
+        with open(path, "r+b") as w:
+            w.truncate(4096 + 8)
+        for name in ("big", "small"):
+            with pytest.raises(ferry.SourceChangedError, match=(
+                    rf"m.safetensors: the file is now 4104 bytes but was {size} when mapped "
+                    rf".*tensor '{name}' is refused.*SIGBUS")):
+                f.get_tensor(name)
+    assert kept.tolist() == [1, 1, 1, 1]
 
 
 def test_verify_checksums_names_the_corrupt_tensor(checkpoint, tmp_path):

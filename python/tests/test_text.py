@@ -659,6 +659,37 @@ def test_hostile_sizes_are_refused(tmp_path):
         ferry.Tokenizer.from_tiktoken(ranks, pattern=r"\S+")
 
 
+# Each edit gives one key twice in the text of tiny_json's file (json.dumps cannot write that); it
+# applies to the last occurrence of its first string.
+DUPLICATE_KEYS = [
+    # tokenizers keeps the last value: "ab" would be 258 there, 256 in ferry before the check
+    (('"ab": 256', '"ab": 256, "ab": 258'), r'model.vocab: key "ab" appears twice'),
+    (('"model": {', '"decoder": null, "model": {'), r'\(root\): key "decoder" appears twice'),
+    (('"add_prefix_space": false', '"add_prefix_space": false, "add_prefix_space": true'),
+     r'decoder: key "add_prefix_space" appears twice'),
+    (('"lstrip": false', '"lstrip": false, "lstrip": true'), r'added_tokens\[1\]: key "lstrip" appears twice'),
+    (('"\\u0120a": 257', '"\\u0120a": 257, "\\u0120a": 257'), r'model.vocab: key "\u0120a" appears twice'),
+]
+
+
+@pytest.mark.parametrize("edit, message", DUPLICATE_KEYS)
+def test_duplicate_keys_in_tokenizer_json_are_refused(tmp_path, edit, message):
+    path = tiny_json(tmp_path, added_tokens=[added("<x>", 258), added("<y>", 259)])
+    before, found, after = path.read_text().rpartition(edit[0])
+    assert found
+    path.write_text(before + edit[1] + after)
+    with pytest.raises(ferry.CorruptionError, match=rf"{path.name}: {message} \(Hugging Face tokenizers"):
+        ferry.Tokenizer.from_file(path)
+
+
+def test_duplicate_vocab_key_is_read_as_the_last_by_tokenizers(tmp_path):
+    # Why duplicates are refused rather than read: the reference keeps the last value.
+    tokenizers = pytest.importorskip("tokenizers")
+    path = tiny_json(tmp_path)
+    path.write_text(path.read_text().replace('"ab": 256', '"ab": 256, "ab": 258', 1))
+    assert tokenizers.Tokenizer.from_file(str(path)).encode("ab").ids == [258]
+
+
 def test_tiktoken_custom_pattern_drops_what_it_does_not_match(tmp_path):
     tiktoken = pytest.importorskip("tiktoken")
     import base64

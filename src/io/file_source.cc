@@ -111,21 +111,30 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(std::string_view uri) {
   FERRY_ASSIGN_OR_RETURN(auto opened, OpenRegularFile(std::string(uri), parsed.location));
   auto [fd, size] = opened;
   if (size == 0) {  // mmap of length 0 is EINVAL; an empty file is an empty span
-    ::close(fd);
-    return std::unique_ptr<MappedFile>(new MappedFile(std::string(uri), nullptr, 0));
+    return std::unique_ptr<MappedFile>(new MappedFile(std::string(uri), fd, nullptr, 0));
   }
   // Writable but private: writes land in copy-on-write pages and never reach the file, so callers
   // may hand out mutable views (torch and numpy expect them) without risk to the file.
   void* data = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  int err = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (data == MAP_FAILED) return ErrnoStatus(err, std::string(uri) + ": mmap failed");
+  if (data == MAP_FAILED) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, std::string(uri) + ": mmap failed");
+  }
+  // The descriptor stays open for CurrentSize().
   return std::unique_ptr<MappedFile>(
-      new MappedFile(std::string(uri), static_cast<std::byte*>(data), size));
+      new MappedFile(std::string(uri), fd, static_cast<std::byte*>(data), size));
+}
+
+Result<uint64_t> MappedFile::CurrentSize() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, path_ + ": fstat failed");
+  return static_cast<uint64_t>(st.st_size);
 }
 
 MappedFile::~MappedFile() {
   if (size_ != 0) ::munmap(data_, size_);
+  ::close(fd_);
 }
 
 }  // namespace ferry::io

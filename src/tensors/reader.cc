@@ -131,6 +131,17 @@ class MmapReader final : public TensorReader {
   Result<Tensor> Get(std::string_view name) override {
     const TensorInfo* info = header().Find(name);
     if (info == nullptr) return NotFoundError(name);
+    // A file truncated under the mapping turns a touch of a page past its end into SIGBUS: one
+    // fstat per tensor (~1 us) refuses to hand out views of a file that changed size. It cannot
+    // help a view handed out earlier, nor a truncation between this check and the touch.
+    FERRY_ASSIGN_OR_RETURN(uint64_t size_now, mapping_->CurrentSize());
+    if (size_now != mapping_->bytes().size()) {
+      return SourceChanged(uri() + ": the file is now " + std::to_string(size_now) +
+                           " bytes but was " + std::to_string(mapping_->bytes().size()) +
+                           " when mapped (truncated or rewritten in place under an mmap reader); "
+                           "tensor '" + info->name + "' is refused, since touching pages past "
+                           "the end would kill the process with SIGBUS");
+    }
     std::span<std::byte> bytes =
         mapping_->private_bytes().subspan(header().data_offset() + info->begin, info->nbytes());
     if (verify_checksums_) FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, bytes));

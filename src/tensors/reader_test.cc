@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -98,6 +99,51 @@ TEST_F(CheckpointTest, EagerLazyAndMmapTensorsOutliveTheReader) {
       kept = *(*reader)->Get("embed");
     }
     ExpectTensor(kept, "embed");
+  }
+}
+
+// Regression: a file truncated under an mmap reader killed the process with SIGBUS at the first
+// touch of a page past the new end. Get() now re-checks the size and refuses. (Checksums off:
+// verifying would touch the pages, so before the fix this test would crash, not fail.)
+TEST_F(CheckpointTest, MmapRefusesTensorsOfAFileTruncatedUnderIt) {
+  ReaderOptions options = Options(Mode::kMmap);
+  options.verify_checksums = false;
+  auto reader = TensorReader::Open(path_, options);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  ASSERT_TRUE((*reader)->Get("embed").ok());
+  const uint64_t mapped = std::filesystem::file_size(path_);
+  const uint64_t cut = (*reader)->header().data_offset() + 100;
+  std::filesystem::resize_file(path_, cut);
+  for (const char* name : {"embed", "head", "small.39"}) {
+    SCOPED_TRACE(name);
+    Result<Tensor> tensor = (*reader)->Get(name);
+    ASSERT_EQ(tensor.status().code(), StatusCode::kSourceChanged) << tensor.status().ToString();
+    const std::string& message = tensor.status().message();
+    EXPECT_NE(message.find(path_ + ": the file is now " + std::to_string(cut) + " bytes but was " +
+                           std::to_string(mapped) + " when mapped"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("tensor '" + std::string(name) + "' is refused"), std::string::npos);
+  }
+  std::vector<std::byte> dst(expected_.at("norm").bytes.size());
+  EXPECT_EQ((*reader)->ReadInto("norm", dst).code(), StatusCode::kSourceChanged);
+}
+
+// The size check follows the mapped file, not the path: a file renamed over the path (how
+// ferry's writers replace files) leaves the reader on the old one, which stays valid.
+TEST_F(CheckpointTest, MmapKeepsServingAFileReplacedByRename) {
+  ReaderOptions options = Options(Mode::kMmap);
+  auto reader = TensorReader::Open(path_, options);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  const std::vector<std::byte> three = TestBytes(3);
+  const std::vector<TensorToWrite> other = {{"x", DType::kU8, {3}, three}};
+  ASSERT_TRUE(WriteSafetensors(path_, other).ok());
+  ASSERT_NE(std::filesystem::file_size(path_), (*reader)->header().data_offset() +
+                                                   (*reader)->header().data_size);
+  for (const char* name : {"embed", "norm", "head"}) {
+    auto tensor = (*reader)->Get(name);
+    ASSERT_TRUE(tensor.ok()) << tensor.status().ToString();
+    ExpectTensor(*tensor, name);
   }
 }
 
