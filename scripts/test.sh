@@ -54,4 +54,13 @@ done
 
 echo "== Python tests"
 scripts/build.sh
-python -m pytest -q python/tests
+# nanobind reports Python objects still alive at exit ("nanobind: leaked ..."): a leak is a failure.
+log=$(mktemp)
+status=0
+python -m pytest -q python/tests 2>&1 | tee "$log" || status=$?
+if grep -q "nanobind: leaked" "$log"; then
+  echo "nanobind reported leaked objects at exit (above)"
+  status=1
+fi
+rm -f "$log"
+exit "$status"

@@ -6,8 +6,11 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <initializer_list>
 #include <memory>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,11 +24,43 @@ void RegisterTensors(nanobind::module_& m);
 void RegisterDatasets(nanobind::module_& m);
 void RegisterText(nanobind::module_& m);
 
+// The GIL released while C++ works. Taking it back while the interpreter shuts down ends the
+// thread (Python 3.11: pthread_exit), which unwinds through noexcept C++ frames and aborts the
+// process: a daemon thread still inside ferry when the program exits did that (exit code 134).
+// Such a thread is parked instead, the process being on its way out. calls_in_flight() lets the
+// exit hook (module.cc) tell such threads' objects from leaks.
+class GilReleased {
+ public:
+  GilReleased() : state_(PyEval_SaveThread()) { calls_in_flight().fetch_add(1); }
+  ~GilReleased() {
+    while (Finalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
+    calls_in_flight().fetch_sub(1);
+    PyEval_RestoreThread(state_);
+  }
+  GilReleased(const GilReleased&) = delete;
+  GilReleased& operator=(const GilReleased&) = delete;
+
+  static std::atomic<int>& calls_in_flight() {
+    static std::atomic<int> count{0};
+    return count;
+  }
+
+ private:
+  static bool Finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+  }
+  PyThreadState* state_;
+};
+
 // What a binding that may block on I/O holds while C++ runs: the GIL released, and Ctrl-C
 // recorded for ferry's waits (base/interrupt.h), so it stops them within a fraction of a second;
 // the error translation (errors.cc) then raises the KeyboardInterrupt Python has pending.
 struct BlockingCall {
-  nanobind::gil_scoped_release release;
+  GilReleased release;
   InterruptScope interrupts;
 };
 

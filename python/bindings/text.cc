@@ -146,7 +146,7 @@ struct PyTokenizer {
   static PyTokenizer FromJsonText(std::string source, std::string origin) {
     PyTokenizer out;
     {
-      nb::gil_scoped_release release;
+      GilReleased release;
       out.tokenizer = Unwrap(Tokenizer::FromJson(source, origin));
     }
     out.format = "tokenizer.json";
@@ -158,7 +158,7 @@ struct PyTokenizer {
                                    text::TiktokenOptions options) {
     PyTokenizer out;
     {
-      nb::gil_scoped_release release;
+      GilReleased release;
       out.tokenizer = Unwrap(Tokenizer::FromTiktokenRanks(source, origin, options));
     }
     out.format = "tiktoken";
@@ -168,7 +168,7 @@ struct PyTokenizer {
   }
 
   static std::string Read(const std::string& uri, uint64_t max_bytes) {
-    nb::gil_scoped_release release;
+    GilReleased release;
     return Unwrap(io::ReadSmallObject(uri, max_bytes));
   }
 
@@ -177,7 +177,7 @@ struct PyTokenizer {
     std::string_view view = TextOf(text, keep);
     std::vector<TokenId> ids;
     {
-      nb::gil_scoped_release release;
+      GilReleased release;
       ThrowIfError(tokenizer->Encode(view, options, ids));
     }
     return ids;
@@ -193,7 +193,7 @@ struct PyTokenizer {
     }
     std::vector<std::vector<TokenId>> out;
     {
-      nb::gil_scoped_release release;
+      GilReleased release;
       ThrowIfError(tokenizer->EncodeBatch(views, options, threads, out));
     }
     return out;
@@ -203,7 +203,7 @@ struct PyTokenizer {
     std::vector<TokenId> list = IdsOf(ids);
     std::string out;
     {
-      nb::gil_scoped_release release;
+      GilReleased release;
       ThrowIfError(tokenizer->Decode(list, skip_special_tokens, out));
     }
     return out;
@@ -219,7 +219,7 @@ std::string TrainBpe(nb::iterable texts, size_t vocab_size, uint64_t min_frequen
     nb::object keep;
     ThrowIfError(trainer.Feed(TextOf(item, keep)));
   }
-  nb::gil_scoped_release release;
+  GilReleased release;
   return Unwrap(trainer.Train());
 }
 

@@ -409,3 +409,40 @@ def test_index_without_versions_still_checks_sizes(tmp_path):
                                  "shards": [{"url": str(tmp_path / "s.tar"), "bytes": size + 512, "samples": 3}]}))
     with pytest.raises(ferry.SourceChangedError, match=f"then {size + 512} bytes; now {size} bytes"):
         list(ferry.data.ShardDataset([], index=str(index)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpreter exit
+
+CHILD_EXITS_WHILE_A_THREAD_IS_INSIDE_FERRY = """
+import sys, threading, time
+import ferry.io, ferry.text
+tokenizer = ferry.text.Tokenizer.from_file(sys.argv[1])
+def read():
+    tokenizer.encode("hello")
+    ferry.io.read(sys.argv[2])  # the server stalls: still inside ferry when the program ends
+def encode():
+    while True:
+        tokenizer.encode_batch(["some text to encode"] * 2000)
+for target in (read, encode):
+    threading.Thread(target=target, daemon=True).start()
+time.sleep(0.5)
+print("exiting", flush=True)
+"""
+
+
+def test_exit_with_a_daemon_thread_inside_ferry_is_clean(fault_server):
+    """Defect: nanobind printed "leaked 18 functions!" at exit, and a daemon thread returning
+    from ferry while the interpreter shut down aborted the process (exit code 134)."""
+    from test_text import HF_DIR
+
+    gpt2 = HF_DIR / "gpt2_tokenizer.json"
+    if not gpt2.exists():
+        pytest.skip(f"{gpt2} missing: the shared test data (../shared/data) is absent")
+    env = dict(os.environ, FERRY_HTTP_STALL_TIMEOUT="600", FERRY_HTTP_TIMEOUT="600")
+    for attempt in range(3):
+        run = subprocess.run([os.sys.executable, "-c", CHILD_EXITS_WHILE_A_THREAD_IS_INSIDE_FERRY, str(gpt2),
+                              f"{fault_server}/data.bin?id=exit-{attempt}&stall_after=0&stalls=100"],
+                             capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 0 and run.stdout == "exiting\n", (run.returncode, run.stderr[-2000:])
+        assert "leaked" not in run.stderr and "terminate" not in run.stderr, run.stderr[-2000:]
