@@ -7,8 +7,11 @@ the same data, and every run checks its output. Prints a Markdown table with the
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
         process, page cache warm, same pre-faulted buffer)
-  http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs `curl -s -o /dev/null`,
-        run round-robin
+  http  1 GiB over loopback nginx: `ferry cat` (1 and N connections) vs curl with the bytes
+        discarded (`curl -s -o /dev/null`, and N curls each GETting 1/N of the file at once: the
+        client-side ceiling on N connections), run round-robin; then 64 MiB from a loopback
+        server that waits 50 ms before each response (tests/servers/fault_server.py latency=),
+        as a far S3 endpoint does: ferry cat on 1 and N connections
   datasets  generated tar shards (text 1-16 KiB, binary 100 KiB) through a torch DataLoader:
         ferry.data.ShardDataset vs webdataset, SPDL (in process) and MosaicML streaming (MDS,
         own venv), 0-2 workers, samples and batches; PackedDataset vs raw encoding
@@ -84,24 +87,57 @@ def bench_file(args, rows):
                      r["gbps"], r["gbps"] / base["gbps"], base["case"]))
 
 
+def parallel_curls(url: str, size: int, n: int) -> list[str]:
+    """One shell command: n curls at once, each GETting its 1/n of the object, bytes discarded."""
+    step = -(-size // n)
+    curls = [f"curl -s -r {i * step}-{min(size, (i + 1) * step) - 1} -o /dev/null '{url}' &" for i in range(n)]
+    return ["sh", "-c", " ".join(curls) + " wait"]
+
+
+def http_cases(url: str, size: int, connections: int) -> list[tuple[str, list[str]]]:
+    cases = [("curl -s -o /dev/null", ["curl", "-s", "-o", "/dev/null", url]),
+             (f"{connections} curls, 1/{connections} each, bytes discarded", parallel_curls(url, size, connections))]
+    for n in (1, connections):
+        cases.append((f"ferry cat, {n} connection{'s' if n > 1 else ''}",
+                      [str(FERRY), "cat", url, "--connections", str(n)]))
+    return cases
+
+
+def measure_http(server_label, url, path, cases, baseline, args, rows):
+    expected = sha256_of_file(path)
+    for label, cmd in cases:  # every ferry configuration must produce the file's bytes
+        if label.startswith("ferry") and sha256_of_command(cmd) != expected:
+            sys.exit(f"bench: {label} produced wrong bytes")
+    seconds = median_seconds({label: lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                              for label, cmd in cases}, args.repeat)
+    size = path.stat().st_size
+    for label, t in seconds.items():
+        rows.append((server_label, label, size / t / 1e9, seconds[baseline] / t, baseline))
+
+
 def bench_http(args, rows):
     path = sample_file(args.mib)
-    expected = sha256_of_file(path)
     with Nginx(path.parent) as server:
         url = server.url(path.name)
-        size = path.stat().st_size
-        cases = [("curl -s -o /dev/null", ["curl", "-s", "-o", "/dev/null", url])]
-        for n in (1, args.connections):
-            cases.append((f"ferry cat, {n} connection{'s' if n > 1 else ''}",
-                          [str(FERRY), "cat", url, "--connections", str(n)]))
-        for label, cmd in cases[1:]:  # every ferry configuration must produce the file's bytes
-            if sha256_of_command(cmd) != expected:
-                sys.exit(f"bench: {label} produced wrong bytes")
-        seconds = median_seconds({label: lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-                                  for label, cmd in cases}, args.repeat)
-        base = seconds[cases[0][0]]
-        for label, t in seconds.items():
-            rows.append(("HTTP loopback nginx", label, size / t / 1e9, base / t, cases[0][0]))
+        cases = http_cases(url, path.stat().st_size, args.connections)
+        measure_http("HTTP loopback nginx", url, path, cases, cases[0][0], args, rows)
+        # ferry on N connections against the ceiling of N connections, too.
+        gbps = {label: rate for group, label, rate, _, _ in rows if group == "HTTP loopback nginx"}
+        n_curls, n_ferry = cases[1][0], cases[3][0]
+        rows.append(("HTTP loopback nginx", n_ferry, gbps[n_ferry], gbps[n_ferry] / gbps[n_curls], n_curls))
+    # A far server: each response waits 50 ms, which only more connections hide.
+    small = sample_file(64)
+    from fault_server import FaultServer
+    import threading
+
+    server = FaultServer(str(small.parent))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{small.name}?latency=50"
+        cases = [case for case in http_cases(url, small.stat().st_size, args.connections) if case[0].startswith("ferry")]
+        measure_http("HTTP loopback, 50 ms per response", url, small, cases, cases[0][0], args, rows)
+    finally:
+        server.shutdown()
 
 
 def main():

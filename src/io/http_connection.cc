@@ -222,6 +222,7 @@ Status Connection::Connect(const Target& target) {
                    });
   CURLcode code = curl_easy_perform(handle_);
   curl_easy_setopt(handle_, CURLOPT_ERRORBUFFER, nullptr);
+  curl_easy_setopt(handle_, CURLOPT_NOPROGRESS, 1L);  // only the connect needed it
   curl_socket_t socket = CURL_SOCKET_BAD;
   if (code == CURLE_OK) code = curl_easy_getinfo(handle_, CURLINFO_ACTIVESOCKET, &socket);
   if (code != CURLE_OK || socket == CURL_SOCKET_BAD) {
