@@ -16,9 +16,14 @@ constexpr size_t kBlock = 512;
 // The archive's bytes in order: straight from an io::Stream, or inflated from a gzip stream.
 class ArchiveBytes {
  public:
+  // `first` is the stream's first chunk, already taken from it to look for gzip's magic bytes.
   ArchiveBytes(std::string uri, std::unique_ptr<io::Source> source,
-               std::unique_ptr<io::Stream> stream, bool gzip)
-      : uri_(std::move(uri)), source_(std::move(source)), stream_(std::move(stream)), gzip_(gzip) {
+               std::unique_ptr<io::Stream> stream, std::span<const std::byte> first, bool gzip)
+      : uri_(std::move(uri)),
+        source_(std::move(source)),
+        stream_(std::move(stream)),
+        raw_(first),
+        gzip_(gzip) {
     if (gzip_) {
       inflateInit2(&z_, 15 + 32);  // zlib or gzip header, detected
       inflated_.resize(1u << 20);
@@ -368,16 +373,16 @@ Result<std::unique_ptr<TarReader>> TarReader::Open(std::string_view uri_view,
                                                    const io::SourceOptions& source_options) {
   std::string uri(uri_view);
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(uri, source_options));
-  unsigned char magic[2] = {0, 0};
-  if (source->size() >= 2) {
-    FERRY_RETURN_IF_ERROR(source->ReadAt(0, std::as_writable_bytes(std::span(magic))));
-  }
-  bool gzip = magic[0] == 0x1f && magic[1] == 0x8b;
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Stream> stream,
                          io::Stream::Open(source.get(), 0, source->size(), options.stream));
+  // The magic bytes come from the stream's first chunk, not a read of their own, which a server
+  // without Range support would answer by sending the whole shard once more.
+  FERRY_ASSIGN_OR_RETURN(std::span<const std::byte> first, stream->Next());
+  bool gzip = first.size() >= 2 && first[0] == std::byte{0x1f} && first[1] == std::byte{0x8b};
   uint64_t stored_size = source->size();
   std::string stored_version = source->version();
-  auto bytes = std::make_unique<ArchiveBytes>(uri, std::move(source), std::move(stream), gzip);
+  auto bytes =
+      std::make_unique<ArchiveBytes>(uri, std::move(source), std::move(stream), first, gzip);
   return std::unique_ptr<TarReader>(new StreamingTarReader(
       std::move(uri), stored_size, std::move(stored_version), std::move(bytes), options));
 }
