@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -253,12 +254,24 @@ void Connection::Close() {
 Status Connection::Wait(short events) {
   pollfd p{socket_, events, 0};
   const auto stall = std::max(options_.stall_timeout, std::chrono::milliseconds(1));
-  const auto until = std::chrono::steady_clock::now() + stall;
+  auto until = std::chrono::steady_clock::now() + stall;
+  // poll() wakes for POLLIN only once SO_RCVLOWAT bytes wait, so a server sending slower than
+  // the watermark per stall period would look stalled while it sends: bytes queued below the
+  // mark count as progress.
+  auto queued_now = [&] {
+    int waiting = 0;
+    return (events & POLLIN) && ::ioctl(socket_, FIONREAD, &waiting) == 0 ? waiting : 0;
+  };
+  int queued = queued_now();
   while (true) {
     if (Interrupted()) return InterruptedStatus();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         until - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
+      if (queued > 0 && low_watermark_ > 1) {  // hand over what came before the silence
+        SetLowWatermark(1);
+        return Status::Ok();
+      }
       return Timeout("stalled: no byte for " + std::to_string(stall.count()) +
                      " ms (FERRY_HTTP_STALL_TIMEOUT)");
     }
@@ -266,6 +279,10 @@ Status Connection::Wait(short events) {
     if (r > 0) return Status::Ok();
     if (r < 0 && errno != EINTR) {
       return Unavailable(std::string("poll failed: ") + std::strerror(errno));
+    }
+    if (int waiting = queued_now(); waiting > queued) {
+      queued = waiting;
+      until = std::chrono::steady_clock::now() + stall;
     }
   }
 }

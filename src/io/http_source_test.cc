@@ -269,6 +269,19 @@ TEST_F(FaultTest, ServerIgnoringRangeWithoutContentLengthIsAClearError) {
   EXPECT_EQ(Contains(s, "data.bin"), "");
 }
 
+TEST_F(FaultTest, SlowServerThatKeepsSendingIsNotAStall) {
+  // 2,000 bytes every 100 ms: far below the 64 KiB poll() waits for, but never silent for 300 ms.
+  SourceOptions options = FastRetries();
+  options.http.stall_timeout = std::chrono::milliseconds(300);
+  options.http.max_retries = 0;  // a stall would fail the read at once
+  auto source = OpenSource(Url("drip=2000&drip_ms=100"), options);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::vector<std::byte> got(20'000);
+  Status s = (*source)->ReadAt(0, got);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(0, std::memcmp(got.data(), bytes_->data(), got.size()));
+}
+
 TEST_F(FaultTest, StallAfterHeadersGivesUpAtTheDeadline) {
   SourceOptions options = FastRetries();
   options.http.stall_timeout = std::chrono::milliseconds(300);

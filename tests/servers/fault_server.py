@@ -11,6 +11,7 @@ the first few requests, the way a real flaky link or a restarting server does:
   short=B                    206 responses carry at most B bytes (less than asked; legal HTTP)
   ignore_range=1             answer 200 with the whole file, as servers without Range support do
   chunked=1                  send the body with chunked encoding and no Content-Length
+  drip=B&drip_ms=MS          send the body B bytes at a time, MS milliseconds apart (a slow link)
   redirect=URL               always answer 302 to URL (another host, file://, ...)
   change_after=N&grow=G      after N requests the object is "replaced": new ETag and G extra bytes
   status=CODE                always answer CODE
@@ -151,6 +152,12 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(60)
             return self.send_then_close(b"", reset=True)
         try:
+            if "drip" in q:
+                for i in range(0, len(body), num("drip")):
+                    self.wfile.write(body[i:i + num("drip")])
+                    self.wfile.flush()
+                    time.sleep(num("drip_ms") / 1000)
+                return
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass
