@@ -130,7 +130,8 @@ Status RunInspect(const InspectArgs& args) {
   FERRY_ASSIGN_OR_RETURN(auto source, io::OpenSource(args.uri));
   FERRY_ASSIGN_OR_RETURN(tensors::Header header, tensors::ReadHeader(*source));
   std::string out =
-      args.json ? InspectJson(source->uri(), header) : InspectText(source->uri(), header);
+      args.json ? InspectJson(io::RedactUri(source->uri()), header)
+                : InspectText(io::RedactUri(source->uri()), header);
   std::fwrite(out.data(), 1, out.size(), stdout);
   if (std::fflush(stdout) != 0) return ErrnoStatus(errno, "cannot write to stdout");
   return Status::Ok();

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/json.h"
+#include "ferry/io.h"
 #include "ferry/tensors.h"
 #include "tools/commands.h"
 #include "tools/output.h"
@@ -106,7 +107,7 @@ Result<LoadReport> Load(const LoadArgs& args, const tensors::ReaderOptions& opti
 
 std::string ReportJson(const LoadArgs& args, const LoadReport& report, double gb_per_s) {
   std::string out = "{\"uri\":";
-  AppendJsonString(out, args.uri);
+  AppendJsonString(out, io::RedactUri(args.uri));
   out += ",\"mode\":";
   AppendJsonString(out, args.mode);
   out += ",\"device\":";
@@ -123,7 +124,7 @@ std::string ReportJson(const LoadArgs& args, const LoadReport& report, double gb
 }
 
 std::string ReportText(const LoadArgs& args, const LoadReport& report, double gb_per_s) {
-  std::string out = Printable(args.uri) + ": " + args.mode + " load to " + args.device + "\n";
+  std::string out = Printable(io::RedactUri(args.uri)) + ": " + args.mode + " load to " + args.device + "\n";
   out += "  tensors      " + std::to_string(report.tensors) + "\n";
   out += "  bytes        " + std::to_string(report.bytes) + " (" + HumanBytes(report.bytes) + ")\n";
   out += "  seconds      " + Fixed(report.seconds, 3) + "\n";

@@ -152,12 +152,13 @@ Status RunTokenize(const TokenizeArgs& args) {
   auto start = std::chrono::steady_clock::now();
   simdjson::dom::parser parser;
   for (const std::string& input : inputs) {
-    if (input.ends_with(".tar") || input.ends_with(".tgz") || input.ends_with(".tar.gz")) {
+    const std::string_view name = io::WithoutQuery(input);  // a presigned URL is still a .tar
+    if (name.ends_with(".tar") || name.ends_with(".tgz") || name.ends_with(".tar.gz")) {
       FERRY_RETURN_IF_ERROR(AddShardDocuments(input, args.field.empty() ? "txt" : args.field,
                                               encoder, progress, done));
       continue;
     }
-    bool jsonl = input.ends_with(".jsonl");
+    bool jsonl = name.ends_with(".jsonl");
     const std::string field = args.field.empty() ? "text" : args.field;
     FERRY_RETURN_IF_ERROR(ForEachLine(input, progress, done, [&](std::string line, uint64_t number) -> Status {
       if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -59,6 +59,11 @@ Result<std::string> ResolveReference(std::string_view base, std::string_view ref
 // whose entries live on another host or scheme than the index itself.
 bool CrossOriginAllowedByEnvironment();
 
+// What to tell an object's kind by (its extension): a URL without its query and fragment
+// ("http://h/a.tar?sig=x" -> "http://h/a.tar"), so a presigned URL is still a .tar; a local path
+// as it is ('?' and '#' are legal in file names).
+std::string_view WithoutQuery(std::string_view uri);
+
 // Expands brace groups the way shell and WebDataset shard lists do:
 //   "a-{0000..0002}.tar" -> a-0000.tar a-0001.tar a-0002.tar   (zero padding kept)
 //   "{a,b}/x{1..3..2}"   -> a/x1 a/x3 b/x1 b/x3               (optional step; ranges may descend)

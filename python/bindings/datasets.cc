@@ -90,7 +90,7 @@ using SkippedTuple = std::tuple<std::string, std::string, std::optional<uint64_t
 std::vector<SkippedTuple> SkippedTuples(const std::vector<datasets::Skipped>& skipped) {
   std::vector<SkippedTuple> out;
   for (const auto& s : skipped) {
-    out.emplace_back(s.url, s.error,
+    out.emplace_back(s.url, io::RedactUris(s.error),
                      s.samples == datasets::kToShardEnd ? std::nullopt : std::optional(s.samples));
   }
   return out;

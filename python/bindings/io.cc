@@ -75,6 +75,9 @@ void RegisterIo(nb::module_& m) {
       nb::arg("base"), nb::arg("reference"), nb::arg("allow_cross_origin") = nb::none(),
       "Where a name inside an index read from `base` points; see io::ResolveReference.");
   m.def(
+      "without_query", [](const std::string& uri) { return std::string(io::WithoutQuery(uri)); },
+      nb::arg("uri"), "A URL without its query and fragment: what its extension is read from.");
+  m.def(
       "redact_uris", [](const std::string& text) { return io::RedactUris(text); }, nb::arg("text"),
       "`text` with passwords and credential query parameters of every URI hidden.");
 }

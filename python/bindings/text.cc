@@ -168,7 +168,7 @@ struct PyTokenizer {
   }
 
   static std::string Read(const std::string& uri, uint64_t max_bytes) {
-    GilReleased release;
+    BlockingCall blocking;
     return Unwrap(io::ReadSmallObject(uri, max_bytes));
   }
 

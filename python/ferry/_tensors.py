@@ -180,7 +180,7 @@ def open_reader(
             verify_checksums=verify_checksums,
         )
 
-    if uri.endswith(".index.json"):
+    if _core.without_query(uri).endswith(".index.json"):
         return _ShardedReader(uri, mode, open_one)
     return open_one(uri)
 

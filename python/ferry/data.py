@@ -270,7 +270,7 @@ class ShardDataset(_Base):
                  resampled: bool = False, samples_per_epoch: int | None = None,
                  on_error: str = "fail", readers: int | None = None,
                  queue_capacity: int = 64) -> None:
-        if index is None and isinstance(shards, (str, os.PathLike)) and os.fspath(shards).endswith(".json"):
+        if index is None and isinstance(shards, (str, os.PathLike)) and _core.without_query(os.fspath(shards)).endswith(".json"):
             index = shards  # ShardDataset("index.json"): a `ferry index` file names the shards
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         if index is not None:
@@ -822,7 +822,7 @@ def _open_token_shard(shard):
                 problem = "'doc_offsets' is empty (it holds documents + 1 entries)"
     if problem:
         f.close()
-        raise _core.CorruptionError(f"{os.fspath(shard)}: not a ferry token shard ({problem})")
+        raise _core.CorruptionError(_core.redact_uris(f"{os.fspath(shard)}: not a ferry token shard ({problem})"))
     return f
 
 
@@ -830,7 +830,7 @@ def _token_shard_arrays(shard) -> tuple[np.ndarray, np.ndarray]:
     with _open_token_shard(shard) as f:
         tokens, offsets = f.get_tensor("tokens"), f.get_tensor("doc_offsets").astype(np.int64)
     if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
-        raise _core.CorruptionError(f"{os.fspath(shard)}: doc_offsets do not tile tokens")
+        raise _core.CorruptionError(_core.redact_uris(f"{os.fspath(shard)}: doc_offsets do not tile tokens"))
     return tokens, offsets
 
 

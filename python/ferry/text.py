@@ -197,7 +197,7 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return (
-            f"ferry.Tokenizer({self._core.origin!r}, format={self._core.format!r}, "
+            f"ferry.Tokenizer({_core.redact_uris(self._core.origin)!r}, format={self._core.format!r}, "
             f"vocab_size={self.vocab_size}, fingerprint={self.fingerprint[:26]}...)"
         )
 

@@ -446,3 +446,67 @@ def test_exit_with_a_daemon_thread_inside_ferry_is_clean(fault_server):
                              capture_output=True, text=True, env=env, timeout=120)
         assert run.returncode == 0 and run.stdout == "exiting\n", (run.returncode, run.stderr[-2000:])
         assert "leaked" not in run.stderr and "terminate" not in run.stderr, run.stderr[-2000:]
+
+
+def test_secrets_stay_out_of_what_succeeding_calls_print(fault_server_at, ferry_bin, tmp_path):
+    """Newcomer review: inspect/load printed the URL raw; a tokenizer's repr showed it; a shard
+    skipped while iterating put the raw URL in the warning and in `skipped`; token-shard checks
+    named it raw."""
+    import shutil
+
+    from test_text import HF_DIR
+
+    served = tmp_path / "served"
+    served.mkdir()
+    ferry.numpy.save_file({"w": np.ones(4, dtype=np.float32)}, served / "m.safetensors")
+    base = fault_server_at(served)
+    secret = "X-Amz-Signature=CANARYSIG&token=CANARYTOK"
+    for args in (["inspect", f"{base}/m.safetensors?{secret}"], ["inspect", "--json", f"{base}/m.safetensors?{secret}"],
+                 ["load", f"{base}/m.safetensors?{secret}"], ["load", "--json", f"{base}/m.safetensors?{secret}"]):
+        run = subprocess.run([ferry_bin, *args], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert_no_canary(run.stdout + run.stderr, f"ferry {' '.join(args[:2])}")
+    gpt2 = HF_DIR / "gpt2_tokenizer.json"
+    if gpt2.exists():
+        shutil.copy(gpt2, served / "tokenizer.json")
+        assert_no_canary(repr(ferry.text.Tokenizer.from_file(f"{base}/tokenizer.json?{secret}")), "Tokenizer repr")
+    make_tar(served / "good.tar", [("a.txt", b"x")])
+    index = tmp_path / "index.json"
+    size = (served / "good.tar").stat().st_size
+    index.write_text(json.dumps({"format": "ferry-shard-index-v1", "total_samples": 2, "total_bytes": 2 * size,
+                                 "shards": [{"url": f"{base}/good.tar", "bytes": size, "samples": 1},
+                                            {"url": f"{base}/gone.tar?{secret}", "bytes": size, "samples": 1}]}))
+    ds = ferry.data.ShardDataset([], index=str(index), on_error="skip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(list(ds)) == 1
+    assert ds.skipped and caught
+    # `skipped` names each shard by the URL it was given (like `urls`, for a retry); the error
+    # text beside it is a message, and redacted.
+    assert_no_canary("".join(error for _, error, _ in ds.skipped) + "".join(str(w.message) for w in caught),
+                     "skipped while iterating")
+    text = failure_text(lambda: ferry.data.PackedDataset([f"{base}/m.safetensors?{secret}"], None, seq_len=8,
+                                                         batch_size=1, eod_id=0, rank=0, world_size=1))
+    assert_no_canary(text, "PackedDataset token shard check")
+
+
+def test_a_query_string_does_not_change_what_a_url_is(fault_server_at, ferry_bin, tmp_path):
+    """Newcomer review: '...shard.tar?x=1' was tokenized as lines of text, and
+    '...index.json?sig=S' opened as a safetensors file or a tar shard."""
+    served = tmp_path / "served"
+    served.mkdir()
+    make_tar(served / "s.tar", [(f"k{j}.txt", b"doc %d" % j) for j in range(3)])
+    ferry.numpy.save_file({"w": np.ones(2, dtype=np.float32)}, served / "m-1.safetensors")
+    (served / "m.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "m-1.safetensors"}}))
+    base = fault_server_at(served)
+    assert ferry.numpy.load_file(f"{base}/m.safetensors.index.json?sig=S")["w"].tolist() == [1.0, 1.0]
+    subprocess.run([ferry_bin, "index", f"{base}/s.tar", "-o", str(served / "index.json")], check=True,
+                   capture_output=True)
+    assert len(list(ferry.data.ShardDataset(f"{base}/index.json?sig=S"))) == 3
+    from test_text import HF_DIR
+
+    gpt2 = HF_DIR / "gpt2_tokenizer.json"
+    if gpt2.exists():
+        run = subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(gpt2), f"{base}/s.tar?x=1", "--count",
+                              "--json"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and json.loads(run.stdout)["documents"] == 3, run.stdout + run.stderr

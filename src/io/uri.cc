@@ -123,6 +123,11 @@ Result<Uri> ParseUri(std::string_view text) {
                      "' (expected a path, file://, http://, https:// or s3://)");
 }
 
+std::string_view WithoutQuery(std::string_view uri) {
+  if (!HasScheme(uri) || uri.starts_with("file:")) return uri;
+  return uri.substr(0, std::min(uri.find_first_of("?#", uri.find("://") + 3), uri.size()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // References inside indexes and lists
 
@@ -274,6 +279,10 @@ std::string RedactUris(std::string_view text) {
     size_t start = sep;
     while (start > copied && IsSchemeChar(text[start - 1])) --start;
     size_t end = std::min(text.find_first_of(" \t\r\n'\"<>`", sep), text.size());
+    // "URL: message", "(URL)", "URL," : punctuation that ends a sentence is not part of the URL.
+    while (end > sep + 3 && std::string_view(":,;.)").find(text[end - 1]) != std::string_view::npos) {
+      --end;
+    }
     out += text.substr(copied, start - copied);
     out += RedactUri(text.substr(start, end - start));
     copied = end;

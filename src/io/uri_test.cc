@@ -144,6 +144,8 @@ TEST(RedactUrisTest, RedactsEveryUriInAMessage) {
   EXPECT_EQ(RedactUris("endpoint=http://AK:SECRET@127.0.0.1:7480"),
             "endpoint=http://AK:***@127.0.0.1:7480");
   EXPECT_EQ(RedactUris("ends with ://"), "ends with ://");
+  EXPECT_EQ(RedactUris("(http://h/x?sig=S): HTTP 404, http://h/y?token=T."),
+            "(http://h/x?sig=***): HTTP 404, http://h/y?token=***.");
 }
 
 
@@ -181,6 +183,13 @@ TEST(ResolveReferenceTest, RemoteIndexCannotReachLocalFilesOrOtherHosts) {
   EXPECT_FALSE(ResolveReference("s3://b/i.json", "file:///etc/passwd").ok());
   EXPECT_EQ(*ResolveReference("http://h/i.json", "http://other/x", /*allow_cross_origin=*/true),
             "http://other/x");
+}
+
+TEST(WithoutQueryTest, KeepsTheObjectsNameOnly) {
+  EXPECT_EQ(WithoutQuery("http://h/a.tar?sig=x#f"), "http://h/a.tar");
+  EXPECT_EQ(WithoutQuery("s3://b/m.safetensors.index.json?versionId=1"), "s3://b/m.safetensors.index.json");
+  EXPECT_EQ(WithoutQuery("/data/odd?name.tar"), "/data/odd?name.tar");
+  EXPECT_EQ(WithoutQuery("http://h?x"), "http://h");
 }
 
 TEST(ResolveReferenceTest, EmptyNamesAreRefused) {

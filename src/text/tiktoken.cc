@@ -81,7 +81,8 @@ bool DecodeBase64(std::string_view text, std::string& out) {
   return true;
 }
 
-std::string_view FileStem(std::string_view origin) {
+std::string_view FileStem(std::string_view uri) {
+  std::string_view origin = io::WithoutQuery(uri);
   size_t slash = origin.find_last_of('/');
   std::string_view name = slash == std::string_view::npos ? origin : origin.substr(slash + 1);
   return name.substr(0, name.find('.'));
@@ -97,7 +98,7 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktoken(std::string_vie
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::Open(std::string_view uri,
                                                         const TiktokenOptions& tiktoken) {
-  if (uri.ends_with(".tiktoken")) return FromTiktoken(uri, tiktoken);
+  if (io::WithoutQuery(uri).ends_with(".tiktoken")) return FromTiktoken(uri, tiktoken);
   if (!tiktoken.name.empty() || !tiktoken.pattern.empty() || !tiktoken.special_tokens.empty()) {
     return InvalidArgument(std::string(uri) +
                            ": tiktoken options (name, pattern, special tokens) are for .tiktoken "
