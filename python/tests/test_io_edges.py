@@ -150,18 +150,25 @@ def test_cross_origin_index_is_an_explicit_opt_in(tmp_path, fault_server_at, mon
     assert ferry.numpy.load_file(url)["w"].tolist() == [0.0, 1.0, 2.0]
 
 
-def test_remote_shard_index_cannot_read_local_files(tmp_path, fault_server_at, ferry_bin):
+@pytest.fixture
+def local_and_served_shards(tmp_path, fault_server_at):
+    """(a local shard a remote index must not reach, the served folder, its URL); the served
+    folder holds remote.tar."""
     make_tar(tmp_path / "local.tar", [("a.txt", b"local secret")])
     served = tmp_path / "served"
     served.mkdir()
     make_tar(served / "remote.tar", [("b.txt", b"remote")])
-    base = fault_server_at(served)
+    return tmp_path / "local.tar", served, fault_server_at(served)
+
+
+def test_remote_shard_index_cannot_read_local_files(local_and_served_shards, ferry_bin):
+    local, served, base = local_and_served_shards
 
     def index(url):
         return {"format": "ferry-shard-index-v1", "total_samples": 1, "total_bytes": 10240,
                 "shards": [{"url": url, "bytes": 10240, "samples": 1}]}
 
-    (served / "bad.json").write_text(json.dumps(index((tmp_path / "local.tar").as_uri())))
+    (served / "bad.json").write_text(json.dumps(index(local.as_uri())))
     with pytest.raises(ferry.InvalidArgumentError, match="same scheme and host"):
         ferry.data.ShardDataset([], index=f"{base}/bad.json")
     run = subprocess.run([ferry_bin, "stream", "--index", f"{base}/bad.json"], capture_output=True,
@@ -173,13 +180,9 @@ def test_remote_shard_index_cannot_read_local_files(tmp_path, fault_server_at, f
     assert [s["txt"] for s in samples] == [b"remote"]
 
 
-def test_remote_shard_list_stays_on_its_host(tmp_path, fault_server_at, ferry_bin):
-    make_tar(tmp_path / "local.tar", [("a.txt", b"local secret")])
-    served = tmp_path / "served"
-    served.mkdir()
-    make_tar(served / "remote.tar", [("b.txt", b"remote")])
-    base = fault_server_at(served)
-    (served / "bad.txt").write_text(f"remote.tar\n{(tmp_path / 'local.tar').as_uri()}\n")
+def test_remote_shard_list_stays_on_its_host(local_and_served_shards, ferry_bin):
+    local, served, base = local_and_served_shards
+    (served / "bad.txt").write_text(f"remote.tar\n{local.as_uri()}\n")
     run = subprocess.run([ferry_bin, "stream", f"@{base}/bad.txt"], capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 64 and "bad.txt:2:" in run.stderr and "same scheme and host" in run.stderr
