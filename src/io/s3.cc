@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
-#include <thread>
 
 #include "base/interrupt.h"
 #include "base/parse.h"
