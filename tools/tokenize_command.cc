@@ -5,19 +5,17 @@
 // (default "text"); a `.tar`/`.tgz` shard has one per sample, its `--field` (default "txt"); any
 // other input is text with one document per line (the newline is not part of the document; empty
 // lines are skipped). Inputs may be shard specs (ranges, globs, @FILE), expanded in order. Inputs are streamed, encoded in batches of
-// documents on every core (the window scheduler), and written as one ferry token shard: a
-// safetensors file with `tokens` (U32, every document's ids back to back) and `doc_offsets` (U64,
-// documents + 1 entries: document i is tokens[doc_offsets[i]:doc_offsets[i + 1]]), and in
-// __metadata__ the format name, the tokenizer's fingerprint and the document count.
+// documents on every core (the window scheduler), and written as one ferry token shard
+// (datasets/token_shard.h).
 
 #include <simdjson.h>
 
 #include <chrono>
 #include <cstdio>
 
+#include "datasets/token_shard.h"
 #include "ferry/datasets.h"
 #include "ferry/io.h"
-#include "ferry/tensors.h"
 #include "ferry/text.h"
 #include "tools/commands.h"
 #include "tools/output.h"
@@ -181,18 +179,8 @@ Status RunTokenize(const TokenizeArgs& args) {
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   uint64_t documents = encoder.documents();
   if (!args.output.empty()) {
-    const auto& tokens = encoder.tokens();
-    const auto& offsets = encoder.offsets();
-    tensors::TensorToWrite written[2] = {
-        {"tokens", tensors::DType::kU32, {tokens.size()}, std::as_bytes(std::span(tokens))},
-        {"doc_offsets", tensors::DType::kU64, {offsets.size()}, std::as_bytes(std::span(offsets))},
-    };
-    std::pair<std::string, std::string> metadata[] = {
-        {"ferry.format", "token-shard-v1"},
-        {"ferry.tokenizer", tokenizer->fingerprint()},
-        {"ferry.documents", std::to_string(documents)},
-    };
-    FERRY_RETURN_IF_ERROR(tensors::WriteSafetensors(args.output, written, metadata));
+    FERRY_RETURN_IF_ERROR(datasets::WriteTokenShard(args.output, encoder.tokens(), encoder.offsets(),
+                                                    tokenizer->fingerprint()));
   }
   double mbps = static_cast<double>(encoder.bytes()) / 1e6 / std::max(seconds, 1e-9);
   if (args.json) {

@@ -157,6 +157,11 @@ struct ShardInfo {
 // counted: another size, or another version where both are known and of one kind (mtime, ETag). Counts from a rewritten shard
 // would split and resume it wrongly without a word.
 Status CheckShardUnchanged(const ShardInfo& counted, const SampleReader& reader);
+// The same check for any object a plan was made from (as `counted_bytes` / `counted_version`)
+// and opened now as `source`; `remedy` ends the message ("make the dataset again, ...").
+Status CheckSourceUnchanged(std::string_view url, uint64_t counted_bytes,
+                            std::string_view counted_version, const io::Source& source,
+                            std::string_view remedy);
 
 struct IndexOptions {
   int threads = 8;  // shards streamed at once

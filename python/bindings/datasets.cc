@@ -17,6 +17,7 @@
 #include "bindings/errors.h"
 #include "datasets/loader.h"
 #include "datasets/split.h"
+#include "datasets/token_shard.h"
 
 namespace nb = nanobind;
 
@@ -164,6 +165,21 @@ class PySampleLoader {
 template <typename T>
 using Array = nb::ndarray<nb::numpy, T>;
 
+// {"input_ids": int32 [rows, seq_len + 1], "doc_offsets": [int32 array of segment starts per row]}.
+nb::dict BatchDict(datasets::TokenBatch batch) {
+  nb::list offsets;
+  for (size_t r = 0; r < batch.rows; ++r) {
+    std::vector<int32_t> row(batch.doc_offsets.begin() + static_cast<ptrdiff_t>(batch.row_starts[r]),
+                             batch.doc_offsets.begin() + static_cast<ptrdiff_t>(batch.row_starts[r + 1]));
+    size_t n = row.size();
+    offsets.append(OwnedArray<Array<int32_t>>(std::move(row), {n}));
+  }
+  nb::dict out;
+  out["input_ids"] = OwnedArray<Array<int32_t>>(std::move(batch.input_ids), {batch.rows, batch.width});
+  out["doc_offsets"] = offsets;
+  return out;
+}
+
 class PyPackedLoader {
  public:
   PyPackedLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
@@ -181,7 +197,6 @@ class PyPackedLoader {
     loader_ = Unwrap(datasets::PackedLoader::Start(std::move(urls), PlanOf(spans), options, pack));
   }
 
-  // {"input_ids": int32 [batch, seq_len + 1], "doc_offsets": [int32 array per row]}.
   nb::dict Next() {
     std::optional<datasets::TokenBatch> batch;
     {
@@ -189,24 +204,55 @@ class PyPackedLoader {
       batch = Unwrap(loader_->Next());
     }
     if (!batch) throw nb::stop_iteration();
-    nb::list offsets;
-    for (size_t r = 0; r < batch->rows; ++r) {
-      std::vector<int32_t> row(batch->doc_offsets.begin() + static_cast<ptrdiff_t>(batch->row_starts[r]),
-                               batch->doc_offsets.begin() + static_cast<ptrdiff_t>(batch->row_starts[r + 1]));
-      size_t n = row.size();
-      offsets.append(OwnedArray<Array<int32_t>>(std::move(row), {n}));
-    }
-    nb::dict out;
-    out["input_ids"] =
-        OwnedArray<Array<int32_t>>(std::move(batch->input_ids), {batch->rows, batch->width});
-    out["doc_offsets"] = offsets;
-    return out;
+    return BatchDict(std::move(*batch));
   }
   std::vector<SkippedTuple> Skipped() const { return SkippedTuples(loader_->skipped()); }
   uint64_t Tokens() const { return loader_->tokens(); }
 
  private:
   ForkSafeOwner<datasets::PackedLoader> loader_;
+};
+
+// A token shard's header as a tuple that pickles to DataLoader workers: (url, bytes, version,
+// tokens, documents, tokenizer, offsets_at, tokens_at).
+using TokenShardTuple =
+    std::tuple<std::string, uint64_t, std::string, uint64_t, uint64_t, std::string, uint64_t, uint64_t>;
+
+TokenShardTuple TupleOf(const datasets::TokenShardInfo& i) {
+  return {i.url, i.bytes, i.version, i.tokens, i.documents, i.tokenizer, i.offsets_at, i.tokens_at};
+}
+
+datasets::TokenShardInfo InfoOf(const TokenShardTuple& t) {
+  datasets::TokenShardInfo i;
+  std::tie(i.url, i.bytes, i.version, i.tokens, i.documents, i.tokenizer, i.offsets_at,
+           i.tokens_at) = t;
+  return i;
+}
+
+// One (rank, worker)'s batches of packed rows of token shards (ferry.data.PackedDataset).
+class PyTokenRowReader {
+ public:
+  PyTokenRowReader(const std::vector<TokenShardTuple>& shards, uint64_t seq_len,
+                   uint64_t batch_size, int rank, int world_size, int worker, int num_workers,
+                   uint32_t eod_id, uint64_t skip_batches) {
+    std::vector<datasets::TokenShardInfo> infos;
+    for (const TokenShardTuple& t : shards) infos.push_back(InfoOf(t));
+    datasets::TokenRowSplit split{seq_len, batch_size, rank, world_size, worker, num_workers};
+    reader_ = Unwrap(datasets::TokenRowReader::Open(std::move(infos), split, eod_id, skip_batches));
+  }
+  nb::dict Next() {
+    std::optional<datasets::TokenBatch> batch;
+    {
+      BlockingCall blocking;
+      batch = Unwrap(reader_->Next());
+    }
+    if (!batch) throw nb::stop_iteration();
+    return BatchDict(std::move(*batch));
+  }
+  uint64_t BatchesPerRank() const { return reader_->plan().batches_per_rank; }
+
+ private:
+  std::unique_ptr<datasets::TokenRowReader> reader_;
 };
 
 // Packs documents given one at a time (ferry.data.pack_tokens): the C++ TokenPacker.
@@ -356,6 +402,33 @@ void RegisterDatasets(nb::module_& m) {
       .def("__next__", &PyPackedLoader::Next)
       .def("skipped", &PyPackedLoader::Skipped)
       .def("tokens", &PyPackedLoader::Tokens);
+  m.def(
+      "read_token_shard_info",
+      [](const std::string& uri) {
+        BlockingCall blocking;
+        return TupleOf(Unwrap(datasets::ReadTokenShardInfo(uri)));
+      },
+      nb::arg("uri"));
+  m.def(
+      "write_token_shard",
+      [](const std::string& uri, nb::ndarray<uint32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> tokens,
+         nb::ndarray<uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> doc_offsets,
+         const std::string& tokenizer) {
+        std::span<const uint32_t> ids(tokens.data(), tokens.shape(0));
+        std::span<const uint64_t> offsets(doc_offsets.data(), doc_offsets.shape(0));
+        BlockingCall blocking;
+        ThrowIfError(datasets::WriteTokenShard(uri, ids, offsets, tokenizer));
+      },
+      nb::arg("uri"), nb::arg("tokens"), nb::arg("doc_offsets"), nb::arg("tokenizer") = "");
+  nb::class_<PyTokenRowReader>(m, "TokenRowReader")
+      .def(nb::init<const std::vector<TokenShardTuple>&, uint64_t, uint64_t, int, int, int, int,
+                    uint32_t, uint64_t>(),
+           nb::arg("shards"), nb::kw_only(), nb::arg("seq_len"), nb::arg("batch_size"),
+           nb::arg("rank"), nb::arg("world_size"), nb::arg("worker"), nb::arg("num_workers"),
+           nb::arg("eod_id"), nb::arg("skip_batches") = 0)
+      .def("__iter__", [](nb::handle self) { return self; })
+      .def("__next__", &PyTokenRowReader::Next)
+      .def_prop_ro("batches_per_rank", &PyTokenRowReader::BatchesPerRank);
   nb::class_<PyTokenPacker>(m, "TokenPacker")
       .def(nb::init<uint64_t, uint32_t>(), nb::arg("seq_len"), nb::arg("eod_id"))
       .def("add", &PyTokenPacker::Add, nb::arg("document"))

@@ -802,36 +802,10 @@ def _token_ids(doc, what: str) -> np.ndarray:
     return np.ascontiguousarray(ids, dtype=np.uint32)
 
 
-def _open_token_shard(shard):
-    from ferry._tensors import safe_open
-
-    f = safe_open(os.fspath(shard), framework="np", mode="lazy")  # the header now, tensors on get
-    problem = None
-    if (f.metadata() or {}).get("ferry.format") != "token-shard-v1":
-        problem = "__metadata__ ferry.format is not token-shard-v1"
-    else:  # what the split computes from the header alone must hold
-        for name, dtype in (("tokens", "U32"), ("doc_offsets", "U64")):
-            if name not in f:
-                problem = f"no tensor {name!r}"
-            elif f.dtype(name) != dtype or len(f.shape(name)) != 1:
-                problem = f"{name!r} is {f.dtype(name)} {list(f.shape(name))}, expected a 1-d {dtype}"
-            if problem:
-                break
-        else:
-            if f.shape("doc_offsets")[0] < 1:
-                problem = "'doc_offsets' is empty (it holds documents + 1 entries)"
-    if problem:
-        f.close()
-        raise _core.CorruptionError(_core.redact_uris(f"{os.fspath(shard)}: not a ferry token shard ({problem})"))
-    return f
-
-
-def _token_shard_arrays(shard) -> tuple[np.ndarray, np.ndarray]:
-    with _open_token_shard(shard) as f:
-        tokens, offsets = f.get_tensor("tokens"), f.get_tensor("doc_offsets").astype(np.int64)
-    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
-        raise _core.CorruptionError(_core.redact_uris(f"{os.fspath(shard)}: doc_offsets do not tile tokens"))
-    return tokens, offsets
+def _token_shard_infos(shards) -> list[tuple]:
+    """Each ferry token shard's header, read and checked (CorruptionError naming a file that is
+    not one): what a split is planned from, and what each shard is checked against when read."""
+    return [_core.read_token_shard_info(os.fspath(shard)) for shard in shards]
 
 
 def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, rank: int, world_size: int,
@@ -843,50 +817,19 @@ def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, r
     rows are split before any token is read: every rank gets the same number of whole batches
     (``rows // (world_size x batch_size)``; the few rows left over are dropped), as contiguous
     rows of the global packing, and each of its loader workers a contiguous run of whole batches.
-    A reader reads only the shards its rows overlap, starting mid-document where its first row
-    does. Returns (batches per rank, this reader's (row, doc_offsets) iterator).
+    A reader reads only the byte ranges of the shards its rows overlap, starting mid-document
+    where its first row does. Returns (batches per rank, this reader's (row, doc_offsets)
+    iterator).
     """
-    if seq_len < 1 or batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"bad split: seq_len {seq_len}, batch_size {batch_size}, rank {rank} of {world_size}")
-    lengths = []  # stream tokens per shard: its tokens plus one EOD per document
-    for shard in shards:
-        with _open_token_shard(shard) as f:
-            lengths.append(f.shape("tokens")[0] + f.shape("doc_offsets")[0] - 1)
-    stream = sum(lengths)
-    rows = (stream - 1) // seq_len if stream > seq_len else 0
-    batches = rows // (world_size * batch_size)
-    if batches == 0:
-        raise ValueError(f"{rows} packed rows of {seq_len} + 1 tokens cannot give each of {world_size} "
-                         f"ranks a batch of {batch_size}")
-    first = batches * worker // num_workers
-    last = batches * (worker + 1) // num_workers
-    first_row = rank * batches * batch_size + first * batch_size
-    count = (last - first) * batch_size
+    reader = _core.TokenRowReader(_token_shard_infos(shards), seq_len=seq_len, batch_size=batch_size,
+                                  rank=rank, world_size=world_size, worker=worker,
+                                  num_workers=num_workers, eod_id=eod_id)
 
-    def read() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if count == 0:
-            return
-        begin = first_row * seq_len  # stream position of the first row
-        packer, made, base = _core.TokenPacker(seq_len, eod_id), 0, 0
-        for shard, length in zip(shards, lengths):
-            if base + length <= begin:
-                base += length
-                continue
-            tokens, offsets = _token_shard_arrays(shard)
-            starts = offsets[:-1] + np.arange(len(offsets) - 1)  # document starts in the shard's stream
-            doc = max(int(np.searchsorted(starts, begin - base, side="right")) - 1, 0)
-            skip = max(begin - base - int(starts[doc]), 0) if len(starts) else 0
-            for k in range(doc, len(offsets) - 1):
-                packer.add(tokens[offsets[k] + skip : offsets[k + 1]])  # U32, checked at open
-                skip = 0
-                for row in packer.rows():
-                    yield row
-                    made += 1
-                    if made == count:
-                        return
-            base += length
+    def rows() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for batch in reader:
+            yield from zip(batch["input_ids"], batch["doc_offsets"])
 
-    return batches, read()
+    return reader.batches_per_rank, rows()
 
 
 def _bounded_int(name: str, value, low: int, high: int) -> int:
@@ -943,15 +886,19 @@ class PackedDataset(_Base):
         if not isinstance(source, ShardDataset):
             self.source = [os.fspath(s) for s in source]
             self.rank, self.world_size = _rank_and_world(rank, world_size)
-            self._batches, _ = self._token_shard_split(0, 1)  # checks the shards and the split now
+            # The headers, read once: the split is planned from them, and each shard is checked
+            # against them when read (a shard rewritten since raises SourceChangedError).
+            self._shards = _token_shard_infos(self.source)
+            self._batches = self._token_rows(0, 1).batches_per_rank  # checks the split now
 
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.source, ShardDataset):
             self.source.set_epoch(epoch)
 
-    def _token_shard_split(self, worker: int, num_workers: int):
-        return token_shard_rows(self.source, self.seq_len, self.eod_id, self.batch_size, self.rank,
-                                self.world_size, worker, num_workers)
+    def _token_rows(self, worker: int, num_workers: int):
+        return _core.TokenRowReader(self._shards, seq_len=self.seq_len, batch_size=self.batch_size,
+                                    rank=self.rank, world_size=self.world_size, worker=worker,
+                                    num_workers=num_workers, eod_id=self.eod_id)
 
     def __len__(self) -> int:
         """Batches per epoch on every rank (token shards only)."""
@@ -967,10 +914,4 @@ class PackedDataset(_Base):
                                                   batch_size=self.batch_size, eod_id=self.eod_id,
                                                   threads=threads)
             return
-        _, rows = self._token_shard_split(*_worker())
-        batch = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == self.batch_size:
-                yield {"input_ids": np.stack([r for r, _ in batch]), "doc_offsets": [o for _, o in batch]}
-                batch = []
+        yield from self._token_rows(*_worker())

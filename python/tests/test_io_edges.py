@@ -340,6 +340,22 @@ def test_server_without_range_support_streams_tar_shards(http_server_module, fer
     assert run.returncode == 0 and run.stdout.count("\n") == 10, run.stderr
 
 
+def test_server_without_range_support_packs_token_shards(http_server_module):
+    from test_data import token_shards
+
+    root, base = http_server_module
+    paths, docs = token_shards(root, [9, 4, 11], seed=3)
+    rows = list(ferry.data.pack_tokens(docs, 8, 0))
+    urls = [f"{base}/{p.name}" for p in paths]
+    got = []
+    for rank in range(2):
+        ds = ferry.data.PackedDataset(urls, seq_len=8, batch_size=3, eod_id=0, rank=rank, world_size=2)
+        batches = list(ds)
+        assert len(batches) == len(ds) == len(rows) // 6
+        got += [r.tolist() for b in batches for r in b["input_ids"]]
+    assert got == [r.tolist() for r, _ in rows[: len(got)]]
+
+
 def test_server_without_range_support_retries_from_the_start(fault_server, data_dir):
     data = (data_dir / "data.bin").read_bytes()
     url = f"{fault_server}/data.bin?id=norange-drops&ignore_range=1&drop_after=700001&drops=3"
@@ -385,6 +401,17 @@ def test_shard_rewritten_between_counting_and_reading_is_refused(tmp_path):
     ds = ferry.data.ShardDataset(str(tmp_path / "s{0..1}.tar"), rank=0, world_size=2)  # counts now
     rewrite_same_size(tmp_path / "s0.tar", b"old-0-0", b"new-0-0")
     with pytest.raises(ferry.SourceChangedError, match="s0.tar: the shard changed"):
+        list(ds)
+
+
+def test_token_shard_rewritten_after_planning_is_refused(tmp_path):
+    from test_data import token_shards
+
+    paths, _ = token_shards(tmp_path, [12, 12])
+    ds = ferry.data.PackedDataset(paths, seq_len=4, batch_size=1, eod_id=0)  # planned from headers
+    assert len(list(ds)) == len(ds)
+    token_shards(tmp_path, [12, 30], seed=8)  # both rewritten with other documents
+    with pytest.raises(ferry.SourceChangedError, match=r"tokens-0.safetensors: the shard changed since it was planned"):
         list(ds)
 
 

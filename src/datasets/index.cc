@@ -190,21 +190,38 @@ std::string IndexJson(const std::vector<ShardInfo>& shards) {
   return out;
 }
 
-Status CheckShardUnchanged(const ShardInfo& counted, const SampleReader& reader) {
+namespace {
+
+Status CheckUnchanged(std::string_view url, std::string_view counted_as, uint64_t counted_bytes,
+                      std::string_view counted_version, uint64_t bytes, std::string_view version,
+                      std::string_view remedy) {
   // Versions of different kinds ("mtime ..." against "ETag ...": an index of local files whose
   // entries were pointed at a server since) cannot be compared; sizes always can.
-  auto kind = [](std::string_view version) { return version.substr(0, version.find(' ')); };
-  const std::string& now = reader.shard_version();
-  const bool versions_differ = !counted.version.empty() && !now.empty() &&
-                               kind(counted.version) == kind(now) && counted.version != now;
-  if (counted.bytes == reader.shard_bytes() && !versions_differ) return Status::Ok();
-  auto describe = [](uint64_t bytes, const std::string& version) {
-    return std::to_string(bytes) + " bytes" + (version.empty() ? "" : ", " + version);
+  auto kind = [](std::string_view v) { return v.substr(0, v.find(' ')); };
+  const bool versions_differ = !counted_version.empty() && !version.empty() &&
+                               kind(counted_version) == kind(version) && counted_version != version;
+  if (counted_bytes == bytes && !versions_differ) return Status::Ok();
+  auto describe = [](uint64_t n, std::string_view v) {
+    return std::to_string(n) + " bytes" + (v.empty() ? "" : ", " + std::string(v));
   };
-  return SourceChanged(counted.url + ": the shard changed since its samples were counted (then " +
-                       describe(counted.bytes, counted.version) + "; now " +
-                       describe(reader.shard_bytes(), reader.shard_version()) +
-                       "); index it again (ferry index) or restore it");
+  return SourceChanged(std::string(url) + ": the shard changed since it was " +
+                       std::string(counted_as) + " (then " +
+                       describe(counted_bytes, counted_version) + "; now " +
+                       describe(bytes, version) + "); " + std::string(remedy));
+}
+
+}  // namespace
+
+Status CheckShardUnchanged(const ShardInfo& counted, const SampleReader& reader) {
+  return CheckUnchanged(counted.url, "counted", counted.bytes, counted.version, reader.shard_bytes(),
+                        reader.shard_version(), "index it again (ferry index) or restore it");
+}
+
+Status CheckSourceUnchanged(std::string_view url, uint64_t counted_bytes,
+                            std::string_view counted_version, const io::Source& source,
+                            std::string_view remedy) {
+  return CheckUnchanged(url, "planned", counted_bytes, counted_version, source.size(), source.version(),
+                        remedy);
 }
 
 }  // namespace ferry::datasets
