@@ -7,7 +7,6 @@
 #include <cstdio>
 
 #include "datasets/loader.h"
-#include "datasets/split.h"
 #include "ferry/datasets.h"
 #include "ferry/io.h"
 #include "ferry/text.h"
@@ -35,56 +34,47 @@ struct StreamArgs {
 };
 
 Status RunStream(const StreamArgs& args) {
-  std::vector<std::string> urls;
-  std::vector<uint64_t> counts;
-  std::vector<datasets::ShardInfo> counted;  // checked against each shard as it opens
+  if (args.rank >= args.world_size) {
+    return InvalidArgument("--rank " + std::to_string(args.rank) + " must be below --world-size " +
+                           std::to_string(args.world_size));
+  }
+  std::vector<datasets::ShardInfo> shards;
+  bool counted = true;
   if (!args.index.empty()) {
-    FERRY_ASSIGN_OR_RETURN(counted, datasets::ReadIndex(args.index));
-    for (auto& s : counted) {
-      urls.push_back(s.url);
-      counts.push_back(s.samples);
-    }
+    FERRY_ASSIGN_OR_RETURN(shards, datasets::ReadIndex(args.index));
   } else {
-    FERRY_ASSIGN_OR_RETURN(urls, datasets::ExpandShards(args.shards));
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> urls, datasets::ExpandShards(args.shards));
     if (urls.empty()) return InvalidArgument("no shards given (SHARDS... or --index)");
-    if (args.world_size > 1) {  // an exact split needs the sample counts
+    counted = args.world_size > 1;  // an exact split needs the sample counts
+    if (counted) {
       std::fprintf(stderr,
                    "counting the samples of %zu shards (ferry index + --index skips this)\n",
                    urls.size());
-      FERRY_ASSIGN_OR_RETURN(counted, datasets::IndexShards(urls));
-      for (auto& s : counted) counts.push_back(s.samples);
+      FERRY_ASSIGN_OR_RETURN(shards, datasets::IndexShards(urls));
+    } else {  // one rank, no index: every shard front to back, no counting pass
+      for (std::string& url : urls) shards.emplace_back().url = std::move(url);
     }
   }
-  datasets::WorkerPlan plan;
-  if (counts.empty()) {  // one rank, no index: every shard front to back, no counting pass
-    for (size_t i = 0; i < urls.size(); ++i) plan.spans.push_back({i, 0, datasets::kToShardEnd});
-  } else {
-    datasets::SplitOptions split;
-    split.seed = args.seed;
-    split.epoch = args.epoch;
-    split.world_size = args.world_size;
-    FERRY_ASSIGN_OR_RETURN(datasets::EpochPlan epoch, datasets::PlanEpoch(counts, split));
-    if (args.rank >= args.world_size) {
-      return InvalidArgument("--rank " + std::to_string(args.rank) +
-                             " must be below --world-size " + std::to_string(args.world_size));
-    }
-    plan = epoch.plans[static_cast<size_t>(args.rank)][0];
-  }
+  datasets::ReaderRequest request;
+  request.split.seed = args.seed;
+  request.split.epoch = args.epoch;
+  request.split.world_size = args.world_size;
+  request.rank = args.rank;
+  request.shuffle_buffer = args.shuffle_buffer;
   datasets::LoaderOptions options;
-  options.shuffle_buffer = args.shuffle_buffer;
-  options.shuffle_seed = datasets::ShuffleSeed(args.seed, args.epoch, args.rank, 0);
   options.readers = args.readers;
   options.on_error = args.on_error == "skip" ? datasets::OnError::kSkip : datasets::OnError::kFail;
-  options.counted = std::move(counted);
+  FERRY_ASSIGN_OR_RETURN(datasets::ReaderPlan plan,
+                         datasets::PlanReader(shards, counted, request, options));
   // The plan's samples when the counts are known (an index, or counted for a split); else the
   // total is unknown and the line shows the count alone.
-  ProgressLine progress("streaming", counts.empty() ? 0 : plan.samples, ProgressLine::Unit::kItems);
+  ProgressLine progress("streaming", counted ? plan.plan.samples : 0, ProgressLine::Unit::kItems);
   auto start = std::chrono::steady_clock::now();
   uint64_t samples = 0, bytes = 0, tokens = 0, rows = 0;
   std::vector<datasets::Skipped> skipped;
   if (args.tokenizer.empty()) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::SampleLoader> loader,
-                           datasets::SampleLoader::Start(urls, plan, options));
+                           datasets::SampleLoader::Start(plan.urls, plan.plan, plan.options));
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> next, loader->Next());
       if (!next) break;
@@ -105,7 +95,7 @@ Status RunStream(const StreamArgs& args) {
       return InvalidArgument(args.tokenizer + ": no <|endoftext|> token to end documents with");
     }
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::PackedLoader> loader,
-                           datasets::PackedLoader::Start(urls, plan, options, pack));
+                           datasets::PackedLoader::Start(plan.urls, plan.plan, plan.options, pack));
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<datasets::TokenBatch> batch, loader->Next());
       if (!batch) break;

@@ -60,15 +60,19 @@ class PySampleReader {
   std::unique_ptr<datasets::SampleReader> reader_;
 };
 
-using Span = std::tuple<size_t, uint64_t, uint64_t>;  // (shard, first, count)
+// A counted shard as ferry.data holds it: (url, bytes, version, samples).
+using ShardTuple = std::tuple<std::string, uint64_t, std::string, uint64_t>;
 
-datasets::WorkerPlan PlanOf(const std::vector<Span>& spans) {
-  datasets::WorkerPlan plan;
-  for (const auto& [shard, first, count] : spans) {
-    plan.spans.push_back({shard, first, count});
-    plan.samples += count;
+std::vector<datasets::ShardInfo> ShardsOf(const std::vector<ShardTuple>& tuples) {
+  std::vector<datasets::ShardInfo> shards;
+  for (const auto& [url, bytes, version, samples] : tuples) {
+    datasets::ShardInfo& shard = shards.emplace_back();
+    shard.url = url;
+    shard.bytes = bytes;
+    shard.version = version;
+    shard.samples = samples;
   }
-  return plan;
+  return shards;
 }
 
 datasets::OnError OnErrorOf(const std::string& on_error) {
@@ -99,10 +103,12 @@ std::vector<SkippedTuple> SkippedTuples(const std::vector<datasets::Skipped>& sk
 
 class PySampleLoader {
  public:
-  PySampleLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
+  PySampleLoader(const std::vector<ShardTuple>& shards, const datasets::ReaderRequest& request,
                  const datasets::LoaderOptions& options) {
     BlockingCall blocking;
-    loader_ = Unwrap(datasets::SampleLoader::Start(std::move(urls), PlanOf(spans), options));
+    datasets::ReaderPlan plan = Unwrap(datasets::PlanReader(ShardsOf(shards), true, request, options));
+    loader_ = Unwrap(datasets::SampleLoader::Start(std::move(plan.urls), std::move(plan.plan),
+                                                   std::move(plan.options)));
   }
 
   nb::dict Next() {
@@ -182,7 +188,7 @@ nb::dict BatchDict(datasets::TokenBatch batch) {
 
 class PyPackedLoader {
  public:
-  PyPackedLoader(std::vector<std::string> urls, const std::vector<Span>& spans,
+  PyPackedLoader(const std::vector<ShardTuple>& shards, const datasets::ReaderRequest& request,
                  const datasets::LoaderOptions& options, nb::handle tokenizer,
                  const std::string& field, uint64_t seq_len, uint64_t batch_size, uint32_t eod_id,
                  int threads) {
@@ -194,7 +200,9 @@ class PyPackedLoader {
     pack.eod_id = eod_id;
     pack.threads = threads;
     BlockingCall blocking;
-    loader_ = Unwrap(datasets::PackedLoader::Start(std::move(urls), PlanOf(spans), options, pack));
+    datasets::ReaderPlan plan = Unwrap(datasets::PlanReader(ShardsOf(shards), true, request, options));
+    loader_ = Unwrap(datasets::PackedLoader::Start(std::move(plan.urls), std::move(plan.plan),
+                                                   std::move(plan.options), std::move(pack)));
   }
 
   nb::dict Next() {
@@ -290,17 +298,12 @@ class PyTokenPacker {
   datasets::TokenPacker packer_;
 };
 
-// One epoch's plan, for ferry.data: what a (rank, worker) reads and how many samples each
-// worker's plan holds (what a loader's progress is computed over).
+// One epoch's plan, for ferry.data: how many samples each worker's plan holds (what a loader's
+// progress and a resume are computed over).
 class PyEpochPlan {
  public:
   explicit PyEpochPlan(datasets::EpochPlan plan) : plan_(std::move(plan)) {}
   uint64_t SamplesPerRank() const { return plan_.samples_per_rank; }
-  std::vector<Span> Spans(int rank, int worker) const {
-    std::vector<Span> spans;
-    for (const auto& s : Worker(rank, worker).spans) spans.emplace_back(s.shard, s.first, s.count);
-    return spans;
-  }
   std::vector<uint64_t> WorkerSamples(int rank) const {
     std::vector<uint64_t> out;
     for (const auto& plan : Workers(rank)) out.push_back(plan.samples);
@@ -314,14 +317,6 @@ class PyEpochPlan {
                                    std::to_string(plan_.plans.size()) + ")"));
     }
     return plan_.plans[static_cast<size_t>(rank)];
-  }
-  const datasets::WorkerPlan& Worker(int rank, int worker) const {
-    const auto& workers = Workers(rank);
-    if (worker < 0 || static_cast<size_t>(worker) >= workers.size()) {
-      ThrowIfError(InvalidArgument("loader worker " + std::to_string(worker) + " is not in [0, " +
-                                   std::to_string(workers.size()) + ")"));
-    }
-    return workers[static_cast<size_t>(worker)];
   }
   datasets::EpochPlan plan_;
 };
@@ -359,32 +354,19 @@ void RegisterDatasets(nb::module_& m) {
   nb::class_<datasets::LoaderOptions>(m, "LoaderOptions")
       .def(
           "__init__",
-          [](datasets::LoaderOptions* self, size_t shuffle_buffer, uint64_t shuffle_seed,
-             int readers, size_t queue_capacity, const std::string& on_error,
-             uint64_t skip_yielded,
-             const std::vector<std::tuple<std::string, uint64_t, std::string>>& counted) {
+          [](datasets::LoaderOptions* self, int readers, size_t queue_capacity,
+             const std::string& on_error) {
             new (self) datasets::LoaderOptions();
-            self->shuffle_buffer = shuffle_buffer;
-            self->shuffle_seed = shuffle_seed;
             self->readers = readers;
             self->queue_capacity = queue_capacity;
             self->on_error = OnErrorOf(on_error);
-            self->skip_yielded = skip_yielded;
-            for (const auto& [url, bytes, version] : counted) {
-              datasets::ShardInfo& shard = self->counted.emplace_back();
-              shard.url = url;
-              shard.bytes = bytes;
-              shard.version = version;
-            }
           },
-          nb::kw_only(), nb::arg("shuffle_buffer") = 0, nb::arg("shuffle_seed") = 0,
-          nb::arg("readers") = 0, nb::arg("queue_capacity") = 64, nb::arg("on_error") = "fail",
-          nb::arg("skip_yielded") = 0,
-          nb::arg("counted") = std::vector<std::tuple<std::string, uint64_t, std::string>>());
+          nb::kw_only(), nb::arg("readers") = 0, nb::arg("queue_capacity") = 64,
+          nb::arg("on_error") = "fail");
   nb::class_<PySampleLoader>(m, "SampleLoader")
-      .def(nb::init<std::vector<std::string>, const std::vector<Span>&,
+      .def(nb::init<const std::vector<ShardTuple>&, const datasets::ReaderRequest&,
                     const datasets::LoaderOptions&>(),
-           nb::arg("urls"), nb::arg("spans"), nb::arg("options"))
+           nb::arg("shards"), nb::arg("request"), nb::arg("options"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PySampleLoader::Next)
       .def("next_batch", &PySampleLoader::NextBatch, nb::arg("n"))
@@ -392,10 +374,10 @@ void RegisterDatasets(nb::module_& m) {
       .def("held_bytes_high_water", &PySampleLoader::HighWater)
       .def("yielded", &PySampleLoader::Yielded);
   nb::class_<PyPackedLoader>(m, "PackedLoader")
-      .def(nb::init<std::vector<std::string>, const std::vector<Span>&,
+      .def(nb::init<const std::vector<ShardTuple>&, const datasets::ReaderRequest&,
                     const datasets::LoaderOptions&, nb::handle, const std::string&, uint64_t,
                     uint64_t, uint32_t, int>(),
-           nb::arg("urls"), nb::arg("spans"), nb::arg("options"), nb::kw_only(),
+           nb::arg("shards"), nb::arg("request"), nb::arg("options"), nb::kw_only(),
            nb::arg("tokenizer"), nb::arg("field"), nb::arg("seq_len"), nb::arg("batch_size"),
            nb::arg("eod_id"), nb::arg("threads"))
       .def("__iter__", [](nb::handle self) { return self; })
@@ -456,9 +438,19 @@ void RegisterDatasets(nb::module_& m) {
           },
           nb::kw_only(), nb::arg("options"), nb::arg("shuffle_buffer"), nb::arg("consumed"),
           nb::arg("next_worker"));
+  nb::class_<datasets::ReaderRequest>(m, "ReaderRequest")
+      .def(
+          "__init__",
+          [](datasets::ReaderRequest* self, const datasets::SplitOptions& split,
+             std::vector<datasets::ResumeSegment> history, int rank, size_t plays,
+             uint64_t skip_yielded, size_t shuffle_buffer) {
+            new (self) datasets::ReaderRequest{split, std::move(history), rank, plays,
+                                               skip_yielded, shuffle_buffer};
+          },
+          nb::kw_only(), nb::arg("split"), nb::arg("history"), nb::arg("rank"), nb::arg("plays"),
+          nb::arg("skip_yielded"), nb::arg("shuffle_buffer"));
   nb::class_<PyEpochPlan>(m, "EpochPlan")
       .def_prop_ro("samples_per_rank", &PyEpochPlan::SamplesPerRank)
-      .def("spans", &PyEpochPlan::Spans, nb::arg("rank"), nb::arg("worker"))
       .def("worker_samples", &PyEpochPlan::WorkerSamples, nb::arg("rank"));
   m.def(
       "plan_epoch",
@@ -484,7 +476,6 @@ void RegisterDatasets(nb::module_& m) {
         return std::make_tuple(r.plays, r.skip);
       },
       nb::arg("consumed"), nb::arg("next_worker"), nb::arg("worker"));
-  m.def("shuffle_seed", &datasets::ShuffleSeed);
   m.def(
       "expand_shards",
       [](const std::vector<std::string>& specs) {

@@ -67,7 +67,6 @@ class TensorReader:
 
 # --------------------------------------------------------------------------------- datasets
 
-Span = tuple[int, int, int]  # (shard index, first sample, count)
 Skipped = tuple[str, str, int | None]  # (url, error, samples lost; None: the rest of a shard)
 
 def expand_braces(pattern: str) -> list[str]: ...
@@ -76,7 +75,6 @@ def index_shards(
     urls: list[str], threads: int = 0, keep_going: bool = False,
 ) -> list[tuple[str, int, int, str | None, str]]: ...
 def read_index(uri: str) -> list[tuple[str, int, int, str]]: ...
-def shuffle_seed(seed: int, epoch: int, rank: int, worker: int) -> int: ...
 
 class SplitOptions:
     def __init__(
@@ -92,7 +90,6 @@ class ResumeSegment:
 class EpochPlan:
     @property
     def samples_per_rank(self) -> int: ...
-    def spans(self, rank: int, worker: int) -> list[Span]: ...
     def worker_samples(self, rank: int) -> list[int]: ...
 
 def plan_epoch(counts: list[int], options: SplitOptions, history: list[ResumeSegment]) -> EpochPlan: ...
@@ -103,9 +100,16 @@ def resume_worker(consumed: list[int], next_worker: int, worker: int) -> tuple[i
 
 class LoaderOptions:
     def __init__(
-        self, *, shuffle_buffer: int = 0, shuffle_seed: int = 0, readers: int = 0,
-        queue_capacity: int = 64, on_error: str = "fail", skip_yielded: int = 0,
-        counted: list[tuple[str, int, str]] = [],
+        self, *, readers: int = 0, queue_capacity: int = 64, on_error: str = "fail",
+    ) -> None: ...
+
+# (url, bytes, version, samples): a counted shard.
+CountedShard = tuple[str, int, str, int]
+
+class ReaderRequest:
+    def __init__(
+        self, *, split: SplitOptions, history: list[ResumeSegment], rank: int, plays: int,
+        skip_yielded: int, shuffle_buffer: int,
     ) -> None: ...
 
 class SampleReader:
@@ -114,7 +118,7 @@ class SampleReader:
     def __next__(self) -> dict[str, Any]: ...
 
 class SampleLoader:
-    def __init__(self, urls: list[str], spans: list[Span], options: LoaderOptions) -> None: ...
+    def __init__(self, shards: list[CountedShard], request: ReaderRequest, options: LoaderOptions) -> None: ...
     def __iter__(self) -> SampleLoader: ...
     def __next__(self) -> dict[str, Any]: ...
     def next_batch(self, n: int) -> dict[str, list[Any]] | None: ...
@@ -124,7 +128,7 @@ class SampleLoader:
 
 class PackedLoader:
     def __init__(
-        self, urls: list[str], spans: list[Span], options: LoaderOptions, *, tokenizer: Any,
+        self, shards: list[CountedShard], request: ReaderRequest, options: LoaderOptions, *, tokenizer: Any,
         field: str, seq_len: int, batch_size: int, eod_id: int, threads: int,
     ) -> None: ...
     def __iter__(self) -> PackedLoader: ...

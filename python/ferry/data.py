@@ -282,7 +282,7 @@ class ShardDataset(_Base):
         self.counts = [n for _, _, n, _, _ in indexed]
         # What was counted, checked as each shard opens: a shard rewritten since would be split
         # by stale counts (SourceChangedError instead).
-        self._counted = [(url, size, version) for url, size, _, _, version in indexed]
+        self._shards = [(url, size, version, n) for url, size, n, _, version in indexed]
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         if batch_size is None:
             if batched:
@@ -354,12 +354,14 @@ class ShardDataset(_Base):
                                   batch_size=split["batch_size"], remainder=split["remainder"],
                                   resampled_samples=split["resampled"])
 
+    def _segments(self, history: list) -> list:
+        return [_core.ResumeSegment(options=self._options(s["split"]),
+                                    shuffle_buffer=s["split"]["shuffle_buffer"],
+                                    consumed=s["consumed"], next_worker=s["next_worker"])
+                for s in history]
+
     def _plan(self, history: list, split: dict):
-        segments = [_core.ResumeSegment(options=self._options(s["split"]),
-                                        shuffle_buffer=s["split"]["shuffle_buffer"],
-                                        consumed=s["consumed"], next_worker=s["next_worker"])
-                    for s in history]
-        return _core.plan_epoch(self.counts, self._options(split), segments)
+        return _core.plan_epoch(self.counts, self._options(split), self._segments(history))
 
     def _stream(self, num_workers: int, resume: dict | None) -> tuple[list, dict, dict | None]:
         """(history, split, continued) for this epoch under a loader of `num_workers`, resuming
@@ -689,16 +691,15 @@ class ShardDataset(_Base):
                     "load_state_dict was called after this DataLoader's persistent workers started, "
                     "so they hold the old state: create the DataLoader after loading the state")
         history, split, plays, skip = self._worker_stream(info, self._begin_iteration(info))
-        spans = self._plan(history, split).spans(self.rank, plays)
-        skip = min(skip, sum(count for _, _, count in spans))
-        options = _core.LoaderOptions(
-            shuffle_buffer=split["shuffle_buffer"],
-            shuffle_seed=_core.shuffle_seed(self.seed, self.epoch, self.rank, plays),
-            readers=self.readers, queue_capacity=self.queue_capacity, on_error=self.on_error,
-            skip_yielded=skip, counted=self._counted)
+        skip = min(skip, self._plan(history, split).worker_samples(self.rank)[plays])
+        request = _core.ReaderRequest(split=self._options(split), history=self._segments(history),
+                                      rank=self.rank, plays=plays, skip_yielded=skip,
+                                      shuffle_buffer=split["shuffle_buffer"])
+        options = _core.LoaderOptions(readers=self.readers, queue_capacity=self.queue_capacity,
+                                      on_error=self.on_error)
         self._progress = {"epoch": self.epoch, "history": history, "split": split, "plays": plays,
                           "skip": skip, "loader": None}
-        return self.urls, spans, options
+        return self._shards, request, options
 
     def _report_skipped(self, loader) -> None:
         skipped = loader.skipped()

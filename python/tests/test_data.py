@@ -395,6 +395,15 @@ def test_ferry_stream_reports_and_splits(tmp_path, ferry_bin):
         keys.append([line.split("\t")[1] for line in out.stdout.splitlines()])
         assert f"rank {rank}/2: 6 samples" in out.stderr
     assert len(keys[0]) == len(keys[1]) == 6 and len(set(keys[0] + keys[1])) == 12
+    # One chain from counts to plan and shuffle seed: the CLI reads what ShardDataset yields.
+    for rank, seed, epoch, buffer in ((0, 0, 0, 0), (1, 5, 2, 4), (0, 3, 1, 100)):
+        out = subprocess.run([ferry_bin, "stream", "--index", str(tmp_path / "i.json"), "--rank", str(rank),
+                              "--world-size", "2", "--seed", str(seed), "--epoch", str(epoch),
+                              "--shuffle-buffer", str(buffer), "--keys"], capture_output=True, text=True, check=True)
+        ds = ferry.data.ShardDataset(str(tmp_path / "i.json"), rank=rank, world_size=2, seed=seed,
+                                     shuffle_buffer=buffer, shuffle=True)
+        ds.set_epoch(epoch)
+        assert [line.split("\t")[1] for line in out.stdout.splitlines()] == [s["__key__"] for s in ds]
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     bad = subprocess.run([ferry_bin, "stream", "--index", str(tmp_path / "bad.json")], capture_output=True, text=True)
     assert bad.returncode == 65 and "not a ferry shard index" in bad.stderr

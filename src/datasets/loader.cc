@@ -53,6 +53,48 @@ SampleLoader::SampleLoader(std::vector<std::string> urls, WorkerPlan plan, Loade
   }
 }
 
+Result<ReaderPlan> PlanReader(const std::vector<ShardInfo>& shards, bool counted,
+                              const ReaderRequest& request, LoaderOptions options) {
+  ReaderPlan out;
+  for (const ShardInfo& shard : shards) out.urls.push_back(shard.url);
+  if (!counted) {
+    if (request.split.world_size != 1 || request.split.num_workers > 1 ||
+        !request.history.empty() || request.skip_yielded != 0 || request.split.resampled_samples) {
+      return InvalidArgument(
+          "splitting across ranks or loader workers, resampling and resuming need the samples "
+          "per shard: give an index (ferry index), or let them be counted");
+    }
+    for (size_t i = 0; i < shards.size(); ++i) out.plan.spans.push_back({i, 0, kToShardEnd});
+    out.options = std::move(options);
+    out.options.shuffle_buffer = request.shuffle_buffer;
+    out.options.shuffle_seed =
+        ShuffleSeed(request.split.seed, request.split.epoch, static_cast<uint64_t>(request.rank), 0);
+    out.options.skip_yielded = 0;
+    out.options.counted.clear();
+    return out;
+  }
+  std::vector<uint64_t> counts;
+  for (const ShardInfo& shard : shards) counts.push_back(shard.samples);
+  FERRY_ASSIGN_OR_RETURN(EpochPlan epoch, PlanEpochAfter(counts, request.history, request.split));
+  if (request.rank < 0 || static_cast<size_t>(request.rank) >= epoch.plans.size()) {
+    return InvalidArgument("rank " + std::to_string(request.rank) + " is not in [0, " +
+                           std::to_string(epoch.plans.size()) + ")");
+  }
+  std::vector<WorkerPlan>& workers = epoch.plans[static_cast<size_t>(request.rank)];
+  if (request.plays >= workers.size()) {
+    return InvalidArgument("loader worker " + std::to_string(request.plays) + " is not in [0, " +
+                           std::to_string(workers.size()) + ")");
+  }
+  out.plan = std::move(workers[request.plays]);
+  out.options = std::move(options);
+  out.options.shuffle_buffer = request.shuffle_buffer;
+  out.options.shuffle_seed = ShuffleSeed(request.split.seed, request.split.epoch,
+                                         static_cast<uint64_t>(request.rank), request.plays);
+  out.options.skip_yielded = std::min(request.skip_yielded, out.plan.samples);
+  out.options.counted = shards;
+  return out;
+}
+
 Result<std::unique_ptr<SampleLoader>> SampleLoader::Start(std::vector<std::string> urls,
                                                           WorkerPlan plan, LoaderOptions options) {
   for (const SampleSpan& span : plan.spans) {

@@ -73,6 +73,37 @@ struct LoaderOptions {
   std::vector<ShardInfo> counted;
 };
 
+// Which part of an epoch one reader (one loader worker of one rank) reads. `ferry stream` and
+// ferry.data both start their loaders from PlanReader's answer to one of these, so a (rank,
+// worker) reads the same samples in the same order from either, and the chain from shard counts
+// to plan, shuffle seed, resume skip and stale-shard checks exists once.
+struct ReaderRequest {
+  SplitOptions split;                  // this run's split of the epoch
+  std::vector<ResumeSegment> history;  // the epoch's segments before this run (resume), oldest first
+  int rank = 0;
+  // The plan's worker this reader reads: its own index, or when resuming on the same split the
+  // interrupted worker it continues (ResumeWorker's `plays`), of whose samples the first
+  // `skip_yielded` were yielded already (ResumeWorker's `skip`).
+  size_t plays = 0;
+  uint64_t skip_yielded = 0;
+  size_t shuffle_buffer = 0;  // samples mixed at once (0 or 1: plan order)
+};
+
+// One reader's part of an epoch over `shards`, ready for SampleLoader::Start or
+// PackedLoader::Start: the shard URLs; the reader's plan (PlanEpochAfter of the request's split
+// after its history); and `options` with its plan fields set: shuffle_buffer, shuffle_seed
+// (ShuffleSeed of seed, epoch, rank and the worker it plays), skip_yielded, and `counted` (every
+// shard is checked against what was counted of it as it opens). With `counted` false the shards'
+// samples are unknown (not indexed): then the request must be one rank, one worker and no
+// resume, and every shard is read front to back, with no counting pass.
+struct ReaderPlan {
+  std::vector<std::string> urls;
+  WorkerPlan plan;
+  LoaderOptions options;
+};
+Result<ReaderPlan> PlanReader(const std::vector<ShardInfo>& shards, bool counted,
+                              const ReaderRequest& request, LoaderOptions options);
+
 // The samples of one worker's plan, in plan order mixed by the shuffle buffer: exactly the order
 // ShuffledOrder gives, however many readers run.
 class SampleLoader {

@@ -286,6 +286,49 @@ TEST(SampleLoaderTest, StoppingMidStreamReturnsPromptly) {
 // The stream (documents each followed by the EOD id) cut naively: row r is
 // stream[r * seq_len, r * seq_len + seq_len + 1), its segments start at 0 and at every document
 // start inside it.
+TEST(PlanReaderTest, PlansSeedsAndChecksAsTheSplitSays) {
+  TempDir dir;
+  std::vector<std::string> urls = MakeShards(dir, {5, 7, 4});
+  Result<std::vector<ShardInfo>> shards = IndexShards(urls);
+  ASSERT_TRUE(shards.ok());
+  ReaderRequest request;
+  request.split.seed = 3;
+  request.split.epoch = 2;
+  request.split.world_size = 2;
+  request.split.num_workers = 2;
+  request.rank = 1;
+  request.plays = 1;
+  request.skip_yielded = 1000;  // more than the plan holds: everything was yielded
+  request.shuffle_buffer = 4;
+  Result<ReaderPlan> plan = PlanReader(*shards, true, request, LoaderOptions{});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  Result<EpochPlan> epoch = PlanEpoch({5, 7, 4}, request.split);
+  ASSERT_TRUE(epoch.ok());
+  EXPECT_EQ(plan->plan.samples, epoch->plans[1][1].samples);
+  EXPECT_EQ(plan->options.shuffle_seed, ShuffleSeed(3, 2, 1, 1));
+  EXPECT_EQ(plan->options.shuffle_buffer, 4u);
+  EXPECT_EQ(plan->options.skip_yielded, plan->plan.samples);
+  EXPECT_EQ(plan->options.counted.size(), 3u);
+  EXPECT_EQ(plan->urls, urls);
+
+  request.plays = 2;
+  EXPECT_EQ(PlanReader(*shards, true, request, {}).status().code(), StatusCode::kInvalidArgument);
+  request.plays = 0;
+  request.rank = 2;
+  EXPECT_EQ(PlanReader(*shards, true, request, {}).status().code(), StatusCode::kInvalidArgument);
+  // Shards not counted: only one rank, one worker, from the start.
+  request.rank = 0;
+  Result<ReaderPlan> uncounted = PlanReader(*shards, false, request, {});
+  ASSERT_EQ(uncounted.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(uncounted.status().message().find("need the samples per shard"), std::string::npos);
+  ReaderRequest whole;
+  uncounted = PlanReader(*shards, false, whole, {});
+  ASSERT_TRUE(uncounted.ok());
+  ASSERT_EQ(uncounted->plan.spans.size(), 3u);
+  EXPECT_EQ(uncounted->plan.spans[2].count, kToShardEnd);
+  EXPECT_TRUE(uncounted->options.counted.empty());
+}
+
 TEST(TokenPackerTest, RowsStrideTheStreamWithDocumentBoundaries) {
   std::mt19937 random(5);
   for (uint64_t seq_len : {1, 2, 3, 8, 100}) {
