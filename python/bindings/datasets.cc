@@ -246,6 +246,7 @@ class PyTokenRowReader {
     std::vector<datasets::TokenShardInfo> infos;
     for (const TokenShardTuple& t : shards) infos.push_back(InfoOf(t));
     datasets::TokenRowSplit split{seq_len, batch_size, rank, world_size, worker, num_workers};
+    batch_size_ = batch_size;
     reader_ = Unwrap(datasets::TokenRowReader::Open(std::move(infos), split, eod_id, skip_batches));
   }
   nb::dict Next() {
@@ -258,9 +259,11 @@ class PyTokenRowReader {
     return BatchDict(std::move(*batch));
   }
   uint64_t BatchesPerRank() const { return reader_->plan().batches_per_rank; }
+  uint64_t Batches() const { return reader_->plan().rows / batch_size_; }
 
  private:
   std::unique_ptr<datasets::TokenRowReader> reader_;
+  uint64_t batch_size_ = 1;
 };
 
 // Packs documents given one at a time (ferry.data.pack_tokens): the C++ TokenPacker.
@@ -410,7 +413,8 @@ void RegisterDatasets(nb::module_& m) {
            nb::arg("eod_id"), nb::arg("skip_batches") = 0)
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PyTokenRowReader::Next)
-      .def_prop_ro("batches_per_rank", &PyTokenRowReader::BatchesPerRank);
+      .def_prop_ro("batches_per_rank", &PyTokenRowReader::BatchesPerRank)
+      .def_prop_ro("batches", &PyTokenRowReader::Batches);
   nb::class_<PyTokenPacker>(m, "TokenPacker")
       .def(nb::init<uint64_t, uint32_t>(), nb::arg("seq_len"), nb::arg("eod_id"))
       .def("add", &PyTokenPacker::Add, nb::arg("document"))
@@ -463,12 +467,13 @@ void RegisterDatasets(nb::module_& m) {
   m.def(
       "progress_after",
       [](const std::vector<uint64_t>& worker_samples, uint64_t turn, bool drop_last,
-         uint64_t samples_seen) {
+         uint64_t samples_seen, const std::string& items) {
         datasets::WorkerProgress p =
-            Unwrap(datasets::ProgressAfter(worker_samples, {turn, drop_last}, samples_seen));
+            Unwrap(datasets::ProgressAfter(worker_samples, {turn, drop_last, items}, samples_seen));
         return std::make_tuple(p.consumed, p.next_worker);
       },
-      nb::arg("worker_samples"), nb::arg("turn"), nb::arg("drop_last"), nb::arg("samples_seen"));
+      nb::arg("worker_samples"), nb::arg("turn"), nb::arg("drop_last"), nb::arg("samples_seen"),
+      nb::arg("items") = "samples");
   m.def(
       "resume_worker",
       [](std::vector<uint64_t> consumed, size_t next_worker, size_t worker) {

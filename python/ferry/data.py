@@ -110,7 +110,8 @@ def _worker_info():
 class _SharedCounters:
     """A few int64 counters that DataLoader workers see change: the dataset's epoch, how often a
     state was loaded in the main process, the latest iteration (its id, epoch + 1 and loader
-    workers, 0 in process) and the iteration that resumed the loaded state (0: none yet). A
+    workers, 0 in process; PackedDataset, which has no epochs, keeps 1 there once one began) and
+    the iteration that resumed the loaded state (0: none yet). A
     worker holds a copy of the dataset made when it started (with persistent_workers=True, once
     for all epochs), so a plain attribute
     set in the main process afterwards never reaches it. These live in shared memory (a torch
@@ -135,7 +136,17 @@ class _SharedCounters:
 
 
 _UNSET = object()
+
+
+def _iteration_id(info, iterations: int, token: int) -> int:
+    """An id (odd, so never 0) that every worker of one loader iteration computes alike: the
+    loader's base seed (new for each iter(loader); `token` in process) and the copy's count of
+    iterations begun (a persistent worker's grows)."""
+    base = info.seed - info.id if info is not None else token
+    return (hash((base, iterations)) & ((1 << 62) - 1)) | 1
 _STATE_FORMAT = "ferry-shard-dataset-state-v2"
+_PACKED_STATE_FORMAT = "ferry-packed-dataset-state-v1"
+_PACKED_WORKER_STATE_FORMAT = "ferry-packed-dataset-worker-state-v1"
 _WORKER_STATE_FORMAT = "ferry-shard-dataset-worker-state-v1"
 
 
@@ -401,8 +412,7 @@ class ShardDataset(_Base):
         Every worker of one loader iteration computes the same id: the loader's base seed (new
         for each iter(loader)) and the copy's iteration count (a persistent worker's grows)."""
         self._iterations += 1
-        base = info.seed - info.id if info is not None else self._token
-        iteration = (hash((base, self._iterations)) & ((1 << 62) - 1)) | 1
+        iteration = _iteration_id(info, self._iterations, self._token)
         shared, r, resume = self._shared, self._resume, None
         if r is not None and r["epoch"] == self.epoch:
             if r["format"] == _WORKER_STATE_FORMAT:  # handed to this worker for this iteration
@@ -891,15 +901,208 @@ class PackedDataset(_Base):
             # against them when read (a shard rewritten since raises SourceChangedError).
             self._shards = _token_shard_infos(self.source)
             self._batches = self._token_rows(0, 1).batches_per_rank  # checks the split now
+        # Resume (token shards): as ShardDataset's, one loaded state for the next iteration.
+        self._shared = _SharedCounters()
+        self._generation = 0
+        self._resume = None
+        self._worker_state_spent = False
+        self._iterations = 0
+        self._token = int.from_bytes(os.urandom(8), "little")
+        self._progress = None  # this process's latest iteration: {"plays", "skip", "yielded"}
 
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.source, ShardDataset):
             self.source.set_epoch(epoch)
 
-    def _token_rows(self, worker: int, num_workers: int):
+    def _token_rows(self, worker: int, num_workers: int, skip_batches: int = 0):
         return _core.TokenRowReader(self._shards, seq_len=self.seq_len, batch_size=self.batch_size,
                                     rank=self.rank, world_size=self.world_size, worker=worker,
-                                    num_workers=num_workers, eod_id=self.eod_id)
+                                    num_workers=num_workers, eod_id=self.eod_id,
+                                    skip_batches=skip_batches)
+
+    # ---------------------------------------------------------------------------- resume
+
+    def _identity(self) -> dict:
+        """What a state must agree on to resume here: the same stream, cut and split alike."""
+        return {"shards": len(self._shards), "stream_tokens": sum(i[3] + i[4] for i in self._shards),
+                "seq_len": self.seq_len, "batch_size": self.batch_size, "eod_id": self.eod_id,
+                "world_size": self.world_size}
+
+    def _rank_state(self, num_workers: int, consumed: list, next_worker: int) -> dict:
+        return dict(self._identity(), format=_PACKED_STATE_FORMAT, num_workers=num_workers,
+                    consumed=consumed, next_worker=next_worker, batches_seen=sum(consumed))
+
+    def _text_source_resume(self, what: str):
+        raise _core.UnsupportedError(
+            f"{what}: batches packed from text shards depend on every document's token count, so "
+            "there is no position to resume from but the batches themselves. Tokenize the shards "
+            "once (ferry tokenize) and pack the token shards, which resume exactly; or use "
+            "torchdata's StatefulDataLoader, which then replays the consumed batches")
+
+    def state_dict(self, batches_seen: int | None = None, *, loader=None, num_workers: int | None = None,
+                   loader_batch_size=_UNSET, drop_last: bool = False) -> dict | None:
+        """Where this rank stands in the epoch over token shards, to resume it exactly.
+
+        ``state_dict()``: counted by the dataset itself, as torchdata's ``StatefulDataLoader``
+        asks for it: in a DataLoader worker, that worker's part; in the process that iterated
+        the dataset, the rank's. In the main process of a plain DataLoader with workers the
+        dataset cannot know what the loader consumed (workers run ahead): pass the count.
+
+        ``state_dict(batches_seen=n, loader=dl)``: the rank consumed ``n`` batches of this epoch
+        (counted from the epoch's start, through a resume too) through DataLoader ``dl``, whose
+        ``num_workers``, ``batch_size`` and ``drop_last`` say how it took them from its workers
+        (``num_workers=``, ``loader_batch_size=``, ``drop_last=`` give them without the loader).
+
+        The state resumes on the same world size, loader workers, ``seq_len`` and ``batch_size``
+        with exactly the batches the interrupted run would have yielded next; anything else is
+        refused. It is small, JSON-serializable and the same on every rank. With a
+        ``ShardDataset`` source (text) ``state_dict()`` is None: StatefulDataLoader then replays
+        the consumed batches (exact, at the cost of reading them again); explicit counts are
+        refused (see the error for what to do instead)."""
+        info = _worker_info()
+        if isinstance(self.source, ShardDataset):
+            if batches_seen is None and loader is None and num_workers is None and loader_batch_size is _UNSET:
+                return None
+            self._text_source_resume("state_dict(batches_seen=...)")
+        if batches_seen is None:
+            if loader is not None or num_workers is not None or loader_batch_size is not _UNSET:
+                raise TypeError("loader=, num_workers= and loader_batch_size= describe how "
+                                "batches_seen was consumed: pass batches_seen too")
+            return self._counted_state(info)
+        given = batches_seen
+        try:
+            batches_seen = operator.index(batches_seen)
+        except TypeError:
+            batches_seen = -1
+        if batches_seen < 0:
+            raise ValueError(f"batches_seen must be a count of batches (an int >= 0), got {given!r}")
+        if info is not None:
+            raise ValueError("state_dict(batches_seen=...) describes a whole rank: call it in the "
+                             "main process, not in a DataLoader worker")
+        if loader is not None:
+            num_workers, loader_batch_size, drop_last = loader.num_workers, loader.batch_size, loader.drop_last
+        latest = self._latest_loader_workers()
+        num_workers = (latest if num_workers is None else num_workers) or 0
+        if latest is not None and num_workers != latest:
+            raise ValueError(f"this epoch was read by a loader with num_workers={latest}, but the "
+                             f"state is asked for num_workers={num_workers}: pass loader=<the DataLoader>")
+        workers = max(num_workers, 1)
+        turn = 1 if loader_batch_size in (None, _UNSET) else loader_batch_size
+        sizes = [self._token_rows(w, workers).batches for w in range(workers)]
+        consumed, next_worker = _core.progress_after(sizes, turn, bool(drop_last),
+                                                     batches_seen, items="batches")
+        return self._rank_state(workers, consumed, next_worker)
+
+    def _latest_loader_workers(self) -> int | None:
+        """The loader workers of the latest iteration (0: in process), None if none began."""
+        if not self._shared[_SharedCounters.LATEST_EPOCH]:
+            return None
+        return self._shared[_SharedCounters.LATEST_WORKERS]
+
+    def _counted_state(self, info) -> dict:
+        p = self._progress
+        if info is not None:  # a loader worker's own part
+            if p is None:  # asked before this worker's first iteration (StatefulDataLoader does)
+                plays, skip = self._plays_and_skip(info, claim=False)
+                p = {"plays": plays, "skip": skip, "yielded": 0}
+            return dict(self._identity(), format=_PACKED_WORKER_STATE_FORMAT, worker=info.id,
+                        num_workers=info.num_workers, plays=p["plays"], yielded=p["skip"] + p["yielded"])
+        if p is not None:  # iterated in this process: one stream
+            return self._rank_state(1, [p["skip"] + p["yielded"]], 0)
+        if self._latest_loader_workers():
+            raise ValueError(
+                "this epoch is being read by DataLoader workers, which run ahead of what the loader "
+                "consumed, so the dataset cannot count it: pass the count, "
+                "state_dict(batches_seen=<batches consumed this epoch>, loader=<the DataLoader>), or "
+                "use torchdata's StatefulDataLoader, which asks each worker")
+        if self._resume is not None and self._resume["format"] == _PACKED_STATE_FORMAT:
+            return dict(self._resume)  # loaded, not iterated yet: where it stands is where it stood
+        return self._rank_state(1, [0], 0)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration yields exactly the batches the interrupted run would have
+        yielded next (same world size, loader workers, seq_len and batch_size; else refused).
+        A worker's state (from StatefulDataLoader) resumes that worker; load the loader's state
+        with ``StatefulDataLoader.load_state_dict``, which hands each worker its own."""
+        if isinstance(self.source, ShardDataset):
+            self._text_source_resume("load_state_dict")
+        if not isinstance(state, dict):
+            raise TypeError(f"a PackedDataset state is a dict, got {type(state).__name__}")
+        fmt = state.get("format")
+        if fmt not in (_PACKED_STATE_FORMAT, _PACKED_WORKER_STATE_FORMAT):
+            raise ValueError(f"not a ferry PackedDataset state (format {fmt!r}; expected {_PACKED_STATE_FORMAT})")
+        try:
+            differs = {k: (state[k], v) for k, v in self._identity().items() if state[k] != v}
+            state["num_workers"], state["consumed" if fmt == _PACKED_STATE_FORMAT else "yielded"]
+        except KeyError as e:
+            raise ValueError(f"malformed ferry PackedDataset state: no field {e.args[0]!r}") from None
+        if differs:
+            what = ", ".join(f"{k} {saved} (here {here})" for k, (saved, here) in differs.items())
+            raise ValueError(f"the state belongs to another packing or split: {what}. A PackedDataset "
+                             "state resumes on the same shards, seq_len, batch_size, eod_id and world size")
+        info = _worker_info()
+        if fmt == _PACKED_WORKER_STATE_FORMAT and info is None:
+            raise ValueError("this is one DataLoader worker's state (StatefulDataLoader keeps one per "
+                             "worker): load the loader's state with StatefulDataLoader.load_state_dict, "
+                             "which hands it to its worker")
+        self._resume, self._worker_state_spent = dict(state), False
+        if info is None:  # a new state: persistent workers still holding the old one must not run on
+            self._generation = self._shared[_SharedCounters.GENERATION] + 1
+            self._shared[_SharedCounters.GENERATION] = self._generation
+            self._shared[_SharedCounters.RESUMED_BY] = 0
+
+    def _plays_and_skip(self, info, claim: bool, iteration: int = 0) -> tuple[int, int]:
+        """(the plan's worker this process reads, the batches of it to skip) under the loaded
+        state, if it applies to this iteration; claiming it (`claim`) marks it used."""
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        r = self._resume
+        if r is None:
+            return worker, 0
+        if r["format"] == _PACKED_WORKER_STATE_FORMAT:
+            if self._worker_state_spent:
+                return worker, 0
+            if (r["worker"], r["num_workers"]) != (worker, workers):
+                raise _core.UnsupportedError(
+                    f"a StatefulDataLoader worker state resumes only the same worker of the same "
+                    f"loader: saved by worker {r['worker']} of {r['num_workers']}, loaded by worker "
+                    f"{worker} of {workers}")
+            self._worker_state_spent = self._worker_state_spent or claim
+            return r["plays"], r["yielded"]
+        if self._shared[_SharedCounters.RESUMED_BY] not in (0, iteration):
+            return worker, 0  # an earlier iteration resumed it; this one is whole
+        if r["num_workers"] != workers:
+            raise _core.UnsupportedError(
+                f"the state was saved with {r['num_workers']} loader workers per rank and is resumed "
+                f"with {workers}: a PackedDataset resumes exactly on the same number of workers only "
+                "(each worker packs its own contiguous rows)")
+        if claim:
+            self._shared[_SharedCounters.RESUMED_BY] = iteration
+        return _core.resume_worker(r["consumed"], r["next_worker"], worker)
+
+    def _iter_token_rows(self):
+        info = _worker_info()
+        if info is not None and self._generation != self._shared[_SharedCounters.GENERATION]:
+            raise _core.UnsupportedError(
+                "load_state_dict was called after this DataLoader's persistent workers started, "
+                "so they hold the old state: create the DataLoader after loading the state")
+        self._iterations += 1
+        iteration = _iteration_id(info, self._iterations, self._token)
+        plays, skip = self._plays_and_skip(info, claim=True, iteration=iteration)
+        shared = self._shared
+        shared[_SharedCounters.LATEST_ITERATION] = iteration
+        shared[_SharedCounters.LATEST_EPOCH] = 1  # an iteration began
+        shared[_SharedCounters.LATEST_WORKERS] = info.num_workers if info is not None else 0
+        workers = info.num_workers if info is not None else 1
+        reader = self._token_rows(plays, workers, skip)
+        progress = self._progress = {"plays": plays, "skip": skip, "yielded": 0}
+        for batch in reader:
+            progress["yielded"] += 1  # counted before it is handed out: state_dict() follows next()
+            yield batch
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_progress"] = None  # a copy has not iterated
+        return state
 
     def __len__(self) -> int:
         """Batches per epoch on every rank (token shards only)."""
@@ -915,4 +1118,4 @@ class PackedDataset(_Base):
                                                   batch_size=self.batch_size, eod_id=self.eod_id,
                                                   threads=threads)
             return
-        yield from self._token_rows(*_worker())
+        yield from self._iter_token_rows()

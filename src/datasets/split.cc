@@ -246,6 +246,7 @@ Result<WorkerProgress> ProgressAfter(const std::vector<uint64_t>& worker_samples
   if (n == 0) return InvalidArgument("a loader has at least one worker");
   if (turns.turn < 1) return InvalidArgument("a loader takes at least one sample at a time");
   WorkerProgress progress{std::vector<uint64_t>(n, 0), 0};
+  const std::string items(turns.items);
   // Whether worker w yields another batch, and of how many samples.
   auto next_take = [&](size_t w) -> uint64_t {
     uint64_t remaining = worker_samples[w] - progress.consumed[w];
@@ -281,15 +282,15 @@ Result<WorkerProgress> ProgressAfter(const std::vector<uint64_t>& worker_samples
       take = next_take(w);
     }
     if (take == 0) {
-      return InvalidArgument("samples_seen " + std::to_string(samples_seen) +
-                             " is more than the " + std::to_string(taken) +
-                             " samples this rank's loader yields in the epoch");
+      return InvalidArgument(items + "_seen " + std::to_string(samples_seen) +
+                             " is more than the " + std::to_string(taken) + " " + items +
+                             " this rank's loader yields in the epoch");
     }
     if (taken + take > samples_seen) {
-      return InvalidArgument("samples_seen " + std::to_string(samples_seen) +
+      return InvalidArgument(items + "_seen " + std::to_string(samples_seen) +
                              " falls inside a batch of the loader: its batches end at " +
-                             std::to_string(taken) + " and " + std::to_string(taken + take) +
-                             " samples (count the samples of the batches consumed)");
+                             std::to_string(taken) + " and " + std::to_string(taken + take) + " " +
+                             items + " (count the " + items + " of the loader's batches consumed)");
     }
     progress.consumed[w] += take;
     taken += take;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "ferry/status.h"
@@ -69,6 +70,7 @@ Result<EpochPlan> PlanEpoch(const std::vector<uint64_t>& samples_per_shard,
 struct LoaderTurns {
   uint64_t turn = 1;
   bool drop_last = false;
+  std::string_view items = "samples";  // what the counts count, for messages ("batches")
 };
 
 // Where a rank's loader stood: the samples each worker had yielded to the consumer, and whose

@@ -220,7 +220,7 @@ std::multiset<std::pair<size_t, uint64_t>> Yielded(const EpochPlan& plan, const 
 
 TEST(ResumeTest, ProgressFollowsTheLoadersTurnsAndRefusesAPointInsideATurn) {
   // Worker plans of 10 and 6 samples, batches of 4: w0 4, w1 4, w0 4, w1 2 (partial), w0 2.
-  LoaderTurns turns{4, false};
+  LoaderTurns turns{4, false, "samples"};
   auto after = [&](uint64_t seen) { return ProgressAfter({10, 6}, turns, seen); };
   EXPECT_EQ(after(0)->consumed, (std::vector<uint64_t>{0, 0}));
   EXPECT_EQ(after(8)->consumed, (std::vector<uint64_t>{4, 4}));
@@ -239,7 +239,7 @@ TEST(ResumeTest, ProgressFollowsTheLoadersTurnsAndRefusesAPointInsideATurn) {
   EXPECT_EQ(after(12)->consumed, (std::vector<uint64_t>{8, 4}));
   EXPECT_EQ(after(16).status().code(), StatusCode::kInvalidArgument);
   // Many whole rounds at once give what turn-by-turn stepping gives.
-  auto big = ProgressAfter({1000003, 1000001, 999999}, {3, false}, 2999997);
+  auto big = ProgressAfter({1000003, 1000001, 999999}, {3, false, "samples"}, 2999997);
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(big->consumed, (std::vector<uint64_t>{999999, 999999, 999999}));
   EXPECT_EQ(big->next_worker, 0u);
