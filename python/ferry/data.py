@@ -321,6 +321,11 @@ class ShardDataset(_Base):
         self._iterations = 0     # iterations this copy began (a persistent worker's count)
         self._token = int.from_bytes(os.urandom(8), "little")  # names in-process iterations
         self._progress = None    # this process's latest iteration: what state_dict() counts
+        if self.skipped and not any(self.counts):
+            raise _core.IoError(
+                f"no samples to read: {len(self.skipped)} of {len(self.urls)} shards could not be "
+                "read while counting samples (on_error='skip' left them out) and the rest hold "
+                f"none; first error: {self.skipped[0][1]}")
         self._plan([], self._split(1))  # checks the options now
 
     def _count_samples(self, urls: list[str], on_error: str) -> list:

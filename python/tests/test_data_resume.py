@@ -509,6 +509,13 @@ def test_bad_shards_while_counting_fail_in_order_or_are_skipped(tmp_path):
     assert [url.rsplit("/", 1)[1] for url, _, _ in ds.skipped] == ["part-001.tar", "part-003.tar"]
     assert sorted(s["__key__"] for s in ds) == sorted([f"p0/{j:04d}" for j in range(4)] +
                                                       [f"p2/{j:04d}" for j in range(6)])
+    # Every shard left out: the error says why there is nothing, not just that there is nothing.
+    for i in (0, 2):
+        path = tmp_path / f"part-00{i}.tar"
+        path.write_bytes(path.read_bytes()[:1500])
+    with pytest.warns(RuntimeWarning), pytest.raises(ferry.IoError, match=r"no samples to read: 4 of 4 shards "
+                                                     r"could not be read.*first error: .*part-000.tar"):
+        ferry.data.ShardDataset(pattern, on_error="skip")
 
 
 def test_a_resampled_state_on_another_world_size_is_refused_when_loaded(tmp_path):

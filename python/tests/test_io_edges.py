@@ -208,14 +208,21 @@ def test_ferry_index_records_local_shards_by_absolute_path(tmp_path, ferry_bin):
 # ---------------------------------------------------------------------------------------------
 # Stalled servers, timeouts and Ctrl-C
 
+# Reads until a Ctrl-C lands inside ferry's read (one that lands on the lines around it, before the
+# read has begun, is not what the test is about: the read starts again).
 CHILD_READ = """
-import sys, ferry.io
-print("reading", flush=True)
-try:
-    ferry.io.read(sys.argv[1])
-except KeyboardInterrupt:
-    print("KeyboardInterrupt", flush=True)
-    sys.exit(3)
+import sys, traceback, ferry.io
+announce = True
+while True:
+    try:
+        if announce:
+            print("reading", flush=True)
+            announce = False
+        ferry.io.read(sys.argv[1])
+    except KeyboardInterrupt as e:
+        if traceback.extract_tb(e.__traceback__)[-1].filename != "<string>":
+            print("KeyboardInterrupt", flush=True)
+            sys.exit(3)
 """
 
 
@@ -240,6 +247,41 @@ def test_stall_after_headers_lets_ctrl_c_through(fault_server):
         child.kill()
         pytest.fail("Ctrl-C did not stop a read from a stalled server within a minute")
     assert child.returncode == 3 and "KeyboardInterrupt" in out, (out, err)
+
+
+CHILD_READ_WITH_HANDLER = """
+import signal, sys, ferry, ferry.io
+calls = []
+signal.signal(signal.SIGINT, lambda *_: calls.append(1))  # a handler that does not raise
+print("reading", flush=True)
+try:
+    ferry.io.read(sys.argv[1])
+except ferry.CancelledError as e:
+    print("CancelledError after", len(calls), "handler calls:", e, flush=True)
+    sys.exit(3)
+"""
+
+
+def test_ctrl_c_with_a_handler_that_does_not_raise_still_stops_the_read(fault_server):
+    import signal
+
+    env = dict(os.environ, FERRY_HTTP_STALL_TIMEOUT="600", FERRY_HTTP_TIMEOUT="600")
+    child = subprocess.Popen([os.sys.executable, "-c", CHILD_READ_WITH_HANDLER,
+                              f"{fault_server}/data.bin?id=ctrlc-handler&stall_after=0&stalls=100"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert child.stdout.readline() == "reading\n"
+    for _ in range(60):  # the handler keeps the process alive whenever the signal lands early
+        child.send_signal(signal.SIGINT)
+        try:
+            out, err = child.communicate(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        child.kill()
+        pytest.fail("Ctrl-C did not stop a read from a stalled server within a minute")
+    assert child.returncode == 3 and "CancelledError after" in out, (out, err)
+    assert "handler calls: 0" not in out  # the user's handler ran first
 
 
 def test_stall_after_headers_gives_up_at_the_deadline(fault_server, monkeypatch):

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,29 @@ std::string OriginOf(std::string_view uri) {
   return origin;
 }
 
+// `path` ("/a/./b/../c") with its dot segments removed ("/a/c"), as a browser resolves a
+// relative reference; nullopt when ".." climbs above the root.
+std::optional<std::string> WithoutDotSegments(std::string_view path) {
+  std::vector<std::string_view> kept;
+  bool trailing_slash = false;
+  for (size_t begin = 1; begin <= path.size();) {  // path starts with '/'
+    size_t end = std::min(path.find('/', begin), path.size());
+    std::string_view segment = path.substr(begin, end - begin);
+    trailing_slash = end == path.size() && (segment == "." || segment == "..");
+    if (segment == "..") {
+      if (kept.empty()) return std::nullopt;
+      kept.pop_back();
+    } else if (segment != ".") {
+      kept.push_back(segment);
+    }
+    begin = end + 1;
+  }
+  std::string out;
+  for (std::string_view segment : kept) out += "/" + std::string(segment);
+  if (out.empty() || trailing_slash) out += "/";
+  return out;
+}
+
 }  // namespace
 
 Result<std::string> ResolveReference(std::string_view base, std::string_view reference,
@@ -185,6 +209,20 @@ Result<std::string> ResolveReference(std::string_view base, std::string_view ref
         "; entries of a remote index or list must be relative names on the same scheme and host "
         "(set FERRY_ALLOW_CROSS_ORIGIN=1 to allow other hosts, if you trust the index)");
   }
+  if (where.scheme == Scheme::kHttp || where.scheme == Scheme::kHttps) {
+    // "a/../../x" must not reach past what the index names: resolve the dot segments here, as
+    // a server would, so the URL read (and printed) is the one meant.
+    size_t path = std::min(resolved.find('/', resolved.find("://") + 3), resolved.size());
+    size_t end = std::min(resolved.find_first_of("?#", path), resolved.size());
+    if (path < end) {
+      std::optional<std::string> clean = WithoutDotSegments(std::string_view(resolved).substr(path, end - path));
+      if (!clean) {
+        return InvalidArgument(RedactUri(base) + ": refers to " + Quoted(RedactUri(reference)) +
+                               ", whose '..' climbs above the root of " + RedactUri(origin));
+      }
+      resolved = resolved.substr(0, path) + *clean + resolved.substr(end);
+    }
+  }
   FERRY_RETURN_IF_ERROR(ParseUri(resolved).status());
   return resolved;
 }
@@ -205,17 +243,39 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-// Query parameters whose value is a credential. Exact names, then fragments that mark one in
-// any name (api_key, client_secret, X-Amz-Security-Token, ...).
+// `text` with %XX escapes decoded (a malformed escape is kept as it is).
+std::string PercentDecoded(std::string_view text) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// Query (or fragment) parameters whose value is a credential. Exact names, then fragments that
+// mark one in any name (api_key, client_secret, X-Amz-Security-Token, session_id, ...); the
+// name is matched percent-decoded, so X%2DAmz%2DSignature is a signature too.
 bool IsSecretParameter(std::string_view name) {
   static constexpr std::string_view kExact[] = {"sig", "signature", "key", "code", "auth",
-                                                "authorization", "pwd", "passwd", "sas",
+                                                "authorization", "pwd", "passwd", "sas", "sid",
                                                 "awsaccesskeyid", "googleaccessid"};
-  static constexpr std::string_view kFragments[] = {"token",      "secret", "signature",
+  static constexpr std::string_view kFragments[] = {"token",      "secret",     "signature",
                                                     "password",   "credential", "apikey",
-                                                    "api_key",    "api-key", "access_key",
-                                                    "accesskey",  "x-amz-", "x-goog-"};
-  std::string lower = Lower(name);
+                                                    "api_key",    "api-key",    "access_key",
+                                                    "accesskey",  "x-amz-",     "x-goog-",
+                                                    "session",    "jwt",        "hmac",
+                                                    "bearer",     "assertion"};
+  std::string lower = Lower(PercentDecoded(name));
   for (std::string_view exact : kExact) {
     if (lower == exact) return true;
   }
@@ -226,6 +286,24 @@ bool IsSecretParameter(std::string_view name) {
 }
 
 constexpr std::string_view kHidden = "***";
+
+// Appends `params` ("a=1&token=T;b=2", a query or a fragment) with the values of secret
+// parameters hidden. Both '&' and ';' separate parameters, as servers accept either.
+void AppendRedactedParameters(std::string& out, std::string_view params) {
+  for (size_t begin = 0; begin <= params.size();) {
+    size_t end = std::min(params.find_first_of("&;", begin), params.size());
+    std::string_view param = params.substr(begin, end - begin);
+    size_t equals = param.find('=');
+    if (equals != std::string_view::npos && IsSecretParameter(param.substr(0, equals))) {
+      out += param.substr(0, equals + 1);
+      out += kHidden;
+    } else {
+      out += param;
+    }
+    if (end < params.size()) out += params[end];
+    begin = end + 1;
+  }
+}
 
 }  // namespace
 
@@ -247,28 +325,15 @@ std::string RedactUri(std::string_view uri) {
     host.remove_prefix(at);
   }
   out += host;
-  size_t query = uri.find('?', authority_end);
+  // The query and the fragment both may carry credentials (OAuth's #access_token=...).
   size_t fragment = std::min(uri.find('#', authority_end), uri.size());
-  if (query == std::string_view::npos || query > fragment) {
-    out += uri.substr(authority_end);
-    return out;
+  size_t query = std::min(uri.find('?', authority_end), fragment);
+  out += uri.substr(authority_end, std::min(query + 1, fragment) - authority_end);
+  if (query < fragment) AppendRedactedParameters(out, uri.substr(query + 1, fragment - query - 1));
+  if (fragment < uri.size()) {
+    out += '#';
+    AppendRedactedParameters(out, uri.substr(fragment + 1));
   }
-  out += uri.substr(authority_end, query + 1 - authority_end);
-  std::string_view params = uri.substr(query + 1, fragment - query - 1);
-  for (size_t begin = 0; begin <= params.size();) {
-    size_t end = std::min(params.find('&', begin), params.size());
-    std::string_view param = params.substr(begin, end - begin);
-    size_t equals = param.find('=');
-    if (equals != std::string_view::npos && IsSecretParameter(param.substr(0, equals))) {
-      out += param.substr(0, equals + 1);
-      out += kHidden;
-    } else {
-      out += param;
-    }
-    if (end < params.size()) out += '&';
-    begin = end + 1;
-  }
-  out += uri.substr(fragment);
   return out;
 }
 
@@ -278,7 +343,18 @@ std::string RedactUris(std::string_view text) {
   for (size_t sep; (sep = text.find("://", copied)) != std::string_view::npos;) {
     size_t start = sep;
     while (start > copied && IsSchemeChar(text[start - 1])) --start;
-    size_t end = std::min(text.find_first_of(" \t\r\n'\"<>`", sep), text.size());
+    constexpr std::string_view kEnds = " \t\r\n'\"<>`";
+    size_t end = std::min(text.find_first_of(kEnds, sep), text.size());
+    // A quote followed by more of a URL is inside it (a token with a quote in it, or one that
+    // a message escaped): the rest of the value must be hidden too.
+    auto continues = [&](size_t at) {
+      if (at >= text.size() || (text[at] != '\'' && text[at] != '"' && text[at] != '`')) return false;
+      if (at + 1 >= text.size()) return false;
+      unsigned char next = static_cast<unsigned char>(text[at + 1]);
+      return std::isalnum(next) || std::string_view("-._~%+/=&;").find(static_cast<char>(next)) !=
+                                       std::string_view::npos;
+    };
+    while (continues(end)) end = std::min(text.find_first_of(kEnds, end + 1), text.size());
     // "URL: message", "(URL)", "URL," : punctuation that ends a sentence is not part of the URL.
     while (end > sep + 3 && std::string_view(":,;.)").find(text[end - 1]) != std::string_view::npos) {
       --end;

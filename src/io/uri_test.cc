@@ -131,6 +131,16 @@ TEST(RedactUriTest, HidesCredentialQueryParametersWhateverTheirCase) {
   EXPECT_EQ(RedactUri("http://h/x?a=1"), "http://h/x?a=1");
 }
 
+TEST(RedactUriTest, HidesEncodedNamesFragmentsAndSemicolonSeparatedParameters) {
+  EXPECT_EQ(RedactUri("https://h/k?X%2DAmz%2DSignature=abc&a=1"), "https://h/k?X%2DAmz%2DSignature=***&a=1");
+  EXPECT_EQ(RedactUri("https://h/k?a=1;token=T;b=2"), "https://h/k?a=1;token=***;b=2");
+  EXPECT_EQ(RedactUri("https://h/cb#access_token=T&state=s"), "https://h/cb#access_token=***&state=s");
+  EXPECT_EQ(RedactUri("https://h/k?v=1#id_token=T"), "https://h/k?v=1#id_token=***");
+  EXPECT_EQ(RedactUri("https://h/page#section-2"), "https://h/page#section-2");
+  EXPECT_EQ(RedactUri("http://h/x?sessionid=S&jwt=J&hmac=H&sid=I&SAMLAssertion=A&keep=1"),
+            "http://h/x?sessionid=***&jwt=***&hmac=***&sid=***&SAMLAssertion=***&keep=1");
+}
+
 TEST(RedactUriTest, LeavesPathsAndOtherTextAlone) {
   EXPECT_EQ(RedactUri("/data/a:b@c.tar"), "/data/a:b@c.tar");
   EXPECT_EQ(RedactUri("s3://bucket/key?x"), "s3://bucket/key?x");
@@ -146,6 +156,21 @@ TEST(RedactUrisTest, RedactsEveryUriInAMessage) {
   EXPECT_EQ(RedactUris("ends with ://"), "ends with ://");
   EXPECT_EQ(RedactUris("(http://h/x?sig=S): HTTP 404, http://h/y?token=T."),
             "(http://h/x?sig=***): HTTP 404, http://h/y?token=***.");
+  // A quote inside a token does not end the URL: the rest of the value is hidden too.
+  EXPECT_EQ(RedactUris("GET 'http://h/x?token=ab'cd&e=1' failed"), "GET 'http://h/x?token=***&e=1' failed");
+  EXPECT_EQ(RedactUris("\"http://h/x?sig=S\", \"http://h/y\""), "\"http://h/x?sig=***\", \"http://h/y\"");
+}
+
+TEST(ResolveReferenceTest, DotSegmentsAreResolvedAndMayNotClimbAboveTheRoot) {
+  EXPECT_EQ(*ResolveReference("http://h/m/v1/i.json", "../v2/a.tar"), "http://h/m/v2/a.tar");
+  EXPECT_EQ(*ResolveReference("http://h/m/i.json", "./a/./b.tar?x=1"), "http://h/m/a/b.tar?x=1");
+  Result<std::string> above = ResolveReference("http://u:PW@h/m/i.json", "../../../etc/passwd");
+  ASSERT_EQ(above.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(above.status().message().find("climbs above the root of http://h"), std::string::npos)
+      << above.status().message();
+  EXPECT_EQ(above.status().message().find("PW"), std::string::npos);
+  // S3 keys are names, not paths: ".." is part of the key.
+  EXPECT_EQ(*ResolveReference("s3://b/d/i.json", "../x.tar"), "s3://b/d/../x.tar");
 }
 
 
