@@ -1,9 +1,11 @@
-// libFuzzer target: URI parsing and brace expansion of arbitrary bytes must never crash, hang or
-// allocate without bound, and must keep their documented invariants.
+// libFuzzer target: URI parsing, brace expansion, redaction and the resolution of an index's
+// references, of arbitrary bytes, must never crash, hang or allocate without bound, and must keep
+// their documented invariants.
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "ferry/io.h"
@@ -24,6 +26,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   } else if (expanded.status().message().empty()) {
     std::abort();  // every error explains itself
+  }
+  // Text without a URI in it is left as it is.
+  const std::string redacted = ferry::io::RedactUris(text);
+  if (text.find("://") == std::string_view::npos && redacted != text) std::abort();
+
+  // "base\nreference": what an index at `base` may name. A resolved reference is a URI ferry
+  // can open, and one that fails says why.
+  if (size_t nl = text.find('\n'); nl != std::string_view::npos) {
+    auto resolved = ferry::io::ResolveReference(text.substr(0, nl), text.substr(nl + 1), false);
+    if (resolved.ok() && !ferry::io::ParseUri(*resolved).ok()) std::abort();
+    if (!resolved.ok() && resolved.status().message().empty()) std::abort();
   }
   return 0;
 }

@@ -176,11 +176,13 @@ Result<std::string> ResolveReference(std::string_view base, std::string_view ref
   if (reference.empty()) return InvalidArgument(std::string(base) + ": an empty file name");
   FERRY_ASSIGN_OR_RETURN(Uri where, ParseUri(base));
   if (where.scheme == Scheme::kFile) {
-    if (HasScheme(reference) || reference.front() == '/') return std::string(reference);
     size_t slash = base.rfind('/');
-    return slash == std::string_view::npos
-               ? std::string(reference)
-               : std::string(base.substr(0, slash + 1)) + std::string(reference);
+    std::string resolved = HasScheme(reference) || reference.front() == '/' ||
+                                   slash == std::string_view::npos
+                               ? std::string(reference)
+                               : std::string(base.substr(0, slash + 1)) + std::string(reference);
+    FERRY_RETURN_IF_ERROR(ParseUri(resolved).status());  // a name ferry could not open
+    return resolved;
   }
   const std::string origin = OriginOf(base);
   std::string resolved;
