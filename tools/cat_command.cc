@@ -12,6 +12,9 @@
 namespace ferry::cli {
 namespace {
 
+// Bytes handed to stdout at once when one connection streams: a few of these stay in cache.
+constexpr size_t kSequentialChunk = size_t{1} << 20;
+
 struct CatArgs {
   std::string uri;
   uint64_t offset = 0;
@@ -43,9 +46,12 @@ Status RunCat(const CatArgs& args) {
   io::StreamOptions options;
   options.parallel.parallelism = args.connections;
   options.parallel.part_size = args.part_size;
-  // One chunk feeds every connection at once; two more are read while stdout drains one.
+  // One chunk feeds every connection at once; two more are read while stdout drains one. On
+  // one connection the chunks come from one transfer (Source::ExpectSequential), so they can
+  // be small enough to stay in cache between the socket and stdout.
   int parallelism = args.connections > 0 ? args.connections : source->default_parallelism();
-  options.chunk_size = args.part_size * static_cast<size_t>(parallelism);
+  options.chunk_size = parallelism == 1 ? std::min<size_t>(args.part_size, kSequentialChunk)
+                                        : args.part_size * static_cast<size_t>(parallelism);
   FERRY_ASSIGN_OR_RETURN(auto stream, io::Stream::Open(source.get(), args.offset, length, options));
   while (true) {
     FERRY_ASSIGN_OR_RETURN(auto chunk, stream->Next());

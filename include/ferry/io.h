@@ -158,6 +158,16 @@ class Source {
   // modification time ("mtime 1733100000.123456789"), an HTTP or S3 "ETag \"...\"", else
   // "Last-Modified ...", else "". With size(), what an index records to notice a rewrite.
   virtual std::string version() const { return ""; }
+
+  // A hint: the caller will read [offset, offset + length) front to back, in consecutive ReadAt
+  // calls from one thread (a Stream read on one connection does). An HTTP or S3 source then
+  // serves those reads from one ranged GET instead of a request each, which saves a round trip
+  // per read and lets the reads be small enough to stay in cache. Reads elsewhere, or out of
+  // order, are still correct (they are requested on their own). Default: nothing.
+  virtual void ExpectSequential(uint64_t offset, uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
 };
 
 // Opens the source a URI names. Files are opened (and checked to be regular files) now; HTTP

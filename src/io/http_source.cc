@@ -151,8 +151,18 @@ class HttpSource final : public Source {
                         std::to_string(pinned_.size) + ")");
     }
     if (dst.empty()) return Status::Ok();
-    if (!ranges_) return ReadSequentially(offset, dst);
+    if (!ranges_ || InStreamedRange(offset, dst.size())) return ReadSequentially(offset, dst);
     return Fetch(offset, dst, /*probe=*/false, nullptr);
+  }
+
+  // Reads of [offset, offset + length) in order come from one ranged GET (the cursor) instead
+  // of one request each: no round trip per read, and reads small enough to stay in cache.
+  void ExpectSequential(uint64_t offset, uint64_t length) override {
+    if (!ranges_ || length == 0) return;  // without Range support every read is sequential
+    std::lock_guard<std::mutex> lock(cursor_mu_);
+    cursor_.reset();
+    streamed_begin_ = offset;
+    streamed_end_ = offset + length;
   }
 
  private:
@@ -237,8 +247,16 @@ class HttpSource final : public Source {
     return result;
   }
 
-  // A read of a source without Range support: continue the whole-object transfer (the cursor)
-  // up to `offset`, or start it again when it is past `offset` or broke.
+  bool InStreamedRange(uint64_t offset, size_t size) {
+    std::lock_guard<std::mutex> lock(cursor_mu_);
+    return offset >= streamed_begin_ && offset + size <= streamed_end_;
+  }
+
+  // Where the cursor's transfer ends: the object's end, or (Range support) the streamed range's.
+  uint64_t CursorEnd() const { return ranges_ ? streamed_end_ : pinned_.size; }
+
+  // A read from the cursor: continue its transfer up to `offset`, or start it again when it is
+  // past `offset` (with Range support: elsewhere than `offset`) or broke.
   Status ReadSequentially(uint64_t offset, std::span<std::byte> dst) {
     std::lock_guard<std::mutex> lock(cursor_mu_);
     RetryBudget budget(options_);
@@ -246,8 +264,11 @@ class HttpSource final : public Source {
     size_t done = 0;
     while (true) {
       Status s;
-      if (cursor_ == nullptr || cursor_position_ > offset + done) s = RestartTransfer();
-      if (s.ok()) s = SkipTo(offset + done);
+      const uint64_t want = offset + done;
+      if (cursor_ == nullptr || cursor_position_ > want || (ranges_ && cursor_position_ != want)) {
+        s = RestartTransfer(want);
+      }
+      if (s.ok()) s = SkipTo(want);
       if (s.ok()) {
         size_t received = 0;
         s = cursor_->ReadBody(dst.subspan(done), &received);
@@ -256,10 +277,13 @@ class HttpSource final : public Source {
         if (!s.ok()) s = s.WithContext(Where(cursor_position_));
       }
       if (s.ok()) {
-        if (cursor_position_ == pinned_.size) cursor_.reset();  // the response is complete
+        if (cursor_position_ == CursorEnd()) {  // the response is complete
+          if (ranges_ && cursor_keep_alive_) Release(std::move(cursor_));
+          cursor_.reset();
+        }
         return Status::Ok();
       }
-      const uint64_t position = cursor_ != nullptr ? cursor_position_ : 0;
+      const uint64_t position = cursor_ != nullptr ? cursor_position_ : want;
       cursor_.reset();
       if (!http::IsTransient(s)) return s;
       if (position > furthest) {
@@ -270,18 +294,29 @@ class HttpSource final : public Source {
     }
   }
 
-  // A new whole-object GET, checked against the pinned size and validators; the cursor at 0.
-  Status RestartTransfer() {
-    auto conn = std::make_unique<Connection>(options_);
+  // A new transfer for the cursor, checked against the pinned size and validators: a ranged GET
+  // from `from` to the streamed range's end, or, without Range support, the whole object (the
+  // cursor then at 0, skipped forward by the caller).
+  Status RestartTransfer(uint64_t from) {
+    std::unique_ptr<Connection> conn = ranges_ ? Acquire() : std::make_unique<Connection>(options_);
     ResponseHead head;
     Status s = conn->Connect(target_);
-    if (s.ok()) s = conn->SendAll(Request(std::nullopt));
+    const uint64_t last = CursorEnd() - 1;
+    if (s.ok()) s = conn->SendAll(Request(ranges_ ? std::optional(std::pair(from, last)) : std::nullopt));
     if (s.ok()) {
       Result<ResponseHead> r = conn->ReadHead();
       if (r.ok()) head = std::move(*r);
       s = r.status();
     }
-    if (!s.ok()) return s.WithContext(Where(0));
+    if (!s.ok()) return s.WithContext(Where(ranges_ ? from : 0));
+    if (ranges_) {
+      uint64_t length = 0;
+      FERRY_RETURN_IF_ERROR(CheckHead(*conn, head, from, last, /*probe=*/false, length));
+      cursor_keep_alive_ = head.keep_alive;
+      cursor_ = std::move(conn);
+      cursor_position_ = from;
+      return Status::Ok();
+    }
     if (head.status != 200) {
       Status error = http::StatusForHttpError(
           head.status, url_ + ": HTTP " + std::to_string(head.status) +
@@ -348,7 +383,19 @@ class HttpSource final : public Source {
       s = r.status();
     }
     if (!s.ok()) return s.WithContext(Where(offset));
+    uint64_t length = 0;
+    s = CheckHead(conn, head, offset, last_byte, probe, length);
+    if (!s.ok() || length == 0) return s;
+    s = conn.ReadBody(dst.first(length), &received);
+    return s.WithContext(Where(offset + received));
+  }
 
+  // What a response head to a ranged GET of [offset, last_byte] must say: OK with `length` the
+  // body's bytes for a 206 that starts at `offset` with the pinned size and validators; OK with
+  // `length` 0 for what a probe accepts (a 200 with a size, 416, a redirect); else why not.
+  Status CheckHead(Connection& conn, const ResponseHead& head, uint64_t offset,
+                   uint64_t last_byte, bool probe, uint64_t& length) {
+    length = 0;
     const std::string detail = ErrorDetail(conn, head);
     const std::string http_status = "HTTP " + std::to_string(head.status) + detail;
     switch (head.status) {
@@ -405,9 +452,9 @@ class HttpSource final : public Source {
                              Describe(pinned_) + "; now " + Describe(now) + ")");
       }
     }
-    const uint64_t length = cr.last - cr.first + 1;
-    if (head.chunked || !head.has_content_length || head.content_length != length) {
-      return IoError(Where(offset) + ": 206 response body is not " + std::to_string(length) +
+    const uint64_t body = cr.last - cr.first + 1;
+    if (head.chunked || !head.has_content_length || head.content_length != body) {
+      return IoError(Where(offset) + ": 206 response body is not " + std::to_string(body) +
                      " bytes with a Content-Length (got " +
                      (head.chunked ? std::string("chunked encoding")
                       : head.has_content_length
@@ -415,8 +462,8 @@ class HttpSource final : public Source {
                           : std::string("no Content-Length")) +
                      ")");
     }
-    s = conn.ReadBody(dst.first(length), &received);
-    return s.WithContext(Where(offset + received));
+    length = body;
+    return Status::Ok();
   }
 
   // " (<what the body says>)" for an error response whose protocol explains itself (S3's XML),
@@ -455,10 +502,14 @@ class HttpSource final : public Source {
   Validators pinned_;   // set by Probe(), read-only afterwards
   bool ranges_ = true;  // whether the server honours Range; set by Probe()
 
-  // Without Range support: the whole-object transfer in progress and where it stands.
+  // The sequential transfer in progress and where it stands: without Range support the
+  // whole-object GET; with it, a ranged GET over [streamed_begin_, streamed_end_)
+  // (ExpectSequential).
   std::mutex cursor_mu_;
   std::unique_ptr<Connection> cursor_;
   uint64_t cursor_position_ = 0;
+  uint64_t streamed_begin_ = 0, streamed_end_ = 0;
+  bool cursor_keep_alive_ = false;  // the server keeps the cursor's connection open after it
 
   std::mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_;  // open keep-alive connections not in use

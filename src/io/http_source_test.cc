@@ -230,6 +230,60 @@ TEST_F(FaultTest, ShortAnswersAreCompleted) {
   ExpectWholeObject(**source);
 }
 
+// All of a Stream on one connection, in small chunks.
+std::vector<std::byte> StreamAll(Source& source, uint64_t offset, Status& status) {
+  StreamOptions options{.chunk_size = 256 * 1024, .read_ahead = 2, .parallel = {1, 8 << 20}};
+  std::vector<std::byte> got;
+  auto stream = Stream::Open(&source, offset, source.size() - offset, options);
+  if (!stream.ok()) {
+    status = stream.status();
+    return got;
+  }
+  while (true) {
+    auto chunk = (*stream)->Next();
+    if (!chunk.ok()) {
+      status = chunk.status();
+      return got;
+    }
+    if (chunk->empty()) return got;
+    got.insert(got.end(), chunk->begin(), chunk->end());
+  }
+}
+
+TEST_F(FaultTest, StreamOnOneConnectionIsOneTransfer) {
+  // The probe is request 1 and the stream's ranged GET request 2; any request after that sees
+  // the object "replaced" and fails, so the 12 chunks must all come from that one transfer.
+  auto source = OpenSource(Url("change_after=2"), FastRetries());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  Status status;
+  std::vector<std::byte> got = StreamAll(**source, 7, status);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  ASSERT_EQ(got.size(), kSize - 7);
+  EXPECT_EQ(0, std::memcmp(got.data(), bytes_->data() + 7, got.size()));
+}
+
+TEST_F(FaultTest, StreamOnOneConnectionResumesDroppedTransfersAtTheExactByte) {
+  auto source = OpenSource(Url("drop_after=100003&drops=5"), FastRetries());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  Status status;
+  std::vector<std::byte> got = StreamAll(**source, 0, status);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  ASSERT_EQ(got.size(), kSize);
+  EXPECT_EQ(0, std::memcmp(got.data(), bytes_->data(), kSize));
+}
+
+TEST_F(FaultTest, ReadsOutOfOrderInsideAStreamedRangeAreStillRight) {
+  auto source = OpenSource(Url("drop_after=70001&drops=2"), FastRetries());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  (*source)->ExpectSequential(0, kSize);
+  std::vector<std::byte> got(1000);
+  for (uint64_t offset : {uint64_t{500'000}, uint64_t{10}, uint64_t{11'000}, kSize - 1000}) {
+    ASSERT_TRUE((*source)->ReadAt(offset, got).ok()) << offset;
+    EXPECT_EQ(0, std::memcmp(got.data(), bytes_->data() + offset, got.size())) << offset;
+  }
+  ExpectWholeObject(**source, 3);  // and parallel reads beside it
+}
+
 TEST_F(FaultTest, ServerIgnoringRangeIsReadAsOneTransfer) {
   auto source = OpenSource(Url("ignore_range=1"), FastRetries());
   ASSERT_TRUE(source.ok()) << source.status().ToString();

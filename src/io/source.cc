@@ -125,6 +125,10 @@ Result<std::unique_ptr<Stream>> Stream::Open(Source* source, uint64_t offset, ui
   if (options.chunk_size == 0 || options.read_ahead < 1) {
     return InvalidArgument(source->uri() + ": stream needs chunk_size > 0 and read_ahead >= 1");
   }
+  // One connection reads the chunks in order: let the source serve them from one transfer.
+  const int parallelism = options.parallel.parallelism > 0 ? options.parallel.parallelism
+                                                            : source->default_parallelism();
+  if (parallelism <= 1) source->ExpectSequential(offset, length);
   return std::unique_ptr<Stream>(new PrefetchingStream(source, offset, length, options));
 }
 
