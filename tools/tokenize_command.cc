@@ -33,6 +33,7 @@ struct TokenizeArgs {
   std::string pattern;
   bool count = false;
   bool json = false;
+  bool match_special_tokens = false;
   int threads = 0;
 };
 
@@ -40,9 +41,13 @@ struct TokenizeArgs {
 class Encoder {
  public:
   // keep_tokens false: only count (memory stays one batch, whatever the input's size).
-  Encoder(const text::Tokenizer& tokenizer, int threads, bool keep_tokens)
+  // match_special: encode special-token text (<|endoftext|>) as its id; else text is data, as
+  // tiktoken's encode_ordinary and PackedDataset over text shards encode it.
+  Encoder(const text::Tokenizer& tokenizer, int threads, bool keep_tokens, bool match_special)
       : tokenizer_(tokenizer), threads_(threads), keep_tokens_(keep_tokens) {
     offsets_.push_back(0);
+    options_.add_special_tokens = false;  // a token shard holds documents, not model inputs
+    options_.match_added_tokens = match_special;
   }
 
   Status Add(std::string document) {
@@ -54,9 +59,7 @@ class Encoder {
 
   Status Flush() {
     std::vector<std::string_view> views(pending_.begin(), pending_.end());
-    text::EncodeOptions options;
-    options.add_special_tokens = false;  // a token shard holds documents, not model inputs
-    FERRY_RETURN_IF_ERROR(tokenizer_.EncodeBatch(views, options, threads_, encoded_));
+    FERRY_RETURN_IF_ERROR(tokenizer_.EncodeBatch(views, options_, threads_, encoded_));
     for (const auto& ids : encoded_) {
       token_count_ += ids.size();
       if (keep_tokens_) {
@@ -79,6 +82,7 @@ class Encoder {
   const text::Tokenizer& tokenizer_;
   int threads_;
   bool keep_tokens_;
+  text::EncodeOptions options_;
   std::vector<std::string> pending_;
   std::vector<std::vector<uint32_t>> encoded_;
   std::vector<uint32_t> tokens_;
@@ -88,6 +92,25 @@ class Encoder {
   uint64_t documents_ = 0;
 };
 
+// kInvalidArgument for an input that is not text by its first bytes: a compressed file, or
+// binary data (a NUL byte), which would otherwise be tokenized into a shard of garbage.
+Status CheckLooksLikeText(const std::string& uri, std::string_view start) {
+  auto refuse = [&](const std::string& what) {
+    return InvalidArgument(uri + ": " + what +
+                           "; ferry tokenize reads text (.txt, a document per line), JSONL and "
+                           ".tar/.tgz shards");
+  };
+  if (start.starts_with("\x1f\x8b")) return refuse("gzip-compressed (decompress it first)");
+  if (start.starts_with("\x28\xb5\x2f\xfd")) return refuse("zstd-compressed (decompress it first)");
+  if (start.starts_with("BZh")) return refuse("bzip2-compressed (decompress it first)");
+  if (start.starts_with("\xfd" "7zXZ")) return refuse("xz-compressed (decompress it first)");
+  const std::string_view head = start.substr(0, 64 * 1024);
+  if (size_t nul = head.find('\0'); nul != std::string_view::npos) {
+    return refuse("binary, not text (a NUL byte at offset " + std::to_string(nul) + ")");
+  }
+  return Status::Ok();
+}
+
 // Calls on_line(line, number) for each line of `uri`, streamed.
 template <typename OnLine>
 Status ForEachLine(const std::string& uri, ProgressLine& progress, uint64_t& done, OnLine&& on_line) {
@@ -96,10 +119,13 @@ Status ForEachLine(const std::string& uri, ProgressLine& progress, uint64_t& don
                          io::Stream::Open(source.get(), 0, source->size()));
   std::string partial;
   uint64_t number = 0;
+  bool first = true;
   while (true) {
     FERRY_ASSIGN_OR_RETURN(std::span<const std::byte> chunk, stream->Next());
     if (chunk.empty()) break;
     std::string_view text(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    if (first) FERRY_RETURN_IF_ERROR(CheckLooksLikeText(uri, text));
+    first = false;
     done += chunk.size();
     progress.Update(done);
     size_t pos = 0;
@@ -144,7 +170,8 @@ Status RunTokenize(const TokenizeArgs& args) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Source> source, io::OpenSource(input));
     total += source->size();
   }
-  Encoder encoder(*tokenizer, args.threads, /*keep_tokens=*/!args.output.empty());
+  Encoder encoder(*tokenizer, args.threads, /*keep_tokens=*/!args.output.empty(),
+                  args.match_special_tokens);
   ProgressLine progress("tokenizing", total);
   uint64_t done = 0;
   auto start = std::chrono::steady_clock::now();
@@ -218,6 +245,9 @@ void RegisterTokenize(CLI::App& app, Status* result) {
                   "Split pattern for a .tiktoken file that is not a named encoding (llama3, ...)");
   cmd->add_option("--threads", args->threads, "Encoding threads (default: one per core)");
   cmd->add_flag("--json", args->json, "Print the totals as JSON");
+  cmd->add_flag("--match-special-tokens", args->match_special_tokens,
+                "Encode special-token text in documents (<|endoftext|>) as its id (default: text "
+                "is data, encoded as tiktoken's encode_ordinary)");
   cmd->callback([args, result] { *result = RunTokenize(*args); });
 }
 

@@ -274,7 +274,7 @@ class PyTokenPacker {
     if (eod_id >= (uint32_t{1} << 31)) ThrowIfError(InvalidArgument("eod_id must fit int32"));
   }
   // Rows are int32: an id of 2^31 or more would turn negative, so it is refused.
-  void Add(nb::ndarray<uint32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> document) {
+  void Add(nb::ndarray<const uint32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> document) {
     std::span<const uint32_t> ids(document.data(), document.shape(0));
     for (size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] >= (uint32_t{1} << 31)) {

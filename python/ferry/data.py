@@ -824,6 +824,16 @@ def _token_shard_infos(shards) -> list[tuple]:
     return [_core.read_token_shard_info(os.fspath(shard)) for shard in shards]
 
 
+def _check_shards_encoded_by(shards: list, tokenizer) -> None:
+    """ValueError naming the first token shard another tokenizer encoded (by the fingerprint
+    `ferry tokenize` records): its ids would be packed with this tokenizer's end-of-document id."""
+    for url, _, _, _, _, fingerprint, _, _ in shards:
+        if fingerprint and fingerprint != tokenizer.fingerprint:
+            raise ValueError(f"{_core.redact_uris(url)} was encoded by another tokenizer ({fingerprint}) "
+                             f"than the one given ({tokenizer.fingerprint}): pass the tokenizer that "
+                             "made the shards, or none and eod_id=")
+
+
 def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, rank: int, world_size: int,
                      worker: int = 0, num_workers: int = 1) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
     """An exact split of the packed rows of ferry token shards across ranks and loader workers.
@@ -879,7 +889,21 @@ class PackedDataset(_Base):
     depend on its documents' token counts, known only once encoded; ranks may then differ by a
     few batches.) ``eod_id`` defaults to the tokenizer's ``<|endoftext|>``. ``rank`` /
     ``world_size`` (token shards) default as for ShardDataset.
+
+    Over token shards it resumes exactly (``state_dict`` / ``load_state_dict``, the protocol
+    torchdata's ``StatefulDataLoader`` uses); over text shards it has no state of its own, so a
+    ``StatefulDataLoader`` replays the consumed batches (see the README's resume section).
+    Token shards are read in packing order: there is no shuffling of rows.
     """
+
+    def __new__(cls, source=None, *args, **kwargs):
+        # Token shards resume, text does not: the state methods exist only on the token-shard
+        # kind, since a StatefulDataLoader replays what it consumed from a dataset without them
+        # (and only from such a one).
+        if cls is PackedDataset and source is not None and not isinstance(source, ShardDataset):
+            cls = _PackedTokenShards
+        return super().__new__(cls)
+
 
     def __init__(self, source, tokenizer=None, *, seq_len: int, batch_size: int, field: str = "txt",
                  eod_id: int | None = None, threads: int | None = None, rank: int | None = None,
@@ -889,7 +913,10 @@ class PackedDataset(_Base):
         seq_len = _bounded_int("seq_len", seq_len, 1, 2**30 - 1)
         batch_size = _bounded_int("batch_size", batch_size, 1, 2**31 - 1)
         if eod_id is None:
-            eod_id = tokenizer.token_to_id("<|endoftext|>") if tokenizer is not None else None
+            if tokenizer is None:
+                raise ValueError("eod_id is needed: pass eod_id=, or a tokenizer to take its "
+                                 "<|endoftext|> id from")
+            eod_id = tokenizer.token_to_id("<|endoftext|>")
             if eod_id is None:
                 raise ValueError("eod_id is needed: the tokenizer has no <|endoftext|> token")
         eod_id = _bounded_int("eod_id", eod_id, 0, 2**31 - 1)
@@ -900,13 +927,36 @@ class PackedDataset(_Base):
         self.source, self.tokenizer, self.field = source, tokenizer, field
         self.seq_len, self.batch_size, self.eod_id, self.threads = seq_len, batch_size, eod_id, threads
         if not isinstance(source, ShardDataset):
-            self.source = [os.fspath(s) for s in source]
+            self.source = shard_urls(source)  # a path, URL, glob, range or @FILE, or a list of them
             self.rank, self.world_size = _rank_and_world(rank, world_size)
             # The headers, read once: the split is planned from them, and each shard is checked
             # against them when read (a shard rewritten since raises SourceChangedError).
             self._shards = _token_shard_infos(self.source)
+            if tokenizer is not None:
+                _check_shards_encoded_by(self._shards, tokenizer)
             self._batches = self._token_rows(0, 1).batches_per_rank  # checks the split now
-        # Resume (token shards): as ShardDataset's, one loaded state for the next iteration.
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.source, ShardDataset):
+            self.source.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        raise TypeError("the batches a rank packs from text shards are known only once encoded")
+
+    def __iter__(self):
+        # Loader workers share the cores: by default each gets its share of tokenizer threads.
+        threads = self.threads or max(1, (os.cpu_count() or 1) // _worker()[1])
+        yield from self.source.packed_batches(self.tokenizer, field=self.field, seq_len=self.seq_len,
+                                              batch_size=self.batch_size, eod_id=self.eod_id,
+                                              threads=threads)
+
+
+class _PackedTokenShards(PackedDataset):
+    """PackedDataset over ferry token shards: an exact split, and exact resume."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Resume: as ShardDataset's, one loaded state for the next iteration.
         self._shared = _SharedCounters()
         self._generation = 0
         self._resume = None
@@ -914,10 +964,6 @@ class PackedDataset(_Base):
         self._iterations = 0
         self._token = int.from_bytes(os.urandom(8), "little")
         self._progress = None  # this process's latest iteration: {"plays", "skip", "yielded"}
-
-    def set_epoch(self, epoch: int) -> None:
-        if isinstance(self.source, ShardDataset):
-            self.source.set_epoch(epoch)
 
     def _token_rows(self, worker: int, num_workers: int, skip_batches: int = 0):
         return _core.TokenRowReader(self._shards, seq_len=self.seq_len, batch_size=self.batch_size,
@@ -928,8 +974,13 @@ class PackedDataset(_Base):
     # ---------------------------------------------------------------------------- resume
 
     def _identity(self) -> dict:
-        """What a state must agree on to resume here: the same stream, cut and split alike."""
+        """What a state must agree on to resume here: the same stream (its shards' token and
+        document counts, in order), cut and split alike."""
+        import hashlib
+
+        counts = ",".join(f"{tokens}:{documents}" for _, _, _, tokens, documents, _, _, _ in self._shards)
         return {"shards": len(self._shards), "stream_tokens": sum(i[3] + i[4] for i in self._shards),
+                "shards_digest": hashlib.sha256(counts.encode()).hexdigest()[:16],
                 "seq_len": self.seq_len, "batch_size": self.batch_size, "eod_id": self.eod_id,
                 "world_size": self.world_size}
 
@@ -937,16 +988,12 @@ class PackedDataset(_Base):
         return dict(self._identity(), format=_PACKED_STATE_FORMAT, num_workers=num_workers,
                     consumed=consumed, next_worker=next_worker, batches_seen=sum(consumed))
 
-    def _text_source_resume(self, what: str):
-        raise _core.UnsupportedError(
-            f"{what}: batches packed from text shards depend on every document's token count, so "
-            "there is no position to resume from but the batches themselves. Tokenize the shards "
-            "once (ferry tokenize) and pack the token shards, which resume exactly; or use "
-            "torchdata's StatefulDataLoader, which then replays the consumed batches")
+    def _worker_batches(self, workers: int) -> list[int]:
+        return [self._token_rows(w, workers).batches for w in range(workers)]
 
     def state_dict(self, batches_seen: int | None = None, *, loader=None, num_workers: int | None = None,
-                   loader_batch_size=_UNSET, drop_last: bool = False) -> dict | None:
-        """Where this rank stands in the epoch over token shards, to resume it exactly.
+                   loader_batch_size=_UNSET, drop_last: bool = False) -> dict:
+        """Where this rank stands in the epoch, to resume it exactly.
 
         ``state_dict()``: counted by the dataset itself, as torchdata's ``StatefulDataLoader``
         asks for it: in a DataLoader worker, that worker's part; in the process that iterated
@@ -954,29 +1001,23 @@ class PackedDataset(_Base):
         dataset cannot know what the loader consumed (workers run ahead): pass the count.
 
         ``state_dict(batches_seen=n, loader=dl)``: the rank consumed ``n`` batches of this epoch
-        (counted from the epoch's start, through a resume too) through DataLoader ``dl``, whose
-        ``num_workers``, ``batch_size`` and ``drop_last`` say how it took them from its workers
-        (``num_workers=``, ``loader_batch_size=``, ``drop_last=`` give them without the loader).
+        (the dataset's batches, counted from the epoch's start, through a resume too) through
+        DataLoader ``dl``, whose ``num_workers``, ``batch_size`` and ``drop_last`` say how it took
+        them from its workers (``num_workers=``, ``loader_batch_size=``, ``drop_last=`` give them
+        without the loader; with 2 or more workers the loader's batch size is required).
 
-        The state resumes on the same world size, loader workers, ``seq_len`` and ``batch_size``
-        with exactly the batches the interrupted run would have yielded next; anything else is
-        refused. It is small, JSON-serializable and the same on every rank. With a
-        ``ShardDataset`` source (text) ``state_dict()`` is None: StatefulDataLoader then replays
-        the consumed batches (exact, at the cost of reading them again); explicit counts are
-        refused (see the error for what to do instead)."""
+        The state resumes on the same shards, world size, loader workers, ``seq_len`` and
+        ``batch_size`` with exactly the batches the interrupted run would have yielded next;
+        anything else is refused. It is small, JSON-serializable and the same on every rank."""
         info = _worker_info()
-        if isinstance(self.source, ShardDataset):
-            if batches_seen is None and loader is None and num_workers is None and loader_batch_size is _UNSET:
-                return None
-            self._text_source_resume("state_dict(batches_seen=...)")
         if batches_seen is None:
             if loader is not None or num_workers is not None or loader_batch_size is not _UNSET:
                 raise TypeError("loader=, num_workers= and loader_batch_size= describe how "
                                 "batches_seen was consumed: pass batches_seen too")
             return self._counted_state(info)
         given = batches_seen
-        try:
-            batches_seen = operator.index(batches_seen)
+        try:  # an int, or a numpy or torch integer; not a bool
+            batches_seen = -1 if isinstance(batches_seen, bool) else operator.index(batches_seen)
         except TypeError:
             batches_seen = -1
         if batches_seen < 0:
@@ -991,11 +1032,25 @@ class PackedDataset(_Base):
         if latest is not None and num_workers != latest:
             raise ValueError(f"this epoch was read by a loader with num_workers={latest}, but the "
                              f"state is asked for num_workers={num_workers}: pass loader=<the DataLoader>")
+        if num_workers >= 2 and loader is None and loader_batch_size is _UNSET:
+            raise ValueError(
+                f"with num_workers={num_workers} the state depends on how many batches the "
+                "DataLoader takes from one worker at a time: pass loader=<the DataLoader>, or "
+                "loader_batch_size=<its batch_size> (None for batch_size=None) and drop_last=")
+        p = self._progress
+        if latest == 0 and p is not None and batches_seen != p["skip"] + p["yielded"]:
+            raise ValueError(f"batches_seen={batches_seen}, but this process yielded "
+                             f"{p['skip'] + p['yielded']} batches of the epoch (counted from its "
+                             "start): count the dataset's batches, or call state_dict() to let it count")
+        resumed = self._resume
+        if resumed is not None and resumed.get("format") == _PACKED_STATE_FORMAT and \
+                batches_seen < resumed["batches_seen"]:
+            raise ValueError(f"batches_seen={batches_seen} is less than the {resumed['batches_seen']} "
+                             "batches the loaded state had consumed: count from the epoch's start")
         workers = max(num_workers, 1)
         turn = 1 if loader_batch_size in (None, _UNSET) else loader_batch_size
-        sizes = [self._token_rows(w, workers).batches for w in range(workers)]
-        consumed, next_worker = _core.progress_after(sizes, turn, bool(drop_last),
-                                                     batches_seen, items="batches")
+        consumed, next_worker = _core.progress_after(self._worker_batches(workers), turn,
+                                                     bool(drop_last), batches_seen, items="batches")
         return self._rank_state(workers, consumed, next_worker)
 
     def _latest_loader_workers(self) -> int | None:
@@ -1017,34 +1072,37 @@ class PackedDataset(_Base):
         if self._latest_loader_workers():
             raise ValueError(
                 "this epoch is being read by DataLoader workers, which run ahead of what the loader "
-                "consumed, so the dataset cannot count it: pass the count, "
-                "state_dict(batches_seen=<batches consumed this epoch>, loader=<the DataLoader>), or "
-                "use torchdata's StatefulDataLoader, which asks each worker")
+                "consumed, so the dataset cannot count it here: with a StatefulDataLoader take "
+                "loader.state_dict() (it asks each worker); with a plain DataLoader pass the count, "
+                "state_dict(batches_seen=<batches consumed this epoch>, loader=<the DataLoader>)")
         if self._resume is not None and self._resume["format"] == _PACKED_STATE_FORMAT:
             return dict(self._resume)  # loaded, not iterated yet: where it stands is where it stood
         return self._rank_state(1, [0], 0)
 
     def load_state_dict(self, state: dict) -> None:
         """Resume: the next iteration yields exactly the batches the interrupted run would have
-        yielded next (same world size, loader workers, seq_len and batch_size; else refused).
-        A worker's state (from StatefulDataLoader) resumes that worker; load the loader's state
-        with ``StatefulDataLoader.load_state_dict``, which hands each worker its own."""
-        if isinstance(self.source, ShardDataset):
-            self._text_source_resume("load_state_dict")
+        yielded next (same shards, world size, loader workers, seq_len and batch_size; else
+        refused). A worker's state (from StatefulDataLoader) resumes that worker; load the
+        loader's state with ``StatefulDataLoader.load_state_dict``, which hands each worker its
+        own."""
         if not isinstance(state, dict):
             raise TypeError(f"a PackedDataset state is a dict, got {type(state).__name__}")
+        if "_snapshot" in state or "dataset_state" in state:
+            raise ValueError("this is a StatefulDataLoader's state: give it to the new loader's "
+                             "load_state_dict (with the same num_workers), not to the dataset's")
         fmt = state.get("format")
         if fmt not in (_PACKED_STATE_FORMAT, _PACKED_WORKER_STATE_FORMAT):
             raise ValueError(f"not a ferry PackedDataset state (format {fmt!r}; expected {_PACKED_STATE_FORMAT})")
         try:
             differs = {k: (state[k], v) for k, v in self._identity().items() if state[k] != v}
-            state["num_workers"], state["consumed" if fmt == _PACKED_STATE_FORMAT else "yielded"]
+            self._check_progress(state, fmt)
         except KeyError as e:
             raise ValueError(f"malformed ferry PackedDataset state: no field {e.args[0]!r}") from None
         if differs:
             what = ", ".join(f"{k} {saved} (here {here})" for k, (saved, here) in differs.items())
             raise ValueError(f"the state belongs to another packing or split: {what}. A PackedDataset "
-                             "state resumes on the same shards, seq_len, batch_size, eod_id and world size")
+                             "state resumes on the same shards (in the same order), seq_len, "
+                             "batch_size, eod_id and world size")
         info = _worker_info()
         if fmt == _PACKED_WORKER_STATE_FORMAT and info is None:
             raise ValueError("this is one DataLoader worker's state (StatefulDataLoader keeps one per "
@@ -1055,6 +1113,30 @@ class PackedDataset(_Base):
             self._generation = self._shared[_SharedCounters.GENERATION] + 1
             self._shared[_SharedCounters.GENERATION] = self._generation
             self._shared[_SharedCounters.RESUMED_BY] = 0
+
+    def _check_progress(self, state: dict, fmt: str) -> None:
+        """ValueError unless the state's counts fit this dataset's plans (a hand-edited or
+        truncated checkpoint must not resume somewhere else)."""
+        def count(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        workers = state["num_workers"]
+        if not count(workers) or workers < 1:
+            raise ValueError(f"malformed ferry PackedDataset state: num_workers {workers!r}")
+        sizes = self._worker_batches(workers)
+        if fmt == _PACKED_WORKER_STATE_FORMAT:
+            plays, yielded = state["plays"], state["yielded"]
+            if not (count(plays) and plays < workers and count(yielded) and yielded <= sizes[plays]):
+                raise ValueError(f"malformed ferry PackedDataset state: worker {plays!r} yielded "
+                                 f"{yielded!r} of a plan of {sizes}")
+            return
+        consumed, next_worker = state["consumed"], state["next_worker"]
+        if not (isinstance(consumed, list) and len(consumed) == workers and all(map(count, consumed))
+                and all(c <= n for c, n in zip(consumed, sizes)) and count(next_worker)
+                and next_worker < workers and state["batches_seen"] == sum(consumed)):
+            raise ValueError(f"malformed ferry PackedDataset state: consumed {consumed!r}, next_worker "
+                             f"{next_worker!r}, batches_seen {state['batches_seen']!r} do not fit "
+                             f"plans of {sizes} batches")
 
     def _plays_and_skip(self, info, claim: bool, iteration: int = 0) -> tuple[int, int]:
         """(the plan's worker this process reads, the batches of it to skip) under the loaded
@@ -1110,17 +1192,8 @@ class PackedDataset(_Base):
         return state
 
     def __len__(self) -> int:
-        """Batches per epoch on every rank (token shards only)."""
-        if isinstance(self.source, ShardDataset):
-            raise TypeError("the batches a rank packs from text shards are known only once encoded")
+        """Batches per epoch on every rank."""
         return self._batches
 
     def __iter__(self):
-        if isinstance(self.source, ShardDataset):
-            # Loader workers share the cores: by default each gets its share of tokenizer threads.
-            threads = self.threads or max(1, (os.cpu_count() or 1) // _worker()[1])
-            yield from self.source.packed_batches(self.tokenizer, field=self.field, seq_len=self.seq_len,
-                                                  batch_size=self.batch_size, eod_id=self.eod_id,
-                                                  threads=threads)
-            return
         yield from self._iter_token_rows()

@@ -628,6 +628,45 @@ def test_packed_dataset_over_token_shards_under_a_dataloader(tmp_path):
     assert sorted(seen) == sorted(tuple(r.tolist()) for r, _ in rows[: len(seen)])
 
 
+def test_ferry_tokenize_encodes_special_token_text_as_data(tmp_path, ferry_bin):
+    """Found by a newcomer: `ferry tokenize` turned "<|endoftext|>" inside a document into the
+    special id, where PackedDataset over text (and tiktoken's encode_ordinary) encode it as text:
+    the two routes the README offers gave different data, with an end-of-document mid-document."""
+    tok = ferry.Tokenizer.train_from_iterator(["hi there friend"] * 30, vocab_size=280,
+                                              special_tokens=["<|endoftext|>"])
+    tok.save(tmp_path / "tok.json")
+    doc = "hi <|endoftext|> there"
+    (tmp_path / "docs.txt").write_text(doc + "\n")
+    for flag, want in (([], tok.encode_ordinary(doc)), (["--match-special-tokens"], tok.encode(doc))):
+        out = tmp_path / f"t{len(flag)}.safetensors"
+        subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tmp_path / "tok.json"),
+                        str(tmp_path / "docs.txt"), "-o", str(out), *flag], check=True, capture_output=True)
+        assert ferry.numpy.load_file(out)["tokens"].tolist() == want
+    assert tok.encode_ordinary(doc) != tok.encode(doc)
+
+
+def test_ferry_tokenize_refuses_what_is_not_text(tmp_path, ferry_bin):
+    import gzip
+
+    tok = ferry.Tokenizer.train_from_iterator(["hi there"] * 30, vocab_size=270)
+    tok.save(tmp_path / "tok.json")
+    (tmp_path / "docs.txt.gz").write_bytes(gzip.compress(b"hello\nworld\n"))
+    (tmp_path / "weights.bin").write_bytes(b"abc\x00\x01\x02" * 100)
+    for name, why in (("docs.txt.gz", "gzip-compressed"), ("weights.bin", "binary, not text (a NUL byte at offset 3)")):
+        run = subprocess.run([ferry_bin, "tokenize", "--tokenizer", str(tmp_path / "tok.json"),
+                              str(tmp_path / name), "-o", str(tmp_path / "out.safetensors")],
+                             capture_output=True, text=True)
+        assert run.returncode != 0 and f"{name}: {why}" in run.stderr, run.stderr
+        assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_pack_tokens_takes_read_only_arrays():
+    ids = np.frombuffer(np.arange(1, 10, dtype=np.uint32).tobytes(), dtype=np.uint32)
+    assert not ids.flags.writeable
+    rows = [r.tolist() for r, _ in ferry.data.pack_tokens([ids], 4, 0)]
+    assert rows == [[1, 2, 3, 4, 5], [5, 6, 7, 8, 9]]
+
+
 def test_text_shards_tokenized_once_then_split_into_equal_batches(tmp_path, ferry_bin):
     """The exact path for text: ferry tokenize the tar shards into a token shard, then every
     rank packs the same number of batches of one global stream."""

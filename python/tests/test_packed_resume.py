@@ -5,6 +5,7 @@ uninterrupted one; what cannot resume exactly is refused with an error that says
 
 import json
 
+import numpy as np
 import pytest
 
 import ferry
@@ -142,7 +143,10 @@ def test_a_state_loaded_after_persistent_workers_started_is_refused(shards):
         items(loader)
 
 
-def test_text_shards_resume_through_a_stateful_loaders_replay(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_text_shards_resume_through_a_stateful_loaders_replay(tmp_path, workers):
+    """Found by a newcomer: with 0 workers a state_dict() of None made StatefulDataLoader neither
+    load a state nor replay, so the resumed epoch started again from its first batch."""
     pattern, texts = text_shards(tmp_path, shards=2, per_shard=30)
     tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=300,
                                               special_tokens=["<|endoftext|>"])
@@ -152,15 +156,83 @@ def test_text_shards_resume_through_a_stateful_loaders_replay(tmp_path):
                                         seq_len=SEQ_LEN, batch_size=BATCH, threads=1)
 
     cls = stateful_loader_class()
-    whole = items(cls(packed(), batch_size=None, num_workers=2))
-    loader = cls(packed(), batch_size=None, num_workers=2)
+    whole = items(cls(packed(), batch_size=None, num_workers=workers))
+    loader = cls(packed(), batch_size=None, num_workers=workers)
     first = items(loader, STEPS)
     state = loader.state_dict()
-    resumed = cls(packed(), batch_size=None, num_workers=2)
+    resumed = cls(packed(), batch_size=None, num_workers=workers)
     resumed.load_state_dict(state)
     assert first + items(resumed) == whole
-    assert packed().state_dict() is None  # no state of its own: the loader replays
-    with pytest.raises(ferry.UnsupportedError, match="tokenize the shards once|Tokenize the shards once"):
-        packed().state_dict(batches_seen=2, num_workers=0)
-    with pytest.raises(ferry.UnsupportedError, match="Tokenize the shards once"):
-        packed().load_state_dict({})
+    # No state of its own (so the loader replays), and nothing that pretends to be one.
+    assert not hasattr(packed(), "state_dict") and not hasattr(packed(), "load_state_dict")
+    assert isinstance(packed(), ferry.data.PackedDataset)
+
+
+def test_a_state_of_reordered_shards_is_refused(shards):
+    ds = dataset(shards)
+    state = ds.state_dict(batches_seen=2, num_workers=0)
+    with pytest.raises(ValueError, match=r"shards_digest .* same shards \(in the same order\)"):
+        dataset([shards[1], shards[0]] + shards[2:]).load_state_dict(state)
+
+
+def test_hand_edited_or_miscounted_states_are_refused(shards):
+    ds = dataset(shards, world_size=1)
+    it = iter(ds)
+    for _ in range(3):
+        next(it)
+    with pytest.raises(ValueError, match="this process yielded 3 batches"):
+        ds.state_dict(batches_seen=12)  # samples, not batches (MosaicML's unit)
+    with pytest.raises(ValueError, match="must be a count of batches"):
+        ds.state_dict(batches_seen=True)
+    state = ds.state_dict()
+    again = dataset(shards, world_size=1)
+    for bad in (dict(state, consumed=[-1], batches_seen=-1), dict(state, batches_seen=11),
+                dict(state, next_worker=3), dict(state, consumed=[10**9], batches_seen=10**9)):
+        with pytest.raises(ValueError, match="malformed ferry PackedDataset state"):
+            again.load_state_dict(bad)
+    again.load_state_dict(state)
+    it = iter(again)
+    next(it)
+    with pytest.raises(ValueError, match="is less than the 3 batches the loaded state had consumed|this process yielded 4"):
+        again.state_dict(batches_seen=1)
+
+
+def test_a_loader_state_given_to_the_dataset_says_where_it_goes(shards):
+    cls = stateful_loader_class()
+    loader = cls(dataset(shards), batch_size=None, num_workers=0)
+    items(loader, 1)
+    with pytest.raises(ValueError, match="a StatefulDataLoader's state: give it to the new loader's load_state_dict"):
+        dataset(shards).load_state_dict(loader.state_dict())
+
+
+def test_a_count_through_batching_workers_needs_the_loader_batch_size(shards):
+    """Found by a newcomer: with a loader batch size and no loader=, the count was taken as one
+    batch per turn, and the resume repeated and lost batches."""
+    ds = dataset(shards)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=list)
+    items(loader, 5)
+    with pytest.raises(ValueError, match="pass loader=<the DataLoader>, or loader_batch_size="):
+        ds.state_dict(10)
+    assert ds.state_dict(10, loader=loader) == ds.state_dict(10, num_workers=2, loader_batch_size=2)
+
+
+def test_shards_are_named_as_anywhere_else_and_checked_against_the_tokenizer(tmp_path, shards):
+    by_list = dataset(shards)
+    assert len(dataset(str(tmp_path / "tokens-*.safetensors"))) == len(by_list)
+    assert len(dataset(str(tmp_path / "tokens-{0..4}.safetensors"))) == len(by_list)
+    (tmp_path / "list.txt").write_text("".join(f"{p}\n" for p in shards))
+    assert len(dataset(f"@{tmp_path / 'list.txt'}")) == len(by_list)
+    with pytest.raises(ValueError, match="eod_id is needed: pass eod_id=, or a tokenizer"):
+        ferry.data.PackedDataset(shards, seq_len=SEQ_LEN, batch_size=BATCH)
+    # A shard ferry tokenize wrote records its tokenizer; packing it with another is refused.
+    corpus = ["the cat sat on the mat", "a dog ran", "the end of the story is near"] * 20
+    mine = ferry.Tokenizer.train_from_iterator(corpus, vocab_size=300, special_tokens=["<|endoftext|>"])
+    other = ferry.Tokenizer.train_from_iterator(corpus[:3], vocab_size=280, special_tokens=["<|endoftext|>"])
+    ids = [mine.encode_ordinary(t) for t in corpus]
+    tokens = np.concatenate([np.array(i, np.uint32) for i in ids])
+    offsets = np.concatenate(([0], np.cumsum([len(i) for i in ids]))).astype(np.uint64)
+    path = str(tmp_path / "mine.safetensors")
+    ferry.data._core.write_token_shard(path, tokens, offsets, mine.fingerprint)
+    assert len(ferry.data.PackedDataset([path], mine, seq_len=4, batch_size=1, rank=0, world_size=1)) > 0
+    with pytest.raises(ValueError, match="mine.safetensors was encoded by another tokenizer"):
+        ferry.data.PackedDataset([path], other, seq_len=4, batch_size=1, rank=0, world_size=1)
