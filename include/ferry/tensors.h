@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -149,6 +150,70 @@ Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> te
                         const WriteOptions& options = {});
 
 // ---------------------------------------------------------------------------------------------
+// Slices
+
+// The elements start, start + step, ... (`count` of them) along one dimension. REQUIRES step >= 1.
+struct DimSlice {
+  uint64_t start = 0;
+  uint64_t count = 0;
+  uint64_t step = 1;
+};
+
+// One read of a slice: bytes [begin, end) of the tensor, landing at `dst_offset` of the slice.
+// It holds runs [first_run, first_run + runs), or a piece of one long run (runs == 1). When
+// they fill it (one run or piece, or runs without gaps) it can go straight into the
+// destination; otherwise the caller reads the span and copies the runs out of it.
+struct SliceRead {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint64_t dst_offset = 0;
+  uint64_t first_run = 0;
+  uint64_t runs = 0;
+  bool gapless(uint64_t run_bytes) const { return runs == 1 || end - begin == runs * run_bytes; }
+};
+
+// Where the bytes of a slice lie in its tensor (row-major): run_count() runs of run_bytes()
+// contiguous bytes each, at increasing offsets, which concatenated are the slice in C order.
+// Dimensions taken whole from the innermost outwards, and then the first one taken with step 1,
+// fold into one run: `w[a:b]` of any tensor is a single run, `w[:, a:b]` of a matrix one run
+// per row.
+class SlicePlan {
+ public:
+  // `dims`: one entry per dimension of `info`. kOutOfRange naming `uri`, the tensor and the
+  // dimension when there are more or fewer, or one reaches past its dimension; kUnsupported
+  // for a slice of a sub-byte dtype (F4, F6) whose runs do not start and end on whole bytes.
+  static Result<SlicePlan> Make(std::string_view uri, const TensorInfo& info,
+                                std::span<const DimSlice> dims);
+
+  uint64_t nbytes() const { return run_count_ * run_bytes_; }
+  uint64_t run_count() const { return run_count_; }
+  uint64_t run_bytes() const { return run_bytes_; }
+  // Offset in the tensor of run `index` (< run_count()).
+  uint64_t RunOffset(uint64_t index) const;
+
+  // Calls `visit` for each read, in order, that covers the runs: neighbouring runs whose gap is
+  // at most `max_gap` bytes share one read, no read spans more than `max_span` bytes (a run
+  // longer than that is split), and a run is never shared between reads unless split. Stops at
+  // and returns the first error `visit` returns.
+  Status ForEachRead(uint64_t max_gap, uint64_t max_span,
+                     const std::function<Status(const SliceRead&)>& visit) const;
+
+  // Copies the slice out of the whole tensor's bytes `tensor` (already in memory) into `dst`
+  // (nbytes()), run by run, touching no other bytes of `tensor`.
+  void Gather(std::span<const std::byte> tensor, std::span<std::byte> dst) const;
+
+ private:
+  struct Outer {  // a dimension outside the run: `count` positions `stride` bytes apart
+    uint64_t count;
+    uint64_t stride;
+  };
+  uint64_t base_ = 0;  // offset of run 0
+  uint64_t run_bytes_ = 0;
+  uint64_t run_count_ = 0;
+  std::vector<Outer> outer_;  // outermost first
+};
+
+// ---------------------------------------------------------------------------------------------
 // Reading
 
 enum class Mode {
@@ -175,8 +240,13 @@ struct ReaderOptions {
   // Plaid staging: memory is staging_buffers x staging_buffer_size, whatever the tensor sizes.
   int staging_buffers = 2;
   size_t staging_buffer_size = 64u << 20;
-  // Check the checksums recorded by the writer as tensors are read.
+  // Check the checksums recorded by the writer as tensors are read. A checksum covers a whole
+  // tensor, so with this set a slice is cut from the whole tensor, read and checked.
   bool verify_checksums = false;
+  // Slices: unwanted bytes one read may span between two wanted runs rather than split into two
+  // requests; 0 = 4 KiB for local files (the page the kernel reads anyway), 256 KiB for HTTP and
+  // S3 (a request's round trip costs more than that much transfer on most links).
+  uint64_t slice_max_gap = 0;
   io::SourceOptions source;
 };
 
@@ -219,6 +289,16 @@ class TensorReader {
   // (no cache, no staging), so no tensor-sized memory is needed beyond it; in plaid mode the
   // tensor then counts as handed out. Errors as Get().
   virtual Status ReadInto(std::string_view name, std::span<std::byte> dst);
+
+  // Copies the slice `dims` of tensor `name` (see SlicePlan) into `dst`, exactly the slice's
+  // size, in C order. Eager mode copies it out of memory. Lazy (for a tensor not cached), plaid
+  // and mmap modes read only the slice's bytes from the source (mmap: from the file, not the
+  // mapping, so no mapped page is touched), coalesced per SlicePlan::ForEachRead into reads of
+  // at most `part_size` bytes, `parallelism` at a time, gapless ones straight into `dst`: memory
+  // beyond `dst` is at most parallelism x part_size. A slice neither caches its tensor nor moves
+  // plaid's stream (no tensor is evicted or handed out). Errors as Get() and SlicePlan::Make.
+  virtual Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
+                           std::span<std::byte> dst);
 
  protected:
   TensorReader(std::string uri, Header header, Mode mode)

@@ -10,7 +10,10 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
+
+#include "base/host_buffer.h"
 
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
@@ -139,6 +142,26 @@ class PyTensorReader {
     }();
     ThrowIfError(tensor.status());
     return ViewOf(tensor->data, std::move(tensor->owner));
+  }
+
+  // The slice of a tensor given by one (start, count, step) per dimension, read into memory of
+  // its own (so it outlives the reader and any plaid staging).
+  ByteArray ReadSlice(const std::string& name,
+                      const std::vector<std::tuple<uint64_t, uint64_t, uint64_t>>& dims) {
+    std::shared_ptr<TensorReader> r = Shared();
+    const TensorInfo* info = r->header().Find(name);
+    if (info == nullptr) ThrowIfError(NotFound(r->uri() + ": no tensor named '" + name + "'"));
+    std::vector<tensors::DimSlice> slices;
+    for (const auto& [start, count, step] : dims) slices.push_back({start, count, step});
+    tensors::SlicePlan plan = Unwrap(tensors::SlicePlan::Make(r->uri(), *info, slices));
+    std::shared_ptr<HostBuffer> buffer;
+    {
+      BlockingCall blocking;
+      buffer = Unwrap(HostBuffer::Allocate(plan.nbytes(), r->uri() + ": slice of " + name));
+      ThrowIfError(r->ReadSlice(name, slices, buffer->bytes()));
+    }
+    std::span<std::byte> bytes = buffer->bytes();
+    return ViewOf(bytes, std::move(buffer));
   }
 
   // Copies a tensor into `out` (a writable C-contiguous buffer of exactly its size).
@@ -270,6 +293,7 @@ void RegisterTensors(nb::module_& m) {
       .def("info", &PyTensorReader::Info, nb::arg("name"))
       .def("get", &PyTensorReader::Get, nb::arg("name"))
       .def("read_into", &PyTensorReader::ReadInto, nb::arg("name"), nb::arg("out"))
+      .def("read_slice", &PyTensorReader::ReadSlice, nb::arg("name"), nb::arg("dims"))
       .def("close", &PyTensorReader::Close);
   m.def("load_to_device", &LoadToDevice, nb::arg("uri"), nb::arg("device_ptr"),
         nb::arg("device_bytes"), nb::arg("device"), nb::kw_only(), nb::arg("parallelism") = 0,

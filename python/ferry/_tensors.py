@@ -100,6 +100,9 @@ class _ShardedReader:
     def read_into(self, name: str, out: Any) -> None:
         self._shard_of(name).read_into(name, out)
 
+    def read_slice(self, name: str, dims: list) -> Any:
+        return self._shard_of(name).read_slice(name, dims)
+
     def close(self) -> None:
         for reader in self._shards.values():
             reader.close()
@@ -319,7 +322,10 @@ class safe_open:
 
     def get_tensor(self, name: str) -> Any:
         dtype, shape, _, _ = self._reader.info(name)
-        raw = self._reader.get(name)
+        return self._framework_tensor(self._reader.get(name), dtype, shape, name)
+
+    def _framework_tensor(self, raw: Any, dtype: str, shape: tuple[int, ...], name: str) -> Any:
+        """The numpy array or torch tensor (on this file's device) that flat bytes `raw` hold."""
         if self._framework == "np":
             return numpy_array(raw, dtype, shape, name, self._reader.uri)
         from ferry.torch import _torch_tensor  # torch is imported only when asked for
@@ -328,9 +334,66 @@ class safe_open:
         return tensor if tensor.device.type != "cpu" or self._device == "cpu" else tensor.to(self._device)
 
 
+class SliceIndexError(_core.OutOfRangeError, IndexError):
+    """An index outside a tensor's dimensions: an IndexError, as for any array."""
+
+
+def _is_int(item: Any) -> bool:
+    """A Python or numpy integer (not a bool, which indexes as a mask)."""
+    if isinstance(item, int):
+        return not isinstance(item, bool)
+    dtype = getattr(item, "dtype", None)  # numpy scalars; torch tensors are left to torch
+    return (type(item).__module__ == "numpy" and getattr(item, "ndim", None) == 0
+            and getattr(dtype, "kind", None) in ("i", "u"))
+
+
+def plan_slice(index: Any, shape: tuple[int, ...], where: str) -> tuple[list, tuple[int, ...]] | None:
+    """([(start, count, step)] per dimension, result shape) for a basic index: ints (negative
+    ones count from the end), slices with positive steps, one Ellipsis, None, or a tuple of
+    these, fewer than the dimensions meaning whole trailing ones. None for any other index
+    (lists, arrays, bools, several Ellipses): the caller indexes the whole tensor with it."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not all(item is Ellipsis or item is None or isinstance(item, slice) or _is_int(item) for item in items):
+        return None
+    if sum(item is Ellipsis for item in items) > 1:
+        return None
+    consumed = sum(item is not None and item is not Ellipsis for item in items)
+    if consumed > len(shape):
+        raise SliceIndexError(f"{where}: too many indices for tensor of dimension {len(shape)}")
+    if Ellipsis not in items:
+        items = items + (Ellipsis,)
+    at = items.index(Ellipsis)
+    items = items[:at] + (slice(None),) * (len(shape) - consumed) + items[at + 1:]
+    dims: list[tuple[int, int, int]] = []
+    out: list[int] = []
+    for item in items:
+        if item is None:
+            out.append(1)
+            continue
+        d, size = len(dims), shape[len(dims)]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(size)  # TypeError / ValueError as Python's own
+            if step < 0:
+                raise _core.InvalidArgumentError(f"{where}: step must be greater than zero (got {step})")
+            count = len(range(start, stop, step))
+            dims.append((start if count else 0, count, step))
+            out.append(count)
+        else:
+            i = int(item)
+            if not -size <= i < size:
+                raise SliceIndexError(f"{where}: index {i} is out of bounds for dimension {d} with size {size}")
+            dims.append((i % size, 1, 1))
+    return dims, tuple(out)
+
+
 class TensorSlice:
     """Part of a tensor, read on indexing (see `safe_open.get_slice`). The result is a copy, as
-    in safetensors, so it stays valid whatever the mode."""
+    in safetensors, so it stays valid whatever the mode.
+
+    A basic index (ints, slices with positive steps, Ellipsis, None) reads only the bytes it
+    selects: rows `w[a:b]` in one read, `w[:, a:b]` one run per row, neighbouring runs read
+    together when the gap between them is small. Any other index (lists, arrays, bools) is
+    applied to the whole tensor, read first, with the framework's own indexing."""
 
     def __init__(self, file: safe_open, name: str) -> None:
         self._file = file
@@ -343,5 +406,13 @@ class TensorSlice:
         return self._file.dtype(self._name)
 
     def __getitem__(self, index: Any) -> Any:
-        part = self._file.get_tensor(self._name)[index]
-        return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy
+        reader = self._file._reader
+        dtype, shape, _, _ = reader.info(self._name)
+        where = f"{_core.redact_uris(reader.uri)}: tensor '{self._name}'"
+        plan = plan_slice(index, tuple(shape), where)
+        if plan is None or not hasattr(reader, "read_slice"):  # a device reader holds it all
+            part = self._file.get_tensor(self._name)[index]
+            return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy
+        dims, out_shape = plan
+        raw = reader.read_slice(self._name, dims)
+        return self._file._framework_tensor(raw, dtype, out_shape, self._name)
