@@ -60,6 +60,10 @@ enum class DType : uint8_t {
 std::string_view DTypeName(DType dtype);
 // Bits per element: 4 for F4, 6 for the F6 types, 8..64 for the others.
 int DTypeBits(DType dtype);
+// The reference writer lays tensors out by this rank, highest first (then by name): U64, I64,
+// F64, C64, F32, U32, I32, BF16, ... U8, F6_*, F4, BOOL. A wider type ranks higher (F4 and F6
+// above BOOL, but they fill whole bytes), so each tensor starts on a multiple of its element size.
+int DTypeWriteOrder(DType dtype);
 std::optional<DType> DTypeFromName(std::string_view name);
 
 // ---------------------------------------------------------------------------------------------
@@ -140,11 +144,29 @@ struct WriteOptions {
   uint64_t data_alignment = 4096;  // pad the header so the data buffer starts at a multiple
 };
 
+// What a safetensors file holds in order: `prefix` (the 8-byte header length, the JSON header
+// and its padding), then the bytes of each tensor of `order`. Tensors are laid out as the
+// reference writer lays them out: by DTypeWriteOrder, highest first, then by name; with
+// checksums off and 8-byte alignment the file is byte for byte what the reference writes, when
+// `metadata` has at most one key (ferry sorts the keys; the reference writes them in hash order,
+// which changes from run to run). `__metadata__` is written when `metadata` is not empty.
+struct SafetensorsLayout {
+  std::string prefix;
+  std::vector<const TensorToWrite*> order;  // pointers into the caller's tensors
+  uint64_t size() const;                    // of the whole file
+};
+
+// The layout of `tensors`; kInvalidArgument naming `where`, the tensor or key and the problem
+// for a bad name (reserved, duplicate, not UTF-8), shape, size or metadata, or a header over
+// kMaxHeaderSize. Metadata keys starting with "ferry." are reserved for ferry.
+Result<SafetensorsLayout> LayOutSafetensors(
+    std::string_view where, std::span<const TensorToWrite> tensors,
+    std::span<const std::pair<std::string, std::string>> metadata, const WriteOptions& options);
+
 // Writes a safetensors file to `path` (a local path or s3://bucket/key) atomically: the bytes go
 // to a temporary file in the same directory, fsynced and renamed over `path` (or to an S3 upload
-// completed only at the end); on any error nothing appears and `path` is untouched. Tensors are
-// laid out largest element size first, then by name, so each is aligned to its element size.
-// Metadata keys starting with "ferry." are reserved for ferry.
+// completed only at the end); on any error nothing appears and `path` is untouched. The layout
+// is LayOutSafetensors'.
 Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,
                         std::span<const std::pair<std::string, std::string>> metadata = {},
                         const WriteOptions& options = {});

@@ -38,6 +38,13 @@ def write_safetensors(
     metadata: dict[str, str] | None = None,
     checksums: bool = True,
 ) -> None: ...
+# The file as bytes, as safetensors' save() writes it (no checksums, 8-byte header padding).
+def serialize_safetensors(
+    tensors: list[tuple[str, str, tuple[int, ...], Any]],
+    metadata: dict[str, str] | None = None,
+) -> bytes: ...
+# [(name, dtype, shape, flat uint8 array)] in file order, views of one copy of the data.
+def load_safetensors_bytes(data: Any) -> list[tuple[str, str, tuple[int, ...], numpy.ndarray]]: ...
 
 class TensorReader:
     def __init__(

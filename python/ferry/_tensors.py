@@ -36,6 +36,20 @@ NUMPY_DTYPES = {
 }
 
 
+# Frameworks safetensors serves that ferry does not (yet): asking for one is UnsupportedError.
+_OTHER_FRAMEWORKS = ("flax", "jax", "mlx", "paddle", "tf", "tensorflow")
+
+
+def device_name(device: Any) -> str:
+    """A torch device as a string: an int is a CUDA device index (0 -> "cuda:0"), as in torch
+    and safetensors; "meta" means shapes and dtypes only."""
+    if isinstance(device, int) and not isinstance(device, bool):
+        if device < 0:
+            raise _core.InvalidArgumentError(f"device index {device} is negative")
+        return f"cuda:{device}"
+    return str(device)
+
+
 class _ShardedReader:
     """A `model.safetensors.index.json` checkpoint seen as one reader.
 
@@ -163,10 +177,13 @@ def open_reader(
 ) -> Any:
     """A `_core.TensorReader`, or a `_ShardedReader` for `*.index.json`. With a CUDA `device`,
     eager and plaid load the whole file into device memory (`_DeviceReader`); lazy and mmap
-    read on the CPU and the caller moves tensors."""
+    read on the CPU and the caller moves tensors. With device="meta" only the header is read
+    (a lazy reader), whatever the mode."""
     uri = os.fspath(filename)
     if mode not in MODES:
         raise _core.InvalidArgumentError(f"{_core.redact_uris(uri)}: unknown mode {mode!r} (expected one of {MODES})")
+    if device == "meta":
+        mode, device = "lazy", "cpu"
 
     def open_one(u: str) -> Any:
         if device != "cpu" and mode in ("eager", "plaid"):
@@ -214,9 +231,11 @@ class safe_open:
              tensors in file order, the order that streams the file once.
       mmap   zero-copy views of a private mapping (local files only)
 
-    With framework="pt" and device="cuda:N", eager and plaid stream the whole file into one
-    device allocation through pinned staging buffers (reads overlap the copies); tensors are
-    views of it and stay valid. lazy and mmap read on the CPU and move each tensor.
+    With framework="pt" and device="cuda:N" (or N), eager and plaid stream the whole file into
+    one device allocation through pinned staging buffers (reads overlap the copies); tensors are
+    views of it and stay valid. lazy and mmap read on the CPU and move each tensor. With
+    device="meta" tensors and slices are meta tensors (shape and dtype) and no tensor byte is
+    read.
 
     Arrays share memory with the reader where the mode allows; they stay valid after `close()`
     (except plaid views, whose bytes a later tensor may overwrite). `metadata()` leaves out the
@@ -240,11 +259,15 @@ class safe_open:
             self._framework = "np"
         elif framework in ("pt", "torch"):
             self._framework = "pt"
+        elif framework in _OTHER_FRAMEWORKS:
+            raise _core.UnsupportedError(
+                f"framework {framework!r} is not supported; ferry supports 'np' (or 'numpy': numpy "
+                "arrays) and 'pt' (or 'torch': torch tensors)")
         else:
             raise _core.InvalidArgumentError(
                 f"unknown framework {framework!r} (expected 'np' or 'pt')"
             )
-        self._device = str(device)
+        self._device = device_name(device)
         if self._device != "cpu" and self._framework == "np":
             raise _core.InvalidArgumentError(f"numpy arrays live on the CPU (device={device!r})")
         self._reader = open_reader(
@@ -322,7 +345,14 @@ class safe_open:
 
     def get_tensor(self, name: str) -> Any:
         dtype, shape, _, _ = self._reader.info(name)
+        if self._device == "meta":
+            return self._meta_tensor(dtype, shape, name)
         return self._framework_tensor(self._reader.get(name), dtype, shape, name)
+
+    def _meta_tensor(self, dtype: str, shape: tuple[int, ...], name: str) -> Any:
+        from ferry.torch import _torch_dtype
+
+        return __import__("torch").empty(shape, dtype=_torch_dtype(dtype, name, self._reader.uri), device="meta")
 
     def _framework_tensor(self, raw: Any, dtype: str, shape: tuple[int, ...], name: str) -> Any:
         """The numpy array or torch tensor (on this file's device) that flat bytes `raw` hold."""
@@ -414,5 +444,7 @@ class TensorSlice:
             part = self._file.get_tensor(self._name)[index]
             return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy
         dims, out_shape = plan
+        if self._file._device == "meta":
+            return self._file._meta_tensor(dtype, out_shape, self._name)
         raw = reader.read_slice(self._name, dims)
         return self._file._framework_tensor(raw, dtype, out_shape, self._name)
