@@ -245,10 +245,11 @@ enum class Mode {
   // Each tensor read on first access, then cached. Tensors stay valid forever.
   kLazy,
   // Tensors streamed in file order through `staging_buffers` fixed-size buffers. A tensor is a
-  // view valid until the next Get(); asking again for one already passed is kEvicted.
+  // view valid until the next Get(); asking again for one already passed is kEvicted. See
+  // "IMPORTANT: lifetime" below (Tensor).
   kPlaid,
   // Zero-copy views of a private mapping of a local file; pages are read on first touch. A file
-  // truncated under it can crash the process: see "IMPORTANT: lifetime" below.
+  // truncated under it can crash the process: see "IMPORTANT: lifetime" below (Tensor).
   kMmap,
 };
 std::string_view ModeName(Mode mode);
@@ -272,25 +273,49 @@ struct ReaderOptions {
   io::SourceOptions source;
 };
 
-// A tensor handed out by a reader. `owner` keeps the bytes alive; in plaid mode the bytes may be
-// overwritten by a later tensor (never freed while `owner` lives).
+// A tensor handed out by a reader. `owner` keeps the bytes alive (never freed while it lives);
+// whether they stay the tensor's bytes depends on the mode, below.
 //
+// =============================================================================================
 // IMPORTANT: lifetime. What `data` holds while `owner` lives depends on the mode:
+// =============================================================================================
 //   eager, lazy  memory of ferry's own: valid and unchanged for as long as it is held.
-//   plaid        a staging buffer: valid until the reader's next Get() overwrites it.
+//   plaid        a staging buffer (or, for a tensor larger than one, a buffer of its own): valid
+//                only until the reader's next Get() or ReadInto(), from any thread, which may
+//                overwrite it with the next tensor's bytes. Copy what you keep. Asking again for
+//                a tensor already passed is kEvicted, never stale bytes. ReadSlice() copies
+//                and never overwrites a view.
 //   mmap         the file's own pages, read on touch. If the file is truncated (or rewritten in
 //                place) while a view lives, touching a page past the new end raises SIGBUS,
 //                which kills the process, as with safetensors' mmap. Get() re-checks the size
 //                (fstat) and returns kSourceChanged naming both sizes when the file changed
 //                since it was mapped, but nothing can protect a view already handed out, or a
 //                truncation after the check. Replace a file by renaming a new one over it (as
-//                WriteSafetensors does): mapped readers then keep the old file, safely.
+//                WriteSafetensors does): mapped readers then keep the old file, safely. Writes
+//                through a view go to this process's private copy of the page, never the file.
+// =============================================================================================
 struct Tensor {
   TensorInfo info;  // a copy: a tensor may outlive its reader
   std::span<std::byte> data;
   std::shared_ptr<void> owner;
 };
 
+// Thread safety: uri(), header() and mode() never change after Open, and every method may be
+// called from several threads at once, with these rules per mode:
+//   eager, mmap  Get, ReadInto and ReadSlice only read shared state (mmap: one fstat per Get),
+//                so any number run in parallel.
+//   lazy         one mutex guards the cache, held only to look up or store a tensor; the reads
+//                run outside it, so different tensors load in parallel. Two threads that ask for
+//                the same uncached tensor both read it and both get the copy that was cached
+//                first.
+//   plaid        one mutex serialises Get and ReadInto, since there is one stream and one
+//                current tensor; safe, but a view from one thread is overwritten by any other
+//                thread's next Get (see "IMPORTANT: lifetime" above), so share a plaid reader
+//                between threads only to copy tensors out under your own ordering. ReadSlice
+//                takes no lock and runs alongside them.
+// ReadInto and ReadSlice may use up to `parallelism` threads of their own for one call.
+// Destroying a reader while another thread is inside one of its methods is undefined; tensors
+// already handed out stay valid per their mode, since `owner` holds their memory.
 class TensorReader {
  public:
   static Result<std::unique_ptr<TensorReader>> Open(std::string_view uri,
@@ -365,8 +390,14 @@ class TensorStream {
   static Status CheckOptions(const std::string& uri, const ReaderOptions& options);
   virtual ~TensorStream() = default;
 
-  // The next chunk, or nullopt after the last. Its bytes are valid until the next call (and are
-  // never freed while `staging()` is held).
+  // The next chunk, or nullopt after the last.
+  //
+  // IMPORTANT: lifetime. A chunk's bytes are valid until the next call to Next(), which may
+  // hand their buffer back to the read-ahead thread for refilling (they are never freed while
+  // `staging()` is held). Finish every copy out of a chunk, device copies included, first.
+  //
+  // Thread safety: one consumer. Next() must not be called from two threads at once; the
+  // stream's own thread touches only buffers the consumer has handed back.
   virtual Result<std::optional<TensorChunk>> Next() = 0;
   // Keeps the staging memory alive; hand it out as the owner of views into chunks.
   virtual std::shared_ptr<void> staging() const = 0;
