@@ -160,6 +160,17 @@ class _DeviceReader:
     def read_into(self, name: str, out: Any) -> None:
         raise _core.UnsupportedError(f"{_core.redact_uris(self.uri)}: read_into takes host memory; this file is on the device")
 
+    def read_slice(self, name: str, dims: list) -> Any:
+        """The slice's bytes, a device copy cut from the tensor already in device memory."""
+        import torch
+
+        from ferry.torch import _torch_tensor
+
+        dtype, shape, begin, end = self._header.info(name)
+        whole = _torch_tensor(self._memory[begin:end], dtype, shape, name, self.uri)
+        part = whole[tuple(slice(start, start + count * step, step) for start, count, step in dims)]
+        return part.clone(memory_format=torch.contiguous_format).reshape(-1).view(torch.uint8)
+
     def close(self) -> None:
         self._header.close()
 
@@ -440,7 +451,7 @@ class TensorSlice:
         dtype, shape, _, _ = reader.info(self._name)
         where = f"{_core.redact_uris(reader.uri)}: tensor '{self._name}'"
         plan = plan_slice(index, tuple(shape), where)
-        if plan is None or not hasattr(reader, "read_slice"):  # a device reader holds it all
+        if plan is None:
             part = self._file.get_tensor(self._name)[index]
             return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy
         dims, out_shape = plan
