@@ -361,9 +361,11 @@ class safe_open:
         return self._framework_tensor(self._reader.get(name), dtype, shape, name)
 
     def _meta_tensor(self, dtype: str, shape: tuple[int, ...], name: str) -> Any:
+        import torch
+
         from ferry.torch import _torch_dtype
 
-        return __import__("torch").empty(shape, dtype=_torch_dtype(dtype, name, self._reader.uri), device="meta")
+        return torch.empty(shape, dtype=_torch_dtype(dtype, name, self._reader.uri), device="meta")
 
     def _framework_tensor(self, raw: Any, dtype: str, shape: tuple[int, ...], name: str) -> Any:
         """The numpy array or torch tensor (on this file's device) that flat bytes `raw` hold."""
@@ -434,7 +436,8 @@ class TensorSlice:
     A basic index (ints, slices with positive steps, Ellipsis, None) reads only the bytes it
     selects: rows `w[a:b]` in one read, `w[:, a:b]` one run per row, neighbouring runs read
     together when the gap between them is small. Any other index (lists, arrays, bools) is
-    applied to the whole tensor, read first, with the framework's own indexing."""
+    applied by the framework's own indexing to a copy of the whole tensor (read as a slice, so a
+    plaid reader's stream is left alone)."""
 
     def __init__(self, file: safe_open, name: str) -> None:
         self._file = file
@@ -452,8 +455,7 @@ class TensorSlice:
         where = f"{_core.redact_uris(reader.uri)}: tensor '{self._name}'"
         plan = plan_slice(index, tuple(shape), where)
         if plan is None:
-            part = self._file.get_tensor(self._name)[index]
-            return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy
+            return self[...][index]
         dims, out_shape = plan
         if self._file._device == "meta":
             return self._file._meta_tensor(dtype, out_shape, self._name)

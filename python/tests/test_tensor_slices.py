@@ -130,6 +130,8 @@ def test_plaid_slices_neither_evict_nor_hand_out(matrix):
         f.get_tensor(first)
         for name in f.keys():
             f.get_slice(name)[...]
+            if f.shape(name) and f.shape(name)[0]:
+                f.get_slice(name)[[0]]  # an advanced index: a copy of the whole tensor, indexed
         f.get_tensor(first)  # still the current tensor: no EvictedError
         f.get_tensor(second)  # every later one still unread: no EvictedError
         with pytest.raises(ferry.EvictedError):
