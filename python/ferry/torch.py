@@ -140,7 +140,6 @@ def _items(tensors: Mapping[str, torch.Tensor], where: str) -> list[tuple]:
     """(name, dtype, shape, bytes) of each tensor for the writer, on the CPU and contiguous."""
     if not isinstance(tensors, Mapping):
         raise _core.InvalidArgumentError(f"{where}: expected a dict of str -> torch.Tensor, got {type(tensors).__name__}")
-    items = []
     for name, tensor in tensors.items():
         if not isinstance(tensor, torch.Tensor):
             raise _core.InvalidArgumentError(f"{where}: tensor '{name}': expected a torch.Tensor, got {type(tensor).__name__}")
@@ -158,6 +157,7 @@ def _items(tensors: Mapping[str, torch.Tensor], where: str) -> list[tuple]:
             "bytes once per name and load them back as separate tensors. Save each storage under "
             "one name, or use ferry.torch.save_model(model, filename), which keeps one name of each "
             "tied group and records the others in the metadata")
+    items = []
     for name, tensor in tensors.items():
         flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
         items.append((name, _SAFETENSORS_DTYPES[tensor.dtype], tuple(tensor.shape), flat.numpy()))
