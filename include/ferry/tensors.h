@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -59,6 +60,10 @@ enum class DType : uint8_t {
 std::string_view DTypeName(DType dtype);
 // Bits per element: 4 for F4, 6 for the F6 types, 8..64 for the others.
 int DTypeBits(DType dtype);
+// The reference writer lays tensors out by this rank, highest first (then by name): U64, I64,
+// F64, C64, F32, U32, I32, BF16, ... U8, F6_*, F4, BOOL. A wider type ranks higher (F4 and F6
+// above BOOL, but they fill whole bytes), so each tensor starts on a multiple of its element size.
+int DTypeWriteOrder(DType dtype);
 std::optional<DType> DTypeFromName(std::string_view name);
 
 // ---------------------------------------------------------------------------------------------
@@ -139,14 +144,96 @@ struct WriteOptions {
   uint64_t data_alignment = 4096;  // pad the header so the data buffer starts at a multiple
 };
 
+// What a safetensors file holds in order: `prefix` (the 8-byte header length, the JSON header
+// and its padding), then the bytes of each tensor of `order`. Tensors are laid out as the
+// reference writer lays them out: by DTypeWriteOrder, highest first, then by name; with
+// checksums off and 8-byte alignment the file is byte for byte what the reference writes, when
+// `metadata` has at most one key (ferry sorts the keys; the reference writes them in hash order,
+// which changes from run to run). `__metadata__` is written when `metadata` is not empty.
+struct SafetensorsLayout {
+  std::string prefix;
+  std::vector<const TensorToWrite*> order;  // pointers into the caller's tensors
+  uint64_t size() const;                    // of the whole file
+};
+
+// The layout of `tensors`; kInvalidArgument naming `where`, the tensor or key and the problem
+// for a bad name (reserved, duplicate, not UTF-8), shape, size or metadata, or a header over
+// kMaxHeaderSize. Metadata keys starting with "ferry." are reserved for ferry.
+Result<SafetensorsLayout> LayOutSafetensors(
+    std::string_view where, std::span<const TensorToWrite> tensors,
+    std::span<const std::pair<std::string, std::string>> metadata, const WriteOptions& options);
+
 // Writes a safetensors file to `path` (a local path or s3://bucket/key) atomically: the bytes go
 // to a temporary file in the same directory, fsynced and renamed over `path` (or to an S3 upload
-// completed only at the end); on any error nothing appears and `path` is untouched. Tensors are
-// laid out largest element size first, then by name, so each is aligned to its element size.
-// Metadata keys starting with "ferry." are reserved for ferry.
+// completed only at the end); on any error nothing appears and `path` is untouched. The layout
+// is LayOutSafetensors'.
 Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,
                         std::span<const std::pair<std::string, std::string>> metadata = {},
                         const WriteOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// Slices
+
+// The elements start, start + step, ... (`count` of them) along one dimension. REQUIRES step >= 1.
+struct DimSlice {
+  uint64_t start = 0;
+  uint64_t count = 0;
+  uint64_t step = 1;
+};
+
+// One read of a slice: bytes [begin, end) of the tensor, landing at `dst_offset` of the slice.
+// It holds runs [first_run, first_run + runs), or a piece of one long run (runs == 1). When
+// they fill it (one run or piece, or runs without gaps) it can go straight into the
+// destination; otherwise the caller reads the span and copies the runs out of it.
+struct SliceRead {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint64_t dst_offset = 0;
+  uint64_t first_run = 0;
+  uint64_t runs = 0;
+  bool gapless(uint64_t run_bytes) const { return runs == 1 || end - begin == runs * run_bytes; }
+};
+
+// Where the bytes of a slice lie in its tensor (row-major): run_count() runs of run_bytes()
+// contiguous bytes each, at increasing offsets, which concatenated are the slice in C order.
+// Dimensions taken whole from the innermost outwards, and then the first one taken with step 1,
+// fold into one run: `w[a:b]` of any tensor is a single run, `w[:, a:b]` of a matrix one run
+// per row.
+class SlicePlan {
+ public:
+  // `dims`: one entry per dimension of `info`. kOutOfRange naming `uri`, the tensor and the
+  // dimension when there are more or fewer, or one reaches past its dimension; kUnsupported
+  // for a slice of a sub-byte dtype (F4, F6) whose runs do not start and end on whole bytes.
+  static Result<SlicePlan> Make(std::string_view uri, const TensorInfo& info,
+                                std::span<const DimSlice> dims);
+
+  uint64_t nbytes() const { return run_count_ * run_bytes_; }
+  uint64_t run_count() const { return run_count_; }
+  uint64_t run_bytes() const { return run_bytes_; }
+  // Offset in the tensor of run `index` (< run_count()).
+  uint64_t RunOffset(uint64_t index) const;
+
+  // Calls `visit` for each read, in order, that covers the runs: neighbouring runs whose gap is
+  // at most `max_gap` bytes share one read, no read spans more than `max_span` bytes (a run
+  // longer than that is split), and a run is never shared between reads unless split. Stops at
+  // and returns the first error `visit` returns.
+  Status ForEachRead(uint64_t max_gap, uint64_t max_span,
+                     const std::function<Status(const SliceRead&)>& visit) const;
+
+  // Copies the slice out of the whole tensor's bytes `tensor` (already in memory) into `dst`
+  // (nbytes()), run by run, touching no other bytes of `tensor`.
+  void Gather(std::span<const std::byte> tensor, std::span<std::byte> dst) const;
+
+ private:
+  struct Outer {  // a dimension outside the run: `count` positions `stride` bytes apart
+    uint64_t count;
+    uint64_t stride;
+  };
+  uint64_t base_ = 0;  // offset of run 0
+  uint64_t run_bytes_ = 0;
+  uint64_t run_count_ = 0;
+  std::vector<Outer> outer_;  // outermost first
+};
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -158,10 +245,11 @@ enum class Mode {
   // Each tensor read on first access, then cached. Tensors stay valid forever.
   kLazy,
   // Tensors streamed in file order through `staging_buffers` fixed-size buffers. A tensor is a
-  // view valid until the next Get(); asking again for one already passed is kEvicted.
+  // view valid until the next Get(); asking again for one already passed is kEvicted. See
+  // "IMPORTANT: lifetime" below (Tensor).
   kPlaid,
   // Zero-copy views of a private mapping of a local file; pages are read on first touch. A file
-  // truncated under it can crash the process: see "IMPORTANT: lifetime" below.
+  // truncated under it can crash the process: see "IMPORTANT: lifetime" below (Tensor).
   kMmap,
 };
 std::string_view ModeName(Mode mode);
@@ -175,30 +263,59 @@ struct ReaderOptions {
   // Plaid staging: memory is staging_buffers x staging_buffer_size, whatever the tensor sizes.
   int staging_buffers = 2;
   size_t staging_buffer_size = 64u << 20;
-  // Check the checksums recorded by the writer as tensors are read.
+  // Check the checksums recorded by the writer as tensors are read. A checksum covers a whole
+  // tensor, so with this set a slice is cut from the whole tensor, read and checked.
   bool verify_checksums = false;
+  // Slices: unwanted bytes one read may span between two wanted runs rather than split into two
+  // requests; 0 = 4 KiB for local files (the page the kernel reads anyway), 256 KiB for HTTP and
+  // S3 (a request's round trip costs more than that much transfer on most links).
+  uint64_t slice_max_gap = 0;
   io::SourceOptions source;
 };
 
-// A tensor handed out by a reader. `owner` keeps the bytes alive; in plaid mode the bytes may be
-// overwritten by a later tensor (never freed while `owner` lives).
+// A tensor handed out by a reader. `owner` keeps the bytes alive (never freed while it lives);
+// whether they stay the tensor's bytes depends on the mode, below.
 //
+// =============================================================================================
 // IMPORTANT: lifetime. What `data` holds while `owner` lives depends on the mode:
+// =============================================================================================
 //   eager, lazy  memory of ferry's own: valid and unchanged for as long as it is held.
-//   plaid        a staging buffer: valid until the reader's next Get() overwrites it.
+//   plaid        a staging buffer (or, for a tensor larger than one, a buffer of its own): valid
+//                only until the reader's next Get() or ReadInto(), from any thread, which may
+//                overwrite it with the next tensor's bytes. Copy what you keep. Asking again for
+//                a tensor already passed is kEvicted, never stale bytes. ReadSlice() copies
+//                and never overwrites a view.
 //   mmap         the file's own pages, read on touch. If the file is truncated (or rewritten in
 //                place) while a view lives, touching a page past the new end raises SIGBUS,
 //                which kills the process, as with safetensors' mmap. Get() re-checks the size
 //                (fstat) and returns kSourceChanged naming both sizes when the file changed
 //                since it was mapped, but nothing can protect a view already handed out, or a
 //                truncation after the check. Replace a file by renaming a new one over it (as
-//                WriteSafetensors does): mapped readers then keep the old file, safely.
+//                WriteSafetensors does): mapped readers then keep the old file, safely. Writes
+//                through a view go to this process's private copy of the page, never the file.
+// =============================================================================================
 struct Tensor {
   TensorInfo info;  // a copy: a tensor may outlive its reader
   std::span<std::byte> data;
   std::shared_ptr<void> owner;
 };
 
+// Thread safety: uri(), header() and mode() never change after Open, and every method may be
+// called from several threads at once, with these rules per mode:
+//   eager, mmap  Get, ReadInto and ReadSlice only read shared state (mmap: one fstat per Get),
+//                so any number run in parallel.
+//   lazy         one mutex guards the cache, held only to look up or store a tensor; the reads
+//                run outside it, so different tensors load in parallel. Two threads that ask for
+//                the same uncached tensor both read it and both get the copy that was cached
+//                first.
+//   plaid        one mutex serialises Get and ReadInto, since there is one stream and one
+//                current tensor; safe, but a view from one thread is overwritten by any other
+//                thread's next Get (see "IMPORTANT: lifetime" above), so share a plaid reader
+//                between threads only to copy tensors out under your own ordering. ReadSlice
+//                takes no lock and runs alongside them.
+// ReadInto and ReadSlice may use up to `parallelism` threads of their own for one call.
+// Destroying a reader while another thread is inside one of its methods is undefined; tensors
+// already handed out stay valid per their mode, since `owner` holds their memory.
 class TensorReader {
  public:
   static Result<std::unique_ptr<TensorReader>> Open(std::string_view uri,
@@ -219,6 +336,16 @@ class TensorReader {
   // (no cache, no staging), so no tensor-sized memory is needed beyond it; in plaid mode the
   // tensor then counts as handed out. Errors as Get().
   virtual Status ReadInto(std::string_view name, std::span<std::byte> dst);
+
+  // Copies the slice `dims` of tensor `name` (see SlicePlan) into `dst`, exactly the slice's
+  // size, in C order. Eager mode copies it out of memory. Lazy (for a tensor not cached), plaid
+  // and mmap modes read only the slice's bytes from the source (mmap: from the file, not the
+  // mapping, so no mapped page is touched), coalesced per SlicePlan::ForEachRead into reads of
+  // at most `part_size` bytes, `parallelism` at a time, gapless ones straight into `dst`: memory
+  // beyond `dst` is at most parallelism x part_size. A slice neither caches its tensor nor moves
+  // plaid's stream (no tensor is evicted or handed out). Errors as Get() and SlicePlan::Make.
+  virtual Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
+                           std::span<std::byte> dst);
 
  protected:
   TensorReader(std::string uri, Header header, Mode mode)
@@ -263,8 +390,14 @@ class TensorStream {
   static Status CheckOptions(const std::string& uri, const ReaderOptions& options);
   virtual ~TensorStream() = default;
 
-  // The next chunk, or nullopt after the last. Its bytes are valid until the next call (and are
-  // never freed while `staging()` is held).
+  // The next chunk, or nullopt after the last.
+  //
+  // IMPORTANT: lifetime. A chunk's bytes are valid until the next call to Next(), which may
+  // hand their buffer back to the read-ahead thread for refilling (they are never freed while
+  // `staging()` is held). Finish every copy out of a chunk, device copies included, first.
+  //
+  // Thread safety: one consumer. Next() must not be called from two threads at once; the
+  // stream's own thread touches only buffers the consumer has handed back.
   virtual Result<std::optional<TensorChunk>> Next() = 0;
   // Keeps the staging memory alive; hand it out as the owner of views into chunks.
   virtual std::shared_ptr<void> staging() const = 0;

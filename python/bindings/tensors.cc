@@ -10,7 +10,10 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
+
+#include "base/host_buffer.h"
 
 #include "bindings/bindings.h"
 #include "bindings/errors.h"
@@ -141,6 +144,26 @@ class PyTensorReader {
     return ViewOf(tensor->data, std::move(tensor->owner));
   }
 
+  // The slice of a tensor given by one (start, count, step) per dimension, read into memory of
+  // its own (so it outlives the reader and any plaid staging).
+  ByteArray ReadSlice(const std::string& name,
+                      const std::vector<std::tuple<uint64_t, uint64_t, uint64_t>>& dims) {
+    std::shared_ptr<TensorReader> r = Shared();
+    const TensorInfo* info = r->header().Find(name);
+    if (info == nullptr) ThrowIfError(NotFound(r->uri() + ": no tensor named '" + name + "'"));
+    std::vector<tensors::DimSlice> slices;
+    for (const auto& [start, count, step] : dims) slices.push_back({start, count, step});
+    tensors::SlicePlan plan = Unwrap(tensors::SlicePlan::Make(r->uri(), *info, slices));
+    std::shared_ptr<HostBuffer> buffer;
+    {
+      BlockingCall blocking;
+      buffer = Unwrap(HostBuffer::Allocate(plan.nbytes(), r->uri() + ": slice of " + name));
+      ThrowIfError(r->ReadSlice(name, slices, buffer->bytes()));
+    }
+    std::span<std::byte> bytes = buffer->bytes();
+    return ViewOf(bytes, std::move(buffer));
+  }
+
   // Copies a tensor into `out` (a writable C-contiguous buffer of exactly its size).
   void ReadInto(const std::string& name, nb::handle out) {
     std::shared_ptr<TensorReader> r = Shared();
@@ -216,41 +239,107 @@ std::string Utf8(const std::string& path, nb::handle object, What what) {
   return std::string(data, static_cast<size_t>(size));
 }
 
-// tensors: [(name, dtype name, shape, buffer)], in any order.
-void WriteSafetensors(const std::string& path, nb::list tensors_in,
-                      std::optional<nb::dict> metadata_in, bool checksums) {
+// Tensors and metadata from Python, held for as long as ferry reads their bytes.
+struct TensorsToWrite {
   std::vector<std::unique_ptr<BufferView>> buffers;
-  std::vector<tensors::TensorToWrite> to_write;
+  std::vector<tensors::TensorToWrite> tensors;
+  std::vector<std::pair<std::string, std::string>> metadata;
+};
+
+// tensors: [(name, dtype name, shape, buffer)], in any order. `where` names the destination in
+// messages.
+TensorsToWrite ToWrite(const std::string& where, nb::list tensors_in,
+                       std::optional<nb::dict> metadata_in) {
+  TensorsToWrite out;
   for (nb::handle item : tensors_in) {
     auto entry = nb::cast<nb::tuple>(item);
     tensors::TensorToWrite t;
-    t.name = Utf8(path, entry[0], [&] { return "tensor name " + Describe(entry[0]); });
+    t.name = Utf8(where, entry[0], [&] { return "tensor name " + Describe(entry[0]); });
     std::string dtype = nb::cast<std::string>(entry[1]);
     std::optional<tensors::DType> parsed = tensors::DTypeFromName(dtype);
     if (!parsed) {
       ThrowIfError(
-          InvalidArgument(path + ": tensor '" + t.name + "': unknown dtype '" + dtype + "'"));
+          InvalidArgument(where + ": tensor '" + t.name + "': unknown dtype '" + dtype + "'"));
     }
     t.dtype = *parsed;
     t.shape = nb::cast<std::vector<uint64_t>>(entry[2]);
-    buffers.push_back(std::make_unique<BufferView>(entry[3]));
-    t.data = buffers.back()->bytes();
-    to_write.push_back(std::move(t));
+    out.buffers.push_back(std::make_unique<BufferView>(entry[3]));
+    t.data = out.buffers.back()->bytes();
+    out.tensors.push_back(std::move(t));
   }
-  std::vector<std::pair<std::string, std::string>> metadata;
   if (metadata_in) {
     for (auto [key, value] : *metadata_in) {
-      std::string key_text = Utf8(path, key, [&] { return "metadata key " + Describe(key); });
-      std::string value_text = Utf8(path, value, [&] {
+      std::string key_text = Utf8(where, key, [&] { return "metadata key " + Describe(key); });
+      std::string value_text = Utf8(where, value, [&] {
         return "metadata value " + Describe(value) + " of key " + Describe(key);
       });
-      metadata.emplace_back(std::move(key_text), std::move(value_text));
+      out.metadata.emplace_back(std::move(key_text), std::move(value_text));
     }
   }
+  return out;
+}
+
+void WriteSafetensors(const std::string& path, nb::list tensors_in,
+                      std::optional<nb::dict> metadata_in, bool checksums) {
+  TensorsToWrite in = ToWrite(path, tensors_in, metadata_in);
   tensors::WriteOptions options;
   options.checksums = checksums;
   BlockingCall blocking;
-  ThrowIfError(tensors::WriteSafetensors(path, to_write, metadata, options));
+  ThrowIfError(tensors::WriteSafetensors(path, in.tensors, in.metadata, options));
+}
+
+// What message names stand for where the bytes live in memory rather than at a URI.
+constexpr const char* kInMemory = "safetensors bytes";
+
+// The whole file as bytes, exactly as the reference's save() makes it: no checksums, the header
+// padded to a multiple of 8 only.
+nb::bytes SerializeSafetensors(nb::list tensors_in, std::optional<nb::dict> metadata_in) {
+  TensorsToWrite in = ToWrite(kInMemory, tensors_in, metadata_in);
+  tensors::WriteOptions options;
+  options.checksums = false;
+  options.data_alignment = 8;
+  tensors::SafetensorsLayout layout =
+      Unwrap(tensors::LayOutSafetensors(kInMemory, in.tensors, in.metadata, options));
+  PyObject* bytes = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(layout.size()));
+  if (bytes == nullptr) throw nb::python_error();
+  char* out = PyBytes_AsString(bytes);
+  {
+    BlockingCall blocking;
+    out = std::copy(layout.prefix.begin(), layout.prefix.end(), out);
+    for (const tensors::TensorToWrite* t : layout.order) {
+      const char* from = reinterpret_cast<const char*>(t->data.data());
+      out = std::copy(from, from + t->data.size(), out);
+    }
+  }
+  return nb::steal<nb::bytes>(bytes);
+}
+
+// A whole safetensors file given as bytes, validated as a file is: [(name, dtype, shape, flat
+// uint8 array)] in file order, the arrays views of one writable copy of the data buffer.
+nb::list LoadSafetensorsBytes(nb::handle data) {
+  BufferView view(data);
+  std::span<const std::byte> bytes = view.bytes();
+  tensors::Header header;
+  std::shared_ptr<HostBuffer> buffer;
+  {
+    BlockingCall blocking;
+    uint64_t n = Unwrap(tensors::ParseHeaderLength(
+        kInMemory, bytes.first(std::min<size_t>(8, bytes.size())), bytes.size()));
+    std::string_view json(reinterpret_cast<const char*>(bytes.data()) + 8, n);
+    header = Unwrap(tensors::ParseHeader(kInMemory, json, bytes.size()));
+    buffer = Unwrap(HostBuffer::Allocate(header.data_size, std::string(kInMemory) + ": load"));
+    std::span<const std::byte> data_bytes = bytes.subspan(header.data_offset());
+    std::copy(data_bytes.begin(), data_bytes.end(), buffer->data());
+  }
+  nb::list out;
+  for (const TensorInfo& info : header.tensors) {
+    nb::list shape;
+    for (uint64_t d : info.shape) shape.append(d);
+    out.append(nb::make_tuple(info.name, std::string(tensors::DTypeName(info.dtype)),
+                              nb::tuple(shape),
+                              ViewOf(buffer->bytes().subspan(info.begin, info.nbytes()), buffer)));
+  }
+  return out;
 }
 
 }  // namespace
@@ -270,6 +359,7 @@ void RegisterTensors(nb::module_& m) {
       .def("info", &PyTensorReader::Info, nb::arg("name"))
       .def("get", &PyTensorReader::Get, nb::arg("name"))
       .def("read_into", &PyTensorReader::ReadInto, nb::arg("name"), nb::arg("out"))
+      .def("read_slice", &PyTensorReader::ReadSlice, nb::arg("name"), nb::arg("dims"))
       .def("close", &PyTensorReader::Close);
   m.def("load_to_device", &LoadToDevice, nb::arg("uri"), nb::arg("device_ptr"),
         nb::arg("device_bytes"), nb::arg("device"), nb::kw_only(), nb::arg("parallelism") = 0,
@@ -277,6 +367,9 @@ void RegisterTensors(nb::module_& m) {
         nb::arg("staging_buffer_size") = size_t{64} << 20);
   m.def("write_safetensors", &WriteSafetensors, nb::arg("path"), nb::arg("tensors"),
         nb::arg("metadata") = nb::none(), nb::arg("checksums") = true);
+  m.def("serialize_safetensors", &SerializeSafetensors, nb::arg("tensors"),
+        nb::arg("metadata") = nb::none());
+  m.def("load_safetensors_bytes", &LoadSafetensorsBytes, nb::arg("data"));
 }
 
 }  // namespace ferry::python

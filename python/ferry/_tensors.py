@@ -36,6 +36,20 @@ NUMPY_DTYPES = {
 }
 
 
+# Frameworks safetensors serves that ferry does not (yet): asking for one is UnsupportedError.
+_OTHER_FRAMEWORKS = ("flax", "jax", "mlx", "paddle", "tf", "tensorflow")
+
+
+def device_name(device: Any) -> str:
+    """A torch device as a string: an int is a CUDA device index (0 -> "cuda:0"), as in torch
+    and safetensors; "meta" means shapes and dtypes only."""
+    if isinstance(device, int) and not isinstance(device, bool):
+        if device < 0:
+            raise _core.InvalidArgumentError(f"device index {device} is negative")
+        return f"cuda:{device}"
+    return str(device)
+
+
 class _ShardedReader:
     """A `model.safetensors.index.json` checkpoint seen as one reader.
 
@@ -100,6 +114,9 @@ class _ShardedReader:
     def read_into(self, name: str, out: Any) -> None:
         self._shard_of(name).read_into(name, out)
 
+    def read_slice(self, name: str, dims: list) -> Any:
+        return self._shard_of(name).read_slice(name, dims)
+
     def close(self) -> None:
         for reader in self._shards.values():
             reader.close()
@@ -143,6 +160,17 @@ class _DeviceReader:
     def read_into(self, name: str, out: Any) -> None:
         raise _core.UnsupportedError(f"{_core.redact_uris(self.uri)}: read_into takes host memory; this file is on the device")
 
+    def read_slice(self, name: str, dims: list) -> Any:
+        """The slice's bytes, a device copy cut from the tensor already in device memory."""
+        import torch
+
+        from ferry.torch import _torch_tensor
+
+        dtype, shape, begin, end = self._header.info(name)
+        whole = _torch_tensor(self._memory[begin:end], dtype, shape, name, self.uri)
+        part = whole[tuple(slice(start, start + count * step, step) for start, count, step in dims)]
+        return part.clone(memory_format=torch.contiguous_format).reshape(-1).view(torch.uint8)
+
     def close(self) -> None:
         self._header.close()
 
@@ -160,10 +188,13 @@ def open_reader(
 ) -> Any:
     """A `_core.TensorReader`, or a `_ShardedReader` for `*.index.json`. With a CUDA `device`,
     eager and plaid load the whole file into device memory (`_DeviceReader`); lazy and mmap
-    read on the CPU and the caller moves tensors."""
+    read on the CPU and the caller moves tensors. With device="meta" only the header is read
+    (a lazy reader), whatever the mode."""
     uri = os.fspath(filename)
     if mode not in MODES:
         raise _core.InvalidArgumentError(f"{_core.redact_uris(uri)}: unknown mode {mode!r} (expected one of {MODES})")
+    if device == "meta":
+        mode, device = "lazy", "cpu"
 
     def open_one(u: str) -> Any:
         if device != "cpu" and mode in ("eager", "plaid"):
@@ -211,9 +242,11 @@ class safe_open:
              tensors in file order, the order that streams the file once.
       mmap   zero-copy views of a private mapping (local files only)
 
-    With framework="pt" and device="cuda:N", eager and plaid stream the whole file into one
-    device allocation through pinned staging buffers (reads overlap the copies); tensors are
-    views of it and stay valid. lazy and mmap read on the CPU and move each tensor.
+    With framework="pt" and device="cuda:N" (or N), eager and plaid stream the whole file into
+    one device allocation through pinned staging buffers (reads overlap the copies); tensors are
+    views of it and stay valid. lazy and mmap read on the CPU and move each tensor. With
+    device="meta" tensors and slices are meta tensors (shape and dtype) and no tensor byte is
+    read.
 
     Arrays share memory with the reader where the mode allows; they stay valid after `close()`
     (except plaid views, whose bytes a later tensor may overwrite). `metadata()` leaves out the
@@ -237,11 +270,15 @@ class safe_open:
             self._framework = "np"
         elif framework in ("pt", "torch"):
             self._framework = "pt"
+        elif framework in _OTHER_FRAMEWORKS:
+            raise _core.UnsupportedError(
+                f"framework {framework!r} is not supported; ferry supports 'np' (or 'numpy': numpy "
+                "arrays) and 'pt' (or 'torch': torch tensors)")
         else:
             raise _core.InvalidArgumentError(
                 f"unknown framework {framework!r} (expected 'np' or 'pt')"
             )
-        self._device = str(device)
+        self._device = device_name(device)
         if self._device != "cpu" and self._framework == "np":
             raise _core.InvalidArgumentError(f"numpy arrays live on the CPU (device={device!r})")
         self._reader = open_reader(
@@ -319,7 +356,19 @@ class safe_open:
 
     def get_tensor(self, name: str) -> Any:
         dtype, shape, _, _ = self._reader.info(name)
-        raw = self._reader.get(name)
+        if self._device == "meta":
+            return self._meta_tensor(dtype, shape, name)
+        return self._framework_tensor(self._reader.get(name), dtype, shape, name)
+
+    def _meta_tensor(self, dtype: str, shape: tuple[int, ...], name: str) -> Any:
+        import torch
+
+        from ferry.torch import _torch_dtype
+
+        return torch.empty(shape, dtype=_torch_dtype(dtype, name, self._reader.uri), device="meta")
+
+    def _framework_tensor(self, raw: Any, dtype: str, shape: tuple[int, ...], name: str) -> Any:
+        """The numpy array or torch tensor (on this file's device) that flat bytes `raw` hold."""
         if self._framework == "np":
             return numpy_array(raw, dtype, shape, name, self._reader.uri)
         from ferry.torch import _torch_tensor  # torch is imported only when asked for
@@ -328,9 +377,67 @@ class safe_open:
         return tensor if tensor.device.type != "cpu" or self._device == "cpu" else tensor.to(self._device)
 
 
+class SliceIndexError(_core.OutOfRangeError, IndexError):
+    """An index outside a tensor's dimensions: an IndexError, as for any array."""
+
+
+def _is_int(item: Any) -> bool:
+    """A Python or numpy integer (not a bool, which indexes as a mask)."""
+    if isinstance(item, int):
+        return not isinstance(item, bool)
+    dtype = getattr(item, "dtype", None)  # numpy scalars; torch tensors are left to torch
+    return (type(item).__module__ == "numpy" and getattr(item, "ndim", None) == 0
+            and getattr(dtype, "kind", None) in ("i", "u"))
+
+
+def plan_slice(index: Any, shape: tuple[int, ...], where: str) -> tuple[list, tuple[int, ...]] | None:
+    """([(start, count, step)] per dimension, result shape) for a basic index: ints (negative
+    ones count from the end), slices with positive steps, one Ellipsis, None, or a tuple of
+    these, fewer than the dimensions meaning whole trailing ones. None for any other index
+    (lists, arrays, bools, several Ellipses): the caller indexes the whole tensor with it."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not all(item is Ellipsis or item is None or isinstance(item, slice) or _is_int(item) for item in items):
+        return None
+    if sum(item is Ellipsis for item in items) > 1:
+        return None
+    consumed = sum(item is not None and item is not Ellipsis for item in items)
+    if consumed > len(shape):
+        raise SliceIndexError(f"{where}: too many indices for tensor of dimension {len(shape)}")
+    if Ellipsis not in items:
+        items = items + (Ellipsis,)
+    at = items.index(Ellipsis)
+    items = items[:at] + (slice(None),) * (len(shape) - consumed) + items[at + 1:]
+    dims: list[tuple[int, int, int]] = []
+    out: list[int] = []
+    for item in items:
+        if item is None:
+            out.append(1)
+            continue
+        d, size = len(dims), shape[len(dims)]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(size)  # TypeError / ValueError as Python's own
+            if step < 0:
+                raise _core.InvalidArgumentError(f"{where}: step must be greater than zero (got {step})")
+            count = len(range(start, stop, step))
+            dims.append((start if count else 0, count, step))
+            out.append(count)
+        else:
+            i = int(item)
+            if not -size <= i < size:
+                raise SliceIndexError(f"{where}: index {i} is out of bounds for dimension {d} with size {size}")
+            dims.append((i % size, 1, 1))
+    return dims, tuple(out)
+
+
 class TensorSlice:
     """Part of a tensor, read on indexing (see `safe_open.get_slice`). The result is a copy, as
-    in safetensors, so it stays valid whatever the mode."""
+    in safetensors, so it stays valid whatever the mode.
+
+    A basic index (ints, slices with positive steps, Ellipsis, None) reads only the bytes it
+    selects: rows `w[a:b]` in one read, `w[:, a:b]` one run per row, neighbouring runs read
+    together when the gap between them is small. Any other index (lists, arrays, bools) is
+    applied by the framework's own indexing to a copy of the whole tensor (read as a slice, so a
+    plaid reader's stream is left alone)."""
 
     def __init__(self, file: safe_open, name: str) -> None:
         self._file = file
@@ -343,5 +450,14 @@ class TensorSlice:
         return self._file.dtype(self._name)
 
     def __getitem__(self, index: Any) -> Any:
-        part = self._file.get_tensor(self._name)[index]
-        return part.clone() if hasattr(part, "clone") else part.copy()  # torch / numpy
+        reader = self._file._reader
+        dtype, shape, _, _ = reader.info(self._name)
+        where = f"{_core.redact_uris(reader.uri)}: tensor '{self._name}'"
+        plan = plan_slice(index, tuple(shape), where)
+        if plan is None:
+            return self[...][index]
+        dims, out_shape = plan
+        if self._file._device == "meta":
+            return self._file._meta_tensor(dtype, out_shape, self._name)
+        raw = reader.read_slice(self._name, dims)
+        return self._file._framework_tensor(raw, dtype, out_shape, self._name)

@@ -3,6 +3,7 @@
     import ferry.numpy
     ferry.numpy.save_file({"w": np.ones((2, 3), np.float32)}, "m.safetensors")
     arrays = ferry.numpy.load_file("m.safetensors")            # or an http(s):// URL
+    arrays = ferry.numpy.load(ferry.numpy.save(arrays))        # bytes, as safetensors.numpy
 
 bfloat16 and float8 tensors come back as uint16 / uint8 arrays holding the raw bits.
 """
@@ -61,6 +62,12 @@ def _as_little_endian_bytes(name: str, array: Any) -> tuple[str, tuple[int, ...]
     return st_dtype, tuple(array.shape), flat
 
 
+def _items(tensor_dict: Mapping[str, Any]) -> list[tuple]:
+    """(name, dtype, shape, little-endian bytes) of each array for the writer."""
+    # names are checked (str, encodable) by _core
+    return [(name, *_as_little_endian_bytes(name, array)) for name, array in tensor_dict.items()]
+
+
 def save_file(
     tensor_dict: Mapping[str, Any],
     filename: str | os.PathLike[str],
@@ -74,8 +81,20 @@ def save_file(
     size; the file appears under `filename` only once complete (temporary file, fsync, rename).
     With `checksums`, each tensor's XXH3-64 is recorded in `__metadata__` for `ferry verify`.
     """
-    tensors = []
-    for name, array in tensor_dict.items():  # names are checked (str, encodable) by _core
-        dtype, shape, flat = _as_little_endian_bytes(name, array)
-        tensors.append((name, dtype, shape, flat))
-    _core.write_safetensors(os.fspath(filename), tensors, dict(metadata) if metadata else None, checksums)
+    _core.write_safetensors(os.fspath(filename), _items(tensor_dict), dict(metadata) if metadata else None, checksums)
+
+
+def save(tensor_dict: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The safetensors file of `tensor_dict` as bytes, byte for byte what
+    `safetensors.numpy.save` returns (no checksums, the header padded to 8 bytes only)."""
+    return _core.serialize_safetensors(_items(tensor_dict), dict(metadata) if metadata else None)
+
+
+def load(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file given as bytes, validated as a file is; a truncated or
+    malformed one raises ferry.CorruptionError naming the offset or field. The arrays are
+    writable views of one copy of the data."""
+    return {
+        name: numpy_array(raw, dtype, tuple(shape), name, "safetensors bytes")
+        for name, dtype, shape, raw in _core.load_safetensors_bytes(data)
+    }

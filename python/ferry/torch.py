@@ -1,19 +1,22 @@
 """safetensors files as torch tensors, mirroring `safetensors.torch`, plus `load_into_module`.
 
     import ferry.torch
-    ferry.torch.save_file(model.state_dict(), "model.safetensors")
+    ferry.torch.save_file(state_dict, "model.safetensors")   # refuses tied tensors: see save_model
+    ferry.torch.save_model(model, "model.safetensors")       # keeps one name per tied group
     missing, unexpected = ferry.torch.load_into_module(model, "model.safetensors")
+    data = ferry.torch.save(state_dict)                        # bytes, as safetensors' save()
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from typing import Any, Mapping
 
 import torch
 
 from ferry import _core
-from ferry._tensors import open_reader
+from ferry._tensors import device_name, open_reader
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
@@ -43,11 +46,16 @@ for _name, _attr in (
 _SAFETENSORS_DTYPES = {v: k for k, v in _TORCH_DTYPES.items()}
 
 
-def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: str) -> torch.Tensor:
-    """The tensor a flat uint8 numpy view holds, sharing its memory where alignment allows."""
+def _torch_dtype(dtype: str, name: str, uri: str) -> torch.dtype:
     torch_dtype = _TORCH_DTYPES.get(dtype)
     if torch_dtype is None:
         raise _core.UnsupportedError(f"{_core.redact_uris(uri)}: tensor '{name}': torch has no type for {dtype}")
+    return torch_dtype
+
+
+def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: str) -> torch.Tensor:
+    """The tensor a flat uint8 numpy view holds, sharing its memory where alignment allows."""
+    torch_dtype = _torch_dtype(dtype, name, uri)
     flat = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(raw)  # device or host
     itemsize = torch_dtype.itemsize
     if flat.numel() == 0:
@@ -58,27 +66,102 @@ def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: 
 
 
 def load_file(
-    filename: str | os.PathLike[str], device: str = "cpu", *, mode: str = "eager", **options: Any
+    filename: str | os.PathLike[str], device: str | int = "cpu", *, mode: str = "eager", **options: Any
 ) -> dict[str, torch.Tensor]:
     """Every tensor of a file, URL or `*.index.json` checkpoint, by name (see ferry.numpy).
 
-    With device="cuda:N" (eager mode) each file streams into one device allocation through
-    pinned staging buffers; the tensors are views of it."""
+    With device="cuda:N" or N (eager mode) each file streams into one device allocation through
+    pinned staging buffers; the tensors are views of it. With device="meta" the tensors are meta
+    tensors of the file's shapes and dtypes, and only the header is read."""
     if mode == "plaid":
         raise _core.InvalidArgumentError(
             "load_file keeps every tensor; plaid mode hands out views valid until the next "
             "tensor. Use ferry.safe_open(..., mode='plaid') or load_into_module to stream."
         )
-    reader = open_reader(filename, mode, device=str(device), **options)
+    device = device_name(device)
+    reader = open_reader(filename, mode, device=device, **options)
     try:
         out = {}
         for name in reader.offset_keys():
             dtype, shape, _, _ = reader.info(name)
+            if device == "meta":
+                out[name] = torch.empty(shape, dtype=_torch_dtype(dtype, name, reader.uri), device="meta")
+                continue
             tensor = _torch_tensor(reader.get(name), dtype, shape, name, reader.uri)
             out[name] = tensor if tensor.device == torch.device(device) else tensor.to(device)
         return out
     finally:
         reader.close()
+
+
+def load(data: bytes) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file given as bytes (e.g. from `save`), validated as a file
+    is; a truncated or malformed one raises ferry.CorruptionError naming the offset or field.
+    The tensors share one copy of the data, on the CPU."""
+    return {
+        name: _torch_tensor(raw, dtype, tuple(shape), name, "safetensors bytes")
+        for name, dtype, shape, raw in _core.load_safetensors_bytes(data)
+    }
+
+
+def _span(tensor: torch.Tensor) -> tuple[int, int]:
+    """The bytes [start, end) of its storage a tensor's elements reach (any strides >= 0)."""
+    start = tensor.data_ptr()
+    if tensor.numel() == 0:
+        return start, start
+    last = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))
+    return start, start + (last + 1) * tensor.element_size()
+
+
+def _shared_groups(tensors: Mapping[str, torch.Tensor]) -> list[list[str]]:
+    """Names whose tensors overlap in one storage, as sorted groups of two or more. Tensors
+    that cut one storage into disjoint parts are not shared; meta and empty storages never are."""
+    by_storage: dict[tuple, list[str]] = defaultdict(list)
+    for name, tensor in tensors.items():
+        storage = tensor.untyped_storage() if tensor.device.type != "meta" else None
+        if storage is not None and storage.data_ptr() != 0 and storage.nbytes() != 0:
+            by_storage[(tensor.device, storage.data_ptr(), storage.nbytes())].append(name)
+    groups = []
+    for names in by_storage.values():
+        spans = sorted((_span(tensors[n]), n) for n in names)
+        group, group_end = [spans[0][1]], spans[0][0][1]
+        for (start, end), name in spans[1:]:
+            if start < group_end:
+                group.append(name)
+            else:
+                groups.append(group)
+                group = [name]
+            group_end = max(group_end, end)
+        groups.append(group)
+    return sorted(sorted(g) for g in groups if len(g) > 1)
+
+
+def _items(tensors: Mapping[str, torch.Tensor], where: str) -> list[tuple]:
+    """(name, dtype, shape, bytes) of each tensor for the writer, on the CPU and contiguous."""
+    if not isinstance(tensors, Mapping):
+        raise _core.InvalidArgumentError(f"{where}: expected a dict of str -> torch.Tensor, got {type(tensors).__name__}")
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise _core.InvalidArgumentError(f"{where}: tensor '{name}': expected a torch.Tensor, got {type(tensor).__name__}")
+        st_dtype = _SAFETENSORS_DTYPES.get(tensor.dtype)
+        if st_dtype is None:
+            raise _core.InvalidArgumentError(f"{where}: tensor '{name}': {tensor.dtype} has no safetensors type")
+        if tensor.layout != torch.strided:
+            raise _core.InvalidArgumentError(
+                f"{where}: tensor '{name}' is {tensor.layout}; safetensors holds dense tensors "
+                "(.to_dense() makes one, possibly much larger)")
+    shared = _shared_groups(tensors)
+    if shared:
+        raise _core.InvalidArgumentError(
+            f"{where}: tensors {', '.join(map(str, shared))} share memory; saving them would write those "
+            "bytes once per name and load them back as separate tensors. Save each storage under "
+            "one name, or use ferry.torch.save_model(model, filename), which keeps one name of each "
+            "tied group and records the others in the metadata")
+    items = []
+    for name, tensor in tensors.items():
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+        items.append((name, _SAFETENSORS_DTYPES[tensor.dtype], tuple(tensor.shape), flat.numpy()))
+    return items
 
 
 def save_file(
@@ -88,17 +171,109 @@ def save_file(
     *,
     checksums: bool = True,
 ) -> None:
-    """Write tensors (any device; copied to the CPU) to a safetensors file; see ferry.numpy."""
-    items = []
-    for name, tensor in tensors.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise _core.InvalidArgumentError(f"tensor '{name}': expected a torch.Tensor, got {type(tensor).__name__}")
-        st_dtype = _SAFETENSORS_DTYPES.get(tensor.dtype)
-        if st_dtype is None:
-            raise _core.InvalidArgumentError(f"tensor '{name}': {tensor.dtype} has no safetensors type")
-        flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-        items.append((name, st_dtype, tuple(tensor.shape), flat.numpy()))
-    _core.write_safetensors(os.fspath(filename), items, dict(metadata) if metadata else None, checksums)
+    """Write tensors (any device; copied to the CPU, packed if not contiguous) to a safetensors
+    file; see ferry.numpy. Tensors sharing memory (tied weights) are refused, as safetensors
+    refuses them: use `save_model`."""
+    path = os.fspath(filename)
+    items = _items(tensors, _core.redact_uris(path))
+    _core.write_safetensors(path, items, dict(metadata) if metadata else None, checksums)
+
+
+def save(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The safetensors file of `tensors` as bytes, byte for byte what `safetensors.torch.save`
+    returns (no checksums, the header padded to 8 bytes only). Tied tensors are refused as in
+    `save_file`."""
+    return _core.serialize_safetensors(_items(tensors, "save()"), dict(metadata) if metadata else None)
+
+
+def _keep_one_name_per_storage(state: dict[str, torch.Tensor], prefer: set[str] = frozenset()) -> dict[str, list[str]]:
+    """For each group of tied names: the one name kept (the first, sorted, of those covering the
+    whole storage, preferring names in `prefer`) -> the others, as safetensors chooses them."""
+    dropped: dict[str, list[str]] = {}
+    for group in _shared_groups(state):
+        complete = sorted(n for n in group if _covers_storage(state[n]))
+        if not complete:
+            raise _core.InvalidArgumentError(
+                f"tensors {group} share memory but none of them covers the whole storage, so no "
+                "one name can stand for the others; save copies (.clone()) if each is meant to "
+                "be stored")
+        keep = next((n for n in complete if n in prefer), complete[0])
+        dropped[keep] = [n for n in group if n != keep]
+    return dropped
+
+
+def _covers_storage(tensor: torch.Tensor) -> bool:
+    storage = tensor.untyped_storage()
+    return tensor.data_ptr() == storage.data_ptr() and tensor.numel() * tensor.element_size() == storage.nbytes()
+
+
+def save_model(
+    model: torch.nn.Module,
+    filename: str | os.PathLike[str],
+    metadata: Mapping[str, str] | None = None,
+    force_contiguous: bool = True,
+    *,
+    checksums: bool = True,
+) -> None:
+    """Save `model.state_dict()` with each group of tied (memory-sharing) tensors under one
+    name, as `safetensors.torch.save_model` does: the first name, sorted, of those covering the
+    whole storage. Each dropped name is recorded in the metadata as `dropped -> kept` (unless
+    `metadata` already has that key); `load_model` ties them again. With force_contiguous=False
+    a non-contiguous tensor is refused rather than packed."""
+    state = model.state_dict()
+    metadata = dict(metadata or {})
+    for keep, dropped in _keep_one_name_per_storage(state).items():
+        for name in dropped:
+            metadata.setdefault(name, keep)
+            del state[name]
+    if not force_contiguous:
+        for name, tensor in state.items():
+            if not tensor.is_contiguous():
+                raise _core.InvalidArgumentError(
+                    f"{_core.redact_uris(os.fspath(filename))}: tensor '{name}' is not contiguous; "
+                    "pass force_contiguous=True to save it packed")
+    save_file(state, filename, metadata or None, checksums=checksums)
+
+
+def load_model(
+    model: torch.nn.Module,
+    filename: str | os.PathLike[str],
+    strict: bool = True,
+    device: str | int = "cpu",
+    *,
+    mode: str = "plaid",
+    **options: Any,
+) -> tuple[set[str], list[str]]:
+    """Load a file written by `save_model` (or any checkpoint) into `model` in place, with
+    `safetensors.torch.load_model`'s handling of tied tensors: a tied name the file leaves out
+    is not missing (its kept twin fills the storage), and one the file has anyway counts as
+    unexpected. Returns (missing, unexpected) as safetensors does (a set and a list); with
+    `strict`, either being non-empty raises ferry.InvalidArgumentError before any tensor is
+    copied. Streams in plaid mode by default (see `load_into_module`); `device` is where the
+    file's tensors are read to on their way into the model's own memory."""
+    device = device_name(device)
+    targets = model.state_dict(keep_vars=True)
+    reader = open_reader(filename, mode, device=device, **options)
+    try:
+        names = reader.offset_keys()
+        in_file = set(names)
+        tied = _keep_one_name_per_storage(targets, prefer=in_file)
+        missing = {n for n in targets if n not in in_file}
+        unexpected = [n for n in sorted(names) if n not in targets]
+        for dropped in tied.values():
+            for name in dropped:
+                if name in missing:
+                    missing.remove(name)
+                else:
+                    unexpected.append(name)
+        if strict and (missing or unexpected):
+            raise _core.InvalidArgumentError(
+                f"{_core.redact_uris(reader.uri)}: checkpoint does not match {type(model).__name__}: "
+                f"missing {sorted(missing)}, unexpected {unexpected}")
+        _copy_into(targets, reader, [n for n in names if n in targets], host=device == "cpu")
+        return missing, unexpected
+    finally:
+        reader.close()
 
 
 def load_into_module(
@@ -139,29 +314,35 @@ def load_into_module(
                 f"missing {missing[:10]}{'...' if len(missing) > 10 else ''}, "
                 f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
             )
-        for name in names:
-            if name not in targets:
-                continue
-            dtype, shape, _, _ = reader.info(name)
-            target = targets[name]
-            if tuple(target.shape) != tuple(shape):
-                raise _core.InvalidArgumentError(
-                    f"{_core.redact_uris(reader.uri)}: tensor '{name}': shape {list(shape)} in the file, "
-                    f"{list(target.shape)} in the module"
-                )
-            if (
-                target.device.type == "cpu"
-                and target.dtype == _TORCH_DTYPES.get(dtype)
-                and target.is_contiguous()
-                and target.numel() > 0
-            ):
-                # Straight into the parameter's memory: no staging copy, and a tensor
-                # larger than a staging buffer needs no extra host memory.
-                reader.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
-                continue
-            source = _torch_tensor(reader.get(name), dtype, shape, name, reader.uri)
-            with torch.no_grad():
-                target.copy_(source)  # completes before the next tensor reuses the staging buffer
+        _copy_into(targets, reader, [n for n in names if n in targets], host=True)
         return missing, unexpected
     finally:
         reader.close()
+
+
+def _copy_into(targets: Mapping[str, torch.Tensor], reader: Any, names: list[str], host: bool) -> None:
+    """Copy tensors `names` of `reader` into `targets` (a module's parameters and buffers) in
+    file order, in place. CPU targets of the file's dtype are read straight into their memory
+    when the reader is on the host; others go through `Tensor.copy_`, which converts dtypes."""
+    for name in names:
+        dtype, shape, _, _ = reader.info(name)
+        target = targets[name]
+        if tuple(target.shape) != tuple(shape):
+            raise _core.InvalidArgumentError(
+                f"{_core.redact_uris(reader.uri)}: tensor '{name}': shape {list(shape)} in the file, "
+                f"{list(target.shape)} in the module"
+            )
+        if (
+            host
+            and target.device.type == "cpu"
+            and target.dtype == _TORCH_DTYPES.get(dtype)
+            and target.is_contiguous()
+            and target.numel() > 0
+        ):
+            # Straight into the parameter's memory: no staging copy, and a tensor
+            # larger than a staging buffer needs no extra host memory.
+            reader.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
+            continue
+        source = _torch_tensor(reader.get(name), dtype, shape, name, reader.uri)
+        with torch.no_grad():
+            target.copy_(source)  # completes before the next tensor reuses the staging buffer

@@ -303,3 +303,16 @@ def test_a_request_signed_for_the_wrong_region_says_which_one(tmp_path, monkeypa
         assert secret not in str(error.value)
         monkeypatch.setenv("AWS_REGION", "eu-west-1")
         assert ferry.io.read("s3://bucket/data.bin") == b"x" * 1000
+
+
+def test_tensor_slices_from_s3_read_only_their_bytes(tmp_path, monkeypatch):
+    """get_slice over s3:// asks for the slice's ranges only (the fault server playing S3 counts
+    the body bytes it serves)."""
+    rows = np.arange(64 * 8192, dtype=np.float32).reshape(64, 8192)  # 32 KiB rows
+    with fault_s3(tmp_path, monkeypatch) as server:
+        ferry.numpy.save_file({"w": rows}, tmp_path / "bucket" / "m.safetensors")
+        for mode in ("lazy", "plaid"):
+            with ferry.safe_open("s3://bucket/m.safetensors", mode=mode) as f:
+                before = server.bytes_served["/bucket/m.safetensors"]
+                np.testing.assert_array_equal(f.get_slice("w")[8:16], rows[8:16])
+                assert server.bytes_served["/bucket/m.safetensors"] - before == 8 * 32768

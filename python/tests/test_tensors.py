@@ -324,7 +324,7 @@ def test_bad_options_are_clear(checkpoint):
     with pytest.raises(ferry.InvalidArgumentError, match="unknown mode 'fast'"):
         ferry.safe_open(path, mode="fast")
     with pytest.raises(ferry.InvalidArgumentError, match="unknown framework"):
-        ferry.safe_open(path, framework="jax")
+        ferry.safe_open(path, framework="caffe")
     with pytest.raises(ferry.InvalidArgumentError, match="at least 2 staging buffers"):
         ferry.safe_open(path, mode="plaid", staging_buffers=1)
     with pytest.raises(ferry.InvalidArgumentError, match="plaid"):

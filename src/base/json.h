@@ -19,6 +19,12 @@ inline void AppendJsonString(std::string& out, std::string_view text) {
       case '\\':
         out += "\\\\";
         break;
+      case '\b':  // the short escapes JSON has, as serde_json (the reference's) writes them
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       case '\n':
         out += "\\n";
         break;

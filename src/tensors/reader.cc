@@ -1,6 +1,7 @@
 // TensorReader: the four ways of getting a safetensors file's tensors into host memory.
 
 #include <array>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -20,6 +21,77 @@ constexpr std::array<std::pair<Mode, std::string_view>, 4> kModeNames = {{
 
 io::ParallelReadOptions ParallelOptions(const ReaderOptions& options) {
   return {options.parallelism, options.part_size};
+}
+
+Status CheckSliceDestination(const std::string& uri, const TensorInfo& info,
+                             const SlicePlan& plan, std::span<std::byte> dst) {
+  if (dst.size() == plan.nbytes()) return Status::Ok();
+  return InvalidArgument(uri + ": the slice of tensor '" + info.name + "' has " +
+                         std::to_string(plan.nbytes()) + " bytes; the destination has " +
+                         std::to_string(dst.size()));
+}
+
+uint64_t SliceMaxGap(const io::Source& source, const ReaderOptions& options) {
+  if (options.slice_max_gap != 0) return options.slice_max_gap;
+  Result<io::Uri> uri = io::ParseUri(source.uri());
+  bool local = uri.ok() && uri->scheme == io::Scheme::kFile;
+  return local ? uint64_t{4} << 10 : uint64_t{256} << 10;
+}
+
+// Reads the slice `plan` of tensor `info` from `source` into `dst`: only the slice's bytes, in
+// coalesced reads of at most part_size run `parallelism` at a time; or, when checksums are to be
+// verified, the whole tensor (a checksum covers all of it), checked, then cut.
+Status ReadSliceFromSource(io::Source& source, const Header& header, const TensorInfo& info,
+                           const SlicePlan& plan, const ReaderOptions& options,
+                           std::span<std::byte> dst) {
+  const std::string& uri = source.uri();
+  FERRY_RETURN_IF_ERROR(CheckSliceDestination(uri, info, plan, dst));
+  if (!source.random_access()) {
+    return Unsupported(io::RedactUri(uri) +
+                       ": the server ignores Range requests, so a slice of tensor '" +
+                       info.name + "' would download the file up to it; load the whole file "
+                       "(mode='eager') or copy it to a local path first");
+  }
+  const uint64_t tensor_offset = header.data_offset() + info.begin;
+  if (options.verify_checksums) {
+    FERRY_ASSIGN_OR_RETURN(auto whole,
+                           HostBuffer::Allocate(info.nbytes(), uri + ": tensor " + info.name));
+    FERRY_RETURN_IF_ERROR(
+        io::ReadParallel(source, tensor_offset, whole->bytes(), ParallelOptions(options)));
+    FERRY_RETURN_IF_ERROR(VerifyChecksum(uri, header, info, whole->bytes()));
+    plan.Gather(whole->bytes(), dst);
+    return Status::Ok();
+  }
+  int threads = options.parallelism > 0 ? options.parallelism : source.default_parallelism();
+  // Reads are planned a batch at a time, so planning memory stays small even for a slice of
+  // millions of tiny runs with large gaps between them.
+  constexpr size_t kBatch = 1024;
+  std::vector<SliceRead> batch;
+  auto run_batch = [&]() -> Status {
+    Status status = pipeline::ParallelFor(batch.size(), threads, [&](size_t i) -> Status {
+      const SliceRead& read = batch[i];
+      uint64_t span = read.end - read.begin;
+      if (read.gapless(plan.run_bytes())) {
+        return source.ReadAt(tensor_offset + read.begin, dst.subspan(read.dst_offset, span));
+      }
+      auto scratch = std::make_unique_for_overwrite<std::byte[]>(span);
+      FERRY_RETURN_IF_ERROR(source.ReadAt(tensor_offset + read.begin, {scratch.get(), span}));
+      for (uint64_t k = 0; k < read.runs; ++k) {
+        uint64_t from = plan.RunOffset(read.first_run + k) - read.begin;
+        std::memcpy(dst.data() + read.dst_offset + k * plan.run_bytes(), scratch.get() + from,
+                    plan.run_bytes());
+      }
+      return Status::Ok();
+    });
+    batch.clear();
+    return status;
+  };
+  FERRY_RETURN_IF_ERROR(
+      plan.ForEachRead(SliceMaxGap(source, options), options.part_size, [&](const SliceRead& r) {
+        batch.push_back(r);
+        return batch.size() == kBatch ? run_batch() : Status::Ok();
+      }));
+  return run_batch();
 }
 
 // All tensors in one allocation, read front to back by `parallelism` readers in `part_size`
@@ -105,6 +177,22 @@ class LazyReader final : public TensorReader {
     return options_.verify_checksums ? VerifyChecksum(uri(), header(), *info, dst) : Status::Ok();
   }
 
+  Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
+                   std::span<std::byte> dst) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri(), *info, dims));
+    std::shared_ptr<HostBuffer> cached;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cached = cache_[static_cast<size_t>(info - header().tensors.data())];
+    }
+    if (!cached) return ReadSliceFromSource(*source_, header(), *info, plan, options_, dst);
+    FERRY_RETURN_IF_ERROR(CheckSliceDestination(uri(), *info, plan, dst));
+    plan.Gather(cached->bytes(), dst);
+    return Status::Ok();
+  }
+
  private:
   std::unique_ptr<io::Source> source_;
   const ReaderOptions options_;
@@ -115,17 +203,17 @@ class LazyReader final : public TensorReader {
 // Views into a private mapping of the file.
 class MmapReader final : public TensorReader {
  public:
-  static Result<std::unique_ptr<TensorReader>> Open(io::Source& source, Header header,
-                                                    const ReaderOptions& options) {
+  static Result<std::unique_ptr<TensorReader>> Open(std::unique_ptr<io::Source> source,
+                                                    Header header, const ReaderOptions& options) {
     FERRY_ASSIGN_OR_RETURN(std::shared_ptr<io::MappedFile> mapping,
-                           io::MappedFile::Open(source.uri()));
-    if (mapping->bytes().size() != source.size()) {
-      return SourceChanged(source.uri() + ": the file changed size while being opened (" +
-                           std::to_string(source.size()) + " then " +
+                           io::MappedFile::Open(source->uri()));
+    if (mapping->bytes().size() != source->size()) {
+      return SourceChanged(source->uri() + ": the file changed size while being opened (" +
+                           std::to_string(source->size()) + " then " +
                            std::to_string(mapping->bytes().size()) + " bytes)");
     }
-    return std::unique_ptr<TensorReader>(
-        new MmapReader(source.uri(), std::move(header), std::move(mapping), options));
+    return std::unique_ptr<TensorReader>(new MmapReader(
+        std::move(source), std::move(header), std::move(mapping), options));
   }
 
   Result<Tensor> Get(std::string_view name) override {
@@ -144,18 +232,34 @@ class MmapReader final : public TensorReader {
     }
     std::span<std::byte> bytes =
         mapping_->private_bytes().subspan(header().data_offset() + info->begin, info->nbytes());
-    if (verify_checksums_) FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, bytes));
+    if (options_.verify_checksums) {
+      FERRY_RETURN_IF_ERROR(VerifyChecksum(uri(), header(), *info, bytes));
+    }
     return Tensor{*info, bytes, mapping_};
   }
 
+  // A slice is a copy, so it is read from the file (pread) rather than copied out of the
+  // mapping: the mapped pages a copy would touch stay out of the process's memory (a 1/8 row
+  // slice of a tensor would otherwise cost the slice twice), and a truncated file is an error,
+  // never SIGBUS.
+  Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
+                   std::span<std::byte> dst) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri(), *info, dims));
+    return ReadSliceFromSource(*source_, header(), *info, plan, options_, dst);
+  }
+
  private:
-  MmapReader(std::string uri, Header header, std::shared_ptr<io::MappedFile> mapping,
-             const ReaderOptions& options)
-      : TensorReader(std::move(uri), std::move(header), Mode::kMmap),
+  MmapReader(std::unique_ptr<io::Source> source, Header header,
+             std::shared_ptr<io::MappedFile> mapping, const ReaderOptions& options)
+      : TensorReader(source->uri(), std::move(header), Mode::kMmap),
+        source_(std::move(source)),
         mapping_(std::move(mapping)),
-        verify_checksums_(options.verify_checksums) {}
+        options_(options) {}
+  std::unique_ptr<io::Source> source_;
   std::shared_ptr<io::MappedFile> mapping_;
-  const bool verify_checksums_;
+  const ReaderOptions options_;
 };
 
 // A cursor over a TensorStream. Asking for tensors in file order streams the file once; asking
@@ -216,6 +320,16 @@ class PlaidReader final : public TensorReader {
     }
     handed_out_[index] = true;
     return Status::Ok();
+  }
+
+  // Straight from the source, whatever the stream holds: the slice is the caller's own copy,
+  // so the tensor may have been handed out (or evicted) before, and no lock is needed.
+  Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
+                   std::span<std::byte> dst) override {
+    const TensorInfo* info = header().Find(name);
+    if (info == nullptr) return NotFoundError(name);
+    FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri(), *info, dims));
+    return ReadSliceFromSource(*source_, header(), *info, plan, options_, dst);
   }
 
  private:
@@ -323,6 +437,18 @@ Status TensorReader::ReadInto(std::string_view name, std::span<std::byte> dst) {
   return Status::Ok();
 }
 
+// Eager tensors are in memory already: a copy of the slice's runs.
+Status TensorReader::ReadSlice(std::string_view name, std::span<const DimSlice> dims,
+                               std::span<std::byte> dst) {
+  const TensorInfo* info = header_.Find(name);
+  if (info == nullptr) return NotFoundError(name);
+  FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri_, *info, dims));
+  FERRY_RETURN_IF_ERROR(CheckSliceDestination(uri_, *info, plan, dst));
+  FERRY_ASSIGN_OR_RETURN(Tensor tensor, Get(name));
+  plan.Gather(tensor.data, dst);
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<TensorReader>> TensorReader::Open(std::string_view uri,
                                                          const ReaderOptions& options) {
   if (options.mode == Mode::kMmap) {
@@ -350,7 +476,7 @@ Result<std::unique_ptr<TensorReader>> TensorReader::Open(std::string_view uri,
     case Mode::kPlaid:
       return PlaidReader::Open(std::move(source), std::move(header), options);
     case Mode::kMmap:
-      return MmapReader::Open(*source, std::move(header), options);
+      return MmapReader::Open(std::move(source), std::move(header), options);
   }
   return InvalidArgument(std::string(uri) + ": unknown mode");
 }

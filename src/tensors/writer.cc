@@ -40,25 +40,30 @@ Status CheckTensor(std::string_view path, const TensorToWrite& tensor) {
 
 }  // namespace
 
-Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,
-                        std::span<const std::pair<std::string, std::string>> metadata,
-                        const WriteOptions& options) {
-  // Largest element first, then by name: every tensor then starts at a multiple of its element
-  // size (all sizes are powers of two), given an aligned data buffer.
-  std::vector<const TensorToWrite*> order;
+uint64_t SafetensorsLayout::size() const {
+  uint64_t total = prefix.size();
+  for (const TensorToWrite* tensor : order) total += tensor->data.size();
+  return total;
+}
+
+Result<SafetensorsLayout> LayOutSafetensors(
+    std::string_view where, std::span<const TensorToWrite> tensors,
+    std::span<const std::pair<std::string, std::string>> metadata, const WriteOptions& options) {
+  SafetensorsLayout layout;
+  std::vector<const TensorToWrite*>& order = layout.order;
   order.reserve(tensors.size());
   for (const TensorToWrite& tensor : tensors) {
-    FERRY_RETURN_IF_ERROR(CheckTensor(path, tensor));
+    FERRY_RETURN_IF_ERROR(CheckTensor(where, tensor));
     order.push_back(&tensor);
   }
   std::sort(order.begin(), order.end(), [](const TensorToWrite* a, const TensorToWrite* b) {
-    int bits_a = DTypeBits(a->dtype), bits_b = DTypeBits(b->dtype);
-    return bits_a != bits_b ? bits_a > bits_b : a->name < b->name;
+    int rank_a = DTypeWriteOrder(a->dtype), rank_b = DTypeWriteOrder(b->dtype);
+    return rank_a != rank_b ? rank_a > rank_b : a->name < b->name;
   });
   std::unordered_set<std::string_view> names;
   for (const TensorToWrite* tensor : order) {
     if (!names.insert(tensor->name).second) {
-      return InvalidArgument(std::string(path) + ": tensor '" + tensor->name + "' is given twice");
+      return InvalidArgument(std::string(where) + ": tensor '" + tensor->name + "' is given twice");
     }
   }
 
@@ -68,10 +73,10 @@ Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> te
     if (key.starts_with(kChecksumKeyPrefix)) continue;
     if (!simdjson::validate_utf8(key.data(), key.size()) ||
         !simdjson::validate_utf8(value.data(), value.size())) {
-      return InvalidArgument(std::string(path) + ": metadata '" + key + "' is not valid UTF-8");
+      return InvalidArgument(std::string(where) + ": metadata '" + key + "' is not valid UTF-8");
     }
     if (!all_metadata.emplace(key, value).second) {
-      return InvalidArgument(std::string(path) + ": metadata key '" + key + "' is given twice");
+      return InvalidArgument(std::string(where) + ": metadata key '" + key + "' is given twice");
     }
   }
   if (options.checksums) {
@@ -113,18 +118,25 @@ Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> te
   uint64_t unaligned_end = 8 + json.size();
   json.append((alignment - unaligned_end % alignment) % alignment, ' ');
   if (json.size() > kMaxHeaderSize) {
-    return InvalidArgument(std::string(path) + ": the header would be " +
+    return InvalidArgument(std::string(where) + ": the header would be " +
                            std::to_string(json.size()) + " bytes, over the format's limit of " +
                            std::to_string(kMaxHeaderSize));
   }
 
-  FERRY_ASSIGN_OR_RETURN(auto file, io::CreateSink(path));
-  unsigned char length[8];
   uint64_t n = json.size();
-  for (int i = 0; i < 8; ++i, n >>= 8) length[i] = static_cast<unsigned char>(n & 0xff);
-  FERRY_RETURN_IF_ERROR(file->Write(std::as_bytes(std::span(length))));
-  FERRY_RETURN_IF_ERROR(file->Write(std::as_bytes(std::span(json))));
-  for (const TensorToWrite* tensor : order) FERRY_RETURN_IF_ERROR(file->Write(tensor->data));
+  for (int i = 0; i < 8; ++i, n >>= 8) layout.prefix += static_cast<char>(n & 0xff);
+  layout.prefix += json;
+  return layout;
+}
+
+Status WriteSafetensors(std::string_view path, std::span<const TensorToWrite> tensors,
+                        std::span<const std::pair<std::string, std::string>> metadata,
+                        const WriteOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(SafetensorsLayout layout,
+                         LayOutSafetensors(path, tensors, metadata, options));
+  FERRY_ASSIGN_OR_RETURN(auto file, io::CreateSink(path));
+  FERRY_RETURN_IF_ERROR(file->Write(std::as_bytes(std::span(layout.prefix))));
+  for (const TensorToWrite* tensor : layout.order) FERRY_RETURN_IF_ERROR(file->Write(tensor->data));
   return file->Commit();
 }
 

@@ -24,6 +24,9 @@ need not wait out real back-off). FaultServer(root, s3_region="eu-west-1") refus
 signed for another region as AWS S3 does (radosgw accepts any region): 400
 AuthorizationHeaderMalformed naming the region expected, with <Region> and x-amz-bucket-region.
 
+`server.bytes_served[path]` counts the body bytes answered for each path (the size of every
+206 or 200 body, even one a fault then cuts short), so a test can check how much a client read.
+
 Run as a program it prints "PORT <n>" once listening and serves until its stdin closes, so a test
 that dies never leaves it behind.
 """
@@ -51,7 +54,12 @@ class FaultServer(ThreadingHTTPServer):
         self.s3_slowdown = s3_slowdown
         self.s3_region = s3_region
         self.counters = {}
+        self.bytes_served = {}
         self.lock = threading.Lock()
+
+    def add_bytes_served(self, path, n):
+        with self.lock:
+            self.bytes_served[path] = self.bytes_served.get(path, 0) + n
 
     def count(self, key):
         with self.lock:
@@ -124,6 +132,7 @@ class Handler(BaseHTTPRequestHandler):
                 end = min(end, start + num("short") - 1)
             status = 206
         body = data[start:end + 1]
+        self.server.add_bytes_served(url.path, len(body))
         self.send_response(status)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
