@@ -1,5 +1,5 @@
-// Normalizers and pre-tokenizers of tokenizer.json (the subset byte-level BPE files use), and
-// the split of text into the pieces BPE encodes.
+// The pre-tokenizers of tokenizer.json: the split of (normalized) text into the pieces the
+// model encodes.
 #pragma once
 
 #include <memory>
@@ -13,33 +13,29 @@
 
 namespace ferry::text {
 
-// Unicode normalization forms, applied in order (a tokenizer.json Sequence of them).
-class Normalizer {
- public:
-  enum class Form { kNFC, kNFD, kNFKC, kNFKD };
-  Normalizer() = default;
-  explicit Normalizer(std::vector<Form> forms) : forms_(std::move(forms)) {}
-  bool empty() const { return forms_.empty(); }
-  // Valid UTF-8 runs are normalized; bytes that are not valid UTF-8 pass through unchanged.
-  void Apply(std::string_view text, std::string& out) const;
-  std::string Canonical() const;
-
- private:
-  std::vector<Form> forms_;
-};
-
 // How a split treats what its pattern matched (tokenizers' SplitDelimiterBehavior).
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
 // One pre-tokenizer of a tokenizer.json pipeline.
 struct PreTokenizerStep {
-  enum class Kind { kSplit, kByteLevel, kDigits, kPunctuation };
+  enum class Kind {
+    kSplit, kByteLevel, kDigits, kPunctuation,
+    kMetaspace,        // SentencePiece's spaces: " " -> replacement, maybe prepended, maybe split
+    kBert,             // whitespace removed, then every punctuation character a piece of its own
+    kWhitespace,       // pieces are runs of \w and runs of other non-space characters
+    kWhitespaceSplit,  // pieces are the runs between whitespace
+  };
+  // Metaspace: when the replacement is put before a piece that does not start with it.
+  enum class Prepend { kAlways, kFirst, kNever };
   Kind kind = Kind::kSplit;
   std::shared_ptr<const SplitPattern> pattern;  // kSplit, and kByteLevel with use_regex
   SplitBehavior behavior = SplitBehavior::kIsolated;
   bool invert = false;                // kSplit
   bool add_prefix_space = false;      // kByteLevel
   bool individual_digits = false;     // kDigits
+  std::string replacement;            // kMetaspace
+  Prepend prepend = Prepend::kAlways;  // kMetaspace; kFirst only as the first step
+  bool split = true;                   // kMetaspace
 };
 
 // Splits a segment of text (between added tokens, already normalized) into the raw-byte pieces
@@ -60,11 +56,13 @@ class PreTokenizer {
   static PreTokenizer FromPattern(std::shared_ptr<const SplitPattern> pattern);
 
   // Calls emit(piece) for each piece in order; `scratch` holds pieces the general path builds.
+  // `at_text_start`: the text begins where the whole input does (Metaspace's "first" scheme).
   template <typename Emit>
-  Status ForEachPiece(std::string_view text, std::vector<std::string>& scratch, Emit&& emit) const {
+  Status ForEachPiece(std::string_view text, bool at_text_start, std::vector<std::string>& scratch,
+                      Emit&& emit) const {
     if (text.empty()) return Status::Ok();
     if (general_) {
-      FERRY_RETURN_IF_ERROR(RunSteps(text, scratch));
+      FERRY_RETURN_IF_ERROR(RunSteps(text, at_text_start, scratch));
       for (const std::string& piece : scratch) emit(std::string_view(piece));
       return Status::Ok();
     }
@@ -88,7 +86,7 @@ class PreTokenizer {
   std::string Canonical() const;
 
  private:
-  Status RunSteps(std::string_view text, std::vector<std::string>& pieces) const;
+  Status RunSteps(std::string_view text, bool at_text_start, std::vector<std::string>& pieces) const;
   // Text the pattern did not match: a piece of its own (tokenizers' Split), or dropped unless it
   // is invalid UTF-8 (tiktoken).
   template <typename Emit>
