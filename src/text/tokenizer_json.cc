@@ -835,7 +835,7 @@ Status Loader::LoadDecoderSteps(dom::element element, std::string path,
 
 Status Loader::MetaspaceOptions(dom::object object, const std::string& path,
                                 PreTokenizerStep& step) const {
-  step.replacement = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+  step.replacement = kSentencePieceSpace;
   dom::element value;
   if (object["replacement"].get(value) == simdjson::SUCCESS && !value.is_null()) {
     FERRY_ASSIGN_OR_RETURN(std::string_view replacement, String(object, "replacement", path));

@@ -215,7 +215,31 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
     m.Merge(m.config_.tokens[id], ids);
     model->direct_[id] = ids.size() == 1 && ids[0] == id;
   }
+  model->cut_before_spaces_ = model->CanCutBeforeSpaces();
   return model;
+}
+
+// SentencePiece-style files often have no pre-tokenizer (Llama-2, Phi-3), so a whole document is
+// one piece: merging it is O(n log n) with a heap and misses the piece cache. When no token has
+// "▁" right after another character (and "▁" is a token, so it always is a symbol of its own),
+// no merge can join a symbol ending before such a "▁" with the one starting at it: merging the
+// words between those cuts one by one gives exactly the ids of merging the whole, and each word
+// takes the fast paths. (With ignore_merges the whole piece's own lookup would differ.)
+bool BpeModel::CanCutBeforeSpaces() const {
+  if (config_.symbols != Symbols::kCharacters || config_.whole_piece_first) return false;
+  if (bytes_to_id_.Find(kSentencePieceSpace) == kNoToken) return false;
+  for (TokenId id = 0; id < config_.tokens.size(); ++id) {
+    if (!config_.present[id]) continue;
+    std::string_view token = config_.tokens[id];
+    for (size_t at = token.find(kSentencePieceSpace, 1); at != std::string_view::npos;
+         at = token.find(kSentencePieceSpace, at + 1)) {
+      if (at < kSentencePieceSpace.size() ||
+          token.substr(at - kSentencePieceSpace.size(), kSentencePieceSpace.size()) != kSentencePieceSpace) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
@@ -246,6 +270,19 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
 }
 
 bool BpeModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
+  if (!cut_before_spaces_) return EncodeWord(piece, ids);
+  const size_t width = kSentencePieceSpace.size();
+  size_t start = 0;
+  for (size_t at = piece.find(kSentencePieceSpace, 1); at != std::string_view::npos;
+       at = piece.find(kSentencePieceSpace, at + width)) {
+    if (at >= start + width && piece.substr(at - width, width) == kSentencePieceSpace) continue;
+    EncodeWord(piece.substr(start, at - start), ids);
+    start = at;
+  }
+  return EncodeWord(piece.substr(start), ids);
+}
+
+bool BpeModel::EncodeWord(std::string_view piece, std::vector<TokenId>& ids) const {
   if (piece.empty()) return true;
   const uint64_t hash = BytesToId::Hash(piece);
   TokenId whole = bytes_to_id_.Find(piece, hash);

@@ -20,6 +20,8 @@ inline constexpr TokenId kNoToken = 0xFFFFFFFFu;
 // longer token. Such bytes take part in merging under these stand-in ids; one left over at the
 // end means the text cannot be encoded (tiktoken panics there).
 inline constexpr TokenId kStandInByte = 0xFFFFFE00u;
+// U+2581, SentencePiece's spelling of a space.
+inline constexpr std::string_view kSentencePieceSpace = "\xE2\x96\x81";
 
 // Open-addressing hash table from byte strings to ids. Keys are views into storage the owner
 // keeps alive (the model's token list), so a lookup hashes and compares without allocating.
@@ -135,6 +137,9 @@ class BpeModel final : public Model {
   void MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const;
 
   void Merge(std::string_view piece, std::vector<TokenId>& ids) const;
+  // Encode without the cut before spaces (see CanCutBeforeSpaces in bpe.cc).
+  bool EncodeWord(std::string_view piece, std::vector<TokenId>& ids) const;
+  bool CanCutBeforeSpaces() const;
   // Calls emit(id) for each symbol of `piece` before merging (see Symbols).
   template <typename Emit>
   void ForEachSymbol(std::string_view piece, Emit&& emit) const;
@@ -152,6 +157,7 @@ class BpeModel final : public Model {
   // the vocabulary is that token without running the merges. Always so for rank files; for
   // merge lists nearly always (computed at load), and the exceptions take the merge path.
   std::vector<bool> direct_;
+  bool cut_before_spaces_ = false;
 };
 
 }  // namespace ferry::text

@@ -53,3 +53,34 @@ TEST(BpeModel, LongPiecesMergeAsShortOnes) {
 
 }  // namespace
 }  // namespace ferry::text
+
+namespace ferry::text {
+namespace {
+
+// "▁" = U+2581. Merging the words between cuts before "▁" must give the ids of merging the whole
+// piece; where a token has "▁" after another character, the model must not cut there.
+TEST(BpeModel, CutsBeforeSentencePieceSpacesOnlyWhereNoTokenSpansThem) {
+  const std::string s = "\xE2\x96\x81";
+  BpeModel::Config config;
+  config.tokens = {"<unk>", s, "a", s + "a", s + s, "a" + s};
+  config.present.assign(config.tokens.size(), true);
+  config.symbols = BpeModel::Symbols::kCharacters;
+  config.unk = 0;
+  // Without the token "a▁" (id 5 absent): cuts apply, and "▁▁" stays whole.
+  BpeModel::Config safe = config;
+  safe.present[5] = false;
+  auto cut = BpeModel::FromMerges(safe, {{1, 2}, {1, 1}});
+  ASSERT_TRUE(cut.ok());
+  std::vector<TokenId> ids;
+  ASSERT_TRUE((*cut)->Encode(s + "a" + s + s + "a" + s + "a", ids));
+  EXPECT_EQ(ids, (std::vector<TokenId>{3, 1, 3, 3}));  // the first merge wins: ▁a before ▁▁
+  // With "a▁" mergeable first, a merge crosses what would be a cut.
+  auto whole = BpeModel::FromMerges(config, {{2, 1}, {1, 2}});
+  ASSERT_TRUE(whole.ok());
+  ids.clear();
+  ASSERT_TRUE((*whole)->Encode(s + "a" + s + "a", ids));
+  EXPECT_EQ(ids, (std::vector<TokenId>{1, 5, 2}));
+}
+
+}  // namespace
+}  // namespace ferry::text
