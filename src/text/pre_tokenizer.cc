@@ -166,6 +166,10 @@ Result<PreTokenizer> PreTokenizer::FromSteps(std::vector<PreTokenizerStep> steps
              s[0].behavior == SplitBehavior::kIsolated && plain_byte_level(s[1]) &&
              !s[1].pattern) {
     pre.fast_pattern_ = s[0].pattern;  // Llama-3 / Qwen2: Split(regex) then ByteLevel
+  } else if (s.size() == 1 && s[0].kind == Kind::kBert) {
+    pre.single_ = Single::kBert;  // BERT, MiniLM
+  } else if (s.size() == 1 && s[0].kind == Kind::kMetaspace && !s[0].replacement.empty()) {
+    pre.single_ = Single::kMetaspace;  // SentencePiece conversions (T5, XLM-R, ...)
   } else {
     pre.general_ = true;
   }

@@ -61,6 +61,14 @@ class PreTokenizer {
   Status ForEachPiece(std::string_view text, bool at_text_start, std::vector<std::string>& scratch,
                       Emit&& emit) const {
     if (text.empty()) return Status::Ok();
+    if (single_ == Single::kBert) {
+      ForEachBertPiece(text, emit);
+      return Status::Ok();
+    }
+    if (single_ == Single::kMetaspace) {
+      ForEachMetaspacePiece(text, at_text_start, scratch, emit);
+      return Status::Ok();
+    }
     if (general_) {
       FERRY_RETURN_IF_ERROR(RunSteps(text, at_text_start, scratch));
       for (const std::string& piece : scratch) emit(std::string_view(piece));
@@ -94,7 +102,64 @@ class PreTokenizer {
     if (!drop_matchless_text_ || !IsValidUtf8(gap)) emit(gap);
   }
 
+  // BertPreTokenizer alone: whitespace separates, each punctuation character is a piece; the
+  // pieces are views into the text (RunSteps gives the same pieces, as strings).
+  template <typename Emit>
+  void ForEachBertPiece(std::string_view text, Emit& emit) const {
+    size_t word = 0;  // where the current run of other characters starts
+    for (size_t pos = 0; pos < text.size();) {
+      char32_t cp = 0;
+      size_t length = DecodeUtf8(text, pos, cp);
+      const bool valid = length != 0;
+      if (!valid) length = 1;  // a byte that is not UTF-8 is part of a word
+      const bool space = valid && IsWhitespace(cp);
+      if (space || (valid && IsPunctuation(cp))) {
+        if (pos > word) emit(text.substr(word, pos - word));
+        if (!space) emit(text.substr(pos, length));
+        word = pos + length;
+      }
+      pos += length;
+    }
+    if (text.size() > word) emit(text.substr(word));
+  }
+
+  // Metaspace alone: the spaced text is built once in scratch[0]; with `split`, every
+  // replacement starts a piece (MergedWithNext), so the pieces are views cut before each.
+  template <typename Emit>
+  void ForEachMetaspacePiece(std::string_view text, bool at_text_start,
+                             std::vector<std::string>& scratch, Emit& emit) const {
+    const PreTokenizerStep& step = steps_[0];
+    scratch.resize(1);
+    std::string& spaced = scratch[0];
+    spaced.clear();
+    const bool prepend = step.prepend == PreTokenizerStep::Prepend::kAlways ||
+                         (step.prepend == PreTokenizerStep::Prepend::kFirst && at_text_start);
+    const bool starts_with_space = text.starts_with(' ') || text.starts_with(step.replacement);
+    if (prepend && !starts_with_space) spaced = step.replacement;
+    for (char c : text) {
+      if (c == ' ') {
+        spaced += step.replacement;
+      } else {
+        spaced += c;
+      }
+    }
+    std::string_view all = spaced;
+    if (!step.split) {
+      emit(all);
+      return;
+    }
+    size_t start = 0;
+    for (size_t at = all.find(step.replacement, 1); at != std::string_view::npos;
+         at = all.find(step.replacement, at + step.replacement.size())) {
+      emit(all.substr(start, at - start));
+      start = at;
+    }
+    emit(all.substr(start));
+  }
+
   std::vector<PreTokenizerStep> steps_;
+  enum class Single { kNone, kBert, kMetaspace };
+  Single single_ = Single::kNone;
   bool general_ = false;  // run steps_ one by one; else split with fast_pattern_ (if any)
   std::shared_ptr<const SplitPattern> fast_pattern_;
   bool drop_matchless_text_ = false;

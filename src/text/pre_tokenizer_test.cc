@@ -45,5 +45,22 @@ TEST(PreTokenizer, WhitespaceAndWhitespaceSplit) {
             (std::vector<std::string>{"it's", "ok?!"}));
 }
 
+// Bert and Metaspace alone take one-pass paths; followed by a step that changes nothing they run
+// step by step. Both must give the same pieces.
+TEST(PreTokenizer, OnePassPathsAgreeWithTheStepByStepOne) {
+  PreTokenizerStep meta = Step(PreTokenizerStep::Kind::kMetaspace);
+  meta.replacement = "\xE2\x96\x81";
+  const PreTokenizerStep noop = Step(PreTokenizerStep::Kind::kWhitespaceSplit);
+  for (std::string_view text : {"a", " a  b ", "\xE2\x96\x81x", "x\xE2\x96\x81\xE2\x96\x81", "it's, (ok)!",
+                                "caf\xC3\xA9 \xE3\x80\x82\xFF\xFE end", "\xE2\x96\x81 \xE2\x96\x81"}) {
+    EXPECT_EQ(Pieces({Step(PreTokenizerStep::Kind::kBert)}, text),
+              Pieces({Step(PreTokenizerStep::Kind::kBert), noop}, text)) << text;
+    for (bool split : {true, false}) {
+      meta.split = split;
+      EXPECT_EQ(Pieces({meta}, text), Pieces({meta, noop}, text)) << text;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ferry::text

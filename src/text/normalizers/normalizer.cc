@@ -70,6 +70,13 @@ void Utf8procMap(std::string_view text, int options, std::string& out) {
   flush(text.size());
 }
 
+bool IsAscii(std::string_view text) {
+  for (char c : text) {
+    if (static_cast<uint8_t>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
 void AppendLowercase(char32_t cp, std::string& out) {
   if (cp < 0x80) {
     out += static_cast<char>(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
@@ -244,6 +251,7 @@ class BertNormalizer final : public NormalizerStep {
  public:
   explicit BertNormalizer(BertNormalizerOptions options) : options_(options) {}
   void Apply(std::string_view text, std::string& out) const override {
+    if (IsAscii(text)) return ApplyAscii(text, out);
     std::string cleaned;
     ForEachCharacter(text, [&](bool valid, char32_t cp, std::string_view bytes) {
       if (!valid) {
@@ -286,6 +294,19 @@ class BertNormalizer final : public NormalizerStep {
       }
     });
   }
+  // ASCII has no accents and no CJK, and NFD leaves it as it is: one pass, the same result.
+  void ApplyAscii(std::string_view text, std::string& out) const {
+    out.clear();
+    out.reserve(text.size());
+    for (char c : text) {
+      if (options_.clean_text && (static_cast<uint8_t>(c) < 0x20 || c == 0x7F)) {
+        if (c == '\t' || c == '\n' || c == '\r') out += ' ';  // whitespace; other controls go
+        continue;
+      }
+      out += options_.lowercase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    }
+  }
+
   std::string Canonical() const override {
     return std::string("bert(clean=") + (options_.clean_text ? "1" : "0") +
            ",chinese=" + (options_.handle_chinese_chars ? "1" : "0") +
