@@ -39,14 +39,14 @@ HOSTILE = PIECES + [
 ]
 
 
-def hostile_texts(count: int, seed: int) -> list[str]:
+def hostile_texts(count: int, seed: int, random_unicode: bool = True) -> list[str]:
     rng = random.Random(seed)
     texts = ["", " ", "  ", "   ", "\t", "\n", "\n\n", " a ", "a  b", "a   b    c"]
     for _ in range(count):
         parts = [rng.choice(HOSTILE) for _ in range(rng.randint(1, 16))]
         texts.append(rng.choice(["", " ", "  ", "\n"]).join(parts))
     # Random Unicode scalar values (no surrogates), in short words.
-    for _ in range(count // 4):
+    for _ in range(count // 4 if random_unicode else 0):
         chars = [chr(rng.choice([rng.randrange(0x20, 0x2FF), rng.randrange(0x300, 0xD800),
                                  rng.randrange(0xE000, 0x110000)])) for _ in range(rng.randint(1, 30))]
         texts.append("".join(c if rng.random() > 0.2 else " " for c in chars))
@@ -385,3 +385,20 @@ def test_whitespace_pre_tokenizer_matches_tokenizers_on_the_corpora(documents):
     ref.no_padding()
     ref.no_truncation()
     assert_same_ids("Whitespace", ferry.Tokenizer.from_str(text), ref, documents)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "gpt_neox_20b", "falcon", "whisper_large_v3", "torchtune_tiny_bpe_llama3style"])
+def test_byte_level_files_match_tokenizers_on_the_same_hostile_text(name):
+    """The byte-level files against the NFKC-sensitive, control and random-Unicode text too."""
+    tokenizers = pytest.importorskip("tokenizers")
+    path = HF_DIR / f"{name}_tokenizer.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (shared test data)")
+    ref = tokenizers.Tokenizer.from_file(str(path))
+    ref.no_padding()
+    ref.no_truncation()
+    # GPT-NeoX's NFC: tokenizers' normalization tables predate combining marks that utf8proc
+    # (Unicode 15) reorders, e.g. U+1ABF (new in 14.0) before U+035E; random code points find
+    # them, so NeoX gets the rest of the hostile text only.
+    texts = hostile_texts(1500, seed=13, random_unicode=name != "gpt_neox_20b")
+    assert_same_ids(name, ferry.Tokenizer.from_file(path), ref, texts)
