@@ -96,7 +96,9 @@ bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) con
     size_t start = std::string_view::npos;  // npos: no path ends here yet
     TokenId id = kNoToken;
   };
-  std::vector<Node> best(piece.size() + 1);
+  // Reused per thread, so encoding a piece allocates nothing once the vector has grown.
+  thread_local std::vector<Node> best;
+  best.assign(piece.size() + 1, Node{});
   best[0].start = 0;
   for (size_t start = 0; start < piece.size();) {
     char32_t cp;

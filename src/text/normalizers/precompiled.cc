@@ -85,6 +85,16 @@ class Precompiled final : public NormalizerStep {
     while (end < text.size()) {
       char32_t next;
       length = DecodeUtf8(text, end, next);
+      // Between two ASCII characters there is always a break but inside CR LF (UAX #29 GB3-5,
+      // GB999), so most text never reaches utf8proc's rules.
+      if (previous < 0x80 && next < 0x80) {
+        if (previous == '\r' && next == '\n') {
+          previous = next;
+          end += length;
+          continue;
+        }
+        break;
+      }
       if (length == 0 ||
           utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(previous),
                                            static_cast<utf8proc_int32_t>(next), &state)) {
