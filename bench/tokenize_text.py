@@ -8,6 +8,8 @@ checked equal to the reference's before anything is timed. Documents are 64-line
   code          this repository's own C++ and Python sources (text the project owns)
 Encodings: GPT-2 (gpt2 tokenizer.json for `tokenizers`, r50k_base ranks for `tiktoken`; ferry
 loads both), cl100k_base and o200k_base (rank files; `tokenizers` has no file for them here).
+Families beyond byte-level BPE, tokenizer.json against `tokenizers` only: Phi-3 (SentencePiece
+BPE with byte fallback), BERT (WordPiece) and SentencePiece's English Unigram test model.
 
   single thread  each library's one-text call in a loop: tokenizers `encode`, tiktoken
                  `encode_ordinary`, ferry `encode_ordinary` (all return Python lists)
@@ -59,6 +61,43 @@ def tiktoken_encoding(name: str):
         return tiktoken.Encoding(**getattr(openai_public, name)())
     finally:
         openai_public.load_tiktoken_bpe = original
+
+
+FAMILIES = {
+    "Phi-3 (SentencePiece BPE)": SHARED / "tokenizers" / "hf" / "phi3_mini_tokenizer.json",
+    "BERT (WordPiece)": SHARED / "tokenizers" / "hf" / "bert_base_uncased_tokenizer.json",
+    "Unigram (SentencePiece test model)": SHARED / "tokenizers" / "sentencepiece" / "sp_test_model_unigram_en.tokenizer.json",
+}
+
+
+def run_families(args, rows, docs_by_corpus, threads) -> None:
+    import ferry
+    import tokenizers
+
+    for family, path in FAMILIES.items():
+        hf = tokenizers.Tokenizer.from_file(str(path))
+        hf.no_padding()
+        hf.no_truncation()
+        ours = ferry.Tokenizer.from_file(path)
+        for corpus_name, docs in docs_by_corpus.items():
+            if args.quick and corpus_name != "English":
+                continue
+            total = sum(len(d.encode()) for d in docs)
+            single = {"tokenizers encode": lambda: [hf.encode(d).ids for d in docs],
+                      "ferry encode": lambda: [ours.encode(d) for d in docs]}
+            batch = {"tokenizers encode_batch": lambda: [e.ids for e in hf.encode_batch(docs)],
+                     "ferry encode_batch": lambda: [a.tolist() for a in ours.encode_batch(docs)]}
+            want = single["tokenizers encode"]()
+            for label, fn in (("ferry encode", single["ferry encode"]), ("ferry encode_batch", batch["ferry encode_batch"])):
+                if fn() != want:
+                    sys.exit(f"bench: {label} gave different ids than tokenizers ({family}, {corpus_name})")
+            batch["ferry encode_batch"] = lambda: ours.encode_batch(docs)  # timed without tolist()
+            mbps = {label: total / t / 1e6 for label, t in median_seconds({**single, **batch}, args.repeat).items()}
+            for label, base, mode in (("ferry encode", "tokenizers encode", "1 thread"),
+                                      ("ferry encode_batch", "tokenizers encode_batch", f"batch, {threads} threads")):
+                rows.append((f"tokenize {family}, {corpus_name} ({total / 1e6:.1f} MB), {mode}",
+                             f"{label}: {mbps[label]:.1f} MB/s", mbps[label] / 1e3,
+                             mbps[label] / mbps[base], f"{base} {mbps[base]:.1f} MB/s"))
 
 
 def run(args, rows) -> None:
@@ -128,3 +167,4 @@ def run(args, rows) -> None:
             batch_ferry = mbps["ferry encode_ordinary_batch (.tiktoken)"]
             rows.append((f"tokenize {enc_name}, {corpus_name}", f"ferry batch vs ferry 1 thread: {batch_ferry:.1f} MB/s",
                          batch_ferry / 1e3, batch_ferry / single_ferry, "ferry 1 thread"))
+    run_families(args, rows, docs_by_corpus, threads)

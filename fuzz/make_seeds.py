@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes binary seed inputs for a fuzz target into a folder, so none is kept in git.
 
-    python3 fuzz/make_seeds.py TARGET DIR     # TARGET: safetensors_header, tar (others: nothing)
+    python3 fuzz/make_seeds.py TARGET DIR     # TARGET: safetensors_header, tar, encode,
+                                              # split_pattern, precompiled (others: nothing)
 
 Text seeds (URIs, HTTP heads) live in fuzz/corpus/<target>/; scripts/test.sh adds these.
 """
@@ -72,11 +73,29 @@ def split_pattern_seeds():
     yield "palette.bin", bytes([1]) + bytes(range(94))
 
 
+def precompiled_seeds():
+    # The nmt_nfkc charsmap of SentencePiece's English test model, when the shared data is there,
+    # and a small one by hand: the root's children at 1, "a" (0x61) at 96 with its leaf at 97,
+    # mapping to "b".
+    import base64
+
+    units = [0] * 98
+    units[0], units[96], units[97] = 1 << 10, 0x61 | 1 << 8 | 1 << 10, 0
+    yield "small.bin", struct.pack("<I", 4 * len(units)) + struct.pack(f"<{len(units)}I", *units) + b"b\0"
+    path = os.path.join(REPO, "..", "shared", "data", "tokenizers", "sentencepiece",
+                        "sp_test_model_unigram_en.tokenizer.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            normalizers = json.load(f)["normalizer"]["normalizers"]
+        yield "nmt_nfkc.bin", base64.b64decode(normalizers[0]["precompiled_charsmap"])
+
+
 SEEDS = {
     "safetensors_header": safetensors_seeds,
     "tar": tar_seeds,
     "encode": encode_seeds,
     "split_pattern": split_pattern_seeds,
+    "precompiled": precompiled_seeds,
 }
 
 

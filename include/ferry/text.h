@@ -1,12 +1,30 @@
-// ferry text: byte-level BPE tokenizers with the ids of the reference libraries.
+// ferry text: tokenizers with the ids of the reference libraries.
 //
 //   FERRY_ASSIGN_OR_RETURN(auto tokenizer, ferry::text::Tokenizer::FromFile("tokenizer.json"));
 //   std::vector<uint32_t> ids;
 //   FERRY_RETURN_IF_ERROR(tokenizer->Encode("Hello world", {}, ids));
 //
 // Parity is the contract: a tokenizer loaded from a Hugging Face `tokenizer.json` gives the ids
-// `tokenizers` gives; one loaded from a `.tiktoken` rank file gives the ids `tiktoken` gives.
-// A Tokenizer is immutable once built, so one instance serves every thread.
+// (and the decoded text) `tokenizers` gives; one loaded from a `.tiktoken` rank file gives the
+// ids `tiktoken` gives. A Tokenizer is immutable once built, so one instance serves every thread.
+//
+// What loads from tokenizer.json: the pipeline normalizer -> pre-tokenizer -> model ->
+// post-processor, and a decoder, with these components:
+//   models          BPE: byte-level (with a ByteLevel pre-tokenizer) or over characters with
+//                   `byte_fallback`, `unk_token`, `fuse_unk`, `ignore_merges` (SentencePiece
+//                   style); WordPiece (`unk_token`, `continuing_subword_prefix`,
+//                   `max_input_chars_per_word`; files without `model.type` too); Unigram
+//                   (`unk_id`, `byte_fallback`); WordLevel.
+//   normalizers     NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace,
+//                   BertNormalizer, Precompiled (SentencePiece's charsmap), Sequence.
+//   pre-tokenizers  ByteLevel, Split, Digits, Punctuation, Metaspace, BertPreTokenizer,
+//                   Whitespace, WhitespaceSplit, Sequence.
+//   post-processors TemplateProcessing (single sequence), BertProcessing, RobertaProcessing,
+//                   ByteLevel, Sequence: the ids they put around the sequence.
+//   decoders        ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace, WordPiece, Sequence.
+// Anything else, BPE `dropout` above 0 included, is kUnsupported naming the file and JSON path;
+// a malformed file (missing field, id out of range, duplicate piece, a charsmap whose trie
+// points outside its buffer) is kCorruption, likewise named.
 #pragma once
 
 #include <array>
@@ -51,7 +69,8 @@ struct TiktokenOptions {
 
 class Tokenizer {
  public:
-  // A Hugging Face `tokenizer.json` (byte-level BPE) from a path or any URI ferry reads.
+  // A Hugging Face `tokenizer.json` (the components listed above) from a path or any URI ferry
+  // reads.
   static Result<std::shared_ptr<const Tokenizer>> FromFile(std::string_view uri);
   // The same from the JSON text; `origin` names it in error messages.
   static Result<std::shared_ptr<const Tokenizer>> FromJson(std::string_view json,
@@ -68,9 +87,10 @@ class Tokenizer {
 
   virtual ~Tokenizer() = default;
 
-  // Appends the ids of `text` to `ids`. Text that is not valid UTF-8 is encoded too: each maximal
-  // run of invalid bytes becomes a piece of its own and is encoded byte by byte (the byte-level
-  // alphabet covers all 256 bytes), so decode(encode(bytes)) gives the bytes back.
+  // Appends the ids of `text` to `ids`. Text that is not valid UTF-8 is encoded too: byte-level
+  // BPE encodes each maximal run of invalid bytes byte by byte (its alphabet covers all 256
+  // bytes), so decode(encode(bytes)) gives the bytes back; the other models read an invalid byte
+  // as a character of its own (a `<0xXX>` piece with byte_fallback, else unk).
   virtual Status Encode(std::string_view text, const EncodeOptions& options,
                         std::vector<TokenId>& ids) const = 0;
 
@@ -81,13 +101,18 @@ class Tokenizer {
   Status EncodeBatch(std::span<const std::string_view> texts, const EncodeOptions& options,
                      int threads, std::vector<std::vector<TokenId>>& out) const;
 
-  // The bytes the ids stand for (which need not be valid UTF-8: a multi-byte character may be
-  // split between ids). Ids out of range are kOutOfRange naming the id and the position.
+  // The text of the ids as the tokenizer's decoder makes it. Byte-level decoders give the bytes
+  // the ids stand for (which need not be valid UTF-8: a multi-byte character may be split
+  // between ids); the others give `tokenizers`' text (ByteFallback: a run of byte pieces that is
+  // not UTF-8 becomes one U+FFFD per byte). Ids out of range are kOutOfRange naming the id and
+  // the position.
   virtual Status Decode(std::span<const TokenId> ids, bool skip_special_tokens,
                         std::string& out) const = 0;
 
-  // Token text as the vocabulary spells it (tokenizer.json: in the byte-level alphabet, `Ġthe`;
-  // tiktoken: the raw bytes). Empty optional-like: returns false when the id or token is unknown.
+  // Token text as the vocabulary spells it (tokenizer.json: in the byte-level alphabet, `Ġthe`,
+  // or as written, `▁the`, `##ing`; tiktoken: the raw bytes). An added token marked `normalized`
+  // is spelled by IdToToken as normalized, and looked up by TokenToId as written (tokenizers'
+  // rule). Returns false when the id or token is unknown.
   virtual bool IdToToken(TokenId id, std::string& token) const = 0;
   virtual bool TokenToId(std::string_view token, TokenId& id) const = 0;
 
@@ -97,9 +122,11 @@ class Tokenizer {
   virtual bool IsSpecial(TokenId id) const = 0;
 
   // "ferry-tok1-sha256:<64 hex digits>": a SHA-256 over a canonical form of everything that
-  // decides ids (vocabulary, merges, added tokens and their flags, normalizer, split patterns,
-  // post-processor, decoder, Unicode table versions). Equal content => equal fingerprint on
-  // every machine and run; JSON key order, padding and truncation settings do not enter.
+  // decides ids and text (the model and its parameters: vocabulary, merges, scores, WordPiece
+  // prefix and limit, unk and fallback settings; added tokens and their flags; every normalizer
+  // step with its parameters, a charsmap by its digest; pre-tokenizer steps and split patterns;
+  // post-processor; decoder steps; Unicode table versions). Equal content => equal fingerprint
+  // on every machine and run; JSON key order, padding and truncation settings do not enter.
   const std::string& fingerprint() const { return fingerprint_; }
   // Where it was loaded from, for messages.
   const std::string& origin() const { return origin_; }

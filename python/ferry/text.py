@@ -1,4 +1,5 @@
-"""Byte-level BPE tokenizers with the ids of Hugging Face ``tokenizers`` and ``tiktoken``.
+"""Tokenizers with the ids of Hugging Face ``tokenizers`` and ``tiktoken``: byte-level BPE,
+SentencePiece-style BPE with byte fallback, WordPiece, Unigram and WordLevel.
 
     tok = ferry.Tokenizer.from_file("tokenizer.json")          # ids as `tokenizers` gives them
     tok = ferry.Tokenizer.from_tiktoken("cl100k_base.tiktoken")  # ids as `tiktoken` gives them
@@ -32,7 +33,7 @@ def _text_list(texts: Iterable[str | bytes]) -> list[str | bytes]:
 
 
 class Tokenizer:
-    """A byte-level BPE tokenizer. Build one with ``from_file``, ``from_str`` or ``from_tiktoken``."""
+    """A tokenizer. Build one with ``from_file``, ``from_str`` or ``from_tiktoken``."""
 
     __slots__ = ("_core",)
 

@@ -23,7 +23,6 @@ TIKTOKEN_DIR = SHARED / "tokenizers" / "tiktoken"
 CORPORA = SHARED / "corpora"
 
 BYTE_LEVEL_JSON = ["gpt2", "gpt_neox_20b", "falcon", "whisper_large_v3", "torchtune_tiny_bpe_llama3style"]
-NOT_BYTE_LEVEL_JSON = ["llama2", "phi3_mini", "bert_base_uncased", "all_minilm_l6_v2"]
 NAMED_RANKS = ["r50k_base", "p50k_base", "cl100k_base", "o200k_base"]
 LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -207,13 +206,6 @@ def test_added_token_flags_behave_as_in_tokenizers(tmp_path, base):
         assert ours.encode(text) == reference.encode(text).ids, repr(text)
         assert ours.decode(ours.encode(text), skip_special_tokens=True) == reference.decode(
             reference.encode(text).ids, skip_special_tokens=True), repr(text)
-
-
-@needs_data
-@pytest.mark.parametrize("name", NOT_BYTE_LEVEL_JSON)
-def test_tokenizers_that_are_not_byte_level_bpe_are_refused_clearly(name):
-    with pytest.raises(ferry.UnsupportedError, match=f"{name}_tokenizer.json: .*(supported|byte-level)"):
-        ferry.Tokenizer.from_file(hf_path(name))
 
 
 # ------------------------------------------------------------------------------------ tiktoken
@@ -401,24 +393,22 @@ def test_pickle_equality_and_hashing_follow_the_fingerprint():
         ("{", ferry.CorruptionError, "bad.json: not valid JSON"),
         ("[]", ferry.CorruptionError, r"bad.json: \(root\): expected an object"),
         ("{}", ferry.CorruptionError, "bad.json: model: missing"),
-        ('{"model": {"type": "WordPiece", "vocab": {}}}', ferry.UnsupportedError,
-         'model.type: unsupported type "WordPiece", supported are BPE'),
-        ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}}',
-         ferry.UnsupportedError, 'pre_tokenizer.type: unsupported type "Whitespace", supported are ByteLevel'),
+        ('{"model": {"type": "Mystery", "vocab": {}}}', ferry.UnsupportedError,
+         'model.type: unsupported type "Mystery", supported are BPE'),
+        ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Mystery"}}',
+         ferry.UnsupportedError, 'pre_tokenizer.type: unsupported type "Mystery", supported are ByteLevel'),
         ('{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}', ferry.CorruptionError,
          r'model.vocab\["a"\]: expected an id'),
         ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}', ferry.CorruptionError,
          r'model.merges\[0\]: "b" is not in the vocab'),
         ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}}', ferry.CorruptionError,
          r'model.merges\[0\]: expected "left right"'),
-        ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Lowercase"}}',
-         ferry.UnsupportedError, 'normalizer.type: unsupported type "Lowercase", supported are NFC'),
+        ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Mystery"}}',
+         ferry.UnsupportedError, 'normalizer.type: unsupported type "Mystery", supported are NFC'),
         ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a"}}}',
          ferry.InvalidArgumentError, "bad.json: pre_tokenizer.pattern: "),
         ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": 1}]}',
          ferry.CorruptionError, r"added_tokens\[0\].content: expected a string"),
-        ('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}', ferry.UnsupportedError,
-         "pre_tokenizer has no ByteLevel step"),
     ],
 )
 def test_malformed_tokenizer_json_is_a_clear_error(tmp_path, text, error, message):

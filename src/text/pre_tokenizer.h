@@ -1,5 +1,5 @@
-// Normalizers and pre-tokenizers of tokenizer.json (the subset byte-level BPE files use), and
-// the split of text into the pieces BPE encodes.
+// The pre-tokenizers of tokenizer.json: the split of (normalized) text into the pieces the
+// model encodes.
 #pragma once
 
 #include <memory>
@@ -13,33 +13,29 @@
 
 namespace ferry::text {
 
-// Unicode normalization forms, applied in order (a tokenizer.json Sequence of them).
-class Normalizer {
- public:
-  enum class Form { kNFC, kNFD, kNFKC, kNFKD };
-  Normalizer() = default;
-  explicit Normalizer(std::vector<Form> forms) : forms_(std::move(forms)) {}
-  bool empty() const { return forms_.empty(); }
-  // Valid UTF-8 runs are normalized; bytes that are not valid UTF-8 pass through unchanged.
-  void Apply(std::string_view text, std::string& out) const;
-  std::string Canonical() const;
-
- private:
-  std::vector<Form> forms_;
-};
-
 // How a split treats what its pattern matched (tokenizers' SplitDelimiterBehavior).
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
 // One pre-tokenizer of a tokenizer.json pipeline.
 struct PreTokenizerStep {
-  enum class Kind { kSplit, kByteLevel, kDigits, kPunctuation };
+  enum class Kind {
+    kSplit, kByteLevel, kDigits, kPunctuation,
+    kMetaspace,        // SentencePiece's spaces: " " -> replacement, maybe prepended, maybe split
+    kBert,             // whitespace removed, then every punctuation character a piece of its own
+    kWhitespace,       // pieces are runs of \w and runs of other non-space characters
+    kWhitespaceSplit,  // pieces are the runs between whitespace
+  };
+  // Metaspace: when the replacement is put before a piece that does not start with it.
+  enum class Prepend { kAlways, kFirst, kNever };
   Kind kind = Kind::kSplit;
   std::shared_ptr<const SplitPattern> pattern;  // kSplit, and kByteLevel with use_regex
   SplitBehavior behavior = SplitBehavior::kIsolated;
   bool invert = false;                // kSplit
   bool add_prefix_space = false;      // kByteLevel
   bool individual_digits = false;     // kDigits
+  std::string replacement;            // kMetaspace
+  Prepend prepend = Prepend::kAlways;  // kMetaspace; kFirst only as the first step
+  bool split = true;                   // kMetaspace
 };
 
 // Splits a segment of text (between added tokens, already normalized) into the raw-byte pieces
@@ -60,11 +56,21 @@ class PreTokenizer {
   static PreTokenizer FromPattern(std::shared_ptr<const SplitPattern> pattern);
 
   // Calls emit(piece) for each piece in order; `scratch` holds pieces the general path builds.
+  // `at_text_start`: the text begins where the whole input does (Metaspace's "first" scheme).
   template <typename Emit>
-  Status ForEachPiece(std::string_view text, std::vector<std::string>& scratch, Emit&& emit) const {
+  Status ForEachPiece(std::string_view text, bool at_text_start, std::vector<std::string>& scratch,
+                      Emit&& emit) const {
     if (text.empty()) return Status::Ok();
+    if (single_ == Single::kBert) {
+      ForEachBertPiece(text, emit);
+      return Status::Ok();
+    }
+    if (single_ == Single::kMetaspace) {
+      ForEachMetaspacePiece(text, at_text_start, scratch, emit);
+      return Status::Ok();
+    }
     if (general_) {
-      FERRY_RETURN_IF_ERROR(RunSteps(text, scratch));
+      FERRY_RETURN_IF_ERROR(RunSteps(text, at_text_start, scratch));
       for (const std::string& piece : scratch) emit(std::string_view(piece));
       return Status::Ok();
     }
@@ -88,7 +94,7 @@ class PreTokenizer {
   std::string Canonical() const;
 
  private:
-  Status RunSteps(std::string_view text, std::vector<std::string>& pieces) const;
+  Status RunSteps(std::string_view text, bool at_text_start, std::vector<std::string>& pieces) const;
   // Text the pattern did not match: a piece of its own (tokenizers' Split), or dropped unless it
   // is invalid UTF-8 (tiktoken).
   template <typename Emit>
@@ -96,7 +102,64 @@ class PreTokenizer {
     if (!drop_matchless_text_ || !IsValidUtf8(gap)) emit(gap);
   }
 
+  // BertPreTokenizer alone: whitespace separates, each punctuation character is a piece; the
+  // pieces are views into the text (RunSteps gives the same pieces, as strings).
+  template <typename Emit>
+  void ForEachBertPiece(std::string_view text, Emit& emit) const {
+    size_t word = 0;  // where the current run of other characters starts
+    for (size_t pos = 0; pos < text.size();) {
+      char32_t cp = 0;
+      size_t length = DecodeUtf8(text, pos, cp);
+      const bool valid = length != 0;
+      if (!valid) length = 1;  // a byte that is not UTF-8 is part of a word
+      const bool space = valid && IsWhitespace(cp);
+      if (space || (valid && IsPunctuation(cp))) {
+        if (pos > word) emit(text.substr(word, pos - word));
+        if (!space) emit(text.substr(pos, length));
+        word = pos + length;
+      }
+      pos += length;
+    }
+    if (text.size() > word) emit(text.substr(word));
+  }
+
+  // Metaspace alone: the spaced text is built once in scratch[0]; with `split`, every
+  // replacement starts a piece (MergedWithNext), so the pieces are views cut before each.
+  template <typename Emit>
+  void ForEachMetaspacePiece(std::string_view text, bool at_text_start,
+                             std::vector<std::string>& scratch, Emit& emit) const {
+    const PreTokenizerStep& step = steps_[0];
+    scratch.resize(1);
+    std::string& spaced = scratch[0];
+    spaced.clear();
+    const bool prepend = step.prepend == PreTokenizerStep::Prepend::kAlways ||
+                         (step.prepend == PreTokenizerStep::Prepend::kFirst && at_text_start);
+    const bool starts_with_space = text.starts_with(' ') || text.starts_with(step.replacement);
+    if (prepend && !starts_with_space) spaced = step.replacement;
+    for (char c : text) {
+      if (c == ' ') {
+        spaced += step.replacement;
+      } else {
+        spaced += c;
+      }
+    }
+    std::string_view all = spaced;
+    if (!step.split) {
+      emit(all);
+      return;
+    }
+    size_t start = 0;
+    for (size_t at = all.find(step.replacement, 1); at != std::string_view::npos;
+         at = all.find(step.replacement, at + step.replacement.size())) {
+      emit(all.substr(start, at - start));
+      start = at;
+    }
+    emit(all.substr(start));
+  }
+
   std::vector<PreTokenizerStep> steps_;
+  enum class Single { kNone, kBert, kMetaspace };
+  Single single_ = Single::kNone;
   bool general_ = false;  // run steps_ one by one; else split with fast_pattern_ (if any)
   std::shared_ptr<const SplitPattern> fast_pattern_;
   bool drop_matchless_text_ = false;

@@ -3,7 +3,7 @@
 
 #include "base/parse.h"
 #include "ferry/io.h"
-#include "text/bpe_tokenizer.h"
+#include "text/tokenizer_parts.h"
 #include "text/split_pattern.h"
 
 namespace ferry::text {
@@ -51,34 +51,6 @@ std::string NamesList() {
   std::string out;
   for (const NamedEncoding& e : NamedEncodings()) out += (out.empty() ? "" : ", ") + std::string(e.name);
   return out;
-}
-
-// Strict base64 (standard alphabet, `=` padding to a multiple of four).
-bool DecodeBase64(std::string_view text, std::string& out) {
-  static const std::array<int8_t, 256> kValue = [] {
-    std::array<int8_t, 256> value;
-    value.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) value[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
-    return value;
-  }();
-  out.clear();
-  if (text.empty() || text.size() % 4 != 0) return false;
-  size_t padding = 0;
-  if (text.back() == '=') padding = text[text.size() - 2] == '=' ? 2 : 1;
-  for (size_t i = 0; i < text.size(); i += 4) {
-    uint32_t group = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      char c = text[i + j];
-      int8_t v = kValue[static_cast<uint8_t>(c)];
-      bool pad = c == '=' && i + 4 == text.size() && j >= 4 - padding;
-      if (v < 0 && !pad) return false;
-      group = group << 6 | static_cast<uint32_t>(pad ? 0 : v);
-    }
-    size_t bytes = i + 4 == text.size() ? 3 - padding : 3;
-    for (size_t j = 0; j < bytes; ++j) out += static_cast<char>(group >> (16 - 8 * j));
-  }
-  return true;
 }
 
 std::string_view FileStem(std::string_view uri) {

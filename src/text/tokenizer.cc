@@ -1,11 +1,11 @@
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <thread>
+#include <unordered_set>
 
 #include "base/strings.h"
 #include "pipeline/parallel_for.h"
-#include "text/bpe_tokenizer.h"
+#include "text/fingerprint.h"
+#include "text/tokenizer_parts.h"
 #include "text/unicode.h"
 
 namespace ferry::text {
@@ -49,43 +49,28 @@ bool WordCharAt(std::string_view text, size_t pos) {
   return pos < text.size() && DecodeUtf8(text, pos, cp) != 0 && IsWordChar(cp);
 }
 
-// SHA-256 over length-prefixed fields, so no two different field lists hash the same bytes.
-class Fingerprinter {
+class PipelineTokenizer final : public Tokenizer {
  public:
-  Fingerprinter() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Fingerprinter() { EVP_MD_CTX_free(ctx_); }
-  void Add(std::string_view field) {
-    AddNumber(field.size());
-    EVP_DigestUpdate(ctx_, field.data(), field.size());
-  }
-  void AddNumber(uint64_t n) {
-    unsigned char bytes[8];
-    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(n >> (8 * i));
-    EVP_DigestUpdate(ctx_, bytes, sizeof bytes);
-  }
-  std::string Hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &size);
-    return LowerHex(std::string_view(reinterpret_cast<const char*>(digest), size));
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
-
-class BpeTokenizer final : public Tokenizer {
- public:
-  explicit BpeTokenizer(TokenizerParts parts) : parts_(std::move(parts)) {
+  explicit PipelineTokenizer(TokenizerParts parts) : parts_(std::move(parts)) {
     origin_ = parts_.origin;
+    // TokenToId reads the contents as written; IdToToken and Decode see normalized added tokens
+    // by their normalized contents, as tokenizers does (it keeps those under that spelling).
+    for (TokenId id = 0; id < parts_.spelling.size(); ++id) {
+      if (parts_.has_spelling[id]) by_spelling_.emplace(parts_.spelling[id], id);
+    }
     std::vector<AddedToken> raw, normalized;
     std::vector<std::string> raw_contents, normalized_contents;
-    is_special_.assign(parts_.decoded.size(), false);
+    std::unordered_set<std::string> special_contents;
     for (const AddedToken& token : parts_.added) {
-      if (token.special) is_special_[token.id] = true;
+      if (token.special) special_contents.insert(token.content);
       if (token.normalized && !parts_.normalizer.empty()) {
         std::string content;
         parts_.normalizer.Apply(token.content, content);
+        if (content != token.content) {
+          parts_.spelling[token.id] = content;
+          parts_.decoded[token.id].clear();
+          if (!AppendFromByteLevel(content, parts_.decoded[token.id])) parts_.decoded[token.id] = content;
+        }
         normalized.push_back(token);
         normalized_contents.push_back(std::move(content));
       } else if (token.normalized) {
@@ -98,8 +83,13 @@ class BpeTokenizer final : public Tokenizer {
     }
     raw_matcher_.Build(raw, raw_contents);
     normalized_matcher_.Build(normalized, normalized_contents);
-    for (TokenId id = 0; id < parts_.spelling.size(); ++id) {
-      if (parts_.has_spelling[id]) by_spelling_.emplace(parts_.spelling[id], id);
+    // Decode(skip_special_tokens) skips every id whose spelling is a special token's content, so
+    // a special token whose normalized spelling differs is not skipped (tokenizers' rule).
+    is_special_.assign(parts_.decoded.size(), false);
+    if (!special_contents.empty()) {
+      for (TokenId id = 0; id < parts_.spelling.size(); ++id) {
+        is_special_[id] = parts_.has_spelling[id] && special_contents.contains(parts_.spelling[id]);
+      }
     }
     fingerprint_ = ComputeFingerprint();
   }
@@ -110,10 +100,10 @@ class BpeTokenizer final : public Tokenizer {
     Scratch scratch;
     if (options.match_added_tokens && !raw_matcher_.empty()) {
       FERRY_RETURN_IF_ERROR(raw_matcher_.Split(text, ids, [&](std::string_view gap) {
-        return EncodeSegment(gap, true, scratch, ids);
+        return EncodeSegment(gap, gap.data() == text.data(), true, scratch, ids);
       }));
     } else {
-      FERRY_RETURN_IF_ERROR(EncodeSegment(text, options.match_added_tokens, scratch, ids));
+      FERRY_RETURN_IF_ERROR(EncodeSegment(text, true, options.match_added_tokens, scratch, ids));
     }
     if (options.add_special_tokens) ids.insert(ids.end(), parts_.suffix.begin(), parts_.suffix.end());
     return Status::Ok();
@@ -122,6 +112,7 @@ class BpeTokenizer final : public Tokenizer {
   Status Decode(std::span<const TokenId> ids, bool skip_special_tokens,
                 std::string& out) const override {
     size_t joined = 0;  // tokens joined so far (kJoinWithSpace)
+    std::vector<std::string> tokens;  // kSteps
     for (size_t i = 0; i < ids.size(); ++i) {
       TokenId id = ids[i];
       if (id >= parts_.decoded.size() || !parts_.has_spelling[id]) {
@@ -130,13 +121,16 @@ class BpeTokenizer final : public Tokenizer {
                           std::to_string(vocab_size()) + ")");
       }
       if (skip_special_tokens && is_special_[id]) continue;
-      if (parts_.decoder == DecoderKind::kJoinWithSpace) {
+      if (parts_.decoder == DecoderKind::kSteps) {
+        tokens.push_back(parts_.spelling[id]);
+      } else if (parts_.decoder == DecoderKind::kJoinWithSpace) {
         if (joined++ > 0) out += ' ';
         out += parts_.spelling[id];
       } else {
         out += parts_.decoded[id];
       }
     }
+    if (parts_.decoder == DecoderKind::kSteps) parts_.decoder_steps.Decode(tokens, out);
     return Status::Ok();
   }
 
@@ -163,23 +157,25 @@ class BpeTokenizer final : public Tokenizer {
   };
 
   // A stretch of text between raw added tokens: normalized, split on normalized added tokens,
-  // pre-tokenized, encoded.
-  Status EncodeSegment(std::string_view text, bool match_added, Scratch& scratch,
+  // pre-tokenized, encoded. `at_start`: it begins where the input does.
+  Status EncodeSegment(std::string_view text, bool at_start, bool match_added, Scratch& scratch,
                        std::vector<TokenId>& ids) const {
     if (text.empty()) return Status::Ok();
     if (!parts_.normalizer.empty()) {
       parts_.normalizer.Apply(text, scratch.normalized);
       text = scratch.normalized;
     }
-    if (!match_added || normalized_matcher_.empty()) return EncodePlain(text, scratch, ids);
-    return normalized_matcher_.Split(
-        text, ids, [&](std::string_view gap) { return EncodePlain(gap, scratch, ids); });
+    if (!match_added || normalized_matcher_.empty()) return EncodePlain(text, at_start, scratch, ids);
+    return normalized_matcher_.Split(text, ids, [&](std::string_view gap) {
+      return EncodePlain(gap, at_start && gap.data() == text.data(), scratch, ids);
+    });
   }
 
-  Status EncodePlain(std::string_view text, Scratch& scratch, std::vector<TokenId>& ids) const {
+  Status EncodePlain(std::string_view text, bool at_start, Scratch& scratch,
+                     std::vector<TokenId>& ids) const {
     std::string_view unencodable;
     FERRY_RETURN_IF_ERROR(parts_.pre_tokenizer.ForEachPiece(
-        text, scratch.pieces, [&](std::string_view piece) {
+        text, at_start, scratch.pieces, [&](std::string_view piece) {
           if (!parts_.model->Encode(piece, ids) && unencodable.empty()) unencodable = piece;
         }));
     if (!unencodable.empty()) return Unencodable(unencodable);
@@ -189,29 +185,14 @@ class BpeTokenizer final : public Tokenizer {
   Status Unencodable(std::string_view piece) const {
     return InvalidArgument(origin_ + ": cannot encode the piece 0x" + LowerHex(piece.substr(0, 16)) +
                            (piece.size() > 16 ? "..." : "") +
-                           ": it contains a byte that has no rank of its own and merges into "
-                           "no token");
+                           ": the model has no token for part of it (a byte without a rank of "
+                           "its own that merges into no token, or a character without unk)");
   }
 
   std::string ComputeFingerprint() const {
     Fingerprinter f;
     f.Add("ferry-tokenizer-fingerprint-v1");
-    const BpeModel& model = *parts_.model;
-    const BpeModel::Config& config = model.config();
-    f.Add(model.merges().empty() ? "bpe-ranks" : "bpe-merges");
-    f.AddNumber(config.whole_piece_first);
-    f.AddNumber(config.unk);
-    f.AddNumber(config.fuse_unk);
-    f.AddNumber(model.id_limit());
-    for (TokenId id = 0; id < model.id_limit(); ++id) {
-      f.AddNumber(model.has_token(id));
-      if (model.has_token(id)) f.Add(model.token(id));
-    }
-    f.AddNumber(model.merges().size());
-    for (auto [left, right] : model.merges()) {
-      f.AddNumber(left);
-      f.AddNumber(right);
-    }
+    parts_.model->AddToFingerprint(f);
     f.AddNumber(parts_.added.size());
     for (const AddedToken& t : parts_.added) {
       f.AddNumber(t.id);
@@ -233,6 +214,7 @@ class BpeTokenizer final : public Tokenizer {
     f.Add(parts_.pre_tokenizer.Canonical());
     f.Add(parts_.post_processor);
     f.AddNumber(static_cast<uint64_t>(parts_.decoder));
+    if (parts_.decoder == DecoderKind::kSteps) f.Add(parts_.decoder_steps.Canonical());
     return "ferry-tok1-sha256:" + f.Hex();
   }
 
@@ -352,7 +334,7 @@ Status Tokenizer::EncodeBatch(std::span<const std::string_view> texts, const Enc
 
 Result<std::shared_ptr<const Tokenizer>> BuildTokenizer(TokenizerParts parts) {
   if (!parts.model) return Internal(parts.origin + ": tokenizer has no model");
-  return std::shared_ptr<const Tokenizer>(std::make_shared<BpeTokenizer>(std::move(parts)));
+  return std::shared_ptr<const Tokenizer>(std::make_shared<PipelineTokenizer>(std::move(parts)));
 }
 
 }  // namespace ferry::text

@@ -1,5 +1,6 @@
-// Hugging Face tokenizer.json: the byte-level BPE files (GPT-2, GPT-NeoX, Falcon, Whisper,
-// Llama-3 style) and the components they use.
+// Hugging Face tokenizer.json: byte-level BPE (GPT-2, GPT-NeoX, Falcon, Whisper, Llama-3 style),
+// SentencePiece-style BPE (Llama-2, Phi-3), WordPiece (BERT), WordLevel, and the components
+// those files use.
 #include <simdjson.h>
 
 #include <optional>
@@ -11,7 +12,12 @@
 
 #include "base/json.h"
 #include "ferry/io.h"
-#include "text/bpe_tokenizer.h"
+#include "base/parse.h"
+#include "text/models/unigram.h"
+#include "text/models/wordlevel.h"
+#include "text/models/wordpiece.h"
+#include "text/normalizers/precompiled.h"
+#include "text/tokenizer_parts.h"
 #include "text/split_pattern.h"
 #include "text/unicode.h"
 
@@ -128,12 +134,32 @@ class Loader {
   Result<std::string_view> String(dom::object object, std::string_view key, std::string_view path) const;
   Result<std::string_view> Type(dom::object object, std::string_view path) const;
 
-  Status LoadModel(dom::element model);
+  // `byte_level`: the pre-tokenizer maps bytes to GPT-2's alphabet (BPE then merges bytes).
+  Status LoadModel(dom::element model, bool byte_level);
+  Status LoadBpe(dom::object model, bool byte_level);
+  Status LoadWordPiece(dom::object model);
+  Status LoadWordLevel(dom::object model);
+  Status LoadUnigram(dom::object model);
+  // model.vocab as {"token": id}: fills the spellings and `tokens`/`present` (by id; the bytes
+  // of byte-level spellings when `byte_level`, else the spellings).
+  Status LoadVocabObject(dom::object model, bool byte_level, std::vector<std::string>& tokens,
+                         std::vector<bool>& present);
+  // The id of the token named by model[key] (a string), which must be in the vocabulary.
+  Result<TokenId> VocabToken(dom::object model, std::string_view key) const;
   Status LoadAddedTokens(dom::element added);
-  Status LoadNormalizer(dom::element element, std::string path, std::vector<Normalizer::Form>& forms);
+  Status LoadNormalizer(dom::element element, std::string path,
+                        std::vector<std::shared_ptr<const NormalizerStep>>& steps);
   Status LoadPreTokenizer(dom::element element, std::string path, std::vector<PreTokenizerStep>& steps);
   Status LoadPostProcessor(dom::element element, std::string path);
   Status LoadDecoder(dom::element element);
+  Status LoadDecoderSteps(dom::element element, std::string path,
+                          std::vector<std::shared_ptr<const DecoderStep>>& steps);
+  // A Replace's {"String": ...} or {"Regex": ...} pattern and its content, as a normalizer step.
+  Result<std::shared_ptr<const NormalizerStep>> ReplaceStep(dom::object object, const std::string& path) const;
+  // Metaspace's prepend_scheme (or the older add_prefix_space) and replacement.
+  Status MetaspaceOptions(dom::object object, const std::string& path, PreTokenizerStep& step) const;
+  Result<uint64_t> Count(dom::object object, std::string_view key, std::string_view path,
+                         uint64_t fallback) const;
   Result<SplitBehavior> Behavior(dom::object object, std::string_view path, SplitBehavior fallback) const;
   Result<TokenId> SpecialId(dom::element pair, std::string_view path) const;
 
@@ -166,6 +192,17 @@ Result<std::string_view> Loader::Type(dom::object object, std::string_view path)
   return String(object, "type", path);
 }
 
+Result<uint64_t> Loader::Count(dom::object object, std::string_view key, std::string_view path,
+                               uint64_t fallback) const {
+  dom::element value;
+  if (object[key].get(value) != simdjson::SUCCESS || value.is_null()) return fallback;
+  uint64_t out;
+  if (value.get_uint64().get(out) != simdjson::SUCCESS) {
+    return Bad(std::string(path) + "." + std::string(key), "expected a non-negative integer");
+  }
+  return out;
+}
+
 Result<SplitBehavior> Loader::Behavior(dom::object object, std::string_view path,
                                        SplitBehavior fallback) const {
   std::string_view name;
@@ -179,41 +216,41 @@ Result<SplitBehavior> Loader::Behavior(dom::object object, std::string_view path
                       "Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous");
 }
 
-Status Loader::LoadModel(dom::element element) {
+Status Loader::LoadModel(dom::element element, bool byte_level) {
   dom::object model;
   if (element.get_object().get(model) != simdjson::SUCCESS) return Bad("model", "expected an object");
-  std::string_view type = "BPE";  // old files have no "type"; tokenizers reads them as BPE
+  std::string_view type;
   if (model["type"].get_string().get(type) != simdjson::SUCCESS) {
-    dom::element merges;
-    if (model["merges"].get(merges) != simdjson::SUCCESS) {
-      return Unsupported(origin_ + ": model: no \"type\" and no \"merges\"; only byte-level BPE is supported");
+    // Old files have no "type"; tokenizers then takes the first model whose fields fit.
+    dom::element field;
+    dom::array list;
+    dom::object map;
+    if (model["merges"].get(field) == simdjson::SUCCESS) {
+      type = "BPE";
+    } else if (model["continuing_subword_prefix"].get(field) == simdjson::SUCCESS ||
+               model["max_input_chars_per_word"].get(field) == simdjson::SUCCESS) {
+      type = "WordPiece";
+    } else if (model["vocab"].get_array().get(list) == simdjson::SUCCESS) {
+      type = "Unigram";
+    } else if (model["vocab"].get_object().get(map) == simdjson::SUCCESS) {
+      type = "WordLevel";
+    } else {
+      return Bad("model", "no \"type\", and no fields that tell which model it is");
     }
   }
-  if (type != "BPE") return NotSupported("model.type", type, "BPE (byte-level)");
-  FERRY_ASSIGN_OR_RETURN(bool byte_fallback, Bool(model, "byte_fallback", "model", false));
-  if (byte_fallback) {
-    return Unsupported(origin_ + ": model.byte_fallback is true (a SentencePiece-style BPE); only "
-                       "byte-level BPE is supported");
-  }
-  dom::element dropout;
-  double dropout_value = 0;
-  if (model["dropout"].get(dropout) == simdjson::SUCCESS && !dropout.is_null() &&
-      (dropout.get_double().get(dropout_value) != simdjson::SUCCESS || dropout_value != 0)) {
-    return Unsupported(origin_ + ": model.dropout is set; BPE dropout is a training-time option");
-  }
-  for (std::string_view key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    std::string_view affix;
-    if (model[key].get_string().get(affix) == simdjson::SUCCESS && !affix.empty()) {
-      return Unsupported(origin_ + ": model." + std::string(key) + " is \"" + std::string(affix) +
-                         "\"; byte-level BPE files do not use it");
-    }
-  }
+  if (type == "BPE") return LoadBpe(model, byte_level);
+  if (type == "WordPiece") return LoadWordPiece(model);
+  if (type == "WordLevel") return LoadWordLevel(model);
+  if (type == "Unigram") return LoadUnigram(model);
+  return NotSupported("model.type", type, "BPE, WordPiece, WordLevel, Unigram");
+}
 
+Status Loader::LoadVocabObject(dom::object model, bool byte_level, std::vector<std::string>& tokens,
+                               std::vector<bool>& present) {
   dom::object vocab;
   if (model["vocab"].get_object().get(vocab) != simdjson::SUCCESS) {
     return Bad("model.vocab", "expected an object of token -> id");
   }
-  BpeModel::Config config;
   const uint64_t entries = vocab.size();
   for (dom::key_value_pair entry : vocab) {
     uint64_t id;
@@ -227,8 +264,8 @@ Status Loader::LoadModel(dom::element element) {
       parts_.spelling.resize(id + 1);
       parts_.has_spelling.resize(id + 1, false);
       parts_.decoded.resize(id + 1);
-      config.tokens.resize(id + 1);
-      config.present.resize(id + 1, false);
+      tokens.resize(id + 1);
+      present.resize(id + 1, false);
     }
     if (parts_.has_spelling[id]) {
       return Bad("model.vocab[\"" + std::string(entry.key) + "\"]",
@@ -237,30 +274,70 @@ Status Loader::LoadModel(dom::element element) {
     parts_.spelling[id] = entry.key;
     parts_.has_spelling[id] = true;
     std::string bytes;
-    if (AppendFromByteLevel(entry.key, bytes)) {
-      config.tokens[id] = bytes;
-      config.present[id] = true;
-      parts_.decoded[id] = std::move(bytes);
-    } else {
-      // Spelled outside the byte-level alphabet: BPE over bytes never produces it, and the
-      // ByteLevel decoder passes its text through.
-      parts_.decoded[id] = std::string(entry.key);
+    // What the ByteLevel decoder makes of the token: its bytes, or (spelled outside the
+    // byte-level alphabet) its text as it is.
+    bool in_alphabet = AppendFromByteLevel(entry.key, bytes);
+    parts_.decoded[id] = in_alphabet ? bytes : std::string(entry.key);
+    if (!byte_level) {
+      tokens[id] = entry.key;
+      present[id] = true;
+    } else if (in_alphabet) {
+      // Spelled outside the byte-level alphabet, BPE over bytes never produces it.
+      tokens[id] = std::move(bytes);
+      present[id] = true;
     }
     vocab_.emplace(std::string(entry.key), static_cast<TokenId>(id));
   }
+  return Status::Ok();
+}
+
+Result<TokenId> Loader::VocabToken(dom::object model, std::string_view key) const {
+  std::string path = "model." + std::string(key);
+  FERRY_ASSIGN_OR_RETURN(std::string_view token, String(model, key, "model"));
+  auto it = vocab_.find(std::string(token));
+  if (it == vocab_.end()) return Bad(path, "\"" + std::string(token) + "\" is not in the vocab");
+  return it->second;
+}
+
+Status Loader::LoadBpe(dom::object model, bool byte_level) {
+  FERRY_ASSIGN_OR_RETURN(bool byte_fallback, Bool(model, "byte_fallback", "model", false));
+  if (byte_fallback && byte_level) {
+    return Unsupported(origin_ + ": model.byte_fallback is true under a ByteLevel pre-tokenizer, "
+                       "which already gives every byte a token");
+  }
+  dom::element dropout;
+  double dropout_value = 0;
+  if (model["dropout"].get(dropout) == simdjson::SUCCESS && !dropout.is_null() &&
+      (dropout.get_double().get(dropout_value) != simdjson::SUCCESS || dropout_value != 0)) {
+    return Unsupported(origin_ + ": model.dropout is set; BPE dropout is a training-time option "
+                       "that makes ids random, so ferry refuses it (set it to null or 0)");
+  }
+  for (std::string_view key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    std::string_view affix;
+    if (model[key].get_string().get(affix) == simdjson::SUCCESS && !affix.empty()) {
+      return Unsupported(origin_ + ": model." + std::string(key) + " is \"" + std::string(affix) +
+                         "\"; ferry's BPE does not support it yet");
+    }
+  }
+  BpeModel::Config config;
+  config.symbols = byte_level ? BpeModel::Symbols::kBytes : BpeModel::Symbols::kCharacters;
+  config.byte_fallback = byte_fallback;
+  FERRY_RETURN_IF_ERROR(LoadVocabObject(model, byte_level, config.tokens, config.present));
   FERRY_ASSIGN_OR_RETURN(config.whole_piece_first, Bool(model, "ignore_merges", "model", false));
   FERRY_ASSIGN_OR_RETURN(config.fuse_unk, Bool(model, "fuse_unk", "model", false));
-  std::string_view unk;
-  if (model["unk_token"].get_string().get(unk) == simdjson::SUCCESS) {
-    auto it = vocab_.find(std::string(unk));
-    if (it == vocab_.end()) return Bad("model.unk_token", "\"" + std::string(unk) + "\" is not in the vocab");
-    config.unk = it->second;
+  dom::element unk;
+  if (model["unk_token"].get(unk) == simdjson::SUCCESS && !unk.is_null()) {
+    FERRY_ASSIGN_OR_RETURN(config.unk, VocabToken(model, "unk_token"));
   }
 
   dom::array merges;
   if (model["merges"].get_array().get(merges) != simdjson::SUCCESS) {
     return Bad("model.merges", "expected an array");
   }
+  auto id_of = [&](std::string_view token) {
+    auto it = vocab_.find(std::string(token));
+    return it == vocab_.end() ? kNoToken : it->second;
+  };
   std::vector<std::pair<TokenId, TokenId>> pairs;
   pairs.reserve(merges.size());
   size_t index = 0;
@@ -271,8 +348,26 @@ Status Loader::LoadModel(dom::element element) {
     dom::array pair;
     if (merge.get_string().get(line) == simdjson::SUCCESS) {
       size_t space = line.find(' ');
-      if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos) {
-        return Bad(path, "expected \"left right\" (two tokens and one space)");
+      if (space == std::string_view::npos) return Bad(path, "expected \"left right\" (two tokens and one space)");
+      if (line.find(' ', space + 1) != std::string_view::npos) {
+        // Tokens that contain spaces (Llama-2's converted file has three such merges, which
+        // tokenizers refuses): taken when exactly one cut gives two tokens that merge into one.
+        size_t found = std::string_view::npos;
+        for (size_t cut = line.find(' '); cut != std::string_view::npos; cut = line.find(' ', cut + 1)) {
+          std::string joined = std::string(line.substr(0, cut)) + std::string(line.substr(cut + 1));
+          if (id_of(line.substr(0, cut)) != kNoToken && id_of(line.substr(cut + 1)) != kNoToken &&
+              id_of(joined) != kNoToken) {
+            if (found != std::string_view::npos) {
+              return Bad(path, "\"" + std::string(line) + "\" can be cut into two merging tokens "
+                               "at more than one space");
+            }
+            found = cut;
+          }
+        }
+        if (found == std::string_view::npos) {
+          return Bad(path, "expected \"left right\" (two tokens and one space)");
+        }
+        space = found;
       }
       left = line.substr(0, space);
       right = line.substr(space + 1);
@@ -282,14 +377,88 @@ Status Loader::LoadModel(dom::element element) {
     } else {
       return Bad(path, "expected \"left right\" or [\"left\", \"right\"]");
     }
-    auto l = vocab_.find(std::string(left)), r = vocab_.find(std::string(right));
-    if (l == vocab_.end() || r == vocab_.end()) {
-      return Bad(path, "\"" + std::string(l == vocab_.end() ? left : right) + "\" is not in the vocab");
+    TokenId l = id_of(left), r = id_of(right);
+    if (l == kNoToken || r == kNoToken) {
+      return Bad(path, "\"" + std::string(l == kNoToken ? left : right) + "\" is not in the vocab");
     }
-    pairs.emplace_back(l->second, r->second);
+    pairs.emplace_back(l, r);
   }
   auto built = BpeModel::FromMerges(std::move(config), pairs);
   if (!built.ok()) return built.status().WithContext(origin_);
+  parts_.model = std::move(built).value();
+  return Status::Ok();
+}
+
+Status Loader::LoadWordPiece(dom::object model) {
+  WordPieceModel::Config config;
+  FERRY_RETURN_IF_ERROR(LoadVocabObject(model, false, config.tokens, config.present));
+  FERRY_ASSIGN_OR_RETURN(config.unk, VocabToken(model, "unk_token"));
+  dom::element prefix;
+  if (model["continuing_subword_prefix"].get(prefix) == simdjson::SUCCESS && !prefix.is_null()) {
+    FERRY_ASSIGN_OR_RETURN(std::string_view text, String(model, "continuing_subword_prefix", "model"));
+    config.prefix = text;
+  }
+  FERRY_ASSIGN_OR_RETURN(uint64_t max_chars, Count(model, "max_input_chars_per_word", "model", 100));
+  config.max_input_chars_per_word = static_cast<size_t>(std::min<uint64_t>(max_chars, SIZE_MAX));
+  auto built = WordPieceModel::Create(std::move(config));
+  if (!built.ok()) return built.status().WithContext(origin_ + ": model");
+  parts_.model = std::move(built).value();
+  return Status::Ok();
+}
+
+Status Loader::LoadWordLevel(dom::object model) {
+  WordLevelModel::Config config;
+  FERRY_RETURN_IF_ERROR(LoadVocabObject(model, false, config.tokens, config.present));
+  FERRY_ASSIGN_OR_RETURN(config.unk, VocabToken(model, "unk_token"));
+  auto built = WordLevelModel::Create(std::move(config));
+  if (!built.ok()) return built.status().WithContext(origin_ + ": model");
+  parts_.model = std::move(built).value();
+  return Status::Ok();
+}
+
+Status Loader::LoadUnigram(dom::object model) {
+  dom::array vocab;
+  if (model["vocab"].get_array().get(vocab) != simdjson::SUCCESS) {
+    return Bad("model.vocab", "expected an array of [piece, score]");
+  }
+  if (vocab.size() > kMaxId) return Bad("model.vocab", "more pieces than ids");
+  UnigramModel::Config config;
+  config.pieces.reserve(vocab.size());
+  config.scores.reserve(vocab.size());
+  for (dom::element entry : vocab) {
+    std::string path = "model.vocab[" + std::to_string(config.pieces.size()) + "]";
+    dom::array pair;
+    std::string_view piece;
+    double score;
+    if (entry.get_array().get(pair) != simdjson::SUCCESS || pair.size() != 2 ||
+        pair.at(0).get_string().get(piece) != simdjson::SUCCESS ||
+        pair.at(1).get_double().get(score) != simdjson::SUCCESS) {
+      return Bad(path, "expected [piece, score]");
+    }
+    TokenId id = static_cast<TokenId>(config.pieces.size());
+    if (!vocab_.emplace(std::string(piece), id).second) {
+      return Bad(path, "\"" + std::string(piece) + "\" is also piece " +
+                           std::to_string(vocab_[std::string(piece)]));
+    }
+    config.pieces.emplace_back(piece);
+    config.scores.push_back(score);
+    parts_.spelling.emplace_back(piece);
+    parts_.has_spelling.push_back(true);
+    std::string bytes;
+    parts_.decoded.push_back(AppendFromByteLevel(piece, bytes) ? bytes : std::string(piece));
+  }
+  dom::element unk;
+  if (model["unk_id"].get(unk) == simdjson::SUCCESS && !unk.is_null()) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t unk_id, Count(model, "unk_id", "model", 0));
+    if (unk_id >= config.pieces.size()) {
+      return Bad("model.unk_id", std::to_string(unk_id) + " is beyond the " +
+                                     std::to_string(config.pieces.size()) + " pieces");
+    }
+    config.unk = static_cast<TokenId>(unk_id);
+  }
+  FERRY_ASSIGN_OR_RETURN(config.byte_fallback, Bool(model, "byte_fallback", "model", false));
+  auto built = UnigramModel::Create(std::move(config));
+  if (!built.ok()) return built.status().WithContext(origin_ + ": model.vocab");
   parts_.model = std::move(built).value();
   return Status::Ok();
 }
@@ -349,27 +518,83 @@ Status Loader::LoadAddedTokens(dom::element element) {
   return Status::Ok();
 }
 
+Result<std::shared_ptr<const NormalizerStep>> Loader::ReplaceStep(dom::object object,
+                                                                  const std::string& path) const {
+  dom::object pattern;
+  if (object["pattern"].get_object().get(pattern) != simdjson::SUCCESS) {
+    return Bad(path + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
+  }
+  FERRY_ASSIGN_OR_RETURN(std::string_view content, String(object, "content", path));
+  std::string_view text;
+  if (pattern["String"].get_string().get(text) == simdjson::SUCCESS) {
+    return MakeReplaceLiteral(std::string(text), std::string(content));
+  }
+  if (pattern["Regex"].get_string().get(text) != simdjson::SUCCESS) {
+    return Bad(path + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
+  }
+  auto compiled = SplitPattern::Compile(text);
+  if (!compiled.ok()) return compiled.status().WithContext(origin_ + ": " + path + ".pattern");
+  return MakeReplace(std::move(compiled).value(), std::string(content));
+}
+
 Status Loader::LoadNormalizer(dom::element element, std::string path,
-                              std::vector<Normalizer::Form>& forms) {
+                              std::vector<std::shared_ptr<const NormalizerStep>>& steps) {
   if (element.is_null()) return Status::Ok();
   dom::object object;
   if (element.get_object().get(object) != simdjson::SUCCESS) return Bad(path, "expected an object");
   FERRY_ASSIGN_OR_RETURN(std::string_view type, Type(object, path));
-  if (type == "NFC") forms.push_back(Normalizer::Form::kNFC);
-  else if (type == "NFD") forms.push_back(Normalizer::Form::kNFD);
-  else if (type == "NFKC") forms.push_back(Normalizer::Form::kNFKC);
-  else if (type == "NFKD") forms.push_back(Normalizer::Form::kNFKD);
-  else if (type == "Sequence") {
+  if (type == "NFC") {
+    steps.push_back(MakeUnicodeNormalizer(UnicodeForm::kNFC));
+  } else if (type == "NFD") {
+    steps.push_back(MakeUnicodeNormalizer(UnicodeForm::kNFD));
+  } else if (type == "NFKC") {
+    steps.push_back(MakeUnicodeNormalizer(UnicodeForm::kNFKC));
+  } else if (type == "NFKD") {
+    steps.push_back(MakeUnicodeNormalizer(UnicodeForm::kNFKD));
+  } else if (type == "Lowercase") {
+    steps.push_back(MakeLowercase());
+  } else if (type == "StripAccents") {
+    steps.push_back(MakeStripAccents());
+  } else if (type == "Strip") {
+    FERRY_ASSIGN_OR_RETURN(bool left, Bool(object, "strip_left", path, true));
+    FERRY_ASSIGN_OR_RETURN(bool right, Bool(object, "strip_right", path, true));
+    steps.push_back(MakeStrip(left, right));
+  } else if (type == "Prepend") {
+    FERRY_ASSIGN_OR_RETURN(std::string_view prepend, String(object, "prepend", path));
+    steps.push_back(MakePrepend(std::string(prepend)));
+  } else if (type == "Replace") {
+    FERRY_ASSIGN_OR_RETURN(auto step, ReplaceStep(object, path));
+    steps.push_back(std::move(step));
+  } else if (type == "BertNormalizer") {
+    BertNormalizerOptions options;
+    FERRY_ASSIGN_OR_RETURN(options.clean_text, Bool(object, "clean_text", path, true));
+    FERRY_ASSIGN_OR_RETURN(options.handle_chinese_chars, Bool(object, "handle_chinese_chars", path, true));
+    FERRY_ASSIGN_OR_RETURN(options.lowercase, Bool(object, "lowercase", path, true));
+    // null (the default) strips accents exactly when lowercasing, as BERT's uncased models do.
+    FERRY_ASSIGN_OR_RETURN(options.strip_accents, Bool(object, "strip_accents", path, options.lowercase));
+    steps.push_back(MakeBertNormalizer(options));
+  } else if (type == "Precompiled") {
+    FERRY_ASSIGN_OR_RETURN(std::string_view encoded, String(object, "precompiled_charsmap", path));
+    std::string charsmap;
+    if (!DecodeBase64(encoded, charsmap)) return Bad(path + ".precompiled_charsmap", "not base64");
+    auto step = MakePrecompiled(charsmap);
+    if (!step.ok()) {
+      return Bad(path + ".precompiled_charsmap", std::string(step.status().message()));
+    }
+    steps.push_back(std::move(step).value());
+  } else if (type == "Sequence") {
     dom::array list;
     if (object["normalizers"].get_array().get(list) != simdjson::SUCCESS) {
       return Bad(path + ".normalizers", "expected an array");
     }
     size_t i = 0;
     for (dom::element item : list) {
-      FERRY_RETURN_IF_ERROR(LoadNormalizer(item, path + ".normalizers[" + std::to_string(i++) + "]", forms));
+      FERRY_RETURN_IF_ERROR(LoadNormalizer(item, path + ".normalizers[" + std::to_string(i++) + "]", steps));
     }
   } else {
-    return NotSupported(path + ".type", type, "NFC, NFD, NFKC, NFKD, Sequence");
+    return NotSupported(path + ".type", type,
+                        "NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, "
+                        "BertNormalizer, Precompiled, Sequence");
   }
   return Status::Ok();
 }
@@ -430,8 +655,23 @@ Status Loader::LoadPreTokenizer(dom::element element, std::string path,
   } else if (type == "Punctuation") {
     step.kind = PreTokenizerStep::Kind::kPunctuation;
     FERRY_ASSIGN_OR_RETURN(step.behavior, Behavior(object, path, SplitBehavior::kIsolated));
+  } else if (type == "Metaspace") {
+    step.kind = PreTokenizerStep::Kind::kMetaspace;
+    FERRY_RETURN_IF_ERROR(MetaspaceOptions(object, path, step));
+    if (step.prepend == PreTokenizerStep::Prepend::kFirst && !steps.empty()) {
+      return Unsupported(origin_ + ": " + path + ": prepend_scheme \"first\" after another "
+                         "pre-tokenizer is not supported");
+    }
+  } else if (type == "BertPreTokenizer") {
+    step.kind = PreTokenizerStep::Kind::kBert;
+  } else if (type == "Whitespace") {
+    step.kind = PreTokenizerStep::Kind::kWhitespace;
+  } else if (type == "WhitespaceSplit") {
+    step.kind = PreTokenizerStep::Kind::kWhitespaceSplit;
   } else {
-    return NotSupported(path + ".type", type, "ByteLevel, Split, Digits, Punctuation, Sequence");
+    return NotSupported(path + ".type", type,
+                        "ByteLevel, Split, Digits, Punctuation, Metaspace, BertPreTokenizer, "
+                        "Whitespace, WhitespaceSplit, Sequence");
   }
   steps.push_back(std::move(step));
   return Status::Ok();
@@ -534,8 +774,88 @@ Status Loader::LoadDecoder(dom::element element) {
   dom::object object;
   if (element.get_object().get(object) != simdjson::SUCCESS) return Bad("decoder", "expected an object");
   FERRY_ASSIGN_OR_RETURN(std::string_view type, Type(object, "decoder"));
-  if (type != "ByteLevel") return NotSupported("decoder.type", type, "ByteLevel");
-  parts_.decoder = DecoderKind::kByteLevel;
+  if (type == "ByteLevel") {
+    parts_.decoder = DecoderKind::kByteLevel;
+    return Status::Ok();
+  }
+  std::vector<std::shared_ptr<const DecoderStep>> steps;
+  FERRY_RETURN_IF_ERROR(LoadDecoderSteps(element, "decoder", steps));
+  parts_.decoder = DecoderKind::kSteps;
+  parts_.decoder_steps = Decoder(std::move(steps));
+  return Status::Ok();
+}
+
+Status Loader::LoadDecoderSteps(dom::element element, std::string path,
+                                std::vector<std::shared_ptr<const DecoderStep>>& steps) {
+  dom::object object;
+  if (element.get_object().get(object) != simdjson::SUCCESS) return Bad(path, "expected an object");
+  FERRY_ASSIGN_OR_RETURN(std::string_view type, Type(object, path));
+  if (type == "Sequence") {
+    dom::array list;
+    if (object["decoders"].get_array().get(list) != simdjson::SUCCESS) {
+      return Bad(path + ".decoders", "expected an array");
+    }
+    size_t i = 0;
+    for (dom::element item : list) {
+      FERRY_RETURN_IF_ERROR(LoadDecoderSteps(item, path + ".decoders[" + std::to_string(i++) + "]", steps));
+    }
+  } else if (type == "ByteFallback") {
+    steps.push_back(MakeByteFallbackDecoder());
+  } else if (type == "Fuse") {
+    steps.push_back(MakeFuseDecoder());
+  } else if (type == "Strip") {
+    FERRY_ASSIGN_OR_RETURN(std::string_view content, String(object, "content", path));
+    FERRY_ASSIGN_OR_RETURN(uint64_t start, Count(object, "start", path, 0));
+    FERRY_ASSIGN_OR_RETURN(uint64_t stop, Count(object, "stop", path, 0));
+    steps.push_back(MakeStripDecoder(std::string(content), start, stop));
+  } else if (type == "Replace") {
+    FERRY_ASSIGN_OR_RETURN(auto replace, ReplaceStep(object, path));
+    steps.push_back(MakeReplaceDecoder(std::move(replace)));
+  } else if (type == "Metaspace") {
+    PreTokenizerStep options;
+    FERRY_RETURN_IF_ERROR(MetaspaceOptions(object, path, options));
+    steps.push_back(MakeMetaspaceDecoder(options.replacement,
+                                         options.prepend != PreTokenizerStep::Prepend::kNever));
+  } else if (type == "WordPiece") {
+    std::string prefix = "##";
+    dom::element value;
+    if (object["prefix"].get(value) == simdjson::SUCCESS && !value.is_null()) {
+      FERRY_ASSIGN_OR_RETURN(std::string_view text, String(object, "prefix", path));
+      prefix = text;
+    }
+    FERRY_ASSIGN_OR_RETURN(bool cleanup, Bool(object, "cleanup", path, true));
+    steps.push_back(MakeWordPieceDecoder(std::move(prefix), cleanup));
+  } else {
+    return NotSupported(path + ".type", type,
+                        "ByteLevel (alone), ByteFallback, Fuse, Strip, Replace, Metaspace, "
+                        "WordPiece, Sequence");
+  }
+  return Status::Ok();
+}
+
+Status Loader::MetaspaceOptions(dom::object object, const std::string& path,
+                                PreTokenizerStep& step) const {
+  step.replacement = kSentencePieceSpace;
+  dom::element value;
+  if (object["replacement"].get(value) == simdjson::SUCCESS && !value.is_null()) {
+    FERRY_ASSIGN_OR_RETURN(std::string_view replacement, String(object, "replacement", path));
+    char32_t cp;
+    if (replacement.empty() || DecodeUtf8(replacement, 0, cp) != replacement.size()) {
+      return Bad(path + ".replacement", "expected one character");
+    }
+    step.replacement = replacement;
+  }
+  FERRY_ASSIGN_OR_RETURN(step.split, Bool(object, "split", path, true));
+  std::string_view scheme;
+  if (object["prepend_scheme"].get_string().get(scheme) == simdjson::SUCCESS) {
+    if (scheme == "always") step.prepend = PreTokenizerStep::Prepend::kAlways;
+    else if (scheme == "first") step.prepend = PreTokenizerStep::Prepend::kFirst;
+    else if (scheme == "never") step.prepend = PreTokenizerStep::Prepend::kNever;
+    else return NotSupported(path + ".prepend_scheme", scheme, "always, first, never");
+  } else {  // files before prepend_scheme
+    FERRY_ASSIGN_OR_RETURN(bool add_prefix_space, Bool(object, "add_prefix_space", path, true));
+    step.prepend = add_prefix_space ? PreTokenizerStep::Prepend::kAlways : PreTokenizerStep::Prepend::kNever;
+  }
   return Status::Ok();
 }
 
@@ -565,7 +885,6 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
   }
   dom::element model;
   if (root["model"].get(model) != simdjson::SUCCESS) return Bad("model", "missing");
-  FERRY_RETURN_IF_ERROR(LoadModel(model));
   // An absent component reads as null, as in tokenizers.
   simdjson::dom::parser null_parser;
   dom::element null_value = null_parser.parse(simdjson::padded_string(std::string_view("null")));
@@ -573,10 +892,8 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
     dom::element value;
     return root[key].get(value) == simdjson::SUCCESS ? value : null_value;
   };
-  FERRY_RETURN_IF_ERROR(LoadAddedTokens(field("added_tokens")));
-  std::vector<Normalizer::Form> forms;
-  FERRY_RETURN_IF_ERROR(LoadNormalizer(field("normalizer"), "normalizer", forms));
-  parts_.normalizer = Normalizer(std::move(forms));
+  // The pre-tokenizer first: whether it maps bytes to the byte-level alphabet decides how the
+  // BPE model reads its vocabulary.
   std::vector<PreTokenizerStep> steps;
   FERRY_RETURN_IF_ERROR(LoadPreTokenizer(field("pre_tokenizer"), "pre_tokenizer", steps));
   int byte_level = 0;
@@ -586,10 +903,11 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
                        " ByteLevel steps; ferry supports one (a second would map the byte-level "
                        "alphabet onto itself again)");
   }
-  if (byte_level == 0) {
-    return Unsupported(origin_ + ": pre_tokenizer has no ByteLevel step; only byte-level BPE "
-                       "tokenizers are supported");
-  }
+  FERRY_RETURN_IF_ERROR(LoadModel(model, byte_level == 1));
+  FERRY_RETURN_IF_ERROR(LoadAddedTokens(field("added_tokens")));
+  std::vector<std::shared_ptr<const NormalizerStep>> normalizers;
+  FERRY_RETURN_IF_ERROR(LoadNormalizer(field("normalizer"), "normalizer", normalizers));
+  parts_.normalizer = Normalizer(std::move(normalizers));
   FERRY_ASSIGN_OR_RETURN(parts_.pre_tokenizer, PreTokenizer::FromSteps(std::move(steps)));
   FERRY_RETURN_IF_ERROR(LoadPostProcessor(field("post_processor"), "post_processor"));
   if (parts_.prefix.size() + parts_.suffix.size() > kMaxTemplateIds) {

@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "text/unicode8_tables.h"
+
 namespace ferry::text {
 namespace {
 
@@ -26,6 +28,14 @@ struct ByteLevelTables {
 const ByteLevelTables& Tables() {
   static const ByteLevelTables tables;
   return tables;
+}
+
+template <size_t N>
+bool InRanges(const std::pair<char32_t, char32_t> (&ranges)[N], char32_t cp) {
+  for (auto [first, last] : ranges) {
+    if (cp >= first && cp <= last) return true;
+  }
+  return false;
 }
 
 utf8proc_category_t Category(char32_t cp) {
@@ -123,8 +133,25 @@ bool IsNumeric(char32_t cp) {
 bool IsPunctuation(char32_t cp) {
   if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) ||
                         (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E);
+  // tokenizers classifies with Unicode 8.0 tables (see make_unicode8_tables.py).
+  if (InRanges(unicode8::kAlsoPunctuation, cp)) return true;
+  if (InRanges(unicode8::kNotPunctuation, cp)) return false;
   auto c = Category(cp);
   return c >= UTF8PROC_CATEGORY_PC && c <= UTF8PROC_CATEGORY_PO;
+}
+
+bool IsBertControl(char32_t cp) {
+  if (cp == '\t' || cp == '\n' || cp == '\r') return false;
+  if (InRanges(unicode8::kNotControl, cp)) return false;
+  auto c = Category(cp);
+  return c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CO ||
+         c == UTF8PROC_CATEGORY_CS;
+}
+
+bool IsBertNonspacingMark(char32_t cp) {
+  if (InRanges(unicode8::kAlsoNonspacingMark, cp)) return true;
+  if (InRanges(unicode8::kNotNonspacingMark, cp)) return false;
+  return Category(cp) == UTF8PROC_CATEGORY_MN;
 }
 
 bool IsWordChar(char32_t cp) {

@@ -26,7 +26,11 @@ bool AppendFromByteLevel(std::string_view mapped, std::string& out);
 
 // Character classes of Rust's `char` and the tokenizers pre-tokenizers built on them.
 bool IsNumeric(char32_t cp);      // char::is_numeric: Nd, Nl, No
-bool IsPunctuation(char32_t cp);  // ASCII punctuation or a P* category (tokenizers' is_punc)
+bool IsPunctuation(char32_t cp);  // ASCII punctuation or P* of Unicode 8 (tokenizers' is_punc)
+// BERT's classes as tokenizers has them (Unicode 8 categories): Cc/Cf/Cs/Co but tab, LF, CR;
+// and Mn.
+bool IsBertControl(char32_t cp);
+bool IsBertNonspacingMark(char32_t cp);
 bool IsWordChar(char32_t cp);     // regex `\w`: alphabetic, marks, Nd, Pc, joiners
 bool IsWhitespace(char32_t cp);   // regex `\s`: Unicode White_Space
 

@@ -1,4 +1,4 @@
-// The one Tokenizer implementation: added tokens, normalizer, pre-tokenizer, BPE model,
+// The one Tokenizer implementation: added tokens, normalizer, pre-tokenizer, model,
 // post-processor and decoder. The loaders (tokenizer_json.cc, tiktoken.cc) fill its parts.
 #pragma once
 
@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "ferry/text.h"
-#include "text/bpe.h"
+#include "text/decoders/decoder.h"
+#include "text/models/bpe.h"
+#include "text/normalizers/normalizer.h"
 #include "text/pre_tokenizer.h"
 
 namespace ferry::text {
@@ -77,17 +79,21 @@ class AddedTokenMatcher {
   size_t longest_ = 0;  // bytes in the longest content
 };
 
-enum class DecoderKind { kByteLevel, kRawBytes, kJoinWithSpace };
+// How ids become text: by the bytes each id stands for (`decoded`: the ByteLevel decoder, rank
+// files), the spellings joined with spaces (tokenizer.json without a decoder, as tokenizers
+// does), or the spellings through `decoder_steps`.
+enum class DecoderKind { kByteLevel, kRawBytes, kJoinWithSpace, kSteps };
 
 struct TokenizerParts {
   std::string origin;
-  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<const Model> model;
   std::vector<AddedToken> added;  // by id
   Normalizer normalizer;
   PreTokenizer pre_tokenizer;
   std::vector<TokenId> prefix, suffix;  // the post-processor's ids around the sequence
   std::string post_processor;           // canonical description, for the fingerprint
   DecoderKind decoder = DecoderKind::kByteLevel;
+  Decoder decoder_steps;  // kSteps
   // Token spellings by id as the vocabulary writes them (tokenizer.json: byte-level; tiktoken:
   // the raw bytes), for IdToToken/TokenToId. Ids not in the vocabulary are absent.
   std::vector<std::string> spelling;

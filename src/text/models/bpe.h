@@ -1,5 +1,5 @@
-// Byte-pair encoding over a vocabulary of byte strings: the model stage of a byte-level BPE
-// tokenizer, shared by tiktoken rank files and tokenizer.json BPE models.
+// Byte-pair encoding: the model of byte-level BPE tokenizers (tiktoken rank files, GPT-2 style
+// tokenizer.json) and of SentencePiece-style ones (characters first, bytes as a fallback).
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 
 #include "ferry/status.h"
 #include "ferry/text.h"
+#include "text/models/model.h"
 
 namespace ferry::text {
 
@@ -19,6 +20,8 @@ inline constexpr TokenId kNoToken = 0xFFFFFFFFu;
 // longer token. Such bytes take part in merging under these stand-in ids; one left over at the
 // end means the text cannot be encoded (tiktoken panics there).
 inline constexpr TokenId kStandInByte = 0xFFFFFE00u;
+// U+2581, SentencePiece's spelling of a space.
+inline constexpr std::string_view kSentencePieceSpace = "\xE2\x96\x81";
 
 // Open-addressing hash table from byte strings to ids. Keys are views into storage the owner
 // keeps alive (the model's token list), so a lookup hashes and compares without allocating.
@@ -78,8 +81,18 @@ class PairTable {
 };
 
 // The vocabulary (id -> bytes), the merge rules and the encoder of one piece.
-class BpeModel {
+class BpeModel final : public Model {
  public:
+  // What a piece is split into before merging.
+  enum class Symbols {
+    // Its bytes (byte-level BPE: the vocabulary is spelled in GPT-2's byte alphabet, which the
+    // loaders map back to bytes, so merging bytes is merging that alphabet's characters).
+    kBytes,
+    // Its UTF-8 characters, each a token of the vocabulary as written (SentencePiece-style BPE:
+    // Llama-2, Phi-3, Mistral). A character outside the vocabulary becomes its bytes' `<0xXX>`
+    // tokens with `byte_fallback`, else `unk`. A byte that is not UTF-8 counts as a character.
+    kCharacters,
+  };
   struct Config {
     // The token list by id; ids absent from the model are empty strings with present[id] false.
     std::vector<std::string> tokens;
@@ -91,6 +104,8 @@ class BpeModel {
     // or dropped when there is no unk token, as `tokenizers` does.
     TokenId unk = kNoToken;
     bool fuse_unk = false;
+    Symbols symbols = Symbols::kBytes;
+    bool byte_fallback = false;  // kCharacters only
   };
 
   // Merges are (left, right) id pairs; the merged token is the concatenation of their bytes and
@@ -104,7 +119,8 @@ class BpeModel {
   // Appends the ids of one pre-tokenized piece of raw bytes. Pieces that need merging are
   // remembered in a small per-thread cache, since the same rare words come back. False (nothing appended) when a
   // byte without a rank of its own is left unmerged (rank files only).
-  bool Encode(std::string_view piece, std::vector<TokenId>& ids) const;
+  bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
+  void AddToFingerprint(Fingerprinter& f) const override;
 
   TokenId Find(std::string_view bytes) const { return bytes_to_id_.Find(bytes); }
   const std::string& token(TokenId id) const { return config_.tokens[id]; }
@@ -121,6 +137,12 @@ class BpeModel {
   void MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const;
 
   void Merge(std::string_view piece, std::vector<TokenId>& ids) const;
+  // Encode without the cut before spaces (see CanCutBeforeSpaces in bpe.cc).
+  bool EncodeWord(std::string_view piece, std::vector<TokenId>& ids) const;
+  bool CanCutBeforeSpaces() const;
+  // Calls emit(id) for each symbol of `piece` before merging (see Symbols).
+  template <typename Emit>
+  void ForEachSymbol(std::string_view piece, Emit&& emit) const;
 
   const uint64_t instance_;  // tells this model's entries in the per-thread cache from others'
   Config config_;
@@ -128,11 +150,14 @@ class BpeModel {
   PairTable pairs_;
   std::vector<std::pair<TokenId, TokenId>> merges_;
   TokenId byte_ids_[256];
+  // kCharacters with byte_fallback: the id of `<0xXX>` for each byte (kNoToken where absent).
+  TokenId fallback_ids_[256];
   bool has_stand_ins_ = false;
   // direct_[id]: merging the bytes of token `id` gives exactly `id`, so a piece found whole in
   // the vocabulary is that token without running the merges. Always so for rank files; for
   // merge lists nearly always (computed at load), and the exceptions take the merge path.
   std::vector<bool> direct_;
+  bool cut_before_spaces_ = false;
 };
 
 }  // namespace ferry::text

@@ -1,4 +1,4 @@
-#include "text/bpe.h"
+#include "text/models/bpe.h"
 
 // Header-only: XXH3 inlines into the lookup loop.
 #define XXH_INLINE_ALL
@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <cstring>
 #include <queue>
+
+#include "text/unicode.h"
 
 namespace ferry::text {
 namespace {
@@ -175,9 +177,13 @@ Status BpeModel::IndexTokens(std::string_view what) {
                         " and " + std::to_string(id) + " have the same bytes");
     }
   }
+  static constexpr char kHex[] = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) {
     char c = static_cast<char>(b);
     byte_ids_[b] = bytes_to_id_.Find(std::string_view(&c, 1));
+    // SentencePiece's spelling of a byte piece, which tokenizers' byte_fallback looks up.
+    const char name[] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};
+    fallback_ids_[b] = config_.byte_fallback ? bytes_to_id_.Find(std::string_view(name, 6)) : kNoToken;
   }
   return Status::Ok();
 }
@@ -209,7 +215,31 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
     m.Merge(m.config_.tokens[id], ids);
     model->direct_[id] = ids.size() == 1 && ids[0] == id;
   }
+  model->cut_before_spaces_ = model->CanCutBeforeSpaces();
   return model;
+}
+
+// SentencePiece-style files often have no pre-tokenizer (Llama-2, Phi-3), so a whole document is
+// one piece: merging it is O(n log n) with a heap and misses the piece cache. When no token has
+// "▁" right after another character (and "▁" is a token, so it always is a symbol of its own),
+// no merge can join a symbol ending before such a "▁" with the one starting at it: merging the
+// words between those cuts one by one gives exactly the ids of merging the whole, and each word
+// takes the fast paths. (With ignore_merges the whole piece's own lookup would differ.)
+bool BpeModel::CanCutBeforeSpaces() const {
+  if (config_.symbols != Symbols::kCharacters || config_.whole_piece_first) return false;
+  if (bytes_to_id_.Find(kSentencePieceSpace) == kNoToken) return false;
+  for (TokenId id = 0; id < config_.tokens.size(); ++id) {
+    if (!config_.present[id]) continue;
+    std::string_view token = config_.tokens[id];
+    for (size_t at = token.find(kSentencePieceSpace, 1); at != std::string_view::npos;
+         at = token.find(kSentencePieceSpace, at + 1)) {
+      if (at < kSentencePieceSpace.size() ||
+          token.substr(at - kSentencePieceSpace.size(), kSentencePieceSpace.size()) != kSentencePieceSpace) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
@@ -240,6 +270,19 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
 }
 
 bool BpeModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
+  if (!cut_before_spaces_) return EncodeWord(piece, ids);
+  const size_t width = kSentencePieceSpace.size();
+  size_t start = 0;
+  for (size_t at = piece.find(kSentencePieceSpace, 1); at != std::string_view::npos;
+       at = piece.find(kSentencePieceSpace, at + width)) {
+    if (at >= start + width && piece.substr(at - width, width) == kSentencePieceSpace) continue;
+    EncodeWord(piece.substr(start, at - start), ids);
+    start = at;
+  }
+  return EncodeWord(piece.substr(start), ids);
+}
+
+bool BpeModel::EncodeWord(std::string_view piece, std::vector<TokenId>& ids) const {
   if (piece.empty()) return true;
   const uint64_t hash = BytesToId::Hash(piece);
   TokenId whole = bytes_to_id_.Find(piece, hash);
@@ -270,6 +313,71 @@ bool BpeModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
   return true;
 }
 
+template <typename Emit>
+void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
+  TokenId last = kNoToken;
+  if (config_.symbols == Symbols::kBytes) {
+    for (char c : piece) {
+      TokenId id = byte_ids_[static_cast<uint8_t>(c)];
+      if (id == kNoToken) {
+        id = config_.unk;
+        if (id == kNoToken) continue;  // dropped, as tokenizers does without an unk token
+        if (config_.fuse_unk && last == id) continue;
+      }
+      emit(last = id);
+    }
+    return;
+  }
+  // tokenizers holds an unknown character's unk back until the next character found in the
+  // vocabulary (or the end), so byte-fallback tokens in between come out before it and do not
+  // stop a run of unknown characters from fusing into one unk.
+  bool unk_pending = false;
+  for (size_t pos = 0; pos < piece.size();) {
+    char32_t cp;
+    size_t length = DecodeUtf8(piece, pos, cp);
+    if (length == 0) length = 1;
+    std::string_view character = piece.substr(pos, length);
+    pos += length;
+    if (TokenId id = bytes_to_id_.Find(character); id != kNoToken) {
+      if (unk_pending) emit(config_.unk);
+      unk_pending = false;
+      emit(id);
+      continue;
+    }
+    if (config_.byte_fallback &&
+        std::all_of(character.begin(), character.end(),
+                    [&](char c) { return fallback_ids_[static_cast<uint8_t>(c)] != kNoToken; })) {
+      for (char c : character) emit(fallback_ids_[static_cast<uint8_t>(c)]);
+      continue;
+    }
+    if (config_.unk == kNoToken) continue;
+    if (unk_pending && !config_.fuse_unk) emit(config_.unk);
+    unk_pending = true;
+  }
+  if (unk_pending) emit(config_.unk);
+}
+
+void BpeModel::AddToFingerprint(Fingerprinter& f) const {
+  f.Add(merges_.empty() ? "bpe-ranks" : "bpe-merges");
+  f.AddNumber(config_.whole_piece_first);
+  f.AddNumber(config_.unk);
+  f.AddNumber(config_.fuse_unk);
+  if (config_.symbols == Symbols::kCharacters) {  // byte-level models keep their v1 fields
+    f.Add("symbols=characters");
+    f.AddNumber(config_.byte_fallback);
+  }
+  f.AddNumber(id_limit());
+  for (TokenId id = 0; id < id_limit(); ++id) {
+    f.AddNumber(has_token(id));
+    if (has_token(id)) f.Add(token(id));
+  }
+  f.AddNumber(merges_.size());
+  for (auto [left, right] : merges_) {
+    f.AddNumber(left);
+    f.AddNumber(right);
+  }
+}
+
 void BpeModel::Merge(std::string_view piece, std::vector<TokenId>& ids) const {
   if (piece.size() <= kSmallPiece) {
     MergeSmall(piece, ids);
@@ -283,16 +391,8 @@ void BpeModel::MergeSmall(std::string_view piece, std::vector<TokenId>& ids) con
   TokenId symbols[kSmallPiece];
   uint32_t priority[kSmallPiece];
   TokenId merged[kSmallPiece];
-  size_t n = 0;
-  for (char c : piece) {
-    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
-    if (id == kNoToken) {
-      id = config_.unk;
-      if (id == kNoToken) continue;  // dropped, as tokenizers does without an unk token
-      if (config_.fuse_unk && n > 0 && symbols[n - 1] == id) continue;
-    }
-    symbols[n++] = id;
-  }
+  size_t n = 0;  // a piece has at most as many symbols as bytes
+  ForEachSymbol(piece, [&](TokenId id) { symbols[n++] = id; });
   auto rate = [&](size_t i) {
     const PairTable::Merge* merge = pairs_.Find(symbols[i], symbols[i + 1]);
     priority[i] = merge ? merge->priority : kNoMerge;
@@ -334,16 +434,10 @@ void BpeModel::MergeLarge(std::string_view piece, std::vector<TokenId>& ids) con
   };
   std::vector<Node> nodes;
   nodes.reserve(piece.size());
-  for (char c : piece) {
-    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
-    if (id == kNoToken) {
-      id = config_.unk;
-      if (id == kNoToken) continue;
-      if (config_.fuse_unk && !nodes.empty() && nodes.back().id == id) continue;
-    }
+  ForEachSymbol(piece, [&](TokenId id) {
     int64_t index = static_cast<int64_t>(nodes.size());
     nodes.push_back({id, index - 1, index + 1});
-  }
+  });
   if (nodes.empty()) return;
   nodes.back().next = -1;
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;

@@ -1,0 +1,24 @@
+// The model stage of the pipeline: one pre-tokenized piece in, its ids out. BPE (byte-level and
+// SentencePiece-style), WordPiece, Unigram and WordLevel implement it; the tokenizer calls it
+// once per piece, so the hot loops inside a model are free of virtual calls.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "ferry/text.h"
+#include "text/fingerprint.h"
+
+namespace ferry::text {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Appends the ids of `piece`. False (nothing appended) when the piece cannot be encoded: only
+  // rank-file BPE, for a byte that has no rank and merges into no token. Thread-safe.
+  virtual bool Encode(std::string_view piece, std::vector<TokenId>& ids) const = 0;
+  // Adds everything that decides Encode's output, starting with the model's kind.
+  virtual void AddToFingerprint(Fingerprinter& f) const = 0;
+};
+
+}  // namespace ferry::text

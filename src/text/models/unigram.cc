@@ -1,0 +1,179 @@
+#include "text/models/unigram.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "text/unicode.h"
+
+namespace ferry::text {
+namespace {
+
+constexpr double kUnkPenalty = 10.0;
+constexpr uint32_t kNoNode = 0xFFFFFFFFu;
+
+size_t EdgeHash(uint64_t key) { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 17); }
+
+}  // namespace
+
+Result<std::unique_ptr<UnigramModel>> UnigramModel::Create(Config config) {
+  if (config.pieces.empty()) return Corruption("the vocabulary is empty");
+  if (config.unk != kNoToken && config.unk >= config.pieces.size()) {
+    return Corruption("unk_id " + std::to_string(config.unk) + " is beyond the " +
+                      std::to_string(config.pieces.size()) + " pieces");
+  }
+  std::unique_ptr<UnigramModel> model(new UnigramModel(std::move(config)));
+  const Config& c = model->config_;
+  double lowest = std::numeric_limits<double>::infinity();
+  size_t total_bytes = 0;
+  model->ids_.Reserve(c.pieces.size());
+  for (TokenId id = 0; id < c.pieces.size(); ++id) {
+    const std::string& piece = c.pieces[id];
+    std::string where = "piece " + std::to_string(id) + " (\"" + piece.substr(0, 64) + "\")";
+    if (!std::isfinite(c.scores[id])) return Corruption(where + " has a score that is not finite");
+    if (piece.empty()) return Corruption(where + " is empty");
+    if (!model->ids_.Insert(piece, id)) {
+      return Corruption(where + " is also piece " + std::to_string(model->ids_.Find(piece)));
+    }
+    lowest = std::min(lowest, c.scores[id]);
+    total_bytes += piece.size();
+  }
+  model->unk_score_ = lowest - kUnkPenalty;
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    const char name[] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};
+    model->byte_pieces_[b] = c.byte_fallback ? model->ids_.Find(std::string_view(name, 6)) : kNoToken;
+  }
+  // The trie has at most one node per piece byte, plus the root.
+  size_t capacity = 16;
+  while (capacity < 2 * (total_bytes + 1)) capacity <<= 1;
+  model->edges_.assign(capacity, Edge{});
+  model->edge_mask_ = capacity - 1;
+  model->node_piece_.assign(1, kNoToken);
+  for (TokenId id = 0; id < c.pieces.size(); ++id) {
+    uint32_t node = 0;
+    for (char ch : c.pieces[id]) {
+      uint64_t key = uint64_t{node} << 8 | static_cast<uint8_t>(ch);
+      size_t slot = EdgeHash(key) & model->edge_mask_;
+      while (model->edges_[slot].key != key && model->edges_[slot].key != ~uint64_t{0}) {
+        slot = (slot + 1) & model->edge_mask_;
+      }
+      if (model->edges_[slot].key != key) {
+        model->edges_[slot] = {key, static_cast<uint32_t>(model->node_piece_.size())};
+        model->node_piece_.push_back(kNoToken);
+      }
+      node = model->edges_[slot].child;
+    }
+    model->node_piece_[node] = id;
+  }
+  return model;
+}
+
+uint32_t UnigramModel::Child(uint32_t node, uint8_t byte) const {
+  uint64_t key = uint64_t{node} << 8 | byte;
+  for (size_t slot = EdgeHash(key) & edge_mask_;; slot = (slot + 1) & edge_mask_) {
+    if (edges_[slot].key == key) return edges_[slot].child;
+    if (edges_[slot].key == ~uint64_t{0}) return kNoNode;
+  }
+}
+
+template <typename Found>
+void UnigramModel::ForEachPrefix(std::string_view text, Found&& found) const {
+  uint32_t node = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    node = Child(node, static_cast<uint8_t>(text[i]));
+    if (node == kNoNode) return;
+    if (node_piece_[node] != kNoToken) found(i + 1, node_piece_[node]);
+  }
+}
+
+bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
+  if (piece.empty()) return true;
+  // best[i]: the best path over piece[0, i): its score, where its last token starts, which.
+  struct Node {
+    double score = 0;
+    size_t start = std::string_view::npos;  // npos: no path ends here yet
+    TokenId id = kNoToken;
+  };
+  // Reused per thread, so encoding a piece allocates nothing once the vector has grown.
+  thread_local std::vector<Node> best;
+  best.assign(piece.size() + 1, Node{});
+  best[0].start = 0;
+  for (size_t start = 0; start < piece.size();) {
+    char32_t cp;
+    size_t length = DecodeUtf8(piece, start, cp);
+    if (length == 0) length = 1;  // a byte that is not UTF-8 is a character of its own
+    if (best[start].start == std::string_view::npos) {  // unreachable (only after such bytes)
+      start += length;
+      continue;
+    }
+    const double here = best[start].score;
+    bool covers_character = false;
+    auto offer = [&](size_t end, TokenId id, double score) {
+      Node& node = best[end];
+      if (node.start == std::string_view::npos || here + score > node.score) {
+        node = {here + score, start, id};
+      }
+    };
+    ForEachPrefix(piece.substr(start), [&](size_t bytes, TokenId id) {
+      offer(start + bytes, id, config_.scores[id]);
+      covers_character = covers_character || bytes == length;
+    });
+    if (!covers_character) {
+      if (config_.unk == kNoToken) return false;
+      offer(start + length, config_.unk, unk_score_);
+    }
+    start += length;
+  }
+  if (best[piece.size()].start == std::string_view::npos) return false;
+  // Back from the end; unks next to each other become one, whose text may be a piece after all.
+  const size_t first = ids.size();
+  size_t end = piece.size();
+  auto emit_unk = [&](size_t begin, size_t stop) {
+    std::string_view text = piece.substr(begin, stop - begin);
+    TokenId id = ids_.Find(text);
+    if (id != kNoToken) {
+      ids.push_back(id);
+      return;
+    }
+    bool all_bytes = config_.byte_fallback;
+    for (char c : text) all_bytes = all_bytes && byte_pieces_[static_cast<uint8_t>(c)] != kNoToken;
+    if (!all_bytes) {
+      ids.push_back(config_.unk);
+      return;
+    }
+    for (size_t i = text.size(); i-- > 0;) ids.push_back(byte_pieces_[static_cast<uint8_t>(text[i])]);
+  };
+  size_t unk_end = std::string_view::npos;  // end of the run of unks being gathered
+  while (end > 0) {
+    const Node& node = best[end];
+    if (node.id == config_.unk) {
+      if (unk_end == std::string_view::npos) unk_end = end;
+    } else {
+      if (unk_end != std::string_view::npos) emit_unk(end, unk_end);
+      unk_end = std::string_view::npos;
+      ids.push_back(node.id);
+    }
+    end = node.start;
+  }
+  if (unk_end != std::string_view::npos) emit_unk(0, unk_end);
+  std::reverse(ids.begin() + static_cast<std::ptrdiff_t>(first), ids.end());
+  return true;
+}
+
+void UnigramModel::AddToFingerprint(Fingerprinter& f) const {
+  f.Add("unigram");
+  f.AddNumber(config_.unk);
+  f.AddNumber(config_.byte_fallback);
+  f.AddNumber(config_.pieces.size());
+  for (TokenId id = 0; id < config_.pieces.size(); ++id) {
+    f.Add(config_.pieces[id]);
+    uint64_t bits;
+    static_assert(sizeof bits == sizeof(double));
+    std::memcpy(&bits, &config_.scores[id], sizeof bits);
+    f.AddNumber(bits);
+  }
+}
+
+}  // namespace ferry::text

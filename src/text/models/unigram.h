@@ -1,0 +1,55 @@
+// Unigram (SentencePiece's default model; T5, ALBERT, XLM-R): a piece is cut where the sum of the
+// pieces' scores (log probabilities) is highest (Viterbi). A character no piece covers is unk,
+// scored 10 below the lowest score; adjacent unks fuse into one. With byte_fallback, an unk
+// becomes the `<0xXX>` pieces of its bytes when the vocabulary has them all.
+//
+// Ties go as in tokenizers: at each end position the first best path found wins, paths found in
+// order of their last piece's start, then its length.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ferry/status.h"
+#include "text/models/bpe.h"
+#include "text/models/model.h"
+
+namespace ferry::text {
+
+class UnigramModel final : public Model {
+ public:
+  struct Config {
+    std::vector<std::string> pieces;  // by id
+    std::vector<double> scores;       // by id
+    TokenId unk = kNoToken;           // kNoToken: a text with an uncovered character fails
+    bool byte_fallback = false;
+  };
+  // Errors (kCorruption) name the piece: a non-finite score, an empty or repeated piece.
+  static Result<std::unique_ptr<UnigramModel>> Create(Config config);
+
+  bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
+  void AddToFingerprint(Fingerprinter& f) const override;
+
+ private:
+  explicit UnigramModel(Config config) : config_(std::move(config)) {}
+  // Calls found(length, id) for each piece that is a prefix of `text`, shortest first.
+  template <typename Found>
+  void ForEachPrefix(std::string_view text, Found&& found) const;
+  uint32_t Child(uint32_t node, uint8_t byte) const;
+
+  Config config_;
+  double unk_score_ = 0;
+  BytesToId ids_;  // keys are views into config_.pieces
+  TokenId byte_pieces_[256];
+  // The trie of pieces: node 0 is the root; children found by hashing (node, byte).
+  struct Edge {
+    uint64_t key = ~uint64_t{0};  // node << 8 | byte
+    uint32_t child = 0;
+  };
+  std::vector<Edge> edges_;
+  size_t edge_mask_ = 0;
+  std::vector<TokenId> node_piece_;  // the piece ending at each node, or kNoToken
+};
+
+}  // namespace ferry::text

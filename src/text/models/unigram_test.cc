@@ -1,0 +1,69 @@
+#include "text/models/unigram.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace ferry::text {
+namespace {
+
+std::unique_ptr<UnigramModel> Model(bool byte_fallback = false) {
+  UnigramModel::Config config;
+  config.pieces = {"<unk>", "a", "b", "ab", "abc", "c", "<0x78>"};
+  config.scores = {0, -1, -1, -1.5, -5, -1, -1};
+  config.unk = 0;
+  config.byte_fallback = byte_fallback;
+  auto model = UnigramModel::Create(std::move(config));
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  return std::move(model).value();
+}
+
+std::vector<TokenId> Encode(const UnigramModel& model, std::string_view piece) {
+  std::vector<TokenId> ids;
+  EXPECT_TRUE(model.Encode(piece, ids));
+  return ids;
+}
+
+TEST(UnigramModel, TheBestScoringCutWins) {
+  auto model = Model();
+  EXPECT_EQ(Encode(*model, "ab"), (std::vector<TokenId>{3}));      // -1.5 beats -2
+  EXPECT_EQ(Encode(*model, "abc"), (std::vector<TokenId>{3, 5}));  // -2.5 beats "abc"'s -5
+}
+
+TEST(UnigramModel, UncoveredCharactersFuseIntoOneUnkOrFallBackToBytes) {
+  auto model = Model();
+  EXPECT_EQ(Encode(*model, "xya"), (std::vector<TokenId>{0, 1}));
+  auto fallback = Model(true);
+  // "x" has its byte piece, "xy" as a whole does not: the fused unk stays unk.
+  EXPECT_EQ(Encode(*fallback, "xa"), (std::vector<TokenId>{6, 1}));
+  EXPECT_EQ(Encode(*fallback, "xya"), (std::vector<TokenId>{0, 1}));
+}
+
+TEST(UnigramModel, WithoutUnkAnUncoveredCharacterCannotBeEncoded) {
+  UnigramModel::Config config;
+  config.pieces = {"a"};
+  config.scores = {-1};
+  auto model = UnigramModel::Create(std::move(config));
+  ASSERT_TRUE(model.ok());
+  std::vector<TokenId> ids;
+  EXPECT_FALSE((*model)->Encode("ax", ids));
+}
+
+TEST(UnigramModel, RefusesBadVocabularies) {
+  for (double score : {std::nan(""), double{INFINITY}}) {
+    UnigramModel::Config config;
+    config.pieces = {"a", "b"};
+    config.scores = {-1, score};
+    auto model = UnigramModel::Create(std::move(config));
+    ASSERT_FALSE(model.ok());
+    EXPECT_NE(model.status().message().find("piece 1 (\"b\") has a score that is not finite"),
+              std::string::npos);
+  }
+  UnigramModel::Config twice;
+  twice.pieces = {"a", "a"};
+  twice.scores = {-1, -2};
+  EXPECT_FALSE(UnigramModel::Create(std::move(twice)).ok());
+}
+
+}  // namespace
+}  // namespace ferry::text

@@ -1,0 +1,364 @@
+#include "text/normalizers/normalizer.h"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+
+#include "text/unicode.h"
+
+namespace ferry::text {
+namespace {
+
+utf8proc_category_t Category(char32_t cp) {
+  return utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+}
+
+bool IsMark(char32_t cp) {
+  auto c = Category(cp);
+  return c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_MC || c == UTF8PROC_CATEGORY_ME;
+}
+
+// Calls each(true, cp, bytes) for every character of `text`, and each(false, ?, byte) for a byte
+// that is not UTF-8 (which the steps copy).
+template <typename Each>
+void ForEachCharacter(std::string_view text, Each&& each) {
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp = 0;
+    size_t length = DecodeUtf8(text, pos, cp);
+    bool valid = length != 0;
+    if (!valid) length = 1;
+    each(valid, cp, text.substr(pos, length));
+    pos += length;
+  }
+}
+
+// utf8proc over each valid UTF-8 run; bytes that are not UTF-8 are copied.
+void Utf8procMap(std::string_view text, int options, std::string& out) {
+  out.clear();
+  size_t run = 0;
+  bool ascii = true;  // ASCII is the same in every form
+  auto flush = [&](size_t end) {
+    std::string_view valid = text.substr(run, end - run);
+    if (ascii || valid.empty()) {
+      out += valid;
+      return;
+    }
+    utf8proc_uint8_t* mapped = nullptr;
+    utf8proc_ssize_t size = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
+                                         static_cast<utf8proc_ssize_t>(valid.size()), &mapped,
+                                         static_cast<utf8proc_option_t>(options));
+    if (size >= 0) {
+      out.append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(size));
+    } else {
+      out += valid;  // cannot happen for valid UTF-8; keep the text rather than lose it
+    }
+    std::free(mapped);
+  };
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp;
+    size_t length = DecodeUtf8(text, pos, cp);
+    if (length == 0) {
+      flush(pos);
+      out += text[pos];
+      run = ++pos;
+      ascii = true;
+      continue;
+    }
+    ascii = ascii && cp < 0x80;
+    pos += length;
+  }
+  flush(text.size());
+}
+
+bool IsAscii(std::string_view text) {
+  for (char c : text) {
+    if (static_cast<uint8_t>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+void AppendLowercase(char32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+  } else if (cp == 0x130) {
+    out += "i\xCC\x87";  // the one unconditional multi-character lowercase mapping (SpecialCasing)
+  } else {
+    AppendUtf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))), out);
+  }
+}
+
+class UnicodeNormalizer final : public NormalizerStep {
+ public:
+  explicit UnicodeNormalizer(UnicodeForm form) : form_(form) {}
+  void Apply(std::string_view text, std::string& out) const override {
+    int options = UTF8PROC_STABLE;
+    switch (form_) {
+      case UnicodeForm::kNFC: options |= UTF8PROC_COMPOSE; break;
+      case UnicodeForm::kNFD: options |= UTF8PROC_DECOMPOSE; break;
+      case UnicodeForm::kNFKC: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+      case UnicodeForm::kNFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+    }
+    Utf8procMap(text, options, out);
+  }
+  std::string Canonical() const override {
+    switch (form_) {
+      case UnicodeForm::kNFC: return "nfc;";
+      case UnicodeForm::kNFD: return "nfd;";
+      case UnicodeForm::kNFKC: return "nfkc;";
+      case UnicodeForm::kNFKD: return "nfkd;";
+    }
+    return "?";
+  }
+
+ private:
+  UnicodeForm form_;
+};
+
+class Lowercase final : public NormalizerStep {
+ public:
+  void Apply(std::string_view text, std::string& out) const override {
+    out.clear();
+    ForEachCharacter(text, [&](bool valid, char32_t cp, std::string_view bytes) {
+      if (valid) {
+        AppendLowercase(cp, out);
+      } else {
+        out += bytes;
+      }
+    });
+  }
+  std::string Canonical() const override { return "lowercase;"; }
+};
+
+class StripAccents final : public NormalizerStep {
+ public:
+  void Apply(std::string_view text, std::string& out) const override {
+    out.clear();
+    ForEachCharacter(text, [&](bool valid, char32_t cp, std::string_view bytes) {
+      if (!valid || !IsMark(cp)) out += bytes;
+    });
+  }
+  std::string Canonical() const override { return "strip_accents;"; }
+};
+
+class Strip final : public NormalizerStep {
+ public:
+  Strip(bool left, bool right) : left_(left), right_(right) {}
+  void Apply(std::string_view text, std::string& out) const override {
+    size_t begin = 0, end = text.size();
+    char32_t cp;
+    while (left_ && begin < end) {
+      size_t length = DecodeUtf8(text, begin, cp);
+      if (length == 0 || !IsWhitespace(cp)) break;
+      begin += length;
+    }
+    while (right_ && end > begin) {
+      size_t start = end - 1;
+      while (start > begin && (static_cast<uint8_t>(text[start]) & 0xC0) == 0x80) --start;
+      if (DecodeUtf8(text, start, cp) != end - start || !IsWhitespace(cp)) break;
+      end = start;
+    }
+    out.assign(text.substr(begin, end - begin));
+  }
+  std::string Canonical() const override {
+    return std::string("strip(") + (left_ ? "1" : "0") + (right_ ? "1" : "0") + ");";
+  }
+
+ private:
+  bool left_, right_;
+};
+
+class Prepend final : public NormalizerStep {
+ public:
+  explicit Prepend(std::string prefix) : prefix_(std::move(prefix)) {}
+  void Apply(std::string_view text, std::string& out) const override {
+    out.clear();
+    if (text.empty()) return;
+    out += prefix_;
+    out += text;
+  }
+  std::string Canonical() const override {
+    return "prepend(" + std::to_string(prefix_.size()) + ":" + prefix_ + ");";
+  }
+
+ private:
+  std::string prefix_;
+};
+
+class ReplaceLiteral final : public NormalizerStep {
+ public:
+  ReplaceLiteral(std::string literal, std::string content)
+      : literal_(std::move(literal)), content_(std::move(content)) {}
+  void Apply(std::string_view text, std::string& out) const override {
+    out.clear();
+    if (literal_.empty()) {
+      out.assign(text);
+      return;
+    }
+    size_t pos = 0;
+    for (size_t hit; (hit = text.find(literal_, pos)) != std::string_view::npos;
+         pos = hit + literal_.size()) {
+      out.append(text.substr(pos, hit - pos));
+      out += content_;
+    }
+    out.append(text.substr(pos));
+  }
+  std::string Canonical() const override {
+    return "replace(string," + std::to_string(literal_.size()) + ":" + literal_ + "," +
+           std::to_string(content_.size()) + ":" + content_ + ");";
+  }
+
+ private:
+  std::string literal_, content_;
+};
+
+class ReplaceRegex final : public NormalizerStep {
+ public:
+  ReplaceRegex(std::shared_ptr<const SplitPattern> pattern, std::string content)
+      : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  void Apply(std::string_view text, std::string& out) const override {
+    out.clear();
+    size_t pos = 0;
+    Match match;
+    // Find fails only on engine resource limits; the rest of the text is then kept as it is.
+    while (pos < text.size() && pattern_->Find(text, pos, &match).ok() &&
+           match.begin != std::string_view::npos) {
+      out.append(text.substr(pos, match.begin - pos));
+      out += content_;
+      pos = match.end;
+    }
+    if (pos < text.size()) out.append(text.substr(pos));
+  }
+  std::string Canonical() const override {
+    const std::string& p = pattern_->pattern();
+    return "replace(regex," + std::to_string(p.size()) + ":" + p + "@unicode" +
+           std::string(pattern_->unicode_version()) + "," + std::to_string(content_.size()) + ":" +
+           content_ + ");";
+  }
+
+ private:
+  std::shared_ptr<const SplitPattern> pattern_;
+  std::string content_;
+};
+
+bool IsChineseCharacter(char32_t cp) {
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B81F) ||
+         (cp >= 0x2B920 && cp <= 0x2CEAF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+         (cp >= 0x2F800 && cp <= 0x2FA1F);
+}
+
+class BertNormalizer final : public NormalizerStep {
+ public:
+  explicit BertNormalizer(BertNormalizerOptions options) : options_(options) {}
+  void Apply(std::string_view text, std::string& out) const override {
+    if (IsAscii(text)) return ApplyAscii(text, out);
+    std::string cleaned;
+    ForEachCharacter(text, [&](bool valid, char32_t cp, std::string_view bytes) {
+      if (!valid) {
+        cleaned += bytes;
+        return;
+      }
+      if (options_.clean_text) {
+        if (cp == 0 || cp == 0xFFFD || IsBertControl(cp)) return;
+        if (IsWhitespace(cp)) {
+          cleaned += ' ';
+          return;
+        }
+      }
+      if (options_.handle_chinese_chars && IsChineseCharacter(cp)) {
+        cleaned += ' ';
+        cleaned += bytes;
+        cleaned += ' ';
+        return;
+      }
+      cleaned += bytes;
+    });
+    if (options_.strip_accents) {
+      std::string decomposed;
+      Utf8procMap(cleaned, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, decomposed);
+      cleaned.clear();
+      ForEachCharacter(decomposed, [&](bool valid, char32_t cp, std::string_view bytes) {
+        if (!valid || !IsBertNonspacingMark(cp)) cleaned += bytes;
+      });
+    }
+    if (!options_.lowercase) {
+      out.swap(cleaned);
+      return;
+    }
+    out.clear();
+    ForEachCharacter(cleaned, [&](bool valid, char32_t cp, std::string_view bytes) {
+      if (valid) {
+        AppendLowercase(cp, out);
+      } else {
+        out += bytes;
+      }
+    });
+  }
+  // ASCII has no accents and no CJK, and NFD leaves it as it is: one pass, the same result.
+  void ApplyAscii(std::string_view text, std::string& out) const {
+    out.clear();
+    out.reserve(text.size());
+    for (char c : text) {
+      if (options_.clean_text && (static_cast<uint8_t>(c) < 0x20 || c == 0x7F)) {
+        if (c == '\t' || c == '\n' || c == '\r') out += ' ';  // whitespace; other controls go
+        continue;
+      }
+      out += options_.lowercase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    }
+  }
+
+  std::string Canonical() const override {
+    return std::string("bert(clean=") + (options_.clean_text ? "1" : "0") +
+           ",chinese=" + (options_.handle_chinese_chars ? "1" : "0") +
+           ",strip_accents=" + (options_.strip_accents ? "1" : "0") +
+           ",lowercase=" + (options_.lowercase ? "1" : "0") + ");";
+  }
+
+ private:
+  BertNormalizerOptions options_;
+};
+
+}  // namespace
+
+void Normalizer::Apply(std::string_view text, std::string& out) const {
+  if (steps_.empty()) {
+    out.assign(text);
+    return;
+  }
+  std::string next;
+  steps_[0]->Apply(text, out);
+  for (size_t i = 1; i < steps_.size(); ++i) {
+    steps_[i]->Apply(out, next);
+    out.swap(next);
+  }
+}
+
+std::string Normalizer::Canonical() const {
+  std::string out = "normalizer[";
+  for (const auto& step : steps_) out += step->Canonical();
+  return out + "]";
+}
+
+std::shared_ptr<const NormalizerStep> MakeUnicodeNormalizer(UnicodeForm form) {
+  return std::make_shared<UnicodeNormalizer>(form);
+}
+std::shared_ptr<const NormalizerStep> MakeLowercase() { return std::make_shared<Lowercase>(); }
+std::shared_ptr<const NormalizerStep> MakeStripAccents() { return std::make_shared<StripAccents>(); }
+std::shared_ptr<const NormalizerStep> MakeStrip(bool left, bool right) {
+  return std::make_shared<Strip>(left, right);
+}
+std::shared_ptr<const NormalizerStep> MakePrepend(std::string prefix) {
+  return std::make_shared<Prepend>(std::move(prefix));
+}
+std::shared_ptr<const NormalizerStep> MakeReplace(std::shared_ptr<const SplitPattern> pattern,
+                                                  std::string content) {
+  return std::make_shared<ReplaceRegex>(std::move(pattern), std::move(content));
+}
+std::shared_ptr<const NormalizerStep> MakeReplaceLiteral(std::string literal, std::string content) {
+  return std::make_shared<ReplaceLiteral>(std::move(literal), std::move(content));
+}
+std::shared_ptr<const NormalizerStep> MakeBertNormalizer(BertNormalizerOptions options) {
+  return std::make_shared<BertNormalizer>(options);
+}
+
+}  // namespace ferry::text

@@ -1,0 +1,70 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "ferry/text.h"
+
+namespace ferry::text {
+namespace {
+
+std::vector<TokenId> Encode(const Tokenizer& tokenizer, std::string_view text) {
+  std::vector<TokenId> ids;
+  EXPECT_TRUE(tokenizer.Encode(text, {}, ids).ok());
+  return ids;
+}
+
+std::string ErrorOf(std::string_view json) {
+  auto tokenizer = Tokenizer::FromJson(json, "t.json");
+  return tokenizer.ok() ? "" : std::string(tokenizer.status().message());
+}
+
+TEST(TokenizerJson, WordPieceWithoutModelTypeAndItsTemplate) {
+  auto tokenizer = Tokenizer::FromJson(R"({
+    "model": {"unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+              "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "hello": 3, "wor": 4, "##ld": 5, "!": 6}},
+    "added_tokens": [{"id": 1, "content": "[CLS]", "special": true}, {"id": 2, "content": "[SEP]", "special": true}],
+    "normalizer": {"type": "BertNormalizer", "lowercase": true},
+    "pre_tokenizer": {"type": "BertPreTokenizer"},
+    "post_processor": {"type": "BertProcessing", "cls": ["[CLS]", 1], "sep": ["[SEP]", 2]},
+    "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true}})", "t.json");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  const Tokenizer& t = **tokenizer;
+  EXPECT_EQ(Encode(t, "Hello WORLD!"), (std::vector<TokenId>{1, 3, 4, 5, 6, 2}));
+  std::string text;
+  ASSERT_TRUE(t.Decode(std::vector<TokenId>{1, 3, 4, 5, 6, 2}, true, text).ok());
+  EXPECT_EQ(text, "hello world!");
+}
+
+TEST(TokenizerJson, UnigramWithMetaspace) {
+  auto tokenizer = Tokenizer::FromJson(R"({
+    "model": {"type": "Unigram", "unk_id": 0,
+              "vocab": [["<unk>", 0.0], ["\u2581", -2.0], ["\u2581ab", -1.0], ["a", -3.0], ["b", -3.0]]},
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": true},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": true}})",
+                                       "t.json");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  EXPECT_EQ(Encode(**tokenizer, "ab abx"), (std::vector<TokenId>{2, 2, 0}));
+  std::string text;
+  ASSERT_TRUE((*tokenizer)->Decode(std::vector<TokenId>{2, 2, 3}, false, text).ok());
+  EXPECT_EQ(text, "ab aba");
+}
+
+TEST(TokenizerJson, ErrorsNameTheFileAndTheJsonPath) {
+  EXPECT_EQ(ErrorOf(R"({"model": {"type": "Unigram", "unk_id": 0, "vocab": [["a", 0.0], ["a", 1.0]]}})"),
+            "t.json: model.vocab[1]: \"a\" is also piece 0");
+  EXPECT_EQ(ErrorOf(R"({"model": {"type": "WordPiece", "unk_token": "?", "vocab": {"a": 0}}})"),
+            "t.json: model.unk_token: \"?\" is not in the vocab");
+  EXPECT_NE(ErrorOf(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.5}})")
+                .find("t.json: model.dropout is set"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+                        "decoder": {"type": "Sequence", "decoders": [{"type": "Strip", "content": " ", "start": -1}]}})"),
+            "t.json: decoder.decoders[0].start: expected a non-negative integer");
+  EXPECT_EQ(ErrorOf(R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]},
+                        "normalizer": {"type": "Precompiled", "precompiled_charsmap": "AAAAAA=="}})"),
+            "t.json: normalizer.precompiled_charsmap: the trie is empty");
+}
+
+}  // namespace
+}  // namespace ferry::text
