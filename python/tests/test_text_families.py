@@ -402,3 +402,29 @@ def test_byte_level_files_match_tokenizers_on_the_same_hostile_text(name):
     # them, so NeoX gets the rest of the hostile text only.
     texts = hostile_texts(1500, seed=13, random_unicode=name != "gpt_neox_20b")
     assert_same_ids(name, ferry.Tokenizer.from_file(path), ref, texts)
+
+
+def test_a_sentencepiece_model_file_is_named_as_one(tmp_path):
+    """Found by a newcomer: a .model file was reported as malformed JSON."""
+    model = SP_DIR / "sp_test_model_unigram_en.model"
+    if not model.exists():
+        pytest.skip(f"{model} is absent (see ../shared/data/SOURCES.md)")
+    with pytest.raises(ferry.UnsupportedError, match=r"unigram_en.model: a SentencePiece .model file \(protobuf\)"):
+        ferry.Tokenizer.from_file(model)
+    renamed = tmp_path / "tokenizer.bin"
+    renamed.write_bytes(model.read_bytes())  # known by its first byte, not only by its name
+    with pytest.raises(ferry.UnsupportedError, match="a SentencePiece .model file"):
+        ferry.Tokenizer.from_file(renamed)
+
+
+def test_an_added_token_id_beyond_u32_is_refused_as_tokenizers_refuses_it(tmp_path):
+    """Found by a newcomer: "id": 10**12 loaded silently where tokenizers refuses the file."""
+    source = HF_DIR / "gpt2_tokenizer.json"
+    if not source.exists():
+        pytest.skip(f"{source} is absent (see ../shared/data/SOURCES.md)")
+    spec = json.loads(source.read_text())
+    spec["added_tokens"][0]["id"] = 10**12
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ferry.CorruptionError, match=r"added_tokens\[0\]\.id: expected an integer id below 2\^32"):
+        ferry.Tokenizer.from_file(path)

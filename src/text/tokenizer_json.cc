@@ -486,6 +486,13 @@ Status Loader::LoadAddedTokens(dom::element element) {
     FERRY_ASSIGN_OR_RETURN(token.lstrip, Bool(object, "lstrip", path, false));
     FERRY_ASSIGN_OR_RETURN(token.rstrip, Bool(object, "rstrip", path, false));
     FERRY_ASSIGN_OR_RETURN(token.normalized, Bool(object, "normalized", path, !token.special));
+    // The file's id is not used (below), but tokenizers refuses one that is not a u32.
+    if (dom::element file_id; object["id"].get(file_id) == simdjson::SUCCESS) {
+      uint64_t value;
+      if (file_id.get_uint64().get(value) != simdjson::SUCCESS || value > UINT32_MAX) {
+        return Bad(path + ".id", "expected an integer id below 2^32");
+      }
+    }
     if (token.content.empty()) continue;  // tokenizers ignores empty added tokens
     uint64_t id;
     auto again = added_index.find(token.content);
@@ -937,6 +944,13 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromJson(std::string_view json,
                                                             std::string_view origin) {
+  // A SentencePiece model is a protobuf whose first field is its pieces (tag 0x0a); say so
+  // rather than report it as malformed JSON.
+  if (io::WithoutQuery(origin).ends_with(".model") || (!json.empty() && json[0] == '\x0a')) {
+    return Unsupported(std::string(origin) +
+                       ": a SentencePiece .model file (protobuf), which ferry does not read yet; "
+                       "use the model's tokenizer.json (transformers' converter writes one)");
+  }
   return Loader(std::string(origin)).Load(json);
 }
 
