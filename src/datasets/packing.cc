@@ -5,10 +5,18 @@
 namespace ferry::datasets {
 
 void TokenPacker::Add(std::span<const text::TokenId> document) {
-  starts_.push_back(base_ + tokens_.size());
-  tokens_.insert(tokens_.end(), document.begin(), document.end());  // ids < 2^31: checked at Start
-  tokens_.push_back(static_cast<int32_t>(eod_id_));
+  StartDocument();
+  Append(document);
+  EndDocument();
 }
+
+void TokenPacker::StartDocument() { starts_.push_back(base_ + tokens_.size()); }
+
+void TokenPacker::Append(std::span<const text::TokenId> ids) {
+  tokens_.insert(tokens_.end(), ids.begin(), ids.end());  // ids < 2^31: checked by the callers
+}
+
+void TokenPacker::EndDocument() { tokens_.push_back(static_cast<int32_t>(eod_id_)); }
 
 bool TokenPacker::NextRow(TokenBatch& batch) {
   const uint64_t width = seq_len_ + 1;

@@ -30,7 +30,13 @@ struct TokenBatch {
 class TokenPacker {
  public:
   TokenPacker(uint64_t seq_len, text::TokenId eod_id) : seq_len_(seq_len), eod_id_(eod_id) {}
+  // A whole document: StartDocument, Append, EndDocument.
   void Add(std::span<const text::TokenId> document);
+  // A document in pieces (one longer than a reader holds at once): its start is a segment
+  // boundary; its ids; its end-of-document id.
+  void StartDocument();
+  void Append(std::span<const text::TokenId> ids);
+  void EndDocument();
   // Appends the next full row to `batch` (tokens, its segment offsets), or returns false.
   bool NextRow(TokenBatch& batch);
 

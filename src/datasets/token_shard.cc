@@ -8,8 +8,8 @@
 namespace ferry::datasets {
 namespace {
 
-// Tokens read from a shard at once: what bounds a reader's memory, however large the shard
-// (16 MiB of U32; a document longer than this is read whole).
+// Tokens read from a shard at once: what bounds a reader's memory, however large the shard or
+// its documents (16 MiB of U32).
 constexpr uint64_t kTokensPerRead = uint64_t{4} << 20;
 // The most rows a packed id may index: rows are int32 and offsets within a row too.
 constexpr uint64_t kMaxSeqLen = (uint64_t{1} << 30) - 1;
@@ -201,45 +201,51 @@ Status TokenRowReader::OpenNextShard() {
     uint64_t mid = lo + (hi - lo) / 2;
     (start(mid) <= from ? lo : hi) = mid;
   }
+  // The documents to feed end before the first that starts at or after end_.
+  uint64_t last = lo + 1;
+  while (last < info.documents && start(last) < end_) ++last;
   open_ = std::move(source);
-  open_base_ = base;
   next_document_ = lo;
-  skip_ = from - start(lo);
+  last_document_ = last;
+  // begin_ may fall on the document's end-of-document id (the position after its ids): then
+  // none of its ids are read, but its end still is, as the stream has it.
+  next_token_ = offsets_[lo] + std::min(from - start(lo), offsets_[lo + 1] - offsets_[lo]);
+  in_document_ = true;  // the first one is joined where begin_ is, not started
   return Status::Ok();
 }
 
 Status TokenRowReader::FeedMore() {
   if (open_ == nullptr) return OpenNextShard();
   const TokenShardInfo& info = shards_[shard_ - 1];
-  // Documents [next_document_, last) whose ids fit one read (at least one), stopping at the
-  // first that starts at or after end_.
-  const uint64_t first = next_document_;
-  uint64_t last = first;
-  while (last < info.documents && open_base_ + offsets_[last] + last < end_ &&
-         (last == first || offsets_[last + 1] - offsets_[first] <= kTokensPerRead)) {
-    ++last;
-  }
-  const uint64_t from = offsets_[first], to = offsets_[last];
+  // One read of at most kTokensPerRead ids from next_token_, never past the last document
+  // needed; a longer document takes several.
+  const uint64_t from = next_token_;
+  const uint64_t to = std::min(from + kTokensPerRead, offsets_[last_document_]);
   tokens_.resize(to - from);
-  FERRY_RETURN_IF_ERROR(io::ReadParallel(*open_, info.tokens_at + from * sizeof(text::TokenId),
-                                         std::as_writable_bytes(std::span(tokens_))));
-  for (uint64_t k = first; k < last; ++k) {
-    std::span<const text::TokenId> document(tokens_.data() + (offsets_[k] - from),
-                                            offsets_[k + 1] - offsets_[k]);
-    const uint64_t skip = k == first ? std::min<uint64_t>(skip_, document.size()) : 0;
-    for (uint64_t i = skip; i < document.size(); ++i) {
-      if (document[i] >= (text::TokenId{1} << 31)) {
-        return Corruption(info.url + ": token " + std::to_string(offsets_[k] + i) + " is " +
-                          std::to_string(document[i]) + ", which does not fit the int32 rows");
-      }
-    }
-    // skip_ may also pass the document's end-of-document id (it is the position after its ids);
-    // an empty remainder still ends the document with one, as the stream has it.
-    packer_.Add(document.subspan(skip));
+  if (to > from) {
+    FERRY_RETURN_IF_ERROR(io::ReadParallel(*open_, info.tokens_at + from * sizeof(text::TokenId),
+                                           std::as_writable_bytes(std::span(tokens_))));
   }
-  skip_ = 0;
-  next_document_ = last;
-  if (last == info.documents || open_base_ + offsets_[last] + last >= end_) open_.reset();
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    if (tokens_[i] >= (text::TokenId{1} << 31)) {
+      return Corruption(info.url + ": token " + std::to_string(from + i) + " is " +
+                        std::to_string(tokens_[i]) + ", which does not fit the int32 rows");
+    }
+  }
+  // Hand them over document by document; a read may end inside one.
+  while (next_document_ < last_document_) {
+    if (!in_document_) packer_.StartDocument();
+    in_document_ = true;
+    const uint64_t document_end = offsets_[next_document_ + 1];
+    const uint64_t until = std::min(document_end, to);
+    packer_.Append(std::span(tokens_).subspan(next_token_ - from, until - next_token_));
+    next_token_ = until;
+    if (until < document_end) break;
+    packer_.EndDocument();
+    ++next_document_;
+    in_document_ = false;
+  }
+  if (next_document_ == last_document_) open_.reset();
   return Status::Ok();
 }
 

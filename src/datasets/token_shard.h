@@ -96,8 +96,8 @@ class TokenRowReader {
                  text::TokenId eod_id, uint64_t skip_batches, io::SourceOptions options);
   // Opens the next shard if the plan's rows overlap it (else passes it over).
   Status OpenNextShard();
-  // Reads the open shard's next documents (up to kTokensPerRead ids) into the packer, or opens
-  // the next shard.
+  // Reads the open shard's next ids (up to kTokensPerRead) into the packer, or opens the next
+  // shard.
   Status FeedMore();
 
   const std::vector<TokenShardInfo> shards_;
@@ -110,13 +110,15 @@ class TokenRowReader {
   uint64_t rows_left_ = 0;
   size_t shard_ = 0;         // the next shard to open
   uint64_t shard_base_ = 0;  // its first stream position
-  // The shard being read: its source, first stream position, offsets, the next document to
-  // feed and how many of that document's stream tokens are before begin_.
+  // The shard being read: its source and offsets; the documents still to feed,
+  // [next_document_, last_document_); the next of its ids to read; and whether the packer has
+  // begun next_document_ already (a document longer than one read is fed in pieces).
   std::unique_ptr<io::Source> open_;
-  uint64_t open_base_ = 0;
   std::vector<uint64_t> offsets_;
   uint64_t next_document_ = 0;
-  uint64_t skip_ = 0;
+  uint64_t last_document_ = 0;
+  uint64_t next_token_ = 0;
+  bool in_document_ = false;
   std::vector<text::TokenId> tokens_;  // the ids of the last read
 };
 

@@ -171,11 +171,12 @@ TEST(TokenShardTest, SkippedBatchesAreTheOnesAnUninterruptedReaderGaveFirst) {
 }
 
 TEST(TokenShardTest, LongDocumentsAreReadInBoundedPieces) {
-  // Documents far longer than one read: each is read whole, and rows still come out exact.
+  // A document of more than two reads' worth of ids (4M each) between short ones: it is fed to
+  // the packer in pieces, and the rows still come out exact.
   TempDir dir;
-  std::vector<text::TokenId> tokens(3 * (size_t{1} << 20) + 17);
+  std::vector<text::TokenId> tokens(9 * (size_t{1} << 20) + 17);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = 1 + i % 1000;
-  const std::vector<uint64_t> offsets = {0, 1u << 20, tokens.size() - 5, tokens.size()};
+  const std::vector<uint64_t> offsets = {0, 3, tokens.size() - 5, tokens.size()};
   ASSERT_TRUE(WriteTokenShard(dir.Join("long.safetensors"), tokens, offsets, "").ok());
   auto infos = Infos({dir.Join("long.safetensors")});
   std::vector<Document> documents;
