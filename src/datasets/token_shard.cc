@@ -210,7 +210,9 @@ Status TokenRowReader::OpenNextShard() {
   // begin_ may fall on the document's end-of-document id (the position after its ids): then
   // none of its ids are read, but its end still is, as the stream has it.
   next_token_ = offsets_[lo] + std::min(from - start(lo), offsets_[lo + 1] - offsets_[lo]);
-  in_document_ = true;  // the first one is joined where begin_ is, not started
+  // Where the plan's first row begins, the row itself starts a segment: the document there is
+  // joined, not started. A later shard's first document starts at the shard's start.
+  in_document_ = from == begin_;
   return Status::Ok();
 }
 

@@ -47,35 +47,44 @@ std::vector<TokenShardInfo> Infos(const std::vector<std::string>& paths) {
   return infos;
 }
 
+// A row's ids followed by its segment starts: rows are equal when both are.
+using Row = std::vector<int32_t>;
+
+void AppendRows(const TokenBatch& batch, std::vector<Row>& rows) {
+  for (size_t r = 0; r < batch.rows; ++r) {
+    auto ids = batch.input_ids.begin() + static_cast<ptrdiff_t>(r * batch.width);
+    Row& row = rows.emplace_back(ids, ids + static_cast<ptrdiff_t>(batch.width));
+    row.insert(row.end(), batch.doc_offsets.begin() + static_cast<ptrdiff_t>(batch.row_starts[r]),
+               batch.doc_offsets.begin() + static_cast<ptrdiff_t>(batch.row_starts[r + 1]));
+  }
+}
+
 // The rows one packer gives the whole stream: what every split must be a part of.
-std::vector<std::vector<int32_t>> AllRows(const std::vector<Document>& documents, uint64_t seq_len) {
+std::vector<Row> AllRows(const std::vector<Document>& documents, uint64_t seq_len) {
   TokenPacker packer(seq_len, 0);
-  std::vector<std::vector<int32_t>> rows;
+  std::vector<Row> rows;
   for (const Document& doc : documents) {
     packer.Add(doc);
     TokenBatch batch;
     while (packer.NextRow(batch)) {
-      rows.emplace_back(batch.input_ids.end() - static_cast<ptrdiff_t>(seq_len + 1),
-                        batch.input_ids.end());
+      AppendRows(batch, rows);
+      batch = TokenBatch{};
     }
   }
   return rows;
 }
 
-std::vector<std::vector<int32_t>> ReadRows(const std::vector<TokenShardInfo>& infos,
-                                           const TokenRowSplit& split, uint64_t skip = 0) {
+std::vector<Row> ReadRows(const std::vector<TokenShardInfo>& infos, const TokenRowSplit& split,
+                          uint64_t skip = 0) {
   Result<std::unique_ptr<TokenRowReader>> reader = TokenRowReader::Open(infos, split, 0, skip);
   EXPECT_TRUE(reader.ok()) << reader.status().ToString();
-  std::vector<std::vector<int32_t>> rows;
+  std::vector<Row> rows;
   while (true) {
     Result<std::optional<TokenBatch>> batch = (*reader)->Next();
     EXPECT_TRUE(batch.ok()) << batch.status().ToString();
     if (!batch.ok() || !*batch) return rows;
     EXPECT_EQ((*batch)->rows, split.batch_size);
-    for (size_t r = 0; r < (*batch)->rows; ++r) {
-      auto row = (*batch)->input_ids.begin() + static_cast<ptrdiff_t>(r * (*batch)->width);
-      rows.emplace_back(row, row + static_cast<ptrdiff_t>((*batch)->width));
-    }
+    AppendRows(**batch, rows);
   }
 }
 
@@ -135,7 +144,7 @@ TEST(TokenShardTest, EverySplitIsContiguousRowsOfOneGlobalPacking) {
             EXPECT_EQ(PlanTokenRows(infos, split).status().code(), StatusCode::kInvalidArgument);
             continue;
           }
-          std::vector<std::vector<int32_t>> got;
+          std::vector<Row> got;
           for (int rank = 0; rank < world; ++rank) {
             size_t before = got.size();
             for (int worker = 0; worker < workers; ++worker) {
