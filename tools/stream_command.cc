@@ -74,7 +74,8 @@ Status RunStream(const StreamArgs& args) {
   std::vector<datasets::Skipped> skipped;
   if (args.tokenizer.empty()) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::SampleLoader> loader,
-                           datasets::SampleLoader::Start(plan.urls, plan.plan, plan.options));
+                           datasets::SampleLoader::Start(std::move(plan.urls), std::move(plan.plan),
+                                                         std::move(plan.options)));
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<datasets::Sample> next, loader->Next());
       if (!next) break;
@@ -95,7 +96,8 @@ Status RunStream(const StreamArgs& args) {
       return InvalidArgument(args.tokenizer + ": no <|endoftext|> token to end documents with");
     }
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<datasets::PackedLoader> loader,
-                           datasets::PackedLoader::Start(plan.urls, plan.plan, plan.options, pack));
+                           datasets::PackedLoader::Start(std::move(plan.urls), std::move(plan.plan),
+                                                         std::move(plan.options), std::move(pack)));
     while (true) {
       FERRY_ASSIGN_OR_RETURN(std::optional<datasets::TokenBatch> batch, loader->Next());
       if (!batch) break;

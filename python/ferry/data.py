@@ -13,6 +13,7 @@ shard and the byte offset; a field repeated within one sample does too.
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import os
 import warnings
@@ -110,7 +111,7 @@ def _worker_info():
 class _SharedCounters:
     """A few int64 counters that DataLoader workers see change: the dataset's epoch, how often a
     state was loaded in the main process, the latest iteration (its id, epoch + 1 and loader
-    workers, 0 in process; PackedDataset, which has no epochs, keeps 1 there once one began) and
+    workers, 0 in process; PackedDataset over token shards has one epoch, 0, so 1 once one began) and
     the iteration that resumed the loaded state (0: none yet). A
     worker holds a copy of the dataset made when it started (with persistent_workers=True, once
     for all epochs), so a plain attribute
@@ -976,8 +977,6 @@ class _PackedTokenShards(PackedDataset):
     def _identity(self) -> dict:
         """What a state must agree on to resume here: the same stream (its shards' token and
         document counts, in order), cut and split alike."""
-        import hashlib
-
         counts = ",".join(f"{tokens}:{documents}" for _, _, _, tokens, documents, _, _, _ in self._shards)
         return {"shards": len(self._shards), "stream_tokens": sum(i[3] + i[4] for i in self._shards),
                 "shards_digest": hashlib.sha256(counts.encode()).hexdigest()[:16],
@@ -1177,7 +1176,7 @@ class _PackedTokenShards(PackedDataset):
         plays, skip = self._plays_and_skip(info, claim=True, iteration=iteration)
         shared = self._shared
         shared[_SharedCounters.LATEST_ITERATION] = iteration
-        shared[_SharedCounters.LATEST_EPOCH] = 1  # an iteration began
+        shared[_SharedCounters.LATEST_EPOCH] = 1  # epoch 0 + 1: its one epoch, recorded as ShardDataset does
         shared[_SharedCounters.LATEST_WORKERS] = info.num_workers if info is not None else 0
         workers = info.num_workers if info is not None else 1
         reader = self._token_rows(plays, workers, skip)

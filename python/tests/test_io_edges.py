@@ -226,27 +226,30 @@ while True:
 """
 
 
-def test_stall_after_headers_lets_ctrl_c_through(fault_server):
+def interrupted_read(child_code: str, url: str) -> tuple[int, str, str]:
+    """Starts `child_code` reading `url` from a stalled server in a child Python, then sends it
+    Ctrl-C once a second until it exits; (exit status, stdout, stderr). With the stall timeout
+    at 10 minutes, only Ctrl-C can end the read before the test's limit."""
     import signal
 
-    # With the stall timeout at 10 minutes, only Ctrl-C can end the read before the test's limit.
     env = dict(os.environ, FERRY_HTTP_STALL_TIMEOUT="600", FERRY_HTTP_TIMEOUT="600")
-    child = subprocess.Popen([os.sys.executable, "-c", CHILD_READ,
-                              f"{fault_server}/data.bin?id=ctrlc&stall_after=0&stalls=100"],
+    child = subprocess.Popen([os.sys.executable, "-c", child_code, url],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert child.stdout.readline() == "reading\n"
-    # The read is blocked once the server has sent its headers; keep asking until it gives in.
     for _ in range(60):
         child.send_signal(signal.SIGINT)
         try:
             out, err = child.communicate(timeout=1)
-            break
+            return child.returncode, out, err
         except subprocess.TimeoutExpired:
             continue
-    else:
-        child.kill()
-        pytest.fail("Ctrl-C did not stop a read from a stalled server within a minute")
-    assert child.returncode == 3 and "KeyboardInterrupt" in out, (out, err)
+    child.kill()
+    pytest.fail("Ctrl-C did not stop a read from a stalled server within a minute")
+
+
+def test_stall_after_headers_lets_ctrl_c_through(fault_server):
+    code, out, err = interrupted_read(CHILD_READ, f"{fault_server}/data.bin?id=ctrlc&stall_after=0&stalls=100")
+    assert code == 3 and "KeyboardInterrupt" in out, (out, err)
 
 
 CHILD_READ_WITH_HANDLER = """
@@ -263,24 +266,10 @@ except ferry.CancelledError as e:
 
 
 def test_ctrl_c_with_a_handler_that_does_not_raise_still_stops_the_read(fault_server):
-    import signal
-
-    env = dict(os.environ, FERRY_HTTP_STALL_TIMEOUT="600", FERRY_HTTP_TIMEOUT="600")
-    child = subprocess.Popen([os.sys.executable, "-c", CHILD_READ_WITH_HANDLER,
-                              f"{fault_server}/data.bin?id=ctrlc-handler&stall_after=0&stalls=100"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert child.stdout.readline() == "reading\n"
-    for _ in range(60):  # the handler keeps the process alive whenever the signal lands early
-        child.send_signal(signal.SIGINT)
-        try:
-            out, err = child.communicate(timeout=1)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    else:
-        child.kill()
-        pytest.fail("Ctrl-C did not stop a read from a stalled server within a minute")
-    assert child.returncode == 3 and "CancelledError after" in out, (out, err)
+    # The handler keeps the child alive whenever a signal lands before the read: it is sent again.
+    code, out, err = interrupted_read(CHILD_READ_WITH_HANDLER,
+                                      f"{fault_server}/data.bin?id=ctrlc-handler&stall_after=0&stalls=100")
+    assert code == 3 and "CancelledError after" in out, (out, err)
     assert "handler calls: 0" not in out  # the user's handler ran first
 
 

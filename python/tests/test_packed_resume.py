@@ -193,8 +193,15 @@ def test_hand_edited_or_miscounted_states_are_refused(shards):
     again.load_state_dict(state)
     it = iter(again)
     next(it)
-    with pytest.raises(ValueError, match="is less than the 3 batches the loaded state had consumed|this process yielded 4"):
+    with pytest.raises(ValueError, match="batches_seen=1, but this process yielded 4 batches"):
         again.state_dict(batches_seen=1)
+    # Through workers the dataset cannot count, but a count below the loaded state's is wrong.
+    two = dataset(shards, world_size=1)
+    two.load_state_dict(two.state_dict(batches_seen=4, num_workers=2, loader_batch_size=None))
+    loader = DataLoader(two, batch_size=None, num_workers=2)
+    items(loader, 1)
+    with pytest.raises(ValueError, match="batches_seen=2 is less than the 4 batches the loaded state had consumed"):
+        two.state_dict(batches_seen=2, loader=loader)
 
 
 def test_a_loader_state_given_to_the_dataset_says_where_it_goes(shards):
