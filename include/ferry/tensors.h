@@ -353,6 +353,11 @@ class TensorReader {
   Status NotFoundError(std::string_view name) const;
   // kInvalidArgument unless `dst` is exactly the size of `info`.
   Status CheckDestination(const TensorInfo& info, std::span<std::byte> dst) const;
+  // ReadSlice from `source` (this reader's file or URL), as the modes that read slices from
+  // their source do.
+  Status ReadSliceFromSource(io::Source& source, const ReaderOptions& options,
+                             std::string_view name, std::span<const DimSlice> dims,
+                             std::span<std::byte> dst) const;
 
  private:
   std::string uri_;

@@ -41,9 +41,9 @@ uint64_t SliceMaxGap(const io::Source& source, const ReaderOptions& options) {
 // Reads the slice `plan` of tensor `info` from `source` into `dst`: only the slice's bytes, in
 // coalesced reads of at most part_size run `parallelism` at a time; or, when checksums are to be
 // verified, the whole tensor (a checksum covers all of it), checked, then cut.
-Status ReadSliceFromSource(io::Source& source, const Header& header, const TensorInfo& info,
-                           const SlicePlan& plan, const ReaderOptions& options,
-                           std::span<std::byte> dst) {
+Status ReadPlannedSlice(io::Source& source, const Header& header, const TensorInfo& info,
+                        const SlicePlan& plan, const ReaderOptions& options,
+                        std::span<std::byte> dst) {
   const std::string& uri = source.uri();
   FERRY_RETURN_IF_ERROR(CheckSliceDestination(uri, info, plan, dst));
   if (!source.random_access()) {
@@ -187,7 +187,7 @@ class LazyReader final : public TensorReader {
       std::lock_guard<std::mutex> lock(mu_);
       cached = cache_[static_cast<size_t>(info - header().tensors.data())];
     }
-    if (!cached) return ReadSliceFromSource(*source_, header(), *info, plan, options_, dst);
+    if (!cached) return ReadPlannedSlice(*source_, header(), *info, plan, options_, dst);
     FERRY_RETURN_IF_ERROR(CheckSliceDestination(uri(), *info, plan, dst));
     plan.Gather(cached->bytes(), dst);
     return Status::Ok();
@@ -244,10 +244,7 @@ class MmapReader final : public TensorReader {
   // never SIGBUS.
   Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
                    std::span<std::byte> dst) override {
-    const TensorInfo* info = header().Find(name);
-    if (info == nullptr) return NotFoundError(name);
-    FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri(), *info, dims));
-    return ReadSliceFromSource(*source_, header(), *info, plan, options_, dst);
+    return ReadSliceFromSource(*source_, options_, name, dims, dst);
   }
 
  private:
@@ -326,10 +323,7 @@ class PlaidReader final : public TensorReader {
   // so the tensor may have been handed out (or evicted) before, and no lock is needed.
   Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
                    std::span<std::byte> dst) override {
-    const TensorInfo* info = header().Find(name);
-    if (info == nullptr) return NotFoundError(name);
-    FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri(), *info, dims));
-    return ReadSliceFromSource(*source_, header(), *info, plan, options_, dst);
+    return ReadSliceFromSource(*source_, options_, name, dims, dst);
   }
 
  private:
@@ -435,6 +429,15 @@ Status TensorReader::ReadInto(std::string_view name, std::span<std::byte> dst) {
   FERRY_RETURN_IF_ERROR(CheckDestination(tensor.info, dst));
   std::copy(tensor.data.begin(), tensor.data.end(), dst.begin());
   return Status::Ok();
+}
+
+Status TensorReader::ReadSliceFromSource(io::Source& source, const ReaderOptions& options,
+                                         std::string_view name, std::span<const DimSlice> dims,
+                                         std::span<std::byte> dst) const {
+  const TensorInfo* info = header_.Find(name);
+  if (info == nullptr) return NotFoundError(name);
+  FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri_, *info, dims));
+  return ReadPlannedSlice(source, header_, *info, plan, options, dst);
 }
 
 // Eager tensors are in memory already: a copy of the slice's runs.
