@@ -84,14 +84,14 @@ def run_families(args, rows, docs_by_corpus, threads) -> None:
                 continue
             total = sum(len(d.encode()) for d in docs)
             single = {"tokenizers encode": lambda: [hf.encode(d).ids for d in docs],
-                      "ferry encode": lambda: [ours.encode(d) for d in docs]}
+                      "ferry encode": lambda: [ours.encode_ids(d) for d in docs]}
             batch = {"tokenizers encode_batch": lambda: [e.ids for e in hf.encode_batch(docs)],
-                     "ferry encode_batch": lambda: [a.tolist() for a in ours.encode_batch(docs)]}
+                     "ferry encode_batch": lambda: [a.tolist() for a in ours.encode_batch_ids(docs)]}
             want = single["tokenizers encode"]()
             for label, fn in (("ferry encode", single["ferry encode"]), ("ferry encode_batch", batch["ferry encode_batch"])):
                 if fn() != want:
                     sys.exit(f"bench: {label} gave different ids than tokenizers ({family}, {corpus_name})")
-            batch["ferry encode_batch"] = lambda: ours.encode_batch(docs)  # timed without tolist()
+            batch["ferry encode_batch"] = lambda: ours.encode_batch_ids(docs)  # timed without tolist()
             mbps = {label: total / t / 1e6 for label, t in median_seconds({**single, **batch}, args.repeat).items()}
             for label, base, mode in (("ferry encode", "tokenizers encode", "1 thread"),
                                       ("ferry encode_batch", "tokenizers encode_batch", f"batch, {threads} threads")):
@@ -126,8 +126,8 @@ def run(args, rows) -> None:
             if hf is not None:
                 single["tokenizers encode"] = lambda: [hf.encode(d, add_special_tokens=False).ids for d in docs]
                 batch["tokenizers encode_batch"] = lambda: [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
-                single["ferry encode (tokenizer.json)"] = lambda: [ferry_json.encode(d, add_special_tokens=False) for d in docs]
-                batch["ferry encode_batch (tokenizer.json)"] = lambda: [a.tolist() for a in ferry_json.encode_batch(docs, add_special_tokens=False)]
+                single["ferry encode (tokenizer.json)"] = lambda: [ferry_json.encode_ids(d, add_special_tokens=False) for d in docs]
+                batch["ferry encode_batch (tokenizer.json)"] = lambda: [a.tolist() for a in ferry_json.encode_batch_ids(docs, add_special_tokens=False)]
             single["tiktoken encode_ordinary"] = lambda: [tk.encode_ordinary(d) for d in docs]
             batch["tiktoken encode_ordinary_batch"] = lambda: tk.encode_ordinary_batch(docs, num_threads=threads)
             single["ferry encode_ordinary (.tiktoken)"] = lambda: [ferry_ranks.encode_ordinary(d) for d in docs]
@@ -150,7 +150,7 @@ def run(args, rows) -> None:
 
             # The batch cases that return numpy arrays are timed without the tolist() above.
             if hf is not None:
-                batch["ferry encode_batch (tokenizer.json)"] = lambda: ferry_json.encode_batch(docs, add_special_tokens=False)
+                batch["ferry encode_batch (tokenizer.json)"] = lambda: ferry_json.encode_batch_ids(docs, add_special_tokens=False)
             batch["ferry encode_ordinary_batch (.tiktoken)"] = lambda: ferry_ranks.encode_ordinary_batch(docs)
             cases = {**single, **batch}
             mbps = {label: total / t / 1e6 for label, t in median_seconds(cases, args.repeat).items()}

@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,7 +54,80 @@ struct EncodeOptions {
   bool match_added_tokens = true;
   // Apply the post-processor (tokenizer.json's TemplateProcessing: BOS/EOS ids and the like).
   bool add_special_tokens = true;
+  // With match_added_tokens: match only the added tokens that are not special, so untrusted text
+  // that spells `<|endoftext|>` or `[SEP]` encodes as text (transformers' split_special_tokens).
+  bool split_special_tokens = false;
 };
+
+// A token the tokenizer finds in text before the model runs (tokenizer.json's added_tokens,
+// tiktoken's special tokens).
+struct AddedToken {
+  std::string content;
+  TokenId id = 0;
+  bool special = false;
+  bool single_word = false;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool normalized = false;  // matched after normalization (else on the raw text)
+};
+
+// One encoded sequence or pair, as Hugging Face tokenizers' Encoding holds it. The vectors have
+// one entry per id. A plain value: copy it, move it, read it from any thread.
+struct Encoding {
+  std::vector<TokenId> ids;
+  std::vector<uint32_t> type_ids;
+  std::vector<uint8_t> special_tokens_mask;  // 1: put there by the post-processor or padding
+  std::vector<uint8_t> attention_mask;       // 0: padding
+  // Input sequence -> the ids [begin, end) it gave, as tokenizers keeps them. Empty: every id
+  // counts as sequence 0 (tokenizers' rule, which sequence_ids() follows).
+  struct Range {
+    uint32_t sequence;
+    size_t begin, end;
+  };
+  std::vector<Range> sequence_ranges;
+  // The windows truncation cut off, each an Encoding of its own (post-processed and padded as
+  // this one is).
+  std::vector<Encoding> overflowing;
+  // The pad_token padding used (Tokens() spells padding with it).
+  std::string pad_token;
+
+  size_t size() const { return ids.size(); }
+  size_t n_sequences() const { return sequence_ranges.empty() ? 1 : sequence_ranges.size(); }
+  // The sequence of each id, -1 for ids of no sequence (special tokens, padding).
+  std::vector<int32_t> sequence_ids() const;
+};
+
+// tokenizers' TruncationParams: what EncodeEncoding cuts, before the post-processor adds its
+// special tokens (which max_length counts).
+struct TruncationOptions {
+  enum class Strategy { kLongestFirst, kOnlyFirst, kOnlySecond };
+  size_t max_length = 512;
+  size_t stride = 0;  // ids each overflowing window repeats from the one before
+  Strategy strategy = Strategy::kLongestFirst;
+  bool left = false;  // cut from the start (tokenizers' direction "left")
+};
+
+// tokenizers' PaddingParams.
+struct PaddingOptions {
+  size_t length = 0;  // 0: the longest in the batch (BatchLongest), else Fixed(length)
+  size_t pad_to_multiple_of = 0;  // 0: none
+  bool left = false;
+  TokenId pad_id = 0;
+  uint32_t pad_type_id = 0;
+  std::string pad_token = "[PAD]";
+};
+
+// What to encode: one sequence or a pair, each a text or (pretokenized) a list of words, each
+// word encoded on its own.
+struct EncodeInput {
+  std::vector<std::string_view> first;
+  std::vector<std::string_view> second;
+  bool has_second = false;
+};
+
+// Pads every encoding (and its overflowing windows) to the longest of them or the fixed length,
+// rounded up to pad_to_multiple_of, as tokenizers' pad_encodings.
+void PadEncodings(std::span<Encoding> encodings, const PaddingOptions& padding);
 
 // Which tiktoken encoding a rank file is, or an explicit pattern and special tokens for files
 // that are not one of OpenAI's named encodings (llama3, deepseekv2, ...).
@@ -100,6 +174,45 @@ class Tokenizer {
   // input i; the first error stops the batch and is returned, naming the item.
   Status EncodeBatch(std::span<const std::string_view> texts, const EncodeOptions& options,
                      int threads, std::vector<std::vector<TokenId>>& out) const;
+
+  // The whole of tokenizers' encode: each sequence encoded (added tokens matched as `options`
+  // says), truncated by `truncation` (null: not), then the post-processor's special tokens and
+  // type ids when options.add_special_tokens, then padded by `padding` (null: not; alone,
+  // BatchLongest pads only to pad_to_multiple_of). Errors: kInvalidArgument for a pair on
+  // OnlySecond's absence, a sequence too short for OnlyFirst/OnlySecond, a stride not below the
+  // length left after the special tokens; else as Encode.
+  virtual Status EncodeEncoding(const EncodeInput& input, const EncodeOptions& options,
+                                const TruncationOptions* truncation, const PaddingOptions* padding,
+                                Encoding& out) const = 0;
+  // EncodeEncoding over a batch on up to `threads` threads (as EncodeBatch), then the batch
+  // padded together (BatchLongest: to its longest encoding).
+  Status EncodeEncodingBatch(std::span<const EncodeInput> inputs, const EncodeOptions& options,
+                             const TruncationOptions* truncation, const PaddingOptions* padding,
+                             int threads, std::vector<Encoding>& out) const;
+  // The token strings of an encoding: the vocabulary's spelling of each id, the post-processor's
+  // token for the special tokens it added, pad_token for padding.
+  virtual std::vector<std::string> Tokens(const Encoding& encoding) const = 0;
+  // How many ids the post-processor adds to one sequence or a pair (tokenizers'
+  // num_special_tokens_to_add).
+  virtual size_t SpecialTokensToAdd(bool pair) const = 0;
+  // Whether the post-processor has a template for pairs (every one but a TemplateProcessing
+  // without "pair"; none at all encodes the pair as the two sequences one after the other).
+  virtual bool CanEncodePairs() const = 0;
+  // The truncation and padding a tokenizer.json asks for ("truncation", "padding"), which
+  // tokenizers applies from load. They are settings, not content: the fingerprint leaves them out.
+  virtual const std::optional<TruncationOptions>& default_truncation() const = 0;
+  virtual const std::optional<PaddingOptions>& default_padding() const = 0;
+  // The added tokens, in id order.
+  virtual const std::vector<AddedToken>& added_tokens() const = 0;
+  // The first added token matched in the raw text (every tiktoken special token; in a
+  // tokenizer.json those not marked `normalized`), as Encode would match it: its [begin, end)
+  // and id. False when there is none.
+  virtual bool FindAddedToken(std::string_view text, size_t& begin, size_t& end,
+                              TokenId& id) const = 0;
+  // Whether `id` is in the model's own vocabulary (tokenizers' get_vocab(with_added_tokens=False)).
+  virtual bool InModelVocab(TokenId id) const = 0;
+  // How many ids the model's own vocabulary has (tokenizers' get_vocab_size(False)).
+  virtual size_t model_vocab_size() const = 0;
 
   // The text of the ids as the tokenizer's decoder makes it. Byte-level decoders give the bytes
   // the ids stand for (which need not be valid UTF-8: a multi-byte character may be split

@@ -3,6 +3,8 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -23,6 +25,7 @@ namespace {
 using text::TokenId;
 using text::Tokenizer;
 using IdArray = nb::ndarray<nb::numpy, uint32_t, nb::ndim<1>, nb::c_contig>;
+using text::Encoding;
 
 
 // UTF-8 of a str or the bytes of a bytes object. A str with surrogates is first repaired as
@@ -127,6 +130,52 @@ nb::str Utf8Lossy(const std::string& bytes) {
   return nb::steal<nb::str>(s);
 }
 
+template <typename T>
+nb::list IntList(const std::vector<T>& values) {
+  nb::list out;
+  for (T value : values) out.append(value);
+  return out;
+}
+
+// ferry.Encoding: tokenizers' Encoding over the C++ value. Attributes become Python objects only
+// when read, so code that reads .ids pays for nothing else. Immutable.
+struct PyEncoding {
+  std::shared_ptr<const Encoding> encoding;  // overflowing windows alias their parent's
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::shared_ptr<IdObjects> id_objects;  // the tokenizer's table, when it has one
+
+  nb::list Ids() const {
+    if (id_objects) return id_objects->List(encoding->ids);
+    return IntList(encoding->ids);
+  }
+  nb::list Tokens() const {
+    nb::list out;
+    for (const std::string& token : tokenizer->Tokens(*encoding)) out.append(Utf8Lossy(token));
+    return out;
+  }
+  nb::list SequenceIds() const {
+    nb::list out;
+    for (int32_t sequence : encoding->sequence_ids()) {
+      out.append(sequence < 0 ? nb::none() : nb::cast(sequence));
+    }
+    return out;
+  }
+  nb::list Overflowing() const {
+    nb::list out;
+    for (const Encoding& window : encoding->overflowing) {
+      out.append(PyEncoding{std::shared_ptr<const Encoding>(encoding, &window), tokenizer, id_objects});
+    }
+    return out;
+  }
+};
+
+[[noreturn]] void NoOffsets(std::string_view what) {
+  throw StatusError(Unsupported(
+      "Encoding." + std::string(what) +
+      ": ferry does not compute character offsets or word ids yet; ids, tokens, type_ids, "
+      "attention_mask, special_tokens_mask, sequence_ids and overflowing are exact"));
+}
+
 // The tokenizer plus what it was built from, so it pickles by content.
 struct PyTokenizer {
   std::shared_ptr<const Tokenizer> tokenizer;
@@ -138,9 +187,7 @@ struct PyTokenizer {
   nb::list ToList(const std::vector<TokenId>& ids) {
     // A local reference: building the table runs Python code (allocation may run the GC, which
     // may switch threads), so another thread may install its own table meanwhile.
-    std::shared_ptr<IdObjects> objects = id_objects;
-    if (!objects) id_objects = objects = std::make_shared<IdObjects>(tokenizer->vocab_size());
-    return objects->List(ids);
+    return IdTable()->List(ids);
   }
 
   static PyTokenizer FromJsonText(std::string source, std::string origin) {
@@ -188,6 +235,11 @@ struct PyTokenizer {
     std::vector<nb::object> keep;
     std::vector<std::string_view> views;
     for (nb::handle item : texts) {
+      if (!PyUnicode_Check(item.ptr()) && !PyBytes_Check(item.ptr())) {
+        throw nb::type_error(("batch item " + std::to_string(views.size()) +
+                              ": expected str or bytes, got " +
+                              std::string(nb::type_name(item.type()).c_str())).c_str());
+      }
       keep.emplace_back();
       views.push_back(TextOf(item, keep.back()));
     }
@@ -197,6 +249,16 @@ struct PyTokenizer {
       ThrowIfError(tokenizer->EncodeBatch(views, options, threads, out));
     }
     return out;
+  }
+
+  std::shared_ptr<IdObjects> IdTable() {
+    std::shared_ptr<IdObjects> objects = id_objects;
+    if (!objects) id_objects = objects = std::make_shared<IdObjects>(tokenizer->vocab_size());
+    return objects;
+  }
+
+  PyEncoding Wrap(Encoding&& encoding) {
+    return PyEncoding{std::make_shared<const Encoding>(std::move(encoding)), tokenizer, IdTable()};
   }
 
   std::string DecodeBytes(nb::handle ids, bool skip_special_tokens) const {
@@ -223,6 +285,90 @@ std::string TrainBpe(nb::iterable texts, size_t vocab_size, uint64_t min_frequen
   return Unwrap(trainer.Train());
 }
 
+// One input of encode/encode_batch as EncodeInput, with views into the Python texts (kept alive
+// by `keep`). Not pretokenized: a text, or a pair of texts as a tuple or list of two.
+// Pretokenized: a list or tuple of words, or a pair of those.
+text::EncodeInput InputOf(nb::handle item, bool pretokenized, std::vector<nb::object>& keep,
+                          size_t index) {
+  auto is_text = [](nb::handle h) { return PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr()); };
+  auto is_sequence = [](nb::handle h) { return PyList_Check(h.ptr()) || PyTuple_Check(h.ptr()); };
+  auto where = [&] { return index == SIZE_MAX ? std::string() : "batch item " + std::to_string(index) + ": "; };
+  auto words = [&](nb::handle h, std::vector<std::string_view>& out) {
+    for (nb::handle word : h) {
+      if (!is_text(word)) {
+        throw nb::type_error((where() + "a pretokenized sequence is a list of str, and it holds a " +
+                              std::string(nb::type_name(word.type()).c_str())).c_str());
+      }
+      keep.emplace_back();
+      out.push_back(TextOf(word, keep.back()));
+    }
+  };
+  text::EncodeInput input;
+  if (!pretokenized) {
+    if (is_text(item)) {
+      keep.emplace_back();
+      input.first.push_back(TextOf(item, keep.back()));
+      return input;
+    }
+    if (is_sequence(item) && nb::len(item) == 2 && is_text(item[0]) && is_text(item[1])) {
+      keep.emplace_back();
+      input.first.push_back(TextOf(item[0], keep.back()));
+      keep.emplace_back();
+      input.second.push_back(TextOf(item[1], keep.back()));
+      input.has_second = true;
+      return input;
+    }
+    throw nb::type_error((where() + "expected a str, or a pair of str as a tuple (text, pair), got " +
+                          std::string(nb::type_name(item.type()).c_str()) +
+                          " (pass is_pretokenized=True for lists of words)").c_str());
+  }
+  if (!is_sequence(item)) {
+    throw nb::type_error((where() + "with is_pretokenized=True, expected a list of words or a pair "
+                                    "of lists, got " +
+                          std::string(nb::type_name(item.type()).c_str())).c_str());
+  }
+  if (nb::len(item) == 2 && is_sequence(item[0]) && is_sequence(item[1])) {
+    words(item[0], input.first);
+    words(item[1], input.second);
+    input.has_second = true;
+  } else {
+    words(item, input.first);
+  }
+  return input;
+}
+
+const text::TruncationOptions* OptionalPointer(const std::optional<text::TruncationOptions>& o) {
+  return o ? &*o : nullptr;
+}
+const text::PaddingOptions* OptionalPointer(const std::optional<text::PaddingOptions>& o) {
+  return o ? &*o : nullptr;
+}
+
+// input_ids and attention_mask of a batch as two [batch, length] arrays, padded (by `padding`,
+// else to the longest with id 0 on the right), with no Python object per item.
+template <typename Id>
+nb::tuple Columns(std::vector<Encoding>& encodings, const text::PaddingOptions* padding) {
+  // Rows a Fixed length left longer, or all of them without padding: to the longest, as a matrix
+  // needs.
+  text::PaddingOptions rectangle = padding ? *padding : text::PaddingOptions{};
+  rectangle.length = 0;
+  rectangle.pad_to_multiple_of = 0;
+  PadEncodings(encodings, rectangle);
+  const size_t rows = encodings.size();
+  const size_t columns = rows ? encodings[0].size() : 0;
+  std::vector<Id> ids(rows * columns);
+  std::vector<uint8_t> mask(rows * columns);
+  for (size_t r = 0; r < rows; ++r) {
+    std::copy(encodings[r].ids.begin(), encodings[r].ids.end(), ids.begin() + r * columns);
+    std::copy(encodings[r].attention_mask.begin(), encodings[r].attention_mask.end(),
+              mask.begin() + r * columns);
+  }
+  using IdMatrix = nb::ndarray<nb::numpy, Id, nb::ndim<2>, nb::c_contig>;
+  using MaskMatrix = nb::ndarray<nb::numpy, uint8_t, nb::ndim<2>, nb::c_contig>;
+  return nb::make_tuple(OwnedArray<IdMatrix>(std::move(ids), {rows, columns}),
+                        OwnedArray<MaskMatrix>(std::move(mask), {rows, columns}));
+}
+
 }  // namespace
 
 std::shared_ptr<const text::Tokenizer> TokenizerOf(nb::handle tokenizer) {
@@ -230,6 +376,66 @@ std::shared_ptr<const text::Tokenizer> TokenizerOf(nb::handle tokenizer) {
 }
 
 void RegisterText(nb::module_& m) {
+  using Strategy = text::TruncationOptions::Strategy;
+  nb::class_<text::TruncationOptions>(m, "TruncationOptions")
+      .def(nb::init<>())
+      .def_rw("max_length", &text::TruncationOptions::max_length)
+      .def_rw("stride", &text::TruncationOptions::stride)
+      .def_prop_rw(
+          "strategy",
+          [](const text::TruncationOptions& o) {
+            return o.strategy == Strategy::kLongestFirst ? "longest_first"
+                   : o.strategy == Strategy::kOnlyFirst  ? "only_first"
+                                                         : "only_second";
+          },
+          [](text::TruncationOptions& o, const std::string& name) {
+            if (name == "longest_first") {
+              o.strategy = Strategy::kLongestFirst;
+            } else if (name == "only_first") {
+              o.strategy = Strategy::kOnlyFirst;
+            } else if (name == "only_second") {
+              o.strategy = Strategy::kOnlySecond;
+            } else {
+              throw nb::value_error(("truncation strategy \"" + name +
+                                     "\": expected longest_first, only_first or only_second").c_str());
+            }
+          })
+      .def_rw("left", &text::TruncationOptions::left);
+  nb::class_<text::PaddingOptions>(m, "PaddingOptions")
+      .def(nb::init<>())
+      .def_rw("length", &text::PaddingOptions::length)
+      .def_rw("pad_to_multiple_of", &text::PaddingOptions::pad_to_multiple_of)
+      .def_rw("left", &text::PaddingOptions::left)
+      .def_rw("pad_id", &text::PaddingOptions::pad_id)
+      .def_rw("pad_type_id", &text::PaddingOptions::pad_type_id)
+      .def_rw("pad_token", &text::PaddingOptions::pad_token);
+
+  nb::class_<PyEncoding>(m, "Encoding")
+      .def_prop_ro("ids", &PyEncoding::Ids)
+      .def_prop_ro("tokens", &PyEncoding::Tokens)
+      .def_prop_ro("type_ids", [](const PyEncoding& e) { return IntList(e.encoding->type_ids); })
+      .def_prop_ro("attention_mask", [](const PyEncoding& e) { return IntList(e.encoding->attention_mask); })
+      .def_prop_ro("special_tokens_mask",
+                   [](const PyEncoding& e) { return IntList(e.encoding->special_tokens_mask); })
+      .def_prop_ro("sequence_ids", &PyEncoding::SequenceIds)
+      .def_prop_ro("n_sequences", [](const PyEncoding& e) { return e.encoding->n_sequences(); })
+      .def_prop_ro("overflowing", &PyEncoding::Overflowing)
+      .def_prop_ro("offsets", [](const PyEncoding&) -> nb::object { NoOffsets("offsets"); })
+      .def_prop_ro("word_ids", [](const PyEncoding&) -> nb::object { NoOffsets("word_ids"); })
+      .def_prop_ro("words", [](const PyEncoding&) -> nb::object { NoOffsets("words"); })
+      .def("char_to_token", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("char_to_token"); })
+      .def("char_to_word", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("char_to_word"); })
+      .def("token_to_chars", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("token_to_chars"); })
+      .def("token_to_word", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("token_to_word"); })
+      .def("word_to_tokens", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("word_to_tokens"); })
+      .def("word_to_chars", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("word_to_chars"); })
+      .def("__len__", [](const PyEncoding& e) { return e.encoding->size(); })
+      .def("__repr__", [](const PyEncoding& e) {
+        return "Encoding(num_tokens=" + std::to_string(e.encoding->size()) +
+               ", attributes=[ids, type_ids, tokens, attention_mask, special_tokens_mask, "
+               "sequence_ids, overflowing])";
+      });
+
   m.def("train_bpe", &TrainBpe, nb::arg("texts"), nb::arg("vocab_size"), nb::arg("min_frequency"),
         nb::arg("special_tokens"));
   nb::class_<PyTokenizer>(m, "Tokenizer")
@@ -266,27 +472,126 @@ void RegisterText(nb::module_& m) {
           nb::arg("special_tokens"))
       .def(
           "encode",
-          [](PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added) {
-            return self.ToList(self.EncodeIds(text, {match_added, add_special_tokens}));
+          [](PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added,
+             bool split_special) {
+            return self.ToList(self.EncodeIds(text, {match_added, add_special_tokens, split_special}));
           },
-          nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"))
+          nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"),
+          nb::arg("split_special_tokens") = false)
       .def(
           "encode_array",
-          [](const PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added) {
-            return ToArray(self.EncodeIds(text, {match_added, add_special_tokens}));
+          [](const PyTokenizer& self, nb::handle text, bool add_special_tokens, bool match_added,
+             bool split_special) {
+            return ToArray(self.EncodeIds(text, {match_added, add_special_tokens, split_special}));
           },
-          nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"))
+          nb::arg("text"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"),
+          nb::arg("split_special_tokens") = false)
       .def(
           "encode_batch",
           [](const PyTokenizer& self, nb::handle texts, bool add_special_tokens, bool match_added,
-             int threads) {
-            auto encoded = self.EncodeMany(texts, {match_added, add_special_tokens}, threads);
+             int threads, bool split_special) {
+            auto encoded = self.EncodeMany(texts, {match_added, add_special_tokens, split_special}, threads);
             nb::list out;
             for (std::vector<TokenId>& ids : encoded) out.append(ToArray(std::move(ids)));
             return out;
           },
           nb::arg("texts"), nb::arg("add_special_tokens"), nb::arg("match_added_tokens"),
-          nb::arg("threads"))
+          nb::arg("threads"), nb::arg("split_special_tokens") = false)
+      .def(
+          "encode_encoding",
+          [](PyTokenizer& self, nb::handle item, bool pretokenized, bool add_special_tokens,
+             bool split_special_tokens, std::optional<text::TruncationOptions> truncation,
+             std::optional<text::PaddingOptions> padding) {
+            std::vector<nb::object> keep;
+            text::EncodeInput input = InputOf(item, pretokenized, keep, SIZE_MAX);
+            Encoding encoding;
+            {
+              GilReleased release;
+              ThrowIfError(self.tokenizer->EncodeEncoding(
+                  input, {true, add_special_tokens, split_special_tokens},
+                  OptionalPointer(truncation), OptionalPointer(padding), encoding));
+            }
+            return self.Wrap(std::move(encoding));
+          },
+          nb::arg("input"), nb::arg("is_pretokenized"), nb::arg("add_special_tokens"),
+          nb::arg("split_special_tokens"), nb::arg("truncation").none(), nb::arg("padding").none())
+      .def(
+          "encode_encoding_batch",
+          [](PyTokenizer& self, nb::handle items, bool pretokenized, bool add_special_tokens,
+             bool split_special_tokens, std::optional<text::TruncationOptions> truncation,
+             std::optional<text::PaddingOptions> padding, int threads, nb::handle columns_dtype) {
+            std::vector<nb::object> keep;
+            std::vector<text::EncodeInput> inputs;
+            size_t index = 0;
+            for (nb::handle item : items) inputs.push_back(InputOf(item, pretokenized, keep, index++));
+            std::vector<Encoding> encodings;
+            {
+              GilReleased release;
+              ThrowIfError(self.tokenizer->EncodeEncodingBatch(
+                  inputs, {true, add_special_tokens, split_special_tokens},
+                  OptionalPointer(truncation), OptionalPointer(padding), threads, encodings));
+            }
+            if (!columns_dtype.is_none()) {
+              std::string dtype = nb::cast<std::string>(nb::str(columns_dtype));
+              if (dtype == "int64") return nb::object(Columns<int64_t>(encodings, OptionalPointer(padding)));
+              if (dtype == "int32") return nb::object(Columns<int32_t>(encodings, OptionalPointer(padding)));
+              if (dtype == "uint32") return nb::object(Columns<uint32_t>(encodings, OptionalPointer(padding)));
+              throw nb::value_error(("dtype " + dtype + ": expected int64, int32 or uint32").c_str());
+            }
+            nb::list out;
+            for (Encoding& encoding : encodings) out.append(self.Wrap(std::move(encoding)));
+            return nb::object(out);
+          },
+          nb::arg("inputs"), nb::arg("is_pretokenized"), nb::arg("add_special_tokens"),
+          nb::arg("split_special_tokens"), nb::arg("truncation").none(), nb::arg("padding").none(),
+          nb::arg("threads"), nb::arg("columns_dtype").none())
+      .def(
+          "find_added_token",
+          [](const PyTokenizer& self, nb::handle text) -> std::optional<TokenId> {
+            nb::object keep;
+            std::string_view view = TextOf(text, keep);
+            size_t begin, end;
+            TokenId id;
+            bool found;
+            {
+              GilReleased release;
+              found = self.tokenizer->FindAddedToken(view, begin, end, id);
+            }
+            if (!found) return std::nullopt;
+            return id;
+          },
+          nb::arg("text"))
+      .def(
+          "vocab",
+          [](const PyTokenizer& self, bool with_added_tokens) {
+            nb::dict out;
+            std::string token;
+            const bool raw = self.format == "tiktoken";
+            for (TokenId id = 0; id < self.tokenizer->vocab_size(); ++id) {
+              if (!with_added_tokens && !self.tokenizer->InModelVocab(id)) continue;
+              if (!self.tokenizer->IdToToken(id, token)) continue;
+              nb::object key = raw ? nb::object(nb::bytes(token.data(), token.size())) : nb::object(Utf8Lossy(token));
+              out[key] = id;
+            }
+            return out;
+          },
+          nb::arg("with_added_tokens"))
+      .def_prop_ro("added_tokens", [](const PyTokenizer& self) {
+        nb::list out;
+        for (const text::AddedToken& t : self.tokenizer->added_tokens()) {
+          out.append(nb::make_tuple(t.id, t.content, t.special, t.single_word, t.lstrip, t.rstrip,
+                                    t.normalized));
+        }
+        return out;
+      })
+      .def("special_tokens_to_add",
+           [](const PyTokenizer& self, bool pair) { return self.tokenizer->SpecialTokensToAdd(pair); })
+      .def_prop_ro("can_encode_pairs", [](const PyTokenizer& self) { return self.tokenizer->CanEncodePairs(); })
+      .def_prop_ro("model_vocab_size", [](const PyTokenizer& self) { return self.tokenizer->model_vocab_size(); })
+      .def_prop_ro("default_truncation",
+                   [](const PyTokenizer& self) { return self.tokenizer->default_truncation(); })
+      .def_prop_ro("default_padding",
+                   [](const PyTokenizer& self) { return self.tokenizer->default_padding(); })
       .def(
           "decode_bytes",
           [](const PyTokenizer& self, nb::handle ids, bool skip_special_tokens) {

@@ -30,7 +30,7 @@ from ferry._core import (
 )
 from ferry import io
 from ferry._tensors import safe_open
-from ferry.text import Tokenizer
+from ferry.text import AddedToken, Encoding, Tokenizer
 
 __all__ = [
     "CancelledError",
@@ -46,6 +46,8 @@ __all__ = [
     "PermissionDeniedError",
     "SourceChangedError",
     "UnavailableError",
+    "AddedToken",
+    "Encoding",
     "Tokenizer",
     "UnsupportedError",
     "__version__",

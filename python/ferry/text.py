@@ -23,7 +23,7 @@ import numpy as np
 
 from ferry import _core
 
-__all__ = ["Tokenizer"]
+__all__ = ["AddedToken", "Encoding", "Tokenizer"]
 
 
 def _text_list(texts: Iterable[str | bytes]) -> list[str | bytes]:
@@ -32,13 +32,31 @@ def _text_list(texts: Iterable[str | bytes]) -> list[str | bytes]:
     return texts if isinstance(texts, list) else list(texts)
 
 
-class Tokenizer:
-    """A tokenizer. Build one with ``from_file``, ``from_str`` or ``from_tiktoken``."""
+_DIRECTIONS = ("right", "left")
 
-    __slots__ = ("_core",)
+
+def _direction(value: str, what: str) -> bool:
+    """True for "left"; a clear ValueError for anything but "left"/"right"."""
+    if value not in _DIRECTIONS:
+        raise ValueError(f"{what} direction {value!r}: expected 'right' or 'left'")
+    return value == "left"
+
+
+class Tokenizer:
+    """A tokenizer. Build one with ``from_file``, ``from_str`` or ``from_tiktoken``.
+
+    Its content (everything that decides ids) is immutable and named by ``fingerprint``. Padding
+    and truncation are settings on top of it, as in ``tokenizers``: a tokenizer.json's
+    ``"padding"``/``"truncation"`` apply from load, ``enable_*``/``no_*`` change them, and they
+    do not enter the fingerprint, ``==`` or ``hash()``.
+    """
+
+    __slots__ = ("_core", "_truncation", "_padding")
 
     def __init__(self, core: _core.Tokenizer):
         self._core = core
+        self._truncation = core.default_truncation
+        self._padding = core.default_padding
 
     # ----------------------------------------------------------------------------- construction
 
@@ -66,7 +84,8 @@ class Tokenizer:
         ``name`` ("r50k_base", "p50k_base", "cl100k_base", "o200k_base") gives that encoding's
         split pattern and special tokens; it is guessed from the file name when left out. Other
         rank files (llama3, deepseekv2, ...) need ``pattern`` and, if they have any,
-        ``special_tokens``; both also override the named encoding's.
+        ``special_tokens``; both also override the named encoding's. For tiktoken's own API
+        (``allowed_special``, ``decode_single_token_bytes``, ...) use ``ferry.tiktoken``.
         """
         return cls(
             _core.Tokenizer.from_tiktoken(
@@ -105,57 +124,227 @@ class Tokenizer:
             f.write(self.to_str())
         os.replace(tmp, target)
 
-    # ----------------------------------------------------------------------------------- encode
+    def to_tokenizers(self):
+        """This tokenizer as a Hugging Face ``tokenizers.Tokenizer`` (which must be installed),
+        for code that wants one, e.g. ``transformers.PreTrainedTokenizerFast(tokenizer_object=
+        tok.to_tokenizers())``. Padding and truncation settings travel with it."""
+        import json
 
-    def encode(self, text: str | bytes, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of ``text``. Added/special tokens written in the text are matched (as in
-        ``tokenizers``, and tiktoken's ``encode(allowed_special="all")``); ``add_special_tokens``
-        applies the post-processor (e.g. a BOS id). ``bytes`` are encoded as they are, valid UTF-8
-        or not. The GIL is released while encoding."""
-        return self._core.encode(text, add_special_tokens, True)
+        import tokenizers
+
+        if self._core.format != "tokenizer.json":
+            raise _core.UnsupportedError(
+                f"{self._core.origin}: a tiktoken rank file has no tokenizers form; "
+                "load the model's tokenizer.json instead"
+            )
+        document = json.loads(self._core.source)
+        document["truncation"] = None
+        document["padding"] = None
+        out = tokenizers.Tokenizer.from_str(json.dumps(document))
+        if self._truncation is not None:
+            out.enable_truncation(**self.truncation)
+        if self._padding is not None:
+            out.enable_padding(**self.padding)
+        return out
+
+    # --------------------------------------------------------------------------------- encode
+
+    def encode(
+        self,
+        sequence: str | bytes | Sequence[str],
+        pair: str | bytes | Sequence[str] | None = None,
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
+        *,
+        split_special_tokens: bool = False,
+    ) -> _core.Encoding:
+        """An ``Encoding`` of ``sequence`` (and ``pair``), as ``tokenizers.Tokenizer.encode``:
+        added tokens written in the text are matched, the post-processor adds its special tokens
+        (``add_special_tokens``), then truncation and padding apply as set.
+
+        ``is_pretokenized``: ``sequence`` (and ``pair``) are lists of words, each encoded on its
+        own. ``split_special_tokens``: special tokens written in the text are encoded as text (for
+        untrusted input; transformers' option of that name). For ids alone, fastest:
+        ``encode_ids`` / ``encode_to_numpy``."""
+        item = sequence if pair is None else (sequence, pair)
+        if pair is not None and not isinstance(pair, (str, bytes)) and not is_pretokenized:
+            raise TypeError(f"pair: expected str, got {type(pair).__name__} (is_pretokenized=True for lists of words)")
+        return self._core.encode_encoding(
+            item, is_pretokenized, add_special_tokens, split_special_tokens, self._truncation, self._padding
+        )
+
+    def encode_batch(
+        self,
+        input: Iterable[Any],
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
+        *,
+        split_special_tokens: bool = False,
+        threads: int | None = None,
+    ) -> list[_core.Encoding]:
+        """``encode`` over a batch on ``threads`` threads (default: one per core). Items are texts
+        or ``(text, pair)`` tuples (lists of words with ``is_pretokenized``). With padding set, the
+        batch is padded together (``BatchLongest``: to its longest). The first error stops the
+        batch and is raised, naming the item."""
+        return self._core.encode_encoding_batch(
+            _text_list(input), is_pretokenized, add_special_tokens, split_special_tokens,
+            self._truncation, self._padding, threads or 0, None,
+        )
+
+    def encode_batch_arrays(
+        self,
+        input: Iterable[Any],
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
+        *,
+        split_special_tokens: bool = False,
+        threads: int | None = None,
+        dtype: Any = np.int64,
+    ) -> dict[str, np.ndarray]:
+        """``encode_batch`` as columns: ``{"input_ids": [batch, length], "attention_mask":
+        [batch, length] uint8}`` numpy arrays built in C++, with no Python object per item (what
+        ``transformers`` gives with ``return_tensors="np"``). Rows are padded as the padding
+        settings say, and always to the longest row (with pad id 0 on the right when padding is
+        off). ``dtype``: int64 (default, what embedding layers take), int32 or uint32."""
+        ids, mask = self._core.encode_encoding_batch(
+            _text_list(input), is_pretokenized, add_special_tokens, split_special_tokens,
+            self._truncation, self._padding, threads or 0, np.dtype(dtype).name,
+        )
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def encode_ids(
+        self, text: str | bytes, add_special_tokens: bool = True, *, split_special_tokens: bool = False
+    ) -> list[int]:
+        """The ids of one text, with no ``Encoding`` and no truncation or padding: the fastest
+        path (added tokens matched, the post-processor's special tokens added). ``bytes`` are
+        encoded as they are, valid UTF-8 or not. The GIL is released while encoding."""
+        return self._core.encode(text, add_special_tokens, True, split_special_tokens)
 
     def encode_ordinary(self, text: str | bytes) -> list[int]:
-        """Like ``encode`` but special-token text is encoded as plain text and no post-processor
-        runs (tiktoken's ``encode_ordinary``)."""
+        """Ids with special-token text encoded as plain text and no post-processor (tiktoken's
+        ``encode_ordinary``)."""
         return self._core.encode(text, False, False)
 
     def encode_to_numpy(self, text: str | bytes, add_special_tokens: bool = True) -> np.ndarray:
-        """``encode`` returning a numpy uint32 array (no Python ints are made)."""
+        """``encode_ids`` returning a numpy uint32 array (no Python ints are made)."""
         return self._core.encode_array(text, add_special_tokens, True)
 
-    def encode_batch(
+    def encode_batch_ids(
         self,
         texts: Iterable[str | bytes],
         add_special_tokens: bool = True,
         *,
+        split_special_tokens: bool = False,
         threads: int | None = None,
     ) -> list[np.ndarray]:
-        """Encode many texts on ``threads`` threads (default: one per core); returns one numpy
-        uint32 array per text, in order, each owning its memory (no copy). The first error
-        stops the batch and is raised, naming the item."""
-        return self._core.encode_batch(_text_list(texts), add_special_tokens, True, threads or 0)
+        """``encode_ids`` over many texts on ``threads`` threads (default: one per core): one
+        numpy uint32 array per text, in order, each owning its memory (no copy), unpadded and
+        untruncated. The first error stops the batch and is raised, naming the item."""
+        return self._core.encode_batch(_text_list(texts), add_special_tokens, True, threads or 0, split_special_tokens)
 
     def encode_ordinary_batch(
         self, texts: Iterable[str | bytes], *, threads: int | None = None
     ) -> list[np.ndarray]:
-        """``encode_ordinary`` over many texts, as ``encode_batch``."""
+        """``encode_ordinary`` over many texts, as ``encode_batch_ids``."""
         return self._core.encode_batch(_text_list(texts), False, False, threads or 0)
+
+    # ----------------------------------------------------------------------- padding, truncation
+
+    def enable_padding(
+        self,
+        direction: str = "right",
+        pad_id: int = 0,
+        pad_type_id: int = 0,
+        pad_token: str = "[PAD]",
+        length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
+        """Pad every encoding (``length``: to that many ids; None: a batch to its longest),
+        rounded up to ``pad_to_multiple_of``, as ``tokenizers``."""
+        options = _core.PaddingOptions()
+        options.left = _direction(direction, "padding")
+        if length is not None and length <= 0:
+            raise ValueError(f"padding length {length}: expected a positive length, or None for the longest")
+        if pad_to_multiple_of is not None and pad_to_multiple_of <= 0:
+            raise ValueError(f"pad_to_multiple_of {pad_to_multiple_of}: expected a positive multiple, or None")
+        options.length = length or 0
+        options.pad_to_multiple_of = pad_to_multiple_of or 0
+        options.pad_id = pad_id
+        options.pad_type_id = pad_type_id
+        options.pad_token = pad_token
+        self._padding = options
+
+    def no_padding(self) -> None:
+        self._padding = None
+
+    @property
+    def padding(self) -> dict[str, Any] | None:
+        """The padding settings as ``tokenizers`` reports them, or None."""
+        p = self._padding
+        if p is None:
+            return None
+        return {
+            "length": p.length or None,
+            "pad_to_multiple_of": p.pad_to_multiple_of or None,
+            "pad_id": p.pad_id,
+            "pad_token": p.pad_token,
+            "pad_type_id": p.pad_type_id,
+            "direction": "left" if p.left else "right",
+        }
+
+    def enable_truncation(
+        self, max_length: int, stride: int = 0, strategy: str = "longest_first", direction: str = "right"
+    ) -> None:
+        """Cut encodings to ``max_length`` ids (the post-processor's special tokens included);
+        what is cut goes to ``Encoding.overflowing`` in windows that repeat ``stride`` ids.
+        ``strategy``: longest_first, only_first or only_second, as ``tokenizers``."""
+        if max_length < 0 or stride < 0:
+            raise ValueError(f"truncation max_length {max_length} and stride {stride} must not be negative")
+        if max_length and stride >= max_length:
+            raise ValueError(f"truncation stride {stride} must be below max_length {max_length}")
+        options = _core.TruncationOptions()
+        options.max_length = max_length
+        options.stride = stride
+        options.strategy = strategy
+        options.left = _direction(direction, "truncation")
+        self._truncation = options
+
+    def no_truncation(self) -> None:
+        self._truncation = None
+
+    @property
+    def truncation(self) -> dict[str, Any] | None:
+        """The truncation settings as ``tokenizers`` reports them, or None."""
+        t = self._truncation
+        if t is None:
+            return None
+        return {
+            "max_length": t.max_length,
+            "stride": t.stride,
+            "strategy": t.strategy,
+            "direction": "left" if t.left else "right",
+        }
+
+    def num_special_tokens_to_add(self, is_pair: bool) -> int:
+        """How many ids the post-processor adds to one sequence or a pair."""
+        return self._core.special_tokens_to_add(is_pair)
 
     # ----------------------------------------------------------------------------------- decode
 
-    def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = False) -> str:
-        """The text of ``ids``; bytes that do not form valid UTF-8 (an id sequence cut inside a
+    def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids``, without special tokens unless ``skip_special_tokens=False``
+        (``tokenizers``' default). Bytes that do not form valid UTF-8 (an id sequence cut inside a
         character) become U+FFFD. An id outside the vocabulary raises ``ferry.OutOfRangeError``."""
         return self._core.decode(ids, skip_special_tokens)
 
-    def decode_bytes(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = False) -> bytes:
+    def decode_bytes(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> bytes:
         """The exact bytes of ``ids``."""
         return self._core.decode_bytes(ids, skip_special_tokens)
 
     def decode_batch(
-        self, batch: Iterable[Sequence[int] | np.ndarray], skip_special_tokens: bool = False
+        self, sequences: Iterable[Sequence[int] | np.ndarray], skip_special_tokens: bool = True
     ) -> list[str]:
-        return [self._core.decode(ids, skip_special_tokens) for ids in batch]
+        return [self._core.decode(ids, skip_special_tokens) for ids in sequences]
 
     # ------------------------------------------------------------------------------- vocabulary
 
@@ -171,6 +360,64 @@ class Tokenizer:
 
     def is_special(self, id: int) -> bool:
         return self._core.is_special(id)
+
+    def get_vocab(self, with_added_tokens: bool = True) -> dict[str | bytes, int]:
+        """Token spelling -> id (``bytes`` keys for tiktoken rank files)."""
+        return self._core.vocab(with_added_tokens)
+
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+        """The number of ids (added tokens included), or the model's own vocabulary's size."""
+        return self._core.vocab_size if with_added_tokens else self._core.model_vocab_size
+
+    def get_added_tokens_decoder(self) -> dict[int, AddedToken]:
+        """Id -> ``AddedToken`` for every added token, as ``tokenizers``."""
+        return {
+            id: AddedToken(content, single_word, lstrip, rstrip, normalized, special)
+            for id, content, special, single_word, lstrip, rstrip, normalized in self._core.added_tokens
+        }
+
+    def add_tokens(self, tokens: Any) -> int:
+        raise _core.UnsupportedError(
+            "a ferry Tokenizer is immutable (its fingerprint names its content, so it cannot change "
+            "under a live object); use tok = tok.with_added_tokens([...]), which returns a new one"
+        )
+
+    add_special_tokens = add_tokens
+
+    def with_added_tokens(self, tokens: Iterable[str | AddedToken], *, special: bool = False) -> Tokenizer:
+        """A new tokenizer with ``tokens`` added (``special``: as special tokens, which
+        ``decode`` skips), as ``tokenizers``' ``add_tokens``/``add_special_tokens`` would make it;
+        this one is unchanged. Settings (padding, truncation) are kept."""
+        import json
+
+        if self._core.format != "tokenizer.json":
+            raise _core.UnsupportedError(f"{self._core.origin}: with_added_tokens needs a tokenizer.json")
+        document = json.loads(self._core.source)
+        added = document.setdefault("added_tokens", None) or []
+        document["added_tokens"] = added
+        known = {t["content"] for t in added}
+        for token in tokens:
+            if isinstance(token, str):
+                token = AddedToken(token, special=special)
+            elif not isinstance(token, AddedToken):
+                raise TypeError(f"with_added_tokens: expected str or AddedToken, got {type(token).__name__}")
+            if not token.content or token.content in known:
+                continue
+            known.add(token.content)
+            added.append(
+                {
+                    "id": 0,  # ferry (like tokenizers) assigns ids itself, in file order
+                    "content": token.content,
+                    "single_word": token.single_word,
+                    "lstrip": token.lstrip,
+                    "rstrip": token.rstrip,
+                    "normalized": token.normalized if token.normalized is not None else not (special or token.special),
+                    "special": special or token.special,
+                }
+            )
+        out = Tokenizer.from_str(json.dumps(document, ensure_ascii=False), origin=self._core.origin)
+        out._truncation, out._padding = self._truncation, self._padding
+        return out
 
     @property
     def vocab_size(self) -> int:
@@ -191,16 +438,63 @@ class Tokenizer:
 
     def __reduce__(self):
         core = self._core
+        settings = (self.truncation, self.padding)
         if core.format == "tiktoken":
             name, pattern, specials = core.tiktoken_options
-            return _from_ranks, (core.source, core.origin, name, pattern, specials)
-        return _from_json, (core.source, core.origin)
+            return _from_ranks, (core.source, core.origin, name, pattern, specials), settings
+        return _from_json, (core.source, core.origin), settings
+
+    def __setstate__(self, settings) -> None:
+        truncation, padding = settings
+        self._truncation = self._padding = None
+        if truncation is not None:
+            self.enable_truncation(**truncation)
+        if padding is not None:
+            self.enable_padding(**padding)
 
     def __repr__(self) -> str:
         return (
             f"ferry.Tokenizer({_core.redact_uris(self._core.origin)!r}, format={self._core.format!r}, "
             f"vocab_size={self.vocab_size}, fingerprint={self.fingerprint[:26]}...)"
         )
+
+
+class AddedToken:
+    """An added token as ``tokenizers.AddedToken`` describes it: matched in text before the model
+    runs (``single_word``: only as a word of its own; ``lstrip``/``rstrip``: taking the
+    whitespace beside it; ``normalized``: matched after normalization; ``special``: skipped by
+    ``decode``)."""
+
+    __slots__ = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
+
+    def __init__(
+        self,
+        content: str,
+        single_word: bool = False,
+        lstrip: bool = False,
+        rstrip: bool = False,
+        normalized: bool | None = None,
+        special: bool = False,
+    ):
+        self.content = content
+        self.special = special
+        self.single_word = single_word
+        self.lstrip = lstrip
+        self.rstrip = rstrip
+        self.normalized = normalized
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, AddedToken) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(self.content)
+
+    def __repr__(self) -> str:
+        flags = ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__[1:])
+        return f"AddedToken({self.content!r}, {flags})"
+
+
+Encoding = _core.Encoding
 
 
 def _from_json(source: bytes, origin: str) -> Tokenizer:

@@ -122,7 +122,7 @@ def test_tokenizer_json_matches_tokenizers_on_every_corpus(name, documents):
     reference = tokenizers.Tokenizer.from_file(str(hf_path(name)))
     ours = ferry.Tokenizer.from_file(hf_path(name))
     expected = [e.ids for e in reference.encode_batch(documents, add_special_tokens=True)]
-    got = ours.encode_batch(documents)
+    got = ours.encode_batch_ids(documents)
     mismatches = [i for i, (e, g) in enumerate(zip(expected, got)) if e != g.tolist()]
     assert not mismatches, f"{name}: {len(mismatches)} of {len(documents)} documents differ, first: {documents[mismatches[0]][:200]!r}"
 
@@ -137,7 +137,7 @@ def test_tokenizer_json_matches_tokenizers_on_generated_text(name):
         texts = random_texts(1500, seed=7 + add_special_tokens)
         expected = reference.encode_batch(texts, add_special_tokens=add_special_tokens)
         for text, e in zip(texts, expected):
-            assert ours.encode(text, add_special_tokens=add_special_tokens) == e.ids, repr(text)
+            assert ours.encode_ids(text, add_special_tokens=add_special_tokens) == e.ids, repr(text)
 
 
 @needs_data
@@ -148,22 +148,22 @@ def test_tokenizer_json_decode_matches_tokenizers(name, documents):
     ours = ferry.Tokenizer.from_file(hf_path(name))
     texts = random_texts(300, seed=3) + documents[:200]
     for text in texts:
-        ids = ours.encode(text)
+        ids = ours.encode_ids(text)
         for skip in (False, True):
             assert ours.decode(ids, skip_special_tokens=skip) == reference.decode(ids, skip_special_tokens=skip)
         # decode(encode(x)) == x, for x as the normalizer leaves it (NeoX normalizes to NFC).
         normalized = unicodedata.normalize("NFC", text) if name == "gpt_neox_20b" else text
-        assert ours.decode(ours.encode_ordinary(text)) == normalized
+        assert ours.decode(ours.encode_ordinary(text), skip_special_tokens=False) == normalized
 
 
 @needs_data
 def test_whisper_template_and_added_tokens():
     ours = ferry.Tokenizer.from_file(hf_path("whisper_large_v3"))
-    ids = ours.encode("<|en|> hello")
+    ids = ours.encode_ids("<|en|> hello")
     assert ids[:2] == [ours.token_to_id("<|startoftranscript|>"), ours.token_to_id("<|notimestamps|>")]
     assert ids[2] == ours.token_to_id("<|en|>")
     assert ids[-1] == ours.token_to_id("<|endoftext|>")
-    assert ours.encode("<|en|>", add_special_tokens=False) == [ours.token_to_id("<|en|>")]
+    assert ours.encode_ids("<|en|>", add_special_tokens=False) == [ours.token_to_id("<|en|>")]
     assert ours.encode_ordinary("<|en|>") != [ours.token_to_id("<|en|>")]
     assert ours.decode(ids, skip_special_tokens=True) == " hello"
 
@@ -203,8 +203,8 @@ def test_added_token_flags_behave_as_in_tokenizers(tmp_path, base):
     pool = [t[0] for t in FLAGGED_TOKENS] + ["cafe\u0301", "xyzzys", "axyzzy", "zqzq", " ", "  ", "\n", "x", "_", "é", "abab", "1"]
     texts = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
     for text in texts:
-        assert ours.encode(text) == reference.encode(text).ids, repr(text)
-        assert ours.decode(ours.encode(text), skip_special_tokens=True) == reference.decode(
+        assert ours.encode_ids(text) == reference.encode(text).ids, repr(text)
+        assert ours.decode(ours.encode_ids(text), skip_special_tokens=True) == reference.decode(
             reference.encode(text).ids, skip_special_tokens=True), repr(text)
 
 
@@ -237,14 +237,14 @@ def test_tiktoken_files_match_tiktoken_on_generated_text(name):
     ours = ferry_tiktoken(name)
     for text in random_texts(1500, seed=11):
         assert ours.encode_ordinary(text) == reference.encode_ordinary(text), repr(text)
-        assert ours.encode(text) == reference.encode(text, allowed_special="all"), repr(text)
-        assert ours.decode(ours.encode(text)) == text
+        assert ours.encode_ids(text) == reference.encode(text, allowed_special="all"), repr(text)
+        assert ours.decode(ours.encode_ids(text), skip_special_tokens=False) == text
 
 
 @needs_data
 def test_p50k_ranks_are_not_contiguous_and_special_ids_fill_the_gap():
     ours = ferry_tiktoken("p50k_base")
-    assert ours.encode("<|endoftext|>") == [50256]
+    assert ours.encode_ids("<|endoftext|>") == [50256]
     assert ours.vocab_size == 50281
     assert ours.id_to_token(50256) == b"<|endoftext|>"
     assert ours.is_special(50256)
@@ -275,13 +275,13 @@ def test_tiktoken_long_pieces_encode_exactly(tmp_path):
 def test_encode_batch_keeps_order_for_any_thread_count():
     ours = ferry.Tokenizer.from_file(hf_path("gpt2"))
     texts = random_texts(997, seed=1)
-    expected = [ours.encode(t) for t in texts]
+    expected = [ours.encode_ids(t) for t in texts]
     for threads in (1, 2, 3, 8):
-        got = ours.encode_batch(texts, threads=threads)
+        got = ours.encode_batch_ids(texts, threads=threads)
         assert [g.tolist() for g in got] == expected
         assert all(g.dtype == np.uint32 for g in got)
-    assert ours.encode_batch([]) == []
-    assert ours.encode_to_numpy("hello world").tolist() == ours.encode("hello world")
+    assert ours.encode_batch_ids([]) == []
+    assert ours.encode_to_numpy("hello world").tolist() == ours.encode_ids("hello world")
 
 
 @needs_data
@@ -290,7 +290,7 @@ def test_encode_batch_reports_the_failing_item():
     bad = "\x00"  # no rank for byte 0 and no token containing it
     texts = ["fine"] * 50 + [bad] + ["fine"] * 50
     with pytest.raises(ferry.InvalidArgumentError, match="batch item 50: .*deepseekv2.tiktoken: cannot encode"):
-        ours.encode_batch(texts, threads=2)
+        ours.encode_batch_ids(texts, threads=2)
 
 
 @needs_data
@@ -298,11 +298,11 @@ def test_encode_batch_reports_the_failing_item():
 def test_encode_batch_works_in_a_forked_child():
     ours = ferry.Tokenizer.from_file(hf_path("gpt2"))
     texts = random_texts(200, seed=2)
-    expected = [t.tolist() for t in ours.encode_batch(texts, threads=2)]
+    expected = [t.tolist() for t in ours.encode_batch_ids(texts, threads=2)]
     pid = os.fork()
     if pid == 0:  # child: must neither deadlock nor differ
         try:
-            got = [t.tolist() for t in ours.encode_batch(texts, threads=2)]
+            got = [t.tolist() for t in ours.encode_batch_ids(texts, threads=2)]
             os._exit(0 if got == expected else 1)
         except BaseException:
             os._exit(2)
@@ -376,7 +376,7 @@ def test_pickle_equality_and_hashing_follow_the_fingerprint():
     for tok in (gpt2, r50k):
         clone = pickle.loads(pickle.dumps(tok))
         assert clone == tok and hash(clone) == hash(tok) and clone.fingerprint == tok.fingerprint
-        assert clone.encode("Hello there, world!") == tok.encode("Hello there, world!")
+        assert clone.encode_ids("Hello there, world!") == tok.encode_ids("Hello there, world!")
     assert gpt2 != r50k
     cache = {gpt2: "hf", r50k: "tiktoken"}
     assert cache[ferry.Tokenizer.from_file(hf_path("gpt2"))] == "hf"
@@ -452,17 +452,17 @@ def test_tiktoken_needs_a_pattern_unless_named(tmp_path):
 def test_decode_of_unknown_ids_is_an_error():
     ours = ferry.Tokenizer.from_file(hf_path("gpt2"))
     with pytest.raises(ferry.OutOfRangeError, match="id 60000 at position 1 is not in the vocabulary"):
-        ours.decode([1, 60000])
+        ours.decode([1, 60000], skip_special_tokens=False)
     with pytest.raises(ferry.OutOfRangeError):
-        ours.decode([-1])
+        ours.decode([-1], skip_special_tokens=False)
 
 
 @needs_data
 def test_invalid_utf8_bytes_round_trip():
     ours = ferry.Tokenizer.from_file(hf_path("gpt2"))
     data = b"abc \xff\xfe caf\xc3\xa9 \xe2\x82 end"
-    assert ours.decode_bytes(ours.encode(data)) == data
-    assert ours.decode(ours.encode(data)) == data.decode("utf-8", errors="replace")
+    assert ours.decode_bytes(ours.encode_ids(data), skip_special_tokens=False) == data
+    assert ours.decode(ours.encode_ids(data), skip_special_tokens=False) == data.decode("utf-8", errors="replace")
 
 
 # ------------------------------------------------------------------------------- ferry tokenize
@@ -544,20 +544,20 @@ def test_trained_tokenizer_loads_in_tokenizers_with_the_same_ids(tmp_path):
     assert reference.get_vocab_size() == 700
     probe = own_text(300, seed=1) + random_texts(300, seed=4)
     for text in probe:
-        assert tok.encode(text) == reference.encode(text).ids, repr(text)
+        assert tok.encode_ids(text) == reference.encode(text).ids, repr(text)
     assert ferry.Tokenizer.from_file(path) == tok
     # Training is deterministic, and what it learned compresses the text it saw.
     again = ferry.Tokenizer.train_from_iterator(texts, vocab_size=700, special_tokens=["<|endoftext|>", "<pad>"])
     assert again == tok
     sample = "".join(texts[:100])
-    assert len(tok.encode(sample)) < len(sample.encode()) / 2.5
+    assert len(tok.encode_ids(sample)) < len(sample.encode()) / 2.5
 
 
 def test_training_stops_at_min_frequency_and_checks_the_size():
     tok = ferry.Tokenizer.train_from_iterator(["ab ab ab cd"], vocab_size=1000, min_frequency=3)
     assert tok.vocab_size < 1000  # only pairs seen 3 times merge
-    assert tok.encode("ab") == [tok.token_to_id("ab")]
-    assert len(tok.encode("cd")) == 2
+    assert tok.encode_ids("ab") == [tok.token_to_id("ab")]
+    assert len(tok.encode_ids("cd")) == 2
     with pytest.raises(ferry.InvalidArgumentError, match="vocab_size 100 leaves no room"):
         ferry.Tokenizer.train_from_iterator(["x"], vocab_size=100)
 
@@ -602,8 +602,8 @@ def test_added_token_ids_are_assigned_as_tokenizers_does(tmp_path):
     reference = tokenizers.Tokenizer.from_file(str(path))
     ours = ferry.Tokenizer.from_file(path)
     for text in ["a<x>b", "\x05<y>", "ab<x>  ab", "<y><x> ab"]:
-        assert ours.encode(text) == reference.encode(text).ids, repr(text)
-        assert ours.decode(ours.encode(text)) == reference.decode(reference.encode(text).ids, skip_special_tokens=False)
+        assert ours.encode_ids(text) == reference.encode(text).ids, repr(text)
+        assert ours.decode(ours.encode_ids(text), skip_special_tokens=False) == reference.decode(reference.encode(text).ids, skip_special_tokens=False)
 
 
 def test_a_match_may_start_inside_the_previous_rstrip(tmp_path):
@@ -612,7 +612,7 @@ def test_a_match_may_start_inside_the_previous_rstrip(tmp_path):
     reference = tokenizers.Tokenizer.from_file(str(path))
     ours = ferry.Tokenizer.from_file(path)
     for text in ["<a> <b>", "<a>  <b>x", "x <a> <b> <a>"]:
-        assert ours.encode(text) == reference.encode(text).ids, repr(text)
+        assert ours.encode_ids(text) == reference.encode(text).ids, repr(text)
 
 
 def test_no_decoder_joins_tokens_with_spaces(tmp_path):
@@ -620,8 +620,8 @@ def test_no_decoder_joins_tokens_with_spaces(tmp_path):
     path = tiny_json(tmp_path, decoder=None)
     reference = tokenizers.Tokenizer.from_file(str(path))
     ours = ferry.Tokenizer.from_file(path)
-    ids = ours.encode("ab a b")
-    assert ours.decode(ids) == reference.decode(ids)
+    ids = ours.encode_ids("ab a b")
+    assert ours.decode(ids, skip_special_tokens=False) == reference.decode(ids)
 
 
 @pytest.mark.parametrize("pre_tokenizer, message", [
@@ -704,12 +704,12 @@ def test_surrogates_are_repaired_as_tiktoken_does():
 @needs_data
 def test_decode_refuses_ids_it_would_have_to_cast():
     ours = ferry.Tokenizer.from_file(hf_path("gpt2"))
-    assert ours.decode(np.array([71, 72], dtype=np.uint32)) == ours.decode([71, 72])
-    assert ours.decode(np.array([71, 72], dtype=np.int64)) == ours.decode([71, 72])
+    assert ours.decode(np.array([71, 72], dtype=np.uint32), skip_special_tokens=False) == ours.decode([71, 72], skip_special_tokens=False)
+    assert ours.decode(np.array([71, 72], dtype=np.int64), skip_special_tokens=False) == ours.decode([71, 72], skip_special_tokens=False)
     with pytest.raises(ferry.OutOfRangeError):
-        ours.decode(np.array([2**32 + 71], dtype=np.int64))
+        ours.decode(np.array([2**32 + 71], dtype=np.int64), skip_special_tokens=False)
     with pytest.raises(TypeError):
-        ours.decode(np.array([71.9]))
+        ours.decode(np.array([71.9]), skip_special_tokens=False)
 
 
 def test_trainer_refuses_duplicate_special_tokens():
@@ -724,4 +724,4 @@ def test_long_added_tokens_over_text_that_repeats_their_prefix(tmp_path):
     path = tiny_json(tmp_path, added_tokens=[added("a" * 4000 + "b", 258), added("aab", 259), added("<x>", 260)])
     ours, reference = ferry.Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
     for text in ["a" * 200_000, "a" * 5000 + "b" + "aab<x>", "x" + "a" * 3999 + "b", "aa<x>aab" * 100]:
-        assert ours.encode(text) == reference.encode(text).ids, text[:40]
+        assert ours.encode_ids(text) == reference.encode(text).ids, text[:40]

@@ -169,6 +169,7 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
     parts.spelling[id] = config.tokens[id];
     parts.has_spelling[id] = true;
   }
+  parts.in_model = parts.has_spelling;
   for (const auto& [content, id] : specials) {
     if (parts.has_spelling[id]) {
       return InvalidArgument(where + ": special tokens share id " + std::to_string(id));
@@ -189,7 +190,6 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
   if (!compiled.ok()) return compiled.status().WithContext(where);
   parts.pre_tokenizer = PreTokenizer::FromPattern(std::move(compiled).value());
   parts.decoder = DecoderKind::kRawBytes;
-  parts.post_processor = "none";
   return BuildTokenizer(std::move(parts));
 }
 

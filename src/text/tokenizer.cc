@@ -36,6 +36,13 @@ size_t WhitespaceEnd(std::string_view text, size_t begin) {
   return pos;
 }
 
+// The threads a batch encode uses: 0 means one per core, and more than the cores only adds
+// stacks and switches.
+int BatchThreads(int threads) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads <= 0 ? cores : std::min(threads, cores);
+}
+
 bool WordCharBefore(std::string_view text, size_t end) {
   if (end == 0) return false;
   size_t start = end - 1;
@@ -58,6 +65,7 @@ class PipelineTokenizer final : public Tokenizer {
     for (TokenId id = 0; id < parts_.spelling.size(); ++id) {
       if (parts_.has_spelling[id]) by_spelling_.emplace(parts_.spelling[id], id);
     }
+    parts_.post_processor.Wrap(prefix_, suffix_);
     std::vector<AddedToken> raw, normalized;
     std::vector<std::string> raw_contents, normalized_contents;
     std::unordered_set<std::string> special_contents;
@@ -83,6 +91,20 @@ class PipelineTokenizer final : public Tokenizer {
     }
     raw_matcher_.Build(raw, raw_contents);
     normalized_matcher_.Build(normalized, normalized_contents);
+    auto without_special = [](std::vector<AddedToken> tokens, std::vector<std::string> contents,
+                              AddedTokenMatcher& matcher) {
+      size_t kept = 0;
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i].special) continue;
+        tokens[kept] = std::move(tokens[i]);
+        contents[kept++] = std::move(contents[i]);
+      }
+      tokens.resize(kept);
+      contents.resize(kept);
+      matcher.Build(tokens, contents);
+    };
+    without_special(raw, raw_contents, raw_plain_matcher_);
+    without_special(normalized, normalized_contents, normalized_plain_matcher_);
     // Decode(skip_special_tokens) skips every id whose spelling is a special token's content, so
     // a special token whose normalized spelling differs is not skipped (tokenizers' rule).
     is_special_.assign(parts_.decoded.size(), false);
@@ -96,17 +118,96 @@ class PipelineTokenizer final : public Tokenizer {
 
   Status Encode(std::string_view text, const EncodeOptions& options,
                 std::vector<TokenId>& ids) const override {
-    if (options.add_special_tokens) ids.insert(ids.end(), parts_.prefix.begin(), parts_.prefix.end());
+    if (options.add_special_tokens) ids.insert(ids.end(), prefix_.begin(), prefix_.end());
     Scratch scratch;
-    if (options.match_added_tokens && !raw_matcher_.empty()) {
-      FERRY_RETURN_IF_ERROR(raw_matcher_.Split(text, ids, [&](std::string_view gap) {
-        return EncodeSegment(gap, gap.data() == text.data(), true, scratch, ids);
+    const Matchers matchers = MatchersFor(options);
+    if (matchers.raw && !matchers.raw->empty()) {
+      FERRY_RETURN_IF_ERROR(matchers.raw->Split(text, ids, [&](std::string_view gap) {
+        return EncodeSegment(gap, gap.data() == text.data(), matchers.normalized, scratch, ids);
       }));
     } else {
-      FERRY_RETURN_IF_ERROR(EncodeSegment(text, true, options.match_added_tokens, scratch, ids));
+      FERRY_RETURN_IF_ERROR(EncodeSegment(text, true, matchers.normalized, scratch, ids));
     }
-    if (options.add_special_tokens) ids.insert(ids.end(), parts_.suffix.begin(), parts_.suffix.end());
+    if (options.add_special_tokens) ids.insert(ids.end(), suffix_.begin(), suffix_.end());
     return Status::Ok();
+  }
+
+  Status EncodeEncoding(const EncodeInput& input, const EncodeOptions& options,
+                        const TruncationOptions* truncation, const PaddingOptions* padding,
+                        Encoding& out) const override {
+    const bool pair = input.has_second;
+    if (pair && !parts_.post_processor.CanEncodePairs()) {
+      return InvalidArgument(origin_ + ": cannot encode a pair: the post_processor's "
+                             "TemplateProcessing has no \"pair\" template");
+    }
+    EncodeOptions plain = options;
+    plain.add_special_tokens = false;
+    // tokenizers encodes each sequence (each word, pretokenized) on its own; the second one's
+    // ids start with type id 1.
+    auto encode_sequence = [&](const std::vector<std::string_view>& words, uint32_t type_id,
+                               Encoding& encoding) -> Status {
+      for (std::string_view word : words) FERRY_RETURN_IF_ERROR(Encode(word, plain, encoding.ids));
+      encoding.type_ids.assign(encoding.size(), type_id);
+      encoding.special_tokens_mask.assign(encoding.size(), 0);
+      encoding.attention_mask.assign(encoding.size(), 1);
+      return Status::Ok();
+    };
+    Encoding first;
+    std::optional<Encoding> second;
+    FERRY_RETURN_IF_ERROR(encode_sequence(input.first, 0, first));
+    if (pair) FERRY_RETURN_IF_ERROR(encode_sequence(input.second, 1, second.emplace()));
+    if (truncation) {
+      TruncationOptions kept = *truncation;
+      const size_t added = options.add_special_tokens ? SpecialTokensToAdd(pair) : 0;
+      if (added > kept.max_length) {
+        return InvalidArgument("truncation max_length " + std::to_string(kept.max_length) +
+                               " is below the " + std::to_string(added) +
+                               " special tokens the post-processor adds");
+      }
+      kept.max_length -= added;
+      FERRY_RETURN_IF_ERROR(TruncateEncodings(first, second ? &*second : nullptr, kept));
+    }
+    out = parts_.post_processor.Process(std::move(first), std::move(second),
+                                        options.add_special_tokens);
+    if (padding) PadEncodings(std::span<Encoding>(&out, 1), *padding);
+    return Status::Ok();
+  }
+
+  std::vector<std::string> Tokens(const Encoding& encoding) const override {
+    std::vector<std::string> tokens(encoding.size());
+    for (size_t i = 0; i < encoding.size(); ++i) {
+      const TokenId id = encoding.ids[i];
+      if (encoding.attention_mask[i] == 0) {
+        tokens[i] = encoding.pad_token;
+      } else if (const std::string* special = encoding.special_tokens_mask[i]
+                                                  ? parts_.post_processor.SpecialTokenText(id)
+                                                  : nullptr) {
+        tokens[i] = *special;
+      } else if (id < parts_.spelling.size() && parts_.has_spelling[id]) {
+        tokens[i] = parts_.spelling[id];
+      }
+    }
+    return tokens;
+  }
+
+  size_t SpecialTokensToAdd(bool pair) const override {
+    return parts_.post_processor.AddedTokens(pair);
+  }
+  bool CanEncodePairs() const override { return parts_.post_processor.CanEncodePairs(); }
+  const std::optional<TruncationOptions>& default_truncation() const override {
+    return parts_.truncation;
+  }
+  const std::optional<PaddingOptions>& default_padding() const override { return parts_.padding; }
+  const std::vector<AddedToken>& added_tokens() const override { return parts_.added; }
+  bool FindAddedToken(std::string_view text, size_t& begin, size_t& end,
+                      TokenId& id) const override {
+    return raw_matcher_.FindFirst(text, begin, end, id);
+  }
+  bool InModelVocab(TokenId id) const override {
+    return id < parts_.in_model.size() && parts_.in_model[id];
+  }
+  size_t model_vocab_size() const override {
+    return static_cast<size_t>(std::count(parts_.in_model.begin(), parts_.in_model.end(), true));
   }
 
   Status Decode(std::span<const TokenId> ids, bool skip_special_tokens,
@@ -151,6 +252,18 @@ class PipelineTokenizer final : public Tokenizer {
   bool IsSpecial(TokenId id) const override { return id < is_special_.size() && is_special_[id]; }
 
  private:
+  // The added-token matchers an encode uses: both (null: none matched), or only those of tokens
+  // that are not special.
+  struct Matchers {
+    const AddedTokenMatcher* raw = nullptr;
+    const AddedTokenMatcher* normalized = nullptr;
+  };
+  Matchers MatchersFor(const EncodeOptions& options) const {
+    if (!options.match_added_tokens) return {};
+    if (options.split_special_tokens) return {&raw_plain_matcher_, &normalized_plain_matcher_};
+    return {&raw_matcher_, &normalized_matcher_};
+  }
+
   struct Scratch {
     std::string normalized;
     std::vector<std::string> pieces;
@@ -158,15 +271,15 @@ class PipelineTokenizer final : public Tokenizer {
 
   // A stretch of text between raw added tokens: normalized, split on normalized added tokens,
   // pre-tokenized, encoded. `at_start`: it begins where the input does.
-  Status EncodeSegment(std::string_view text, bool at_start, bool match_added, Scratch& scratch,
-                       std::vector<TokenId>& ids) const {
+  Status EncodeSegment(std::string_view text, bool at_start, const AddedTokenMatcher* matcher,
+                       Scratch& scratch, std::vector<TokenId>& ids) const {
     if (text.empty()) return Status::Ok();
     if (!parts_.normalizer.empty()) {
       parts_.normalizer.Apply(text, scratch.normalized);
       text = scratch.normalized;
     }
-    if (!match_added || normalized_matcher_.empty()) return EncodePlain(text, at_start, scratch, ids);
-    return normalized_matcher_.Split(text, ids, [&](std::string_view gap) {
+    if (!matcher || matcher->empty()) return EncodePlain(text, at_start, scratch, ids);
+    return matcher->Split(text, ids, [&](std::string_view gap) {
       return EncodePlain(gap, at_start && gap.data() == text.data(), scratch, ids);
     });
   }
@@ -212,14 +325,16 @@ class PipelineTokenizer final : public Tokenizer {
     }
     f.Add(parts_.normalizer.Canonical());
     f.Add(parts_.pre_tokenizer.Canonical());
-    f.Add(parts_.post_processor);
+    f.Add(parts_.post_processor.Canonical());
     f.AddNumber(static_cast<uint64_t>(parts_.decoder));
     if (parts_.decoder == DecoderKind::kSteps) f.Add(parts_.decoder_steps.Canonical());
     return "ferry-tok1-sha256:" + f.Hex();
   }
 
   TokenizerParts parts_;
+  std::vector<TokenId> prefix_, suffix_;  // the post-processor's ids around one sequence
   AddedTokenMatcher raw_matcher_, normalized_matcher_;
+  AddedTokenMatcher raw_plain_matcher_, normalized_plain_matcher_;  // without the special tokens
   std::vector<bool> is_special_;
   std::unordered_map<std::string, TokenId> by_spelling_;
 };
@@ -322,14 +437,27 @@ Status Tokenizer::EncodeBatch(std::span<const std::string_view> texts, const Enc
                               int threads, std::vector<std::vector<TokenId>>& out) const {
   out.clear();
   out.resize(texts.size());
-  // More threads than cores only adds stacks and switches.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = threads <= 0 ? cores : std::min(threads, cores);
-  return pipeline::ParallelForWindows(texts.size(), threads, 64, [&](size_t i) {
+  return pipeline::ParallelForWindows(texts.size(), BatchThreads(threads), 64, [&](size_t i) {
     Status status = Encode(texts[i], options, out[i]);
     if (!status.ok()) return status.WithContext("batch item " + std::to_string(i));
     return status;
   });
+}
+
+Status Tokenizer::EncodeEncodingBatch(std::span<const EncodeInput> inputs,
+                                     const EncodeOptions& options,
+                                     const TruncationOptions* truncation,
+                                     const PaddingOptions* padding, int threads,
+                                     std::vector<Encoding>& out) const {
+  out.clear();
+  out.resize(inputs.size());
+  FERRY_RETURN_IF_ERROR(pipeline::ParallelForWindows(inputs.size(), BatchThreads(threads), 64, [&](size_t i) {
+    Status status = EncodeEncoding(inputs[i], options, truncation, padding, out[i]);
+    if (!status.ok()) return status.WithContext("batch item " + std::to_string(i));
+    return status;
+  }));
+  if (padding) PadEncodings(out, *padding);
+  return Status::Ok();
 }
 
 Result<std::shared_ptr<const Tokenizer>> BuildTokenizer(TokenizerParts parts) {

@@ -150,7 +150,8 @@ class Loader {
   Status LoadNormalizer(dom::element element, std::string path,
                         std::vector<std::shared_ptr<const NormalizerStep>>& steps);
   Status LoadPreTokenizer(dom::element element, std::string path, std::vector<PreTokenizerStep>& steps);
-  Status LoadPostProcessor(dom::element element, std::string path);
+  Status LoadPostProcessor(dom::element element, std::string path,
+                           std::vector<PostProcessorStep>& steps);
   Status LoadDecoder(dom::element element);
   Status LoadDecoderSteps(dom::element element, std::string path,
                           std::vector<std::shared_ptr<const DecoderStep>>& steps);
@@ -161,11 +162,17 @@ class Loader {
   Result<uint64_t> Count(dom::object object, std::string_view key, std::string_view path,
                          uint64_t fallback) const;
   Result<SplitBehavior> Behavior(dom::object object, std::string_view path, SplitBehavior fallback) const;
-  Result<TokenId> SpecialId(dom::element pair, std::string_view path) const;
+  Result<std::pair<std::string, TokenId>> SpecialToken(dom::element pair, std::string_view path) const;
+  // TemplateProcessing's object[key] ("single" or "pair").
+  Status LoadTemplate(dom::object object, std::string_view key, const std::string& path,
+                      std::vector<TemplatePiece>& pieces);
+  Status LoadTruncation(dom::element element);
+  Status LoadPadding(dom::element element);
 
   std::string origin_;
   TokenizerParts parts_;
   std::unordered_map<std::string, TokenId> vocab_;  // spelling -> id, model vocabulary
+  size_t template_ids_ = 0;  // special-token ids in the post-processor's templates so far
 };
 
 Result<bool> Loader::Bool(dom::object object, std::string_view key, std::string_view path,
@@ -684,25 +691,92 @@ Status Loader::LoadPreTokenizer(dom::element element, std::string path,
   return Status::Ok();
 }
 
-Result<TokenId> Loader::SpecialId(dom::element pair, std::string_view path) const {
+Result<std::pair<std::string, TokenId>> Loader::SpecialToken(dom::element pair,
+                                                             std::string_view path) const {
   // Roberta/Bert processors write a token as ["<s>", 0].
   dom::array array;
+  std::string_view token;
   uint64_t id;
   if (pair.get_array().get(array) != simdjson::SUCCESS || array.size() != 2 ||
+      array.at(0).get_string().get(token) != simdjson::SUCCESS ||
       array.at(1).get_uint64().get(id) != simdjson::SUCCESS || id > kMaxId) {
     return Bad(path, "expected [\"token\", id]");
   }
-  return static_cast<TokenId>(id);
+  return std::pair<std::string, TokenId>(std::string(token), static_cast<TokenId>(id));
 }
 
-Status Loader::LoadPostProcessor(dom::element element, std::string path) {
-  if (element.is_null()) return Status::Ok();
+Status Loader::LoadTemplate(dom::object object, std::string_view key, const std::string& path,
+                            std::vector<TemplatePiece>& pieces) {
+  dom::array list;
+  if (object[key].get_array().get(list) != simdjson::SUCCESS) {
+    return Bad(path + "." + std::string(key), "expected an array");
+  }
+  dom::object specials;
+  if (object["special_tokens"].get_object().get(specials) != simdjson::SUCCESS) {
+    return Bad(path + ".special_tokens", "expected an object");
+  }
+  size_t i = 0;
+  for (dom::element item : list) {
+    const std::string item_path = path + "." + std::string(key) + "[" + std::to_string(i++) + "]";
+    TemplatePiece piece;
+    dom::object body;
+    std::string_view name;
+    if (item["Sequence"].get_object().get(body) == simdjson::SUCCESS) {
+      piece.is_sequence = true;
+      FERRY_ASSIGN_OR_RETURN(std::string_view which, String(body, "id", item_path + ".Sequence"));
+      if (which != "A" && which != "B") return Bad(item_path + ".Sequence.id", "expected \"A\" or \"B\"");
+      piece.sequence = which == "B";
+    } else if (item["SpecialToken"].get_object().get(body) == simdjson::SUCCESS &&
+               body["id"].get_string().get(name) == simdjson::SUCCESS) {
+      const std::string special_path = path + ".special_tokens" + PathStep(name);
+      dom::object special;
+      dom::array ids, tokens;
+      if (specials[name].get_object().get(special) != simdjson::SUCCESS ||
+          special["ids"].get_array().get(ids) != simdjson::SUCCESS) {
+        return Bad(item_path, "special token \"" + std::string(name) + "\" has no ids in special_tokens");
+      }
+      for (dom::element id : ids) {
+        uint64_t value;
+        if (id.get_uint64().get(value) != simdjson::SUCCESS || value > kMaxId) {
+          return Bad(special_path + ".ids", "expected ids");
+        }
+        piece.ids.push_back(static_cast<TokenId>(value));
+      }
+      if (special["tokens"].get_array().get(tokens) == simdjson::SUCCESS) {
+        for (dom::element token : tokens) {
+          std::string_view text;
+          if (token.get_string().get(text) != simdjson::SUCCESS) return Bad(special_path + ".tokens", "expected strings");
+          piece.tokens.emplace_back(text);
+        }
+      }
+      if (piece.tokens.size() != piece.ids.size()) {
+        return Bad(special_path, "expected as many tokens as ids");
+      }
+    } else {
+      return Bad(item_path, "expected {\"Sequence\": ...} or {\"SpecialToken\": {\"id\": ...}}");
+    }
+    // Checked as the pieces are read: a hostile template repeats one long special token.
+    template_ids_ += piece.ids.size();
+    if (template_ids_ > kMaxTemplateIds) {
+      return Bad(path + "." + std::string(key), "adds more than " + std::to_string(kMaxTemplateIds) +
+                                                    " ids to every encoding");
+    }
+    FERRY_ASSIGN_OR_RETURN(uint64_t type_id, Count(body, "type_id", item_path, 0));
+    if (type_id > UINT32_MAX) return Bad(item_path + ".type_id", "expected a u32");
+    piece.type_id = static_cast<uint32_t>(type_id);
+    pieces.push_back(std::move(piece));
+  }
+  return Status::Ok();
+}
+
+Status Loader::LoadPostProcessor(dom::element element, std::string path,
+                                 std::vector<PostProcessorStep>& steps) {
   dom::object object;
   if (element.get_object().get(object) != simdjson::SUCCESS) return Bad(path, "expected an object");
   FERRY_ASSIGN_OR_RETURN(std::string_view type, Type(object, path));
-  std::vector<TokenId> prefix, suffix;
+  PostProcessorStep step;
   if (type == "ByteLevel") {
-    return Status::Ok();  // it only adjusts offsets
+    step.kind = PostProcessorStep::Kind::kByteLevel;  // it only adjusts offsets
   } else if (type == "Sequence") {
     dom::array list;
     if (object["processors"].get_array().get(list) != simdjson::SUCCESS) {
@@ -710,66 +784,91 @@ Status Loader::LoadPostProcessor(dom::element element, std::string path) {
     }
     size_t i = 0;
     for (dom::element item : list) {
-      FERRY_RETURN_IF_ERROR(LoadPostProcessor(item, path + ".processors[" + std::to_string(i++) + "]"));
+      FERRY_RETURN_IF_ERROR(
+          LoadPostProcessor(item, path + ".processors[" + std::to_string(i++) + "]", steps));
     }
     return Status::Ok();
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+    step.kind = type == "BertProcessing" ? PostProcessorStep::Kind::kBert
+                                         : PostProcessorStep::Kind::kRoberta;
     dom::element cls, sep;
     if (object["cls"].get(cls) != simdjson::SUCCESS) return Bad(path + ".cls", "missing");
     if (object["sep"].get(sep) != simdjson::SUCCESS) return Bad(path + ".sep", "missing");
-    FERRY_ASSIGN_OR_RETURN(TokenId cls_id, SpecialId(cls, path + ".cls"));
-    FERRY_ASSIGN_OR_RETURN(TokenId sep_id, SpecialId(sep, path + ".sep"));
-    prefix = {cls_id};
-    suffix = {sep_id};
+    FERRY_ASSIGN_OR_RETURN(auto cls_token, SpecialToken(cls, path + ".cls"));
+    FERRY_ASSIGN_OR_RETURN(auto sep_token, SpecialToken(sep, path + ".sep"));
+    std::tie(step.cls_token, step.cls) = std::move(cls_token);
+    std::tie(step.sep_token, step.sep) = std::move(sep_token);
   } else if (type == "TemplateProcessing") {
-    dom::array single;
-    if (object["single"].get_array().get(single) != simdjson::SUCCESS) {
-      return Bad(path + ".single", "expected an array");
-    }
-    dom::object specials;
-    if (object["special_tokens"].get_object().get(specials) != simdjson::SUCCESS) {
-      return Bad(path + ".special_tokens", "expected an object");
-    }
-    bool seen_sequence = false;
-    size_t i = 0;
-    for (dom::element item : single) {
-      std::string item_path = path + ".single[" + std::to_string(i++) + "]";
-      dom::object piece;
-      std::string_view name;
-      if (item["Sequence"].get_object().get(piece) == simdjson::SUCCESS) {
-        if (seen_sequence) return Bad(item_path, "a single-sequence template has one Sequence");
-        seen_sequence = true;
-      } else if (item["SpecialToken"].get_object().get(piece) == simdjson::SUCCESS &&
-                 piece["id"].get_string().get(name) == simdjson::SUCCESS) {
-        dom::array ids;
-        if (specials[name]["ids"].get_array().get(ids) != simdjson::SUCCESS) {
-          return Bad(item_path, "special token \"" + std::string(name) +
-                                    "\" has no ids in special_tokens");
-        }
-        for (dom::element id : ids) {
-          uint64_t value;
-          if (id.get_uint64().get(value) != simdjson::SUCCESS || value > kMaxId) {
-            return Bad(path + ".special_tokens[\"" + std::string(name) + "\"].ids", "expected ids");
-          }
-          (seen_sequence ? suffix : prefix).push_back(static_cast<TokenId>(value));
-          if (parts_.prefix.size() + parts_.suffix.size() + prefix.size() + suffix.size() >
-              kMaxTemplateIds) {
-            return Bad(path + ".single", "adds more than " + std::to_string(kMaxTemplateIds) +
-                                             " ids to every encoding");
-          }
-        }
-      } else {
-        return Bad(item_path, "expected {\"Sequence\": ...} or {\"SpecialToken\": {\"id\": ...}}");
-      }
-    }
-    if (!seen_sequence) return Bad(path + ".single", "no Sequence in the template");
+    step.kind = PostProcessorStep::Kind::kTemplate;
+    FERRY_RETURN_IF_ERROR(LoadTemplate(object, "single", path, step.single));
+    dom::element pair;
+    step.has_pair = object["pair"].get(pair) == simdjson::SUCCESS && !pair.is_null();
+    if (step.has_pair) FERRY_RETURN_IF_ERROR(LoadTemplate(object, "pair", path, step.pair));
   } else {
     return NotSupported(path + ".type", type,
                         "ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing, Sequence");
   }
-  // An outer processor wraps what the inner ones produced.
-  parts_.prefix.insert(parts_.prefix.begin(), prefix.begin(), prefix.end());
-  parts_.suffix.insert(parts_.suffix.end(), suffix.begin(), suffix.end());
+  steps.push_back(std::move(step));
+  return Status::Ok();
+}
+
+Status Loader::LoadTruncation(dom::element element) {
+  if (element.is_null()) return Status::Ok();
+  dom::object object;
+  if (element.get_object().get(object) != simdjson::SUCCESS) return Bad("truncation", "expected an object");
+  TruncationOptions options;
+  FERRY_ASSIGN_OR_RETURN(options.max_length, Count(object, "max_length", "truncation", 512));
+  FERRY_ASSIGN_OR_RETURN(options.stride, Count(object, "stride", "truncation", 0));
+  std::string_view text;
+  if (object["strategy"].get_string().get(text) == simdjson::SUCCESS) {
+    if (text == "LongestFirst") {
+      options.strategy = TruncationOptions::Strategy::kLongestFirst;
+    } else if (text == "OnlyFirst") {
+      options.strategy = TruncationOptions::Strategy::kOnlyFirst;
+    } else if (text == "OnlySecond") {
+      options.strategy = TruncationOptions::Strategy::kOnlySecond;
+    } else {
+      return Bad("truncation.strategy", "expected LongestFirst, OnlyFirst or OnlySecond");
+    }
+  }
+  if (object["direction"].get_string().get(text) == simdjson::SUCCESS) {
+    if (text != "Left" && text != "Right") return Bad("truncation.direction", "expected Left or Right");
+    options.left = text == "Left";
+  }
+  parts_.truncation = options;
+  return Status::Ok();
+}
+
+Status Loader::LoadPadding(dom::element element) {
+  if (element.is_null()) return Status::Ok();
+  dom::object object;
+  if (element.get_object().get(object) != simdjson::SUCCESS) return Bad("padding", "expected an object");
+  PaddingOptions options;
+  // "BatchLongest" or {"Fixed": n}.
+  dom::element strategy;
+  if (object["strategy"].get(strategy) == simdjson::SUCCESS && !strategy.is_string()) {
+    uint64_t length;
+    if (strategy["Fixed"].get_uint64().get(length) != simdjson::SUCCESS || length == 0) {
+      return Bad("padding.strategy", "expected \"BatchLongest\" or {\"Fixed\": length}");
+    }
+    options.length = length;
+  } else if (std::string_view text; strategy.get_string().get(text) == simdjson::SUCCESS &&
+                                    text != "BatchLongest") {
+    return Bad("padding.strategy", "expected \"BatchLongest\" or {\"Fixed\": length}");
+  }
+  std::string_view text;
+  if (object["direction"].get_string().get(text) == simdjson::SUCCESS) {
+    if (text != "Left" && text != "Right") return Bad("padding.direction", "expected Left or Right");
+    options.left = text == "Left";
+  }
+  FERRY_ASSIGN_OR_RETURN(options.pad_to_multiple_of, Count(object, "pad_to_multiple_of", "padding", 0));
+  FERRY_ASSIGN_OR_RETURN(uint64_t pad_id, Count(object, "pad_id", "padding", 0));
+  FERRY_ASSIGN_OR_RETURN(uint64_t pad_type_id, Count(object, "pad_type_id", "padding", 0));
+  if (pad_id > UINT32_MAX || pad_type_id > UINT32_MAX) return Bad("padding", "pad_id and pad_type_id are u32");
+  options.pad_id = static_cast<TokenId>(pad_id);
+  options.pad_type_id = static_cast<uint32_t>(pad_type_id);
+  if (object["pad_token"].get_string().get(text) == simdjson::SUCCESS) options.pad_token = text;
+  parts_.padding = options;
   return Status::Ok();
 }
 
@@ -911,31 +1010,37 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
                        "alphabet onto itself again)");
   }
   FERRY_RETURN_IF_ERROR(LoadModel(model, byte_level == 1));
+  parts_.in_model = parts_.has_spelling;  // before added_tokens extend it
   FERRY_RETURN_IF_ERROR(LoadAddedTokens(field("added_tokens")));
   std::vector<std::shared_ptr<const NormalizerStep>> normalizers;
   FERRY_RETURN_IF_ERROR(LoadNormalizer(field("normalizer"), "normalizer", normalizers));
   parts_.normalizer = Normalizer(std::move(normalizers));
   FERRY_ASSIGN_OR_RETURN(parts_.pre_tokenizer, PreTokenizer::FromSteps(std::move(steps)));
-  FERRY_RETURN_IF_ERROR(LoadPostProcessor(field("post_processor"), "post_processor"));
-  if (parts_.prefix.size() + parts_.suffix.size() > kMaxTemplateIds) {
-    return Bad("post_processor", "adds more than " + std::to_string(kMaxTemplateIds) +
-                                     " ids to every encoding");
-  }
-  parts_.post_processor = "prefix[";
-  for (TokenId id : parts_.prefix) parts_.post_processor += std::to_string(id) + ",";
-  parts_.post_processor += "]suffix[";
-  for (TokenId id : parts_.suffix) parts_.post_processor += std::to_string(id) + ",";
-  parts_.post_processor += "]";
-  for (TokenId id : parts_.prefix) {
-    if (id >= parts_.has_spelling.size() || !parts_.has_spelling[id]) {
-      return Bad("post_processor", "id " + std::to_string(id) + " is not in the vocabulary");
+  if (dom::element processor = field("post_processor"); !processor.is_null()) {
+    std::vector<PostProcessorStep> processors;
+    FERRY_RETURN_IF_ERROR(LoadPostProcessor(processor, "post_processor", processors));
+    for (const PostProcessorStep& step : processors) {
+      for (const auto* pieces : {&step.single, &step.pair}) {
+        for (const TemplatePiece& piece : *pieces) {
+          for (TokenId id : piece.ids) {
+            if (id >= parts_.has_spelling.size() || !parts_.has_spelling[id]) {
+              return Bad("post_processor", "id " + std::to_string(id) + " is not in the vocabulary");
+            }
+          }
+        }
+      }
+      if (step.kind == PostProcessorStep::Kind::kBert || step.kind == PostProcessorStep::Kind::kRoberta) {
+        for (TokenId id : {step.cls, step.sep}) {
+          if (id >= parts_.has_spelling.size() || !parts_.has_spelling[id]) {
+            return Bad("post_processor", "id " + std::to_string(id) + " is not in the vocabulary");
+          }
+        }
+      }
     }
+    FERRY_ASSIGN_OR_RETURN(parts_.post_processor, PostProcessor::Make(std::move(processors), origin_));
   }
-  for (TokenId id : parts_.suffix) {
-    if (id >= parts_.has_spelling.size() || !parts_.has_spelling[id]) {
-      return Bad("post_processor", "id " + std::to_string(id) + " is not in the vocabulary");
-    }
-  }
+  FERRY_RETURN_IF_ERROR(LoadTruncation(field("truncation")));
+  FERRY_RETURN_IF_ERROR(LoadPadding(field("padding")));
   FERRY_RETURN_IF_ERROR(LoadDecoder(field("decoder")));
   return BuildTokenizer(std::move(parts_));
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -13,19 +14,10 @@
 #include "text/decoders/decoder.h"
 #include "text/models/bpe.h"
 #include "text/normalizers/normalizer.h"
+#include "text/post_processors/post_processor.h"
 #include "text/pre_tokenizer.h"
 
 namespace ferry::text {
-
-struct AddedToken {
-  std::string content;
-  TokenId id = kNoToken;
-  bool special = false;
-  bool single_word = false;
-  bool lstrip = false;
-  bool rstrip = false;
-  bool normalized = false;  // matched after normalization (else on the raw text)
-};
 
 // Finds added tokens in text as tokenizers does: leftmost-longest over all contents, a
 // single_word token only between non-word characters, lstrip/rstrip widening the match over
@@ -36,6 +28,15 @@ class AddedTokenMatcher {
   // `contents[i]` is what to look for (normalized already where that applies).
   void Build(const std::vector<AddedToken>& tokens, const std::vector<std::string>& contents);
   bool empty() const { return nodes_.size() <= 1; }
+  // The first match in `text`, [begin, end) widened by lstrip/rstrip as Split widens it.
+  bool FindFirst(std::string_view text, size_t& begin, size_t& end, TokenId& id) const {
+    Found found = Next(text, 0, 0);
+    if (found.begin == std::string_view::npos) return false;
+    begin = found.begin;
+    end = found.end;
+    id = found.id;
+    return true;
+  }
 
   // Splits `text` on the added tokens: encode_gap(gap) encodes the text before each match and
   // after the last (a gap may be empty), and each match appends its token's id to `ids`.
@@ -90,14 +91,17 @@ struct TokenizerParts {
   std::vector<AddedToken> added;  // by id
   Normalizer normalizer;
   PreTokenizer pre_tokenizer;
-  std::vector<TokenId> prefix, suffix;  // the post-processor's ids around the sequence
-  std::string post_processor;           // canonical description, for the fingerprint
+  PostProcessor post_processor;
+  // tokenizer.json's "truncation" and "padding": settings the tokenizer starts with, not content.
+  std::optional<TruncationOptions> truncation;
+  std::optional<PaddingOptions> padding;
   DecoderKind decoder = DecoderKind::kByteLevel;
   Decoder decoder_steps;  // kSteps
   // Token spellings by id as the vocabulary writes them (tokenizer.json: byte-level; tiktoken:
   // the raw bytes), for IdToToken/TokenToId. Ids not in the vocabulary are absent.
   std::vector<std::string> spelling;
   std::vector<bool> has_spelling;
+  std::vector<bool> in_model;  // by id: the model's own vocabulary has it (not only added_tokens)
   // The bytes each id decodes to.
   std::vector<std::string> decoded;
 };

@@ -1,0 +1,450 @@
+#include "text/post_processors/post_processor.h"
+
+#include <algorithm>
+#include <string_view>
+
+namespace ferry::text {
+namespace {
+
+constexpr TokenId kMarker = 0xFFFFFFFFu;  // stands for the sequence in Wrap
+
+Encoding SpecialTokens(const std::vector<TokenId>& ids, uint32_t type_id) {
+  Encoding out;
+  out.ids = ids;
+  out.type_ids.assign(ids.size(), type_id);
+  out.special_tokens_mask.assign(ids.size(), 1);
+  out.attention_mask.assign(ids.size(), 1);
+  return out;
+}
+
+// BertProcessing and RobertaProcessing put one id before (optionally) and one after a sequence;
+// the sequence's range excludes them. Overflowing windows are surrounded the same way, and lose
+// their own windows (tokenizers builds them with none).
+struct Surround {
+  std::optional<TokenId> before;
+  TokenId after = 0;
+  uint32_t sequence = 0;
+  bool zero_type_ids = false;  // Roberta: every type id 0
+  uint32_t after_type_id = 0;  // Bert: the type id of the id after
+
+  Encoding Apply(const Encoding& in) const {
+    Encoding out;
+    const size_t n = in.size() + (before ? 2 : 1);
+    if (before) out.ids.push_back(*before);
+    out.ids.insert(out.ids.end(), in.ids.begin(), in.ids.end());
+    out.ids.push_back(after);
+    if (zero_type_ids) {
+      out.type_ids.assign(n, 0);
+    } else {
+      if (before) out.type_ids.push_back(0);
+      out.type_ids.insert(out.type_ids.end(), in.type_ids.begin(), in.type_ids.end());
+      out.type_ids.push_back(after_type_id);
+    }
+    if (before) out.special_tokens_mask.push_back(1);
+    out.special_tokens_mask.resize(out.special_tokens_mask.size() + in.size(), 0);
+    out.special_tokens_mask.push_back(1);
+    out.attention_mask.assign(n, 1);
+    out.sequence_ranges.push_back({sequence, before ? 1u : 0u, n - 1});
+    out.pad_token = in.pad_token;
+    return out;
+  }
+
+  Encoding ApplyWithOverflowing(const Encoding& in) const {
+    Encoding out = Apply(in);
+    for (const Encoding& window : in.overflowing) out.overflowing.push_back(Apply(window));
+    return out;
+  }
+};
+
+void AppendIds(std::string& out, const std::vector<TokenId>& ids) {
+  out += '[';
+  for (TokenId id : ids) out += std::to_string(id) + ',';
+  out += ']';
+}
+
+void AppendTemplate(std::string& out, const std::vector<TemplatePiece>& pieces) {
+  for (const TemplatePiece& piece : pieces) {
+    if (piece.is_sequence) {
+      out += piece.sequence == 0 ? "$A:" : "$B:";
+    } else {
+      out += "special";
+      AppendIds(out, piece.ids);
+      for (const std::string& token : piece.tokens) out += std::to_string(token.size()) + ':' + token;
+      out += ':';
+    }
+    out += std::to_string(piece.type_id) + ' ';
+  }
+}
+
+}  // namespace
+
+std::vector<int32_t> Encoding::sequence_ids() const {
+  std::vector<int32_t> out(ids.size(), -1);
+  for (uint32_t sequence = 0; sequence < n_sequences(); ++sequence) {
+    size_t begin = 0, end = ids.size();  // tokenizers: a sequence without a range covers all ids
+    for (const Range& range : sequence_ranges) {
+      if (range.sequence == sequence) begin = range.begin, end = std::min(range.end, ids.size());
+    }
+    for (size_t i = begin; i < end; ++i) out[i] = static_cast<int32_t>(sequence);
+  }
+  return out;
+}
+
+void SetSequenceId(Encoding& encoding, uint32_t sequence) {
+  for (Encoding::Range& range : encoding.sequence_ranges) {
+    if (range.sequence == sequence) {
+      range = {sequence, 0, encoding.size()};
+      return;
+    }
+  }
+  encoding.sequence_ranges.push_back({sequence, 0, encoding.size()});
+}
+
+void MergeWith(Encoding& encoding, Encoding pair) {
+  std::vector<Encoding> overflowing;
+  for (const Encoding& own : encoding.overflowing) {
+    overflowing.push_back(own);
+    MergeWith(overflowing.back(), pair);
+    for (const Encoding& other : pair.overflowing) {
+      overflowing.push_back(own);
+      MergeWith(overflowing.back(), other);
+    }
+  }
+  for (const Encoding& other : pair.overflowing) {
+    overflowing.push_back(encoding);  // with its own windows, as tokenizers clones it
+    MergeWith(overflowing.back(), other);
+  }
+  const size_t shift = encoding.size();
+  for (const Encoding::Range& range : pair.sequence_ranges) {
+    Encoding::Range shifted{range.sequence, range.begin + shift, range.end + shift};
+    auto same = std::find_if(encoding.sequence_ranges.begin(), encoding.sequence_ranges.end(),
+                             [&](const Encoding::Range& r) { return r.sequence == range.sequence; });
+    if (same != encoding.sequence_ranges.end()) {
+      *same = shifted;
+    } else {
+      encoding.sequence_ranges.push_back(shifted);
+    }
+  }
+  encoding.ids.insert(encoding.ids.end(), pair.ids.begin(), pair.ids.end());
+  encoding.type_ids.insert(encoding.type_ids.end(), pair.type_ids.begin(), pair.type_ids.end());
+  encoding.special_tokens_mask.insert(encoding.special_tokens_mask.end(),
+                                      pair.special_tokens_mask.begin(), pair.special_tokens_mask.end());
+  encoding.attention_mask.insert(encoding.attention_mask.end(), pair.attention_mask.begin(),
+                                 pair.attention_mask.end());
+  if (encoding.pad_token.empty()) encoding.pad_token = std::move(pair.pad_token);
+  encoding.overflowing = std::move(overflowing);
+}
+
+namespace {
+
+Encoding Slice(const Encoding& in, size_t begin, size_t end) {
+  Encoding out;
+  out.ids.assign(in.ids.begin() + begin, in.ids.begin() + end);
+  out.type_ids.assign(in.type_ids.begin() + begin, in.type_ids.begin() + end);
+  out.special_tokens_mask.assign(in.special_tokens_mask.begin() + begin,
+                                 in.special_tokens_mask.begin() + end);
+  out.attention_mask.assign(in.attention_mask.begin() + begin, in.attention_mask.begin() + end);
+  out.pad_token = in.pad_token;
+  return out;
+}
+
+}  // namespace
+
+Status Truncate(Encoding& encoding, size_t max_length, size_t stride, bool left) {
+  const size_t n = encoding.size();
+  if (max_length >= n) return Status::Ok();
+  if (max_length == 0) {
+    Encoding all = std::move(encoding);
+    encoding = Encoding{};
+    encoding.overflowing.push_back(std::move(all));
+    return Status::Ok();
+  }
+  if (stride >= max_length) {
+    return InvalidArgument("truncation stride " + std::to_string(stride) +
+                           " must be below the length kept, " + std::to_string(max_length) +
+                           " (max_length less the special tokens the post-processor adds)");
+  }
+  // Windows of max_length ids, each starting max_length - stride after the one before, from the
+  // end kept to the far end.
+  const size_t step = max_length - stride;
+  std::vector<std::pair<size_t, size_t>> windows;
+  if (!left) {
+    for (size_t begin = 0; begin < n; begin += step) {
+      const size_t end = std::min(begin + max_length, n);
+      windows.emplace_back(begin, end);
+      if (end == n) break;
+    }
+  } else {
+    for (size_t last = n; last-- > 0;) {
+      const size_t end = last + 1;
+      const size_t begin = end > max_length ? end - max_length : 0;
+      windows.emplace_back(begin, end);
+      if (begin == 0 || last < step) break;
+      last -= step - 1;
+    }
+  }
+  Encoding kept = Slice(encoding, windows[0].first, windows[0].second);
+  for (size_t w = 1; w < windows.size(); ++w) {
+    kept.overflowing.push_back(Slice(encoding, windows[w].first, windows[w].second));
+  }
+  encoding = std::move(kept);
+  return Status::Ok();
+}
+
+Status TruncateEncodings(Encoding& first, Encoding* second, const TruncationOptions& options) {
+  using Strategy = TruncationOptions::Strategy;
+  const size_t max_length = options.max_length;
+  if (max_length == 0) {
+    FERRY_RETURN_IF_ERROR(Truncate(first, 0, options.stride, options.left));
+    if (second) FERRY_RETURN_IF_ERROR(Truncate(*second, 0, options.stride, options.left));
+    return Status::Ok();
+  }
+  const size_t total = first.size() + (second ? second->size() : 0);
+  if (total <= max_length) return Status::Ok();
+  const size_t to_remove = total - max_length;
+  if (options.strategy == Strategy::kLongestFirst) {
+    if (!second) return Truncate(first, total - to_remove, options.stride, options.left);
+    // The shorter keeps what it has when the longer can take the rest; else each gets half.
+    size_t n1 = first.size(), n2 = second->size();
+    const bool swap = n1 > n2;
+    if (swap) std::swap(n1, n2);
+    n2 = n1 > max_length ? n1 : std::max(n1, max_length - n1);
+    if (n1 + n2 > max_length) {
+      n1 = max_length / 2;
+      n2 = n1 + max_length % 2;
+    }
+    if (swap) std::swap(n1, n2);
+    FERRY_RETURN_IF_ERROR(Truncate(first, n1, options.stride, options.left));
+    return Truncate(*second, n2, options.stride, options.left);
+  }
+  Encoding* target = options.strategy == Strategy::kOnlyFirst ? &first : second;
+  if (!target) {
+    return InvalidArgument("truncation strategy only_second needs a pair, and there is one sequence");
+  }
+  if (target->size() <= to_remove) {
+    return InvalidArgument("truncation: the sequence to truncate has " +
+                           std::to_string(target->size()) + " ids, too few to remove the " +
+                           std::to_string(to_remove) + " the max_length of " +
+                           std::to_string(max_length) + " needs");
+  }
+  return Truncate(*target, target->size() - to_remove, options.stride, options.left);
+}
+
+void Pad(Encoding& encoding, size_t length, const PaddingOptions& padding) {
+  for (Encoding& window : encoding.overflowing) Pad(window, length, padding);
+  if (encoding.size() >= length) return;
+  const size_t n = length - encoding.size();
+  encoding.pad_token = padding.pad_token;
+  auto at = [&](auto& v) { return padding.left ? v.begin() : v.end(); };
+  encoding.ids.insert(at(encoding.ids), n, padding.pad_id);
+  encoding.type_ids.insert(at(encoding.type_ids), n, padding.pad_type_id);
+  encoding.special_tokens_mask.insert(at(encoding.special_tokens_mask), n, 1);
+  encoding.attention_mask.insert(at(encoding.attention_mask), n, 0);
+  if (padding.left) {
+    for (Encoding::Range& range : encoding.sequence_ranges) range.begin += n, range.end += n;
+  }
+}
+
+void PadEncodings(std::span<Encoding> encodings, const PaddingOptions& padding) {
+  if (encodings.empty()) return;
+  size_t length = padding.length;
+  if (length == 0) {
+    for (const Encoding& encoding : encodings) length = std::max(length, encoding.size());
+  }
+  if (padding.pad_to_multiple_of > 0 && length % padding.pad_to_multiple_of > 0) {
+    length += padding.pad_to_multiple_of - length % padding.pad_to_multiple_of;
+  }
+  for (Encoding& encoding : encodings) Pad(encoding, length, padding);
+}
+
+Result<PostProcessor> PostProcessor::Make(std::vector<PostProcessorStep> steps,
+                                          std::string_view origin) {
+  bool after_template = false;
+  for (const PostProcessorStep& step : steps) {
+    if (step.kind == PostProcessorStep::Kind::kByteLevel) continue;
+    // tokenizers hands a template's pieces, not one encoding per sequence, to what follows it.
+    if (after_template) {
+      return Unsupported(std::string(origin) +
+                         ": post_processor: a processor that adds tokens after a "
+                         "TemplateProcessing in a Sequence");
+    }
+    if (step.kind != PostProcessorStep::Kind::kTemplate) continue;
+    after_template = true;
+    auto count = [](const std::vector<TemplatePiece>& pieces, uint32_t sequence) {
+      return std::count_if(pieces.begin(), pieces.end(), [&](const TemplatePiece& p) {
+        return p.is_sequence && p.sequence == sequence;
+      });
+    };
+    if (count(step.single, 0) != 1 || count(step.single, 1) != 0) {
+      return Corruption(std::string(origin) +
+                        ": post_processor.single: expected one Sequence A and no Sequence B");
+    }
+    if (step.has_pair && (count(step.pair, 0) != 1 || count(step.pair, 1) != 1)) {
+      return Corruption(std::string(origin) +
+                        ": post_processor.pair: expected one Sequence A and one Sequence B");
+    }
+  }
+  PostProcessor out;
+  out.steps_ = std::move(steps);
+  out.present_ = true;
+  return out;
+}
+
+size_t PostProcessor::AddedTokens(bool pair) const {
+  size_t added = 0;
+  for (const PostProcessorStep& step : steps_) {
+    switch (step.kind) {
+      case PostProcessorStep::Kind::kByteLevel:
+        break;
+      case PostProcessorStep::Kind::kTemplate:
+        for (const TemplatePiece& piece : pair ? step.pair : step.single) added += piece.ids.size();
+        break;
+      case PostProcessorStep::Kind::kBert:
+        added += pair ? 3 : 2;
+        break;
+      case PostProcessorStep::Kind::kRoberta:
+        added += pair ? 4 : 2;
+        break;
+    }
+  }
+  return added;
+}
+
+bool PostProcessor::CanEncodePairs() const {
+  return std::all_of(steps_.begin(), steps_.end(), [](const PostProcessorStep& step) {
+    return step.kind != PostProcessorStep::Kind::kTemplate || step.has_pair;
+  });
+}
+
+void PostProcessor::Wrap(std::vector<TokenId>& prefix, std::vector<TokenId>& suffix) const {
+  Encoding marker;
+  marker.ids = {kMarker};
+  marker.type_ids = {0};
+  marker.special_tokens_mask = {0};
+  marker.attention_mask = {1};
+  Encoding wrapped = Process(std::move(marker), std::nullopt, true);
+  auto at = std::find(wrapped.ids.begin(), wrapped.ids.end(), kMarker);
+  prefix.assign(wrapped.ids.begin(), at);
+  suffix.assign(at + 1, wrapped.ids.end());
+}
+
+Encoding PostProcessor::Process(Encoding first, std::optional<Encoding> second,
+                                bool add_special_tokens) const {
+  std::vector<Encoding> encodings;
+  encodings.push_back(std::move(first));
+  if (second) encodings.push_back(std::move(*second));
+  if (!present_) {  // tokenizers' default_process
+    if (encodings.size() == 1) return std::move(encodings[0]);
+  } else {
+    for (uint32_t i = 0; i < encodings.size(); ++i) {
+      SetSequenceId(encodings[i], i);
+      for (Encoding& window : encodings[i].overflowing) SetSequenceId(window, i);
+      encodings[i].type_ids.assign(encodings[i].size(), i);
+    }
+    for (const PostProcessorStep& step : steps_) {
+      encodings = ProcessStep(step, std::move(encodings), add_special_tokens);
+    }
+  }
+  Encoding out;
+  for (uint32_t i = 0; i < encodings.size(); ++i) {
+    if (!present_) SetSequenceId(encodings[i], i);
+    MergeWith(out, std::move(encodings[i]));
+  }
+  return out;
+}
+
+std::vector<Encoding> PostProcessor::ProcessStep(const PostProcessorStep& step,
+                                                 std::vector<Encoding> encodings,
+                                                 bool add_special_tokens) const {
+  using Kind = PostProcessorStep::Kind;
+  switch (step.kind) {
+    case Kind::kByteLevel:  // it trims offsets, which ferry does not compute, and numbers sequences
+      for (uint32_t i = 0; i < encodings.size(); ++i) SetSequenceId(encodings[i], i);
+      return encodings;
+    case Kind::kTemplate: {
+      std::vector<Encoding> out;
+      for (const TemplatePiece& piece : encodings.size() == 2 ? step.pair : step.single) {
+        if (piece.is_sequence) {
+          Encoding& encoding = encodings[piece.sequence];
+          encoding.type_ids.assign(encoding.size(), piece.type_id);
+          SetSequenceId(encoding, piece.sequence);
+          out.push_back(encoding);
+        } else if (add_special_tokens) {
+          out.push_back(SpecialTokens(piece.ids, piece.type_id));
+        }
+      }
+      return out;
+    }
+    case Kind::kBert:
+    case Kind::kRoberta: {
+      const bool roberta = step.kind == Kind::kRoberta;
+      if (roberta) {
+        for (Encoding& encoding : encodings) encoding.type_ids.assign(encoding.size(), 0);
+      }
+      if (!add_special_tokens) return encodings;
+      std::vector<Encoding> out;
+      for (size_t i = 0; i < encodings.size(); ++i) {
+        Surround surround;
+        if (i == 0) {
+          surround = {step.cls, step.sep, 0, roberta, 0};
+        } else if (roberta) {
+          surround = {step.sep, step.sep, 1, true, 0};
+        } else {
+          surround = {std::nullopt, step.sep, 1, false, 1};
+        }
+        out.push_back(surround.ApplyWithOverflowing(encodings[i]));
+      }
+      return out;
+    }
+  }
+  return encodings;
+}
+
+const std::string* PostProcessor::SpecialTokenText(TokenId id) const {
+  for (const PostProcessorStep& step : steps_) {
+    if (step.kind == PostProcessorStep::Kind::kTemplate) {
+      for (const auto* pieces : {&step.single, &step.pair}) {
+        for (const TemplatePiece& piece : *pieces) {
+          for (size_t i = 0; i < piece.ids.size() && i < piece.tokens.size(); ++i) {
+            if (piece.ids[i] == id) return &piece.tokens[i];
+          }
+        }
+      }
+    } else if (step.kind != PostProcessorStep::Kind::kByteLevel) {
+      if (step.cls == id) return &step.cls_token;
+      if (step.sep == id) return &step.sep_token;
+    }
+  }
+  return nullptr;
+}
+
+std::string PostProcessor::Canonical() const {
+  if (!present_) return "none";
+  std::string out = "steps:";
+  for (const PostProcessorStep& step : steps_) {
+    switch (step.kind) {
+      case PostProcessorStep::Kind::kByteLevel:
+        out += "ByteLevel;";
+        break;
+      case PostProcessorStep::Kind::kTemplate:
+        out += "Template(single ";
+        AppendTemplate(out, step.single);
+        if (step.has_pair) {
+          out += "pair ";
+          AppendTemplate(out, step.pair);
+        }
+        out += ");";
+        break;
+      case PostProcessorStep::Kind::kBert:
+      case PostProcessorStep::Kind::kRoberta:
+        out += step.kind == PostProcessorStep::Kind::kBert ? "Bert(" : "Roberta(";
+        out += std::to_string(step.cls) + ',' + std::to_string(step.cls_token.size()) + ':' +
+               step.cls_token + ',' + std::to_string(step.sep) + ',' +
+               std::to_string(step.sep_token.size()) + ':' + step.sep_token + ");";
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace ferry::text
