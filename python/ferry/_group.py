@@ -472,3 +472,101 @@ def _send_and_receive(g: _Group, messages: list[list[int]], part: Any, buffer: A
         works = [op(t, peer, group=g.group, tag=tag) for op, t, peer, tag in ops]
     for work in works:
         g.wait(work, "while exchanging the file's bytes", bounded=False)
+
+
+class _GroupShards:
+    """A sharded checkpoint after a group load: one GroupLoad per shard, seen as one reader."""
+
+    mode = "eager"
+
+    def __init__(self, uri: str, weight_map: dict[str, str], metadata: dict, loads: dict[str, GroupLoad]) -> None:
+        self.uri = uri
+        self._weight_map = weight_map
+        self._metadata = metadata
+        self._loads = loads
+
+    def _load_of(self, name: str) -> GroupLoad:
+        file = self._weight_map.get(name)
+        if file is None:
+            raise _core.NotFoundError(f"{_core.redact_uris(self.uri)}: no tensor named '{name}'")
+        return self._loads[file]
+
+    def offset_keys(self) -> list[str]:
+        return [k for load in self._loads.values() for k in load.offset_keys()]
+
+    def metadata(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._metadata.items()}
+
+    def checksums(self) -> dict[str, str]:
+        return {k: v for load in self._loads.values() for k, v in load.checksums().items()}
+
+    def info(self, name: str) -> tuple:
+        return self._load_of(name).info(name)
+
+    def get(self, name: str) -> Any:
+        return self._load_of(name).get(name)
+
+    def read_into(self, name: str, out: Any) -> None:
+        self._load_of(name).read_into(name, out)
+
+    def read_slice(self, name: str, dims: list) -> Any:
+        return self._load_of(name).read_slice(name, dims)
+
+    def close(self) -> None:
+        for load in self._loads.values():
+            load.close()
+
+
+def _reader_options(options: dict) -> dict:
+    return {k: options[k] for k in ("part_size", "verify_checksums") if k in options} | {
+        "parallelism": options.get("parallelism") or 0}
+
+
+def group_load_sharded(
+    index_uri: str,
+    process_group: Any,
+    *,
+    select: Callable[[Any], Iterable[str] | None] | None = None,
+    timeout: float | None = None,
+    **options: Any,
+) -> _GroupShards:
+    """A `*.index.json` checkpoint loaded shard by shard with group_load. The ranks first agree
+    on the index (its weight_map's digest) and on every rank's names, so every rank takes part
+    in the same shard loads in the same order; a shard no rank wants is not opened."""
+    from ferry._tensors import _ShardedReader, select_names
+
+    g = _Group(process_group, index_uri, timeout)
+    error: BaseException | None = None
+    try:
+        # Shards open lazily (headers only) if `select` asks about their tensors.
+        index = _ShardedReader(index_uri, "lazy", lambda u: _core.TensorReader(u, "lazy", **_reader_options(options)))
+        weight_map = index._weight_map
+        digest = hashlib.sha256(json.dumps(sorted(weight_map.items())).encode()).hexdigest()
+        chosen = select(index) if select is not None else None
+        names = None if chosen is None else select_names(index, chosen)
+        index.close()
+        status = {"ok": True, "digest": digest, "names": names}
+    except Exception as e:  # noqa: BLE001 - any error must reach the other ranks
+        error, status = e, _failure(e)
+    answers = g.agree(status, error, "while reading the checkpoint index")
+    if len({a["digest"] for a in answers}) > 1:
+        seen = "; ".join(f"rank {r}: weight_map sha256 {a['digest'][:16]}" for r, a in enumerate(answers))
+        raise _core.InvalidArgumentError(
+            f"{g.uri}: the ranks of the process group do not see the same checkpoint index ({seen}); "
+            "every rank must load the same checkpoint")
+    wanted_anywhere = set(weight_map) if any(a["names"] is None for a in answers) else {
+        n for a in answers for n in a["names"]}
+    mine = set(weight_map) if names is None else set(names)
+    loads: dict[str, GroupLoad] = {}
+    try:
+        for file in dict.fromkeys(weight_map.values()):
+            if not any(weight_map[n] == file for n in wanted_anywhere):
+                continue
+            in_shard = [n for n in weight_map if weight_map[n] == file and n in mine]
+            loads[file] = group_load(_core.resolve_reference(index_uri, file), process_group,
+                                     select=lambda reader, in_shard=in_shard: in_shard, timeout=timeout, **options)
+    except BaseException:
+        for load in loads.values():
+            load.close()
+        raise
+    return _GroupShards(index_uri, weight_map, index._index_metadata, loads)

@@ -236,14 +236,12 @@ def open_group_reader(
             f"{_core.redact_uris(uri)}: a process_group load reads each rank's part of the file once "
             "and shares it, so every rank holds all the tensors it asked for, as in mode='eager'; "
             f"mode={mode!r} does not apply (pass names= to load fewer tensors)")
-    if _core.without_query(uri).endswith(".index.json"):
-        raise _core.UnsupportedError(
-            f"{_core.redact_uris(uri)}: a process_group load takes one safetensors file; for a sharded "
-            "checkpoint, load each shard the index names with the group in turn")
     if select is None and names is not None:
         select = lambda reader: names  # noqa: E731
-    from ferry._group import group_load
+    from ferry._group import group_load, group_load_sharded
 
+    if _core.without_query(uri).endswith(".index.json"):
+        return group_load_sharded(uri, process_group, select=select, device=device, timeout=timeout, **options)
     return group_load(uri, process_group, select=select, device=device, timeout=timeout, **options)
 
 

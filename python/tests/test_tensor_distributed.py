@@ -53,6 +53,14 @@ def files(tmp_path_factory):
     other["mask"] = other["mask"][:-1]  # the same names, one shape off: another file
     st_save_file(other, str(folder / "other.safetensors"))
     ferry.torch.save_file(_state(2), folder / "checked.safetensors")  # ferry's, with checksums
+    state = _state(3)  # a sharded checkpoint: three shards and an index
+    shards = {"a.safetensors": ["embed", "mask"], "b.safetensors": ["layers.0.w", "layers.0.b", "ids"],
+              "c.safetensors": ["layers.1.w", "w.bf16", "bytes", "empty", "scalar"]}
+    for file, names in shards.items():
+        st_save_file({n: state[n] for n in names}, str(folder / file))
+    weight_map = {n: file for file, names in shards.items() for n in names}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": "0"},
+                                                                     "weight_map": weight_map}))
     return folder
 
 
@@ -226,6 +234,10 @@ def test_two_ranks_checksums_and_a_rank_that_never_arrives(files, server, tmp_pa
         {"id": "checked", "call": "load_file", "uri": "", "kwargs": {"verify_checksums": True},
          "uri_by_rank": per_rank(server, world, "checked.safetensors", "checked")},
         {"id": "bf16", "call": "load_file", "uri": str(files / "model.safetensors"), "names": ["embed", "w.bf16"]},
+        # Sharded: rank 1 wants tensors of two shards only, so shard a is read by rank 0 alone.
+        {"id": "sharded", "call": "load_file", "uri": "", "names_by_rank": {"1": ["ids", "w.bf16", "scalar"]},
+         "uri_by_rank": per_rank(server, world, "model.safetensors.index.json", "sharded")},
+        {"id": "sharded_module", "call": "load_into_module", "uri": str(files / "model.safetensors.index.json")},
         # Rank 1 calls only after rank 0's call has given up: rank 0 must not wait for ever.
         {"id": "late", "call": "load_file", "uri": str(checked), "late_ranks": [1], "kwargs": {"timeout": 3}},
     ]
@@ -234,6 +246,17 @@ def test_two_ranks_checksums_and_a_rank_that_never_arrives(files, server, tmp_pa
         expect_equal(results["checked", rank], reference)
         expect_equal(results["bf16", rank], ferry.torch.load_file(files / "model.safetensors"), ["embed", "w.bf16"])
         expect_raised(results["late", rank], ferry.DeadlineError, "not every rank of the process group answered within 3 s")
+        sharded = results["sharded_module", rank]
+        assert sharded.pop("missing").item() == 0 and sharded.pop("unexpected").item() == 0
+        expect_equal(sharded, _state(3))
+    expect_equal(results["sharded", 0], _state(3))
+    expect_equal(results["sharded", 1], _state(3), ["ids", "w.bf16", "scalar"])
+    # Shard URLs are resolved against the index's, without its query: only this case asks
+    # nginx for the shards, so their requests are this case's.
+    shards = ("a.safetensors", "b.safetensors", "c.safetensors")
+    shard_bytes = sum((files / f).stat().st_size for f in shards)
+    got = sum(body for uri, _, body, _, _ in server.requests() if uri.lstrip("/") in shards)
+    assert shard_bytes * 0.9 < got <= 1.1 * shard_bytes, (got, shard_bytes)
     got = served(server, "checked")
     assert sum(got.values()) <= 1.1 * checked.stat().st_size, got
     print(f"\nbytes served for a {checked.stat().st_size}-byte file over 2 ranks: {got}")
@@ -247,6 +270,10 @@ def test_a_group_load_needs_an_initialised_group_and_the_eager_mode(files):
         ferry.torch.load_file(path, mode="lazy", process_group=object())
     with pytest.raises(ferry.InvalidArgumentError, match="no process_group was given"):
         ferry.torch.load_file(path, timeout=3)
+    with pytest.raises(ferry.InvalidArgumentError, match="belong to a process_group load"):
+        ferry.safe_open(path, framework="pt", names=["embed"])
+    with pytest.raises(ferry.InvalidArgumentError, match="no process_group was given"):
+        ferry.torch.load_into_module(torch.nn.Module(), path, timeout=3)
 
 
 def test_names_without_a_group_read_only_those_tensors(files):
