@@ -1,7 +1,9 @@
 """One rank of a gloo group for test_tensor_distributed.py: runs a list of group loads, saves
 what each returned (or raised) for the test to compare, and exits.
 
-    python group_worker.py RANK WORLD RENDEZVOUS_FILE CASES_JSON OUT_DIR
+    python group_worker.py RANK WORLD RENDEZVOUS_FILE CASES_JSON OUT_DIR [BACKEND]
+
+BACKEND is gloo (the default) or nccl (rank r then uses cuda:r).
 
 Each case: {"id", "call": "load_file" | "safe_open" | "load_into_module", "uri", optional
 "uri_by_rank" {rank: uri}, "names_by_rank" {rank: [names]}, "kwargs", "late_ranks" (ranks that
@@ -42,6 +44,7 @@ def module_for(shapes):
 def run(case, rank, group):
     uri = case.get("uri_by_rank", {}).get(str(rank), case["uri"])
     kwargs = dict(case.get("kwargs", {}))
+    kwargs.update(case.get("kwargs_by_rank", {}).get(str(rank), {}))
     names = case.get("names_by_rank", {}).get(str(rank), case.get("names"))
     if names is not None:
         kwargs["names"] = names
@@ -72,7 +75,10 @@ def run(case, rank, group):
 def main():
     rank, world = int(sys.argv[1]), int(sys.argv[2])
     rendezvous, cases_json, out_dir = sys.argv[3], sys.argv[4], sys.argv[5]
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
+    backend = sys.argv[6] if len(sys.argv) > 6 else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+    dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=120))
     with open(cases_json) as f:
         cases = json.load(f)
@@ -92,7 +98,10 @@ def main():
                            "ferry": isinstance(e, ferry.Error), "traceback": traceback.format_exc()}, f)
             os.rename(base + ".json.tmp", base + ".json")
             continue
-        torch.save(result, base + ".pt.tmp")
+        torch.save({k: v.cpu() for k, v in result.items()}, base + ".pt.tmp")
+        with open(base + ".devices.tmp", "w") as f:
+            json.dump(sorted({str(v.device) for v in result.values()}), f)
+        os.rename(base + ".devices.tmp", base + ".devices")
         os.rename(base + ".pt.tmp", base + ".pt")
     # Leave only once every rank has its results: a rank that exits closes its connections,
     # which would turn another rank's pending wait (a timeout under test) into a different error.

@@ -72,16 +72,17 @@ def server(files):
         yield s
 
 
-def run_group(tmp_path: Path, world: int, cases: list[dict]) -> dict:
-    """Runs `cases` in one gloo group of `world` processes; {(case id, rank): result}, a result
-    being the saved tensors or the error as a dict."""
+def run_group(tmp_path: Path, world: int, cases: list[dict], backend: str = "gloo") -> dict:
+    """Runs `cases` in one group of `world` processes; {(case id, rank): result}, a result being
+    the saved tensors (moved to the CPU) or the error as a dict; results[case id, rank,
+    "devices"] lists the devices the tensors were on."""
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
     procs = [
         subprocess.Popen([sys.executable, str(WORKER), str(rank), str(world), str(tmp_path / "rendezvous"),
-                          str(tmp_path / "cases.json"), str(out)],
+                           str(tmp_path / "cases.json"), str(out), backend],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for rank in range(world)
     ]
@@ -105,6 +106,7 @@ def run_group(tmp_path: Path, world: int, cases: list[dict]) -> dict:
             pt, error = out / f"{case['id']}.{rank}.pt", out / f"{case['id']}.{rank}.json"
             if pt.exists():
                 results[case["id"], rank] = torch.load(pt)
+                results[case["id"], rank, "devices"] = json.loads((out / f"{case['id']}.{rank}.devices").read_text())
             elif error.exists():
                 results[case["id"], rank] = json.loads(error.read_text())
             else:
@@ -284,3 +286,32 @@ def test_names_without_a_group_read_only_those_tensors(files):
         ferry.torch.load_file(path, names=["nope"])
     with pytest.raises(ferry.InvalidArgumentError, match="names must be a list"):
         ferry.torch.load_file(path, names="embed")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_targets(files, server, tmp_path):
+    """gloo exchanges on the CPU and the tensors land on the device; with two or more GPUs,
+    NCCL exchanges device tensors (rank r on cuda:r) by the same code."""
+    reference = ferry.torch.load_file(files / "model.safetensors")
+    world = 2
+    cases = [{"id": "gloo_cuda", "call": "load_file", "uri": str(files / "model.safetensors"),
+              "kwargs": {"device": "cuda:0"}, "names_by_rank": {"1": ["embed", "mask"]}}]
+    results = run_group(tmp_path / "gloo", world, cases)
+    for rank in range(world):
+        expect_equal(results["gloo_cuda", rank], reference, None if rank == 0 else ["embed", "mask"])
+        assert results["gloo_cuda", rank, "devices"] == ["cuda:0"]
+    if torch.cuda.device_count() < 2 or not dist.is_nccl_available():
+        pytest.skip("NCCL needs two CUDA devices (one per rank)")
+    by_rank = {str(r): {"device": f"cuda:{r}"} for r in range(world)}
+    cases = [
+        {"id": "nccl", "call": "load_file", "uri": "", "kwargs_by_rank": by_rank,
+         "uri_by_rank": per_rank(server, world, "model.safetensors", "nccl")},
+        {"id": "nccl_subset", "call": "load_file", "uri": str(files / "model.safetensors"),
+         "kwargs_by_rank": by_rank, "names_by_rank": {"1": ["embed", "ids"]}},
+    ]
+    results = run_group(tmp_path / "nccl", world, cases, backend="nccl")
+    for rank in range(world):
+        expect_equal(results["nccl", rank], reference)
+        assert results["nccl", rank, "devices"] == [f"cuda:{rank}"]
+        expect_equal(results["nccl_subset", rank], reference, None if rank == 0 else ["embed", "ids"])
+    assert sum(served(server, "nccl").values()) <= 1.1 * (files / "model.safetensors").stat().st_size
