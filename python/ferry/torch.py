@@ -5,6 +5,7 @@
     ferry.torch.save_model(model, "model.safetensors")       # keeps one name per tied group
     missing, unexpected = ferry.torch.load_into_module(model, "model.safetensors")
     data = ferry.torch.save(state_dict)                        # bytes, as safetensors' save()
+    state = ferry.torch.load_file(url, process_group=group)    # each byte read once per group
 """
 
 from __future__ import annotations
