@@ -347,6 +347,17 @@ class TensorReader {
   virtual Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
                            std::span<std::byte> dst);
 
+  // Copies bytes [begin, begin + dst.size()) of the data buffer (offsets as in TensorInfo) into
+  // `dst`, whatever tensors they cut: the planner's primitive for loads that split a file by
+  // bytes (a torch.distributed group load gives each rank one range). Eager mode copies from
+  // memory; lazy, plaid and mmap read the range from the source in reads of at most
+  // `part_size`, `parallelism` at a time, straight into `dst` (no cache, no staging, plaid's
+  // stream untouched; mmap touches no mapped page). kOutOfRange naming the file when the range
+  // reaches past the data buffer; kUnsupported from an HTTP server that ignores Range requests.
+  // With verify_checksums, each tensor inside the range is checked, and a range that cuts a
+  // tensor with a recorded checksum is kInvalidArgument (its checksum covers bytes not read).
+  virtual Status ReadRange(uint64_t begin, std::span<std::byte> dst);
+
  protected:
   TensorReader(std::string uri, Header header, Mode mode)
       : uri_(std::move(uri)), header_(std::move(header)), mode_(mode) {}
@@ -358,6 +369,11 @@ class TensorReader {
   Status ReadSliceFromSource(io::Source& source, const ReaderOptions& options,
                              std::string_view name, std::span<const DimSlice> dims,
                              std::span<std::byte> dst) const;
+  // ReadRange from `source`, as the modes that read ranges from their source do.
+  Status ReadRangeFromSource(io::Source& source, const ReaderOptions& options, uint64_t begin,
+                             std::span<std::byte> dst) const;
+  // kOutOfRange unless [begin, begin + size) lies inside the data buffer.
+  Status CheckRange(uint64_t begin, uint64_t size) const;
 
  private:
   std::string uri_;

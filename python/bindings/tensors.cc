@@ -172,6 +172,15 @@ class PyTensorReader {
     ThrowIfError(r->ReadInto(name, view.mutable_bytes()));
   }
 
+  // Copies bytes [begin, begin + len(out)) of the data buffer into `out` (a writable
+  // C-contiguous buffer), whatever tensors they cut.
+  void ReadRangeInto(uint64_t begin, nb::handle out) {
+    std::shared_ptr<TensorReader> r = Shared();
+    BufferView view(out, /*writable=*/true);
+    BlockingCall blocking;
+    ThrowIfError(r->ReadRange(begin, view.mutable_bytes()));
+  }
+
   // Drops the reader's own references; arrays already handed out keep their memory.
   void Close() {
     std::shared_ptr<TensorReader> last = std::move(reader_);
@@ -353,6 +362,8 @@ void RegisterTensors(nb::module_& m) {
       .def_prop_ro("uri", &PyTensorReader::Uri)
       .def_prop_ro("mode", &PyTensorReader::ModeName)
       .def_prop_ro("data_size", [](PyTensorReader& r) { return r.reader().header().data_size; })
+      .def_prop_ro("data_offset",
+                   [](PyTensorReader& r) { return r.reader().header().data_offset(); })
       .def("offset_keys", &PyTensorReader::OffsetKeys)
       .def("metadata", &PyTensorReader::Metadata)
       .def("checksums", &PyTensorReader::Checksums)
@@ -360,6 +371,7 @@ void RegisterTensors(nb::module_& m) {
       .def("get", &PyTensorReader::Get, nb::arg("name"))
       .def("read_into", &PyTensorReader::ReadInto, nb::arg("name"), nb::arg("out"))
       .def("read_slice", &PyTensorReader::ReadSlice, nb::arg("name"), nb::arg("dims"))
+      .def("read_range_into", &PyTensorReader::ReadRangeInto, nb::arg("begin"), nb::arg("out"))
       .def("close", &PyTensorReader::Close);
   m.def("load_to_device", &LoadToDevice, nb::arg("uri"), nb::arg("device_ptr"),
         nb::arg("device_bytes"), nb::arg("device"), nb::kw_only(), nb::arg("parallelism") = 0,

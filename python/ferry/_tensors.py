@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ferry import _core
 from ferry import io as _io
@@ -216,6 +216,52 @@ def open_reader(
     return open_one(uri)
 
 
+def open_group_reader(
+    filename: str | os.PathLike[str],
+    process_group: Any,
+    *,
+    mode: str = "eager",
+    device: str = "cpu",
+    names: Iterable[str] | None = None,
+    select: Callable[[Any], Iterable[str] | None] | None = None,
+    timeout: float | None = None,
+    **options: Any,
+) -> Any:
+    """A reader holding the tensors this rank wants (`names`, or what `select(reader)` returns;
+    all by default), loaded with each byte read once across `process_group` (see
+    ferry._group). A collective: every rank of the group must make the same call."""
+    uri = os.fspath(filename)
+    if mode != "eager":
+        raise _core.InvalidArgumentError(
+            f"{_core.redact_uris(uri)}: a process_group load reads each rank's part of the file once "
+            "and shares it, so every rank holds all the tensors it asked for, as in mode='eager'; "
+            f"mode={mode!r} does not apply (pass names= to load fewer tensors)")
+    if select is None and names is not None:
+        select = lambda reader: names  # noqa: E731
+    from ferry._group import group_load, group_load_sharded
+
+    if _core.without_query(uri).endswith(".index.json"):
+        return group_load_sharded(uri, process_group, select=select, device=device, timeout=timeout, **options)
+    return group_load(uri, process_group, select=select, device=device, timeout=timeout, **options)
+
+
+def select_names(reader: Any, names: Iterable[str] | None) -> list[str]:
+    """The tensors of `reader` to load, in file order: all, or `names` (each must exist)."""
+    keys = reader.offset_keys()
+    if names is None:
+        return keys
+    where = _core.redact_uris(reader.uri)
+    if isinstance(names, (str, bytes)):
+        raise _core.InvalidArgumentError(f"{where}: names must be a list of tensor names, not a {type(names).__name__}")
+    wanted = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise _core.InvalidArgumentError(f"{where}: names must be tensor names (str), got {name!r}")
+        reader.info(name)  # NotFoundError naming the file and the tensor
+        wanted.add(name)
+    return [k for k in keys if k in wanted]
+
+
 def numpy_array(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: str) -> Any:
     """The numpy array a flat uint8 view holds (no copy)."""
     np_dtype = NUMPY_DTYPES.get(dtype)
@@ -248,6 +294,15 @@ class safe_open:
     device="meta" tensors and slices are meta tensors (shape and dtype) and no tensor byte is
     read.
 
+    With process_group (a torch.distributed group; every rank of it opens the file together)
+    each byte is read once across the group: every rank reads an equal share of the bytes with
+    ranged reads and the group's collectives (gloo on the CPU, NCCL on CUDA) share them, so each
+    rank holds every tensor, or only `names` (the tensors that rank asks for: it receives only
+    those, and keys() lists them). The ranks must see the same file (size and header: else
+    InvalidArgumentError on every rank), and an error on any rank raises on every rank; the
+    waits for the other ranks' status last at most `timeout` seconds (default: the group's
+    timeout). Only the default mode, eager, applies. See ferry._group for how.
+
     Arrays share memory with the reader where the mode allows; they stay valid after `close()`
     (except plaid views, whose bytes a later tensor may overwrite). `metadata()` leaves out the
     per-tensor checksums ferry's writer records; `checksums()` returns them.
@@ -265,6 +320,9 @@ class safe_open:
         staging_buffers: int = 2,
         staging_buffer_size: int = 64 << 20,
         verify_checksums: bool = False,
+        process_group: Any = None,
+        names: Iterable[str] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if framework in ("np", "numpy"):
             self._framework = "np"
@@ -281,16 +339,23 @@ class safe_open:
         self._device = device_name(device)
         if self._device != "cpu" and self._framework == "np":
             raise _core.InvalidArgumentError(f"numpy arrays live on the CPU (device={device!r})")
-        self._reader = open_reader(
-            filename,
-            mode,
-            device=self._device if self._framework == "pt" else "cpu",
+        options = dict(
             parallelism=parallelism,
             part_size=part_size,
             staging_buffers=staging_buffers,
             staging_buffer_size=staging_buffer_size,
             verify_checksums=verify_checksums,
         )
+        device = self._device if self._framework == "pt" else "cpu"
+        if process_group is not None and device != "meta":
+            self._reader = open_group_reader(
+                filename, process_group, mode=mode, device=device, names=names, timeout=timeout, **options)
+        elif names is not None or timeout is not None:
+            raise _core.InvalidArgumentError(
+                f"{_core.redact_uris(os.fspath(filename))}: names= and timeout= belong to a process_group "
+                "load; without a group, get_tensor reads only the tensors asked for (mode='lazy')")
+        else:
+            self._reader = open_reader(filename, mode, device=device, **options)
 
     def __enter__(self) -> "safe_open":
         return self

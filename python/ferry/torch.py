@@ -5,18 +5,19 @@
     ferry.torch.save_model(model, "model.safetensors")       # keeps one name per tied group
     missing, unexpected = ferry.torch.load_into_module(model, "model.safetensors")
     data = ferry.torch.save(state_dict)                        # bytes, as safetensors' save()
+    state = ferry.torch.load_file(url, process_group=group)    # each byte read once per group
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
 from ferry import _core
-from ferry._tensors import device_name, open_reader
+from ferry._tensors import device_name, open_group_reader, open_reader, select_names
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
@@ -66,23 +67,58 @@ def _torch_tensor(raw: Any, dtype: str, shape: tuple[int, ...], name: str, uri: 
 
 
 def load_file(
-    filename: str | os.PathLike[str], device: str | int = "cpu", *, mode: str = "eager", **options: Any
+    filename: str | os.PathLike[str],
+    device: str | int = "cpu",
+    *,
+    mode: str = "eager",
+    process_group: Any = None,
+    names: Iterable[str] | None = None,
+    timeout: float | None = None,
+    **options: Any,
 ) -> dict[str, torch.Tensor]:
-    """Every tensor of a file, URL or `*.index.json` checkpoint, by name (see ferry.numpy).
+    """Every tensor of a file, URL or `*.index.json` checkpoint, by name (see ferry.numpy), or
+    only those in `names` (in eager mode only their bytes are read then, in ranged reads).
 
     With device="cuda:N" or N (eager mode) each file streams into one device allocation through
     pinned staging buffers; the tensors are views of it. With device="meta" the tensors are meta
-    tensors of the file's shapes and dtypes, and only the header is read."""
+    tensors of the file's shapes and dtypes, and only the header is read.
+
+    process_group (a torch.distributed group, e.g. `torch.distributed.group.WORLD`): every rank
+    of the group calls load_file together, and each byte of the file is read once across the
+    group rather than once per rank:
+
+        state = ferry.torch.load_file(url, device=f"cuda:{local_rank}", process_group=group)
+
+    Each rank reads an equal share of the bytes (ranged reads) and the group's own collectives
+    share them: broadcasts, or, when ranks pass different `names`, point-to-point messages that
+    carry each tensor only to the ranks that asked for it. gloo exchanges on the CPU; NCCL on
+    the device, when `device` is CUDA. Ranks must see the same file (same size and header; they
+    may read different copies of it), else every rank raises InvalidArgumentError; an error on
+    any rank (a failed read of its share, a missing name) raises on every rank, before any bytes
+    are exchanged. Waiting for the other ranks' status takes at most `timeout` seconds (default:
+    the group's own timeout), after which ferry.DeadlineError. Only mode="eager" applies; a
+    sharded checkpoint is loaded shard by shard. With device="meta" no bytes are read and the
+    group is not used."""
     if mode == "plaid":
         raise _core.InvalidArgumentError(
             "load_file keeps every tensor; plaid mode hands out views valid until the next "
             "tensor. Use ferry.safe_open(..., mode='plaid') or load_into_module to stream."
         )
     device = device_name(device)
-    reader = open_reader(filename, mode, device=device, **options)
+    if process_group is not None and device != "meta":
+        reader = open_group_reader(filename, process_group, mode=mode, device=device, names=names,
+                                   timeout=timeout, **options)
+    elif timeout is not None:
+        raise _core.InvalidArgumentError(
+            f"{_core.redact_uris(os.fspath(filename))}: timeout= bounds the waits of a process_group load; "
+            "no process_group was given")
+    else:
+        selective = names is not None and mode == "eager" and device != "meta"
+        reader = open_reader(filename, "lazy" if selective else mode, device="cpu" if selective else device,
+                             **options)
     try:
         out = {}
-        for name in reader.offset_keys():
+        for name in select_names(reader, names):
             dtype, shape, _, _ = reader.info(name)
             if device == "meta":
                 out[name] = torch.empty(shape, dtype=_torch_dtype(dtype, name, reader.uri), device="meta")
@@ -283,6 +319,8 @@ def load_into_module(
     *,
     mode: str = "plaid",
     strict: bool = True,
+    process_group: Any = None,
+    timeout: float | None = None,
     **options: Any,
 ) -> tuple[list[str], list[str]]:
     """Copy a checkpoint's tensors into `module`'s parameters and buffers, in place.
@@ -294,12 +332,19 @@ def load_into_module(
     unexpected) names like `Module.load_state_dict`; with `strict`, either being non-empty
     raises `ferry.InvalidArgumentError` before any tensor is copied. A shape mismatch always
     raises. Tied weights (names sharing one storage) count as loaded when one of them is.
+
+    With process_group, every rank of the group loads together and each byte of the file is
+    read once across the group (see `load_file`): each rank receives only the tensors its
+    module has, then copies them in. The bytes are held once in memory on their way (no
+    streaming): on the CPU with gloo, on the current CUDA device with NCCL. A mismatch (strict)
+    or a shape mismatch on any rank raises on every rank, before any bytes are exchanged.
     """
     if device is not None:
         module.to(device)
     targets = module.state_dict(keep_vars=True)
-    reader = open_reader(filename, mode, **options)
-    try:
+
+    def plan(reader: Any) -> tuple[list[str], list[str], list[str]]:
+        """(names to load, missing, unexpected); raises what a mismatch raises."""
         names = reader.offset_keys()
         in_file = set(names)
         loaded_storages = {targets[n].untyped_storage().data_ptr() for n in names if n in targets}
@@ -314,10 +359,47 @@ def load_into_module(
                 f"missing {missing[:10]}{'...' if len(missing) > 10 else ''}, "
                 f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
             )
-        _copy_into(targets, reader, [n for n in names if n in targets], host=True)
+        wanted = [n for n in names if n in targets]
+        for name in wanted:
+            _check_shape(reader, name, targets[name])
+        return wanted, missing, unexpected
+
+    if process_group is not None:
+        from ferry._group import _backend_devices
+
+        on = "cpu" if "cpu" in _backend_devices(process_group) else f"cuda:{torch.cuda.current_device()}"
+        outcome: list[tuple] = []
+
+        def select(reader: Any) -> list[str]:
+            outcome.append(plan(reader))
+            return outcome[-1][0]
+
+        mode = "eager" if mode == "plaid" else mode  # plaid is only the default of the plain path
+        reader = open_group_reader(filename, process_group, mode=mode, device=on, select=select,
+                                   timeout=timeout, **options)
+        wanted, missing, unexpected = outcome[-1]
+    else:
+        if timeout is not None:
+            raise _core.InvalidArgumentError(
+                f"{_core.redact_uris(os.fspath(filename))}: timeout= bounds the waits of a "
+                "process_group load; no process_group was given")
+        reader = open_reader(filename, mode, **options)
+    try:
+        if process_group is None:
+            wanted, missing, unexpected = plan(reader)
+        _copy_into(targets, reader, wanted, host=True)
         return missing, unexpected
     finally:
         reader.close()
+
+
+def _check_shape(reader: Any, name: str, target: torch.Tensor) -> None:
+    _, shape, _, _ = reader.info(name)
+    if tuple(target.shape) != tuple(shape):
+        raise _core.InvalidArgumentError(
+            f"{_core.redact_uris(reader.uri)}: tensor '{name}': shape {list(shape)} in the file, "
+            f"{list(target.shape)} in the module"
+        )
 
 
 def _copy_into(targets: Mapping[str, torch.Tensor], reader: Any, names: list[str], host: bool) -> None:
@@ -327,11 +409,7 @@ def _copy_into(targets: Mapping[str, torch.Tensor], reader: Any, names: list[str
     for name in names:
         dtype, shape, _, _ = reader.info(name)
         target = targets[name]
-        if tuple(target.shape) != tuple(shape):
-            raise _core.InvalidArgumentError(
-                f"{_core.redact_uris(reader.uri)}: tensor '{name}': shape {list(shape)} in the file, "
-                f"{list(target.shape)} in the module"
-            )
+        _check_shape(reader, name, target)
         if (
             host
             and target.device.type == "cpu"

@@ -1,5 +1,6 @@
 // TensorReader: the four ways of getting a safetensors file's tensors into host memory.
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -193,6 +194,12 @@ class LazyReader final : public TensorReader {
     return Status::Ok();
   }
 
+  // From the source even where tensors are cached: a range is read once by its caller, and
+  // caching the tensors it cuts would hold them twice.
+  Status ReadRange(uint64_t begin, std::span<std::byte> dst) override {
+    return ReadRangeFromSource(*source_, options_, begin, dst);
+  }
+
  private:
   std::unique_ptr<io::Source> source_;
   const ReaderOptions options_;
@@ -245,6 +252,10 @@ class MmapReader final : public TensorReader {
   Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
                    std::span<std::byte> dst) override {
     return ReadSliceFromSource(*source_, options_, name, dims, dst);
+  }
+
+  Status ReadRange(uint64_t begin, std::span<std::byte> dst) override {
+    return ReadRangeFromSource(*source_, options_, begin, dst);
   }
 
  private:
@@ -324,6 +335,10 @@ class PlaidReader final : public TensorReader {
   Status ReadSlice(std::string_view name, std::span<const DimSlice> dims,
                    std::span<std::byte> dst) override {
     return ReadSliceFromSource(*source_, options_, name, dims, dst);
+  }
+
+  Status ReadRange(uint64_t begin, std::span<std::byte> dst) override {
+    return ReadRangeFromSource(*source_, options_, begin, dst);
   }
 
  private:
@@ -438,6 +453,70 @@ Status TensorReader::ReadSliceFromSource(io::Source& source, const ReaderOptions
   if (info == nullptr) return NotFoundError(name);
   FERRY_ASSIGN_OR_RETURN(SlicePlan plan, SlicePlan::Make(uri_, *info, dims));
   return ReadPlannedSlice(source, header_, *info, plan, options, dst);
+}
+
+Status TensorReader::CheckRange(uint64_t begin, uint64_t size) const {
+  if (begin <= header_.data_size && size <= header_.data_size - begin) return Status::Ok();
+  return OutOfRange(uri_ + ": " + std::to_string(size) + " bytes at offset " +
+                    std::to_string(begin) + " of the data buffer reach past its end (" +
+                    std::to_string(header_.data_size) + " bytes)");
+}
+
+Status TensorReader::ReadRangeFromSource(io::Source& source, const ReaderOptions& options,
+                                         uint64_t begin, std::span<std::byte> dst) const {
+  FERRY_RETURN_IF_ERROR(CheckRange(begin, dst.size()));
+  if (dst.empty()) return Status::Ok();
+  if (!source.random_access()) {
+    return Unsupported(io::RedactUri(uri_) +
+                       ": the server ignores Range requests, so reading bytes [" +
+                       std::to_string(begin) + ", ...) of the data would download the file up "
+                       "to them; load the whole file (mode='eager') or copy it to a local path "
+                       "first");
+  }
+  const uint64_t end = begin + dst.size();
+  // Tensors overlapping [begin, end): header.tensors is sorted by begin and has no gaps.
+  auto first = std::upper_bound(header_.tensors.begin(), header_.tensors.end(), begin,
+                                [](uint64_t b, const TensorInfo& t) { return b < t.end; });
+  if (options.verify_checksums) {
+    for (auto t = first; t != header_.tensors.end() && t->begin < end; ++t) {
+      bool cut = t->begin < begin || t->end > end;
+      if (cut && t->nbytes() != 0 && FindChecksum(header_, t->name) != nullptr) {
+        return InvalidArgument(uri_ + ": bytes [" + std::to_string(begin) + ", " +
+                               std::to_string(end) + ") cut tensor '" + t->name + "' [" +
+                               std::to_string(t->begin) + ", " + std::to_string(t->end) +
+                               "), whose checksum covers all of it; with verify_checksums a "
+                               "range must hold whole tensors");
+      }
+    }
+  }
+  FERRY_RETURN_IF_ERROR(io::ReadParallel(source, header_.data_offset() + begin, dst,
+                                         ParallelOptions(options)));
+  if (options.verify_checksums) {
+    for (auto t = first; t != header_.tensors.end() && t->begin < end; ++t) {
+      if (t->begin < begin || t->end > end) continue;  // uncheckable; refused above if recorded
+      FERRY_RETURN_IF_ERROR(
+          VerifyChecksum(uri_, header_, *t, dst.subspan(t->begin - begin, t->nbytes())));
+    }
+  }
+  return Status::Ok();
+}
+
+// Eager tensors are in memory already (one allocation, checked at load if asked): a copy of
+// the range, tensor by tensor.
+Status TensorReader::ReadRange(uint64_t begin, std::span<std::byte> dst) {
+  FERRY_RETURN_IF_ERROR(CheckRange(begin, dst.size()));
+  const uint64_t end = begin + dst.size();
+  auto first = std::upper_bound(header_.tensors.begin(), header_.tensors.end(), begin,
+                                [](uint64_t b, const TensorInfo& t) { return b < t.end; });
+  for (auto t = first; t != header_.tensors.end() && t->begin < end; ++t) {
+    if (t->nbytes() == 0) continue;
+    FERRY_ASSIGN_OR_RETURN(Tensor tensor, Get(t->name));
+    uint64_t from = std::max(begin, t->begin);
+    uint64_t to = std::min(end, t->end);
+    std::copy(tensor.data.begin() + (from - t->begin), tensor.data.begin() + (to - t->begin),
+              dst.begin() + (from - begin));
+  }
+  return Status::Ok();
 }
 
 // Eager tensors are in memory already: a copy of the slice's runs.

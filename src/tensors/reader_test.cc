@@ -250,6 +250,75 @@ TEST_F(CheckpointTest, ReadIntoFillsCallerMemoryInEveryMode) {
   }
 }
 
+// Ranges are compared with the data buffer assembled from the tensors the test wrote.
+TEST_F(CheckpointTest, ReadRangeCopiesAnyBytesOfTheDataInEveryMode) {
+  for (Mode mode : {Mode::kEager, Mode::kLazy, Mode::kMmap, Mode::kPlaid}) {
+    SCOPED_TRACE(std::string(ModeName(mode)));
+    ReaderOptions options = Options(mode);
+    options.verify_checksums = false;
+    auto reader = TensorReader::Open(path_, options);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    const Header& header = (*reader)->header();
+    std::vector<std::byte> data(header.data_size);
+    for (const TensorInfo& info : header.tensors) {
+      const auto& bytes = expected_.at(info.name).bytes;
+      std::copy(bytes.begin(), bytes.end(), data.begin() + info.begin);
+    }
+    const TensorInfo& embed = *header.Find("embed");
+    const uint64_t n = header.data_size;
+    // Inside one tensor, across several (cutting both ends), the whole buffer, empty ranges.
+    for (auto [begin, size] : std::vector<std::pair<uint64_t, uint64_t>>{
+             {embed.begin + 3, 1001}, {embed.end - 17, 40'000}, {0, n}, {n / 3, n - n / 3},
+             {n, 0}, {5, 0}}) {
+      SCOPED_TRACE(std::to_string(begin) + "+" + std::to_string(size));
+      std::vector<std::byte> dst(size, std::byte{0xee});
+      Status s = (*reader)->ReadRange(begin, dst);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      EXPECT_TRUE(std::equal(dst.begin(), dst.end(), data.begin() + begin));
+    }
+    std::vector<std::byte> past(10);
+    Status s = (*reader)->ReadRange(n - 9, past);
+    EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+    EXPECT_EQ(s.message(), path_ + ": 10 bytes at offset " + std::to_string(n - 9) +
+                               " of the data buffer reach past its end (" + std::to_string(n) +
+                               " bytes)");
+    EXPECT_EQ((*reader)->ReadRange(UINT64_MAX - 2, past).code(), StatusCode::kOutOfRange);
+  }
+}
+
+TEST_F(CheckpointTest, ReadRangeWithChecksumsChecksWholeTensorsAndRefusesCutOnes) {
+  for (Mode mode : {Mode::kLazy, Mode::kMmap, Mode::kPlaid}) {
+    SCOPED_TRACE(std::string(ModeName(mode)));
+    auto reader = TensorReader::Open(path_, Options(mode));
+    ASSERT_TRUE(reader.ok());
+    const TensorInfo& head = *(*reader)->header().Find("head");
+    std::vector<std::byte> whole(head.nbytes());
+    ASSERT_TRUE((*reader)->ReadRange(head.begin, whole).ok());
+    EXPECT_EQ(whole, expected_.at("head").bytes);
+    std::vector<std::byte> cut(head.nbytes() - 1);
+    Status s = (*reader)->ReadRange(head.begin + 1, cut);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("cut tensor 'head'"), std::string::npos) << s.message();
+  }
+  // A flipped byte inside a whole tensor of the range is caught.
+  const uint64_t at = [&] {
+    auto source = io::OpenSource(path_);
+    auto header = ReadHeader(**source);
+    return header->data_offset() + header->Find("head")->begin + 7;
+  }();
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put('\x33' ^ static_cast<char>(expected_["head"].bytes[7]));
+  }
+  auto reader = TensorReader::Open(path_, Options(Mode::kLazy));
+  ASSERT_TRUE(reader.ok());
+  const TensorInfo& head = *(*reader)->header().Find("head");
+  std::vector<std::byte> whole(head.nbytes());
+  Status s = (*reader)->ReadRange(head.begin, whole);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+}
+
 TEST_F(CheckpointTest, BadStagingOptionsAreRefused) {
   ReaderOptions options = Options(Mode::kPlaid);
   options.staging_buffers = 1;

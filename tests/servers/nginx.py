@@ -1,6 +1,9 @@
 """Start Debian's nginx on a free loopback port serving one folder, for tests and benchmarks.
 
-As a module: `with Nginx(root) as server: server.url("file.bin")`.
+As a module: `with Nginx(root) as server: server.url("file.bin")`. With Nginx(root,
+access_log=True) nginx logs every request, and `server.requests()` returns what it served
+(request URI with its query, status, body bytes, all bytes, Range header): a test can count
+the bytes a client read.
 As a program: prints "PORT <n>" once nginx accepts connections and stops it when stdin closes.
 """
 
@@ -23,7 +26,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-  access_log off;
+  {access_log}
   sendfile on;
   tcp_nopush on;
   keepalive_requests 100000;
@@ -52,9 +55,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+LOG_FORMAT = """log_format counted '$request_uri $status $body_bytes_sent $bytes_sent "$http_range"';"""
+
+
 class Nginx:
-    def __init__(self, root):
+    def __init__(self, root, access_log=False):
         self.root = os.path.abspath(root)
+        self.access_log = access_log
         self.prefix = tempfile.mkdtemp(prefix="ferry-nginx-")
         self.proc = None
         self.port = None
@@ -66,7 +73,9 @@ class Nginx:
             self.port = free_port()
             conf = os.path.join(self.prefix, "nginx.conf")
             with open(conf, "w") as f:
-                f.write(CONFIG.format(prefix=self.prefix, port=self.port, root=self.root))
+                log = (f"{LOG_FORMAT} access_log {self.prefix}/access.log counted;" if self.access_log
+                       else "access_log off;")
+                f.write(CONFIG.format(prefix=self.prefix, port=self.port, root=self.root, access_log=log))
             self.proc = subprocess.Popen([NGINX, "-p", self.prefix, "-c", conf, "-e", os.path.join(self.prefix, "error.log")],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 10
@@ -78,6 +87,16 @@ class Nginx:
                     time.sleep(0.02)
             self.stop()
         raise RuntimeError(f"nginx did not start; see {self.prefix}/error.log")
+
+    def requests(self):
+        """[(request URI, status, body bytes sent, bytes sent, Range header)] of every request
+        answered so far (nginx writes a line as each request completes); needs access_log=True."""
+        out = []
+        with open(os.path.join(self.prefix, "access.log")) as f:
+            for line in f:
+                uri, status, body, total, rng = line.rstrip("\n").split(" ", 4)
+                out.append((uri, int(status), int(body), int(total), rng.strip('"')))
+        return out
 
     def url(self, name):
         return f"http://127.0.0.1:{self.port}/{name}"
