@@ -69,7 +69,8 @@ class Encoding:
         # any .tiktoken file (about 0.1 s for o200k's 200k ranks). The name goes into the origin
         # only: the core's own named-encoding defaults must not apply to a user's encoding.
         rank_text = b"".join(
-            base64.b64encode(token) + b" %d\n" % rank for token, rank in sorted(ranks.items(), key=operator.itemgetter(1))
+            base64.b64encode(token) + b" %d\n" % rank
+            for token, rank in sorted(ranks.items(), key=operator.itemgetter(1))
         )
         origin = f"ferry.tiktoken.Encoding({name!r})".replace("/", "%2F")
         core = _core.Tokenizer.from_ranks(rank_text, origin, "", pat_str, list(specials.items()))
