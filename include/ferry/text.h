@@ -90,6 +90,11 @@ struct Encoding {
   std::vector<Encoding> overflowing;
   // The pad_token padding used (Tokens() spells padding with it).
   std::string pad_token;
+  // Token strings that are not the vocabulary's spelling of their id: an added token matched
+  // with the whitespace lstrip/rstrip took, as tokenizers reports it. Empty, or one entry per id:
+  // an index into token_texts, or -1.
+  std::vector<int32_t> token_text;
+  std::vector<std::string> token_texts;
 
   size_t size() const { return ids.size(); }
   size_t n_sequences() const { return sequence_ranges.empty() ? 1 : sequence_ranges.size(); }

@@ -9,6 +9,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <memory>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -567,9 +568,17 @@ void RegisterText(nb::module_& m) {
             nb::dict out;
             std::string token;
             const bool raw = self.format == "tiktoken";
+            // Added tokens by their content as written (IdToToken spells a `normalized` one as
+            // normalized); an added token in the model's vocabulary is spelled there the same.
+            std::unordered_map<TokenId, const std::string*> content;
+            for (const text::AddedToken& t : self.tokenizer->added_tokens()) content[t.id] = &t.content;
             for (TokenId id = 0; id < self.tokenizer->vocab_size(); ++id) {
               if (!with_added_tokens && !self.tokenizer->InModelVocab(id)) continue;
-              if (!self.tokenizer->IdToToken(id, token)) continue;
+              if (auto it = content.find(id); it != content.end()) {
+                token = *it->second;
+              } else if (!self.tokenizer->IdToToken(id, token)) {
+                continue;
+              }
               nb::object key = raw ? nb::object(nb::bytes(token.data(), token.size())) : nb::object(Utf8Lossy(token));
               out[key] = id;
             }

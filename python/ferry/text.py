@@ -302,6 +302,12 @@ class Tokenizer:
             raise ValueError(f"truncation max_length {max_length} and stride {stride} must not be negative")
         if max_length and stride >= max_length:
             raise ValueError(f"truncation stride {stride} must be below max_length {max_length}")
+        added = self._core.special_tokens_to_add(False)
+        if added <= max_length and max_length - added < stride:  # tokenizers' own check
+            raise ValueError(
+                f"truncation stride {stride} is above the effective max_length {max_length - added} "
+                f"(max_length {max_length} less the {added} special tokens the post-processor adds)"
+            )
         options = _core.TruncationOptions()
         options.max_length = max_length
         options.stride = stride

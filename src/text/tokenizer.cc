@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <functional>
 #include <thread>
 #include <unordered_set>
 
@@ -118,15 +119,31 @@ class PipelineTokenizer final : public Tokenizer {
 
   Status Encode(std::string_view text, const EncodeOptions& options,
                 std::vector<TokenId>& ids) const override {
+    return EncodeNaming(text, options, ids, nullptr);
+  }
+
+  // Encode, calling (*name)(index, text) for each id whose token string is not the vocabulary's
+  // spelling of it: an added token matched with the whitespace lstrip/rstrip took, or an unk
+  // that stands for some text (Unigram). Null: the fast path, which names nothing.
+  using TokenNamer = std::function<void(size_t, std::string_view)>;
+  Status EncodeNaming(std::string_view text, const EncodeOptions& options,
+                      std::vector<TokenId>& ids, const TokenNamer* name) const {
     if (options.add_special_tokens) ids.insert(ids.end(), prefix_.begin(), prefix_.end());
     Scratch scratch;
     const Matchers matchers = MatchersFor(options);
+    auto on_match = [&](std::string_view matched) {
+      if (name) (*name)(ids.size() - 1, matched);
+    };
     if (matchers.raw && !matchers.raw->empty()) {
-      FERRY_RETURN_IF_ERROR(matchers.raw->Split(text, ids, [&](std::string_view gap) {
-        return EncodeSegment(gap, gap.data() == text.data(), matchers.normalized, scratch, ids);
-      }));
+      FERRY_RETURN_IF_ERROR(matchers.raw->Split(
+          text, ids,
+          [&](std::string_view gap) {
+            return EncodeSegment(gap, gap.data() == text.data(), matchers.normalized, scratch,
+                                 ids, name);
+          },
+          on_match));
     } else {
-      FERRY_RETURN_IF_ERROR(EncodeSegment(text, true, matchers.normalized, scratch, ids));
+      FERRY_RETURN_IF_ERROR(EncodeSegment(text, true, matchers.normalized, scratch, ids, name));
     }
     if (options.add_special_tokens) ids.insert(ids.end(), suffix_.begin(), suffix_.end());
     return Status::Ok();
@@ -146,7 +163,17 @@ class PipelineTokenizer final : public Tokenizer {
     // ids start with type id 1.
     auto encode_sequence = [&](const std::vector<std::string_view>& words, uint32_t type_id,
                                Encoding& encoding) -> Status {
-      for (std::string_view word : words) FERRY_RETURN_IF_ERROR(Encode(word, plain, encoding.ids));
+      const TokenNamer name = [&](size_t index, std::string_view text) {
+        const TokenId id = encoding.ids[index];
+        if (id < parts_.spelling.size() && parts_.spelling[id] == text) return;
+        encoding.token_text.resize(encoding.ids.size(), -1);
+        encoding.token_text[index] = static_cast<int32_t>(encoding.token_texts.size());
+        encoding.token_texts.emplace_back(text);
+      };
+      for (std::string_view word : words) {
+        FERRY_RETURN_IF_ERROR(EncodeNaming(word, plain, encoding.ids, &name));
+      }
+      if (!encoding.token_text.empty()) encoding.token_text.resize(encoding.ids.size(), -1);
       encoding.type_ids.assign(encoding.size(), type_id);
       encoding.special_tokens_mask.assign(encoding.size(), 0);
       encoding.attention_mask.assign(encoding.size(), 1);
@@ -159,13 +186,12 @@ class PipelineTokenizer final : public Tokenizer {
     if (truncation) {
       TruncationOptions kept = *truncation;
       const size_t added = options.add_special_tokens ? SpecialTokensToAdd(pair) : 0;
-      if (added > kept.max_length) {
-        return InvalidArgument("truncation max_length " + std::to_string(kept.max_length) +
-                               " is below the " + std::to_string(added) +
-                               " special tokens the post-processor adds");
+      // A max_length below the special tokens truncates nothing: tokenizers' subtraction wraps
+      // to a huge length there, and parity includes that.
+      if (added <= kept.max_length) {
+        kept.max_length -= added;
+        FERRY_RETURN_IF_ERROR(TruncateEncodings(first, second ? &*second : nullptr, kept));
       }
-      kept.max_length -= added;
-      FERRY_RETURN_IF_ERROR(TruncateEncodings(first, second ? &*second : nullptr, kept));
     }
     out = parts_.post_processor.Process(std::move(first), std::move(second),
                                         options.add_special_tokens);
@@ -179,6 +205,8 @@ class PipelineTokenizer final : public Tokenizer {
       const TokenId id = encoding.ids[i];
       if (encoding.attention_mask[i] == 0) {
         tokens[i] = encoding.pad_token;
+      } else if (!encoding.token_text.empty() && encoding.token_text[i] >= 0) {
+        tokens[i] = encoding.token_texts[encoding.token_text[i]];
       } else if (const std::string* special = encoding.special_tokens_mask[i]
                                                   ? parts_.post_processor.SpecialTokenText(id)
                                                   : nullptr) {
@@ -272,24 +300,31 @@ class PipelineTokenizer final : public Tokenizer {
   // A stretch of text between raw added tokens: normalized, split on normalized added tokens,
   // pre-tokenized, encoded. `at_start`: it begins where the input does.
   Status EncodeSegment(std::string_view text, bool at_start, const AddedTokenMatcher* matcher,
-                       Scratch& scratch, std::vector<TokenId>& ids) const {
+                       Scratch& scratch, std::vector<TokenId>& ids, const TokenNamer* name) const {
     if (text.empty()) return Status::Ok();
     if (!parts_.normalizer.empty()) {
       parts_.normalizer.Apply(text, scratch.normalized);
       text = scratch.normalized;
     }
-    if (!matcher || matcher->empty()) return EncodePlain(text, at_start, scratch, ids);
-    return matcher->Split(text, ids, [&](std::string_view gap) {
-      return EncodePlain(gap, at_start && gap.data() == text.data(), scratch, ids);
-    });
+    if (!matcher || matcher->empty()) return EncodePlain(text, at_start, scratch, ids, name);
+    return matcher->Split(
+        text, ids,
+        [&](std::string_view gap) {
+          return EncodePlain(gap, at_start && gap.data() == text.data(), scratch, ids, name);
+        },
+        [&](std::string_view matched) {
+          if (name) (*name)(ids.size() - 1, matched);
+        });
   }
 
   Status EncodePlain(std::string_view text, bool at_start, Scratch& scratch,
-                     std::vector<TokenId>& ids) const {
+                     std::vector<TokenId>& ids, const TokenNamer* name) const {
     std::string_view unencodable;
     FERRY_RETURN_IF_ERROR(parts_.pre_tokenizer.ForEachPiece(
         text, at_start, scratch.pieces, [&](std::string_view piece) {
-          if (!parts_.model->Encode(piece, ids) && unencodable.empty()) unencodable = piece;
+          const bool encoded = name ? parts_.model->EncodeNamingUnknowns(piece, ids, *name)
+                                    : parts_.model->Encode(piece, ids);
+          if (!encoded && unencodable.empty()) unencodable = piece;
         }));
     if (!unencodable.empty()) return Unencodable(unencodable);
     return Status::Ok();

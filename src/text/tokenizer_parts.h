@@ -39,9 +39,11 @@ class AddedTokenMatcher {
   }
 
   // Splits `text` on the added tokens: encode_gap(gap) encodes the text before each match and
-  // after the last (a gap may be empty), and each match appends its token's id to `ids`.
-  template <typename EncodeGap>
-  Status Split(std::string_view text, std::vector<TokenId>& ids, EncodeGap&& encode_gap) const {
+  // after the last (a gap may be empty), and each match appends its token's id to `ids`, then
+  // calls on_match(the text it took, lstrip/rstrip whitespace included).
+  template <typename EncodeGap, typename OnMatch = void (*)(std::string_view)>
+  Status Split(std::string_view text, std::vector<TokenId>& ids, EncodeGap&& encode_gap,
+               OnMatch&& on_match = [](std::string_view) {}) const {
     size_t pos = 0, floor = 0;
     while (true) {
       Found found = Next(text, pos, floor);
@@ -49,6 +51,8 @@ class AddedTokenMatcher {
       FERRY_RETURN_IF_ERROR(encode_gap(text.substr(floor, gap_end - floor)));
       if (found.begin == std::string_view::npos) return Status::Ok();
       ids.push_back(found.id);
+      const size_t begin = std::max(floor, found.begin);
+      on_match(text.substr(begin, std::max(found.end, begin) - begin));
       pos = found.resume;
       floor = std::max(floor, found.end);
     }

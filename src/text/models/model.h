@@ -3,6 +3,7 @@
 // once per piece, so the hot loops inside a model are free of virtual calls.
 #pragma once
 
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +18,15 @@ class Model {
   // Appends the ids of `piece`. False (nothing appended) when the piece cannot be encoded: only
   // rank-file BPE, for a byte that has no rank and merges into no token. Thread-safe.
   virtual bool Encode(std::string_view piece, std::vector<TokenId>& ids) const = 0;
+  // Encode, also calling unknown(index in ids, text) for each unk id whose token string (as
+  // tokenizers reports it) is the text it stands for rather than the unk token: Unigram's. The
+  // other models' unk tokens are spelled as the unk token, so they name nothing.
+  virtual bool EncodeNamingUnknowns(
+      std::string_view piece, std::vector<TokenId>& ids,
+      const std::function<void(size_t, std::string_view)>& unknown) const {
+    (void)unknown;
+    return Encode(piece, ids);
+  }
   // Adds everything that decides Encode's output, starting with the model's kind.
   virtual void AddToFingerprint(Fingerprinter& f) const = 0;
 };

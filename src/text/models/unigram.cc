@@ -89,6 +89,17 @@ void UnigramModel::ForEachPrefix(std::string_view text, Found&& found) const {
 }
 
 bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) const {
+  return EncodeImpl(piece, ids, nullptr);
+}
+
+bool UnigramModel::EncodeNamingUnknowns(
+    std::string_view piece, std::vector<TokenId>& ids,
+    const std::function<void(size_t, std::string_view)>& unknown) const {
+  return EncodeImpl(piece, ids, &unknown);
+}
+
+bool UnigramModel::EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
+                              const std::function<void(size_t, std::string_view)>* unknown) const {
   if (piece.empty()) return true;
   // best[i]: the best path over piece[0, i): its score, where its last token starts, which.
   struct Node {
@@ -130,6 +141,7 @@ bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) con
   // Back from the end; unks next to each other become one, whose text may be a piece after all.
   const size_t first = ids.size();
   size_t end = piece.size();
+  std::vector<std::pair<size_t, std::string_view>> unk_texts;  // (index before the reverse, text)
   auto emit_unk = [&](size_t begin, size_t stop) {
     std::string_view text = piece.substr(begin, stop - begin);
     TokenId id = ids_.Find(text);
@@ -140,6 +152,7 @@ bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) con
     bool all_bytes = config_.byte_fallback;
     for (char c : text) all_bytes = all_bytes && byte_pieces_[static_cast<uint8_t>(c)] != kNoToken;
     if (!all_bytes) {
+      if (unknown) unk_texts.emplace_back(ids.size(), text);
       ids.push_back(config_.unk);
       return;
     }
@@ -159,6 +172,7 @@ bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) con
   }
   if (unk_end != std::string_view::npos) emit_unk(0, unk_end);
   std::reverse(ids.begin() + static_cast<std::ptrdiff_t>(first), ids.end());
+  for (const auto& [index, text] : unk_texts) (*unknown)(first + ids.size() - 1 - index, text);
   return true;
 }
 

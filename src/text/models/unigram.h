@@ -29,10 +29,15 @@ class UnigramModel final : public Model {
   static Result<std::unique_ptr<UnigramModel>> Create(Config config);
 
   bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
+  bool EncodeNamingUnknowns(std::string_view piece, std::vector<TokenId>& ids,
+                            const std::function<void(size_t, std::string_view)>& unknown) const override;
   void AddToFingerprint(Fingerprinter& f) const override;
 
  private:
   explicit UnigramModel(Config config) : config_(std::move(config)) {}
+  // Encode; unknown (if set) gets each unk id's index and text.
+  bool EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
+                  const std::function<void(size_t, std::string_view)>* unknown) const;
   // Calls found(length, id) for each piece that is a prefix of `text`, shortest first.
   template <typename Found>
   void ForEachPrefix(std::string_view text, Found&& found) const;

@@ -46,6 +46,12 @@ struct Surround {
     out.attention_mask.assign(n, 1);
     out.sequence_ranges.push_back({sequence, before ? 1u : 0u, n - 1});
     out.pad_token = in.pad_token;
+    if (!in.token_text.empty()) {
+      if (before) out.token_text.push_back(-1);
+      out.token_text.insert(out.token_text.end(), in.token_text.begin(), in.token_text.end());
+      out.token_text.push_back(-1);
+      out.token_texts = in.token_texts;
+    }
     return out;
   }
 
@@ -129,6 +135,16 @@ void MergeWith(Encoding& encoding, Encoding pair) {
   encoding.type_ids.insert(encoding.type_ids.end(), pair.type_ids.begin(), pair.type_ids.end());
   encoding.special_tokens_mask.insert(encoding.special_tokens_mask.end(),
                                       pair.special_tokens_mask.begin(), pair.special_tokens_mask.end());
+  if (!encoding.token_text.empty() || !pair.token_text.empty()) {
+    encoding.token_text.resize(shift, -1);
+    const int32_t texts = static_cast<int32_t>(encoding.token_texts.size());
+    if (pair.token_text.empty()) {
+      encoding.token_text.resize(shift + pair.size(), -1);
+    } else {
+      for (int32_t index : pair.token_text) encoding.token_text.push_back(index < 0 ? -1 : index + texts);
+    }
+    encoding.token_texts.insert(encoding.token_texts.end(), pair.token_texts.begin(), pair.token_texts.end());
+  }
   encoding.attention_mask.insert(encoding.attention_mask.end(), pair.attention_mask.begin(),
                                  pair.attention_mask.end());
   if (encoding.pad_token.empty()) encoding.pad_token = std::move(pair.pad_token);
@@ -145,6 +161,10 @@ Encoding Slice(const Encoding& in, size_t begin, size_t end) {
                                  in.special_tokens_mask.begin() + end);
   out.attention_mask.assign(in.attention_mask.begin() + begin, in.attention_mask.begin() + end);
   out.pad_token = in.pad_token;
+  if (!in.token_text.empty()) {
+    out.token_text.assign(in.token_text.begin() + begin, in.token_text.begin() + end);
+    out.token_texts = in.token_texts;
+  }
   return out;
 }
 
@@ -240,6 +260,7 @@ void Pad(Encoding& encoding, size_t length, const PaddingOptions& padding) {
   encoding.type_ids.insert(at(encoding.type_ids), n, padding.pad_type_id);
   encoding.special_tokens_mask.insert(at(encoding.special_tokens_mask), n, 1);
   encoding.attention_mask.insert(at(encoding.attention_mask), n, 0);
+  if (!encoding.token_text.empty()) encoding.token_text.insert(at(encoding.token_text), n, -1);
   if (padding.left) {
     for (Encoding::Range& range : encoding.sequence_ranges) range.begin += n, range.end += n;
   }

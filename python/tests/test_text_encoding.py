@@ -1,0 +1,307 @@
+"""The `tokenizers` Encoding API: every attribute ferry computes, for single inputs, pairs,
+pretokenized words and padded/truncated batches with their overflowing windows, held to Hugging
+Face `tokenizers` on every tokenizer.json in the test data, on corpus text and hostile text.
+Written as a `tokenizers` user calls it: the same method names, arguments and defaults."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+import ferry
+from test_text import BYTE_LEVEL_JSON, documents, hf_path  # noqa: F401 (a fixture)
+from test_text_families import FAMILIES, hostile_texts, reference
+
+tokenizers = pytest.importorskip("tokenizers")
+
+# Everything ferry computes; offsets and word ids are not computed yet (they raise, tested below).
+ATTRIBUTES = ("ids", "tokens", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids", "n_sequences")
+NAMES = list(FAMILIES) + BYTE_LEVEL_JSON
+
+
+def path_of(name):
+    return FAMILIES[name] if name in FAMILIES else hf_path(name)
+
+
+def pair_of(name):
+    """ferry's tokenizer and the reference, both loaded from the same file with its settings
+    (llama2: the reference is phi3-compatible content that tokenizers can load)."""
+    path = path_of(name)
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (shared test data)")
+    if name == "llama2" or name in FAMILIES:
+        ref = reference(name)  # loads with no_padding/no_truncation
+        ours = ferry.Tokenizer.from_file(path)
+        ours.no_padding()
+        ours.no_truncation()
+        return ours, ref
+    return ferry.Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
+
+
+def attributes(e) -> dict:
+    out = {k: getattr(e, k) for k in ATTRIBUTES}
+    out["len"] = len(e)
+    out["overflowing"] = [attributes(o) for o in e.overflowing]
+    return out
+
+
+def assert_same(ours_encodings, ref_encodings, context):
+    assert len(ours_encodings) == len(ref_encodings)
+    for i, (a, b) in enumerate(zip(ours_encodings, ref_encodings)):
+        got, want = attributes(a), attributes(b)
+        if got != want:
+            bad = {k: (got[k], want[k]) for k in got if got[k] != want[k]}
+            raise AssertionError(f"{context}, item {i}: {str(bad)[:2000]}")
+
+
+def sample_texts(seed: int, count: int = 60) -> list[str]:
+    rng = random.Random(seed)
+    words = ["hello", "world", "the", "tokenizer", "ünïcödé", "日本語", "😀", "don't", "a.b", "[SEP]",
+             "<s>", "</s>", "<|endoftext|>", "[MASK]", "  ", "\n", "x" * 30, "123 456"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 40))) for _ in range(count)]
+    return texts + [t for t in hostile_texts(count // 2, seed) if t]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_encode_and_pairs_match_tokenizers(name, documents):
+    ours, ref = pair_of(name)
+    singles = sample_texts(1) + documents[::97][:40]
+    pairs = list(zip(singles[::2], singles[1::2]))
+    for add_special_tokens in (True, False):
+        context = f"{name}, add_special_tokens={add_special_tokens}"
+        assert_same([ours.encode(t, add_special_tokens=add_special_tokens) for t in singles],
+                    [ref.encode(t, add_special_tokens=add_special_tokens) for t in singles], context)
+        assert_same([ours.encode(a, b, add_special_tokens=add_special_tokens) for a, b in pairs],
+                    [ref.encode(a, b, add_special_tokens=add_special_tokens) for a, b in pairs], context + ", pairs")
+        assert_same(ours.encode_batch(pairs + singles, add_special_tokens=add_special_tokens),
+                    ref.encode_batch(pairs + singles, add_special_tokens=add_special_tokens), context + ", batch")
+
+
+@pytest.mark.parametrize("name", ["bert_base_uncased", "phi3_mini", "gpt2", "unigram_en"])
+def test_pretokenized_words_match_tokenizers(name):
+    ours, ref = pair_of(name)
+    rng = random.Random(5)
+    words = [["Hello", "world", "!"], ["ünïcödé", "日本語", "x"], [], ["don't", " spaced ", "a"]]
+    words += [[w for w in t.split(" ") if w][:20] for t in sample_texts(6, 20)]
+    for w in words:
+        assert_same([ours.encode(w, is_pretokenized=True)], [ref.encode(w, is_pretokenized=True)], f"{name} {w!r}")
+    pairs = [(a, b) for a, b in zip(words[::2], words[1::2])]
+    rng.shuffle(pairs)
+    assert_same(ours.encode_batch(pairs, is_pretokenized=True), ref.encode_batch(pairs, is_pretokenized=True),
+                f"{name} pretokenized pairs")
+
+
+TRUNCATIONS = [
+    dict(max_length=1),
+    dict(max_length=6, stride=2),
+    dict(max_length=9, stride=3, strategy="only_first"),
+    dict(max_length=9, strategy="only_second", direction="left"),
+    dict(max_length=16, stride=5, direction="left"),
+    dict(max_length=40, strategy="longest_first"),
+]
+PADDINGS = [None, dict(), dict(direction="left", pad_id=3, pad_token="<pad>", pad_type_id=1),
+            dict(length=48), dict(pad_to_multiple_of=8, direction="left")]
+
+
+@pytest.mark.parametrize("name", ["bert_base_uncased", "phi3_mini", "gpt2", "whisper_large_v3", "unigram_en"])
+def test_truncation_and_padding_match_tokenizers(name):
+    ours, ref = pair_of(name)
+    # Short texts: with a pair, every overflowing window of one sequence combines with every one
+    # of the other (tokenizers' merge), so long texts cut into windows of one id make millions.
+    texts = [t for t in sample_texts(7, 60) if t.strip() and len(t) <= 80][:24]
+    singles = texts[:12]
+    pairs = list(zip(texts[::2], texts[1::2]))
+    checked = refused = 0
+    for truncation in TRUNCATIONS:
+        for padding in PADDINGS:
+            for batch in (singles, pairs, pairs[:1], singles[:1]):
+                ours.no_truncation(), ref.no_truncation(), ours.no_padding(), ref.no_padding()
+                ours.enable_truncation(**truncation)
+                ref.enable_truncation(**truncation)
+                if padding is not None:
+                    ours.enable_padding(**padding)
+                    ref.enable_padding(**padding)
+                assert ours.truncation == ref.truncation
+                assert ours.padding == ref.padding
+                context = f"{name} truncation={truncation} padding={padding} batch of {len(batch)}"
+                try:
+                    want = ref.encode_batch(batch)
+                except BaseException as e:  # tokenizers raises Exception, or panics (stride too long)
+                    with pytest.raises(ValueError):
+                        ours.encode_batch(batch)
+                    refused += 1
+                    continue
+                assert_same(ours.encode_batch(batch), want, context)
+                one = batch[0]
+                assert_same([ours.encode(*one) if isinstance(one, tuple) else ours.encode(one)],
+                            [ref.encode(*one) if isinstance(one, tuple) else ref.encode(one)], context + " encode")
+                checked += 1
+    assert checked > 60 and refused > 0  # both paths ran
+
+
+def test_tokenizer_json_padding_and_truncation_apply_at_load(documents):
+    path = hf_path("all_minilm_l6_v2")
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (shared test data)")
+    ours, ref = ferry.Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
+    assert ours.truncation == ref.truncation == {"max_length": 256, "stride": 0, "strategy": "longest_first",
+                                                  "direction": "right"}
+    assert ours.padding == ref.padding
+    long_text = documents[0] * 4
+    assert len(ours.encode(long_text)) == 256
+    texts = [long_text, "short", "a bit longer text here", ""]
+    assert_same(ours.encode_batch(texts), ref.encode_batch(texts), "all_minilm defaults")
+    assert_same([ours.encode(t) for t in texts], [ref.encode(t) for t in texts], "all_minilm defaults, encode")
+    # Settings are not content: they change on a live object without changing its identity.
+    fingerprint = ours.fingerprint
+    ours.no_padding()
+    ours.no_truncation()
+    assert ours.fingerprint == fingerprint and ours == ferry.Tokenizer.from_file(path)
+    assert len(ours.encode(long_text)) > 256
+
+
+def test_settings_travel_with_pickle():
+    ours, _ = pair_of("bert_base_uncased")
+    ours.enable_truncation(12, stride=2, strategy="only_first", direction="left")
+    ours.enable_padding(length=20, pad_id=7, pad_token="[X]", direction="left")
+    clone = pickle.loads(pickle.dumps(ours))
+    assert clone.truncation == ours.truncation and clone.padding == ours.padding
+    assert attributes(clone.encode("a b c d e f g h i j k l m n o p q r", "pair")) == attributes(
+        ours.encode("a b c d e f g h i j k l m n o p q r", "pair"))
+
+
+@pytest.mark.parametrize("name", ["bert_base_uncased", "phi3_mini", "gpt2"])
+def test_encode_batch_arrays_are_the_padded_encodings(name):
+    ours, ref = pair_of(name)
+    texts = sample_texts(8, 30)
+    for padding in (None, dict(direction="left", pad_id=5), dict(pad_to_multiple_of=16)):
+        ours.no_padding()
+        ref.enable_padding(**(padding or {}))
+        if padding is not None:
+            ours.enable_padding(**padding)
+        columns = ours.encode_batch_arrays(texts)
+        want = ref.encode_batch(texts)
+        assert columns["input_ids"].dtype == np.int64 and columns["attention_mask"].dtype == np.uint8
+        assert columns["input_ids"].tolist() == [e.ids for e in want], padding
+        assert columns["attention_mask"].tolist() == [e.attention_mask for e in want], padding
+    small = ours.encode_batch_arrays(texts[:3], dtype=np.uint32)["input_ids"]
+    assert small.dtype == np.uint32
+    with pytest.raises(ValueError, match="dtype float32"):
+        ours.encode_batch_arrays(texts[:3], dtype=np.float32)
+
+
+def test_split_special_tokens_encodes_special_text_as_text():
+    ours, ref = pair_of("bert_base_uncased")
+    texts = ["a [SEP] b [MASK] c", "[CLS][CLS]", "no specials"]
+    ref.encode_special_tokens = True
+    assert_same([ours.encode(t, split_special_tokens=True) for t in texts], [ref.encode(t) for t in texts],
+                "split_special_tokens")
+    assert ours.encode_ids(texts[0], split_special_tokens=True) == ref.encode(texts[0]).ids
+    assert [a.tolist() for a in ours.encode_batch_ids(texts, split_special_tokens=True)] == [
+        e.ids for e in ref.encode_batch(texts)]
+    ref.encode_special_tokens = False
+    assert ours.encode(texts[0]).ids == ref.encode(texts[0]).ids != ours.encode(texts[0], split_special_tokens=True).ids
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vocabulary_and_decode_defaults_match_tokenizers(name):
+    ours, ref = pair_of(name)
+    assert ours.get_vocab() == ref.get_vocab(with_added_tokens=True)
+    assert ours.get_vocab(with_added_tokens=False) == ref.get_vocab(with_added_tokens=False)
+    assert ours.get_vocab_size() == ref.get_vocab_size(with_added_tokens=True)
+    assert ours.get_vocab_size(with_added_tokens=False) == ref.get_vocab_size(with_added_tokens=False)
+    theirs = ref.get_added_tokens_decoder()
+    mine = ours.get_added_tokens_decoder()
+    assert sorted(mine) == sorted(theirs)
+    for id, token in theirs.items():
+        got = mine[id]
+        assert (got.content, got.special, got.single_word, got.lstrip, got.rstrip, got.normalized) == (
+            token.content, token.special, token.single_word, token.lstrip, token.rstrip, token.normalized), id
+    for pair in (False, True):
+        assert ours.num_special_tokens_to_add(pair) == ref.num_special_tokens_to_add(pair)
+    for text in sample_texts(9, 20):
+        ids = ref.encode(text).ids
+        assert ours.decode(ids) == ref.decode(ids), text  # both skip special tokens by default
+        assert ours.decode_batch([ids, ids[:3]]) == ref.decode_batch([ids, ids[:3]])
+
+
+def test_with_added_tokens_returns_a_new_tokenizer_with_their_ids():
+    ours, ref = pair_of("gpt2")
+    before = ours.fingerprint
+    grown = ours.with_added_tokens(["<tool>", ferry.AddedToken("<sep>", special=True)])
+    ref.add_tokens(["<tool>"])
+    ref.add_special_tokens(["<sep>"])
+    text = "call <tool> then<sep>done"
+    assert grown.encode(text).ids == ref.encode(text).ids
+    assert grown.decode(grown.encode(text).ids) == ref.decode(ref.encode(text).ids)
+    assert ours.fingerprint == before and grown.fingerprint != before
+    assert ours.encode(text).ids != grown.encode(text).ids
+    with pytest.raises(ferry.UnsupportedError, match="with_added_tokens"):
+        ours.add_tokens(["<x>"])
+    with pytest.raises(ferry.UnsupportedError, match="immutable"):
+        ours.add_special_tokens(["<x>"])
+
+
+def test_to_tokenizers_gives_the_same_encodings():
+    ours, _ = pair_of("bert_base_uncased")
+    ours.enable_truncation(8)
+    ours.enable_padding(length=10)
+    theirs = ours.to_tokenizers()
+    assert isinstance(theirs, tokenizers.Tokenizer)
+    texts = sample_texts(10, 10)
+    assert_same(ours.encode_batch(texts), theirs.encode_batch(texts), "to_tokenizers")
+
+
+def test_offsets_and_word_ids_say_they_are_not_computed():
+    ours, _ = pair_of("bert_base_uncased")
+    e = ours.encode("hello world")
+    for attribute in ("offsets", "word_ids", "words"):
+        with pytest.raises(ferry.UnsupportedError, match="offsets or word ids"):
+            getattr(e, attribute)
+    with pytest.raises(ferry.UnsupportedError, match="char_to_token"):
+        e.char_to_token(0)
+    assert repr(e).startswith("Encoding(num_tokens=4,")
+
+
+def test_bad_arguments_get_clear_errors():
+    ours, _ = pair_of("bert_base_uncased")
+    with pytest.raises(ValueError, match="pad_to_multiple_of 0"):
+        ours.enable_padding(pad_to_multiple_of=0)
+    with pytest.raises(ValueError, match="stride 8 must be below max_length 8"):
+        ours.enable_truncation(8, stride=8)
+    with pytest.raises(ValueError, match="direction 'up'"):
+        ours.enable_truncation(8, direction="up")
+    with pytest.raises(ValueError, match="strategy \"first\""):
+        ours.enable_truncation(8, strategy="first")
+    ours.enable_truncation(4, stride=2)  # 4 less [CLS] and [SEP] leaves 2: not above the stride
+    with pytest.raises(ValueError, match="stride 2 must be below the length kept, 2"):
+        ours.encode("a b c d e f g h")
+    ours.enable_truncation(3, strategy="only_second")
+    with pytest.raises(ValueError, match="only_second needs a pair"):
+        ours.encode("a b c d e f g h")
+    ours.no_truncation()
+    with pytest.raises(ferry.OutOfRangeError, match="id 40000 at position 1"):
+        ours.decode([101, 40000])
+    with pytest.raises(TypeError, match="batch item 2: expected a str"):
+        ours.encode_batch(["a", "b", 3])
+    with pytest.raises(TypeError, match="batch item 1: expected str or bytes, got int"):
+        ours.encode_batch_ids(["a", 7])
+    with pytest.raises(TypeError, match="is_pretokenized=True"):
+        ours.encode(["a", "b", "c"])
+    with pytest.raises(TypeError, match="a pretokenized sequence is a list of str"):
+        ours.encode(["a", 1], is_pretokenized=True)
+
+
+def test_a_template_without_pair_refuses_pairs(tmp_path):
+    ours, _ = pair_of("bert_base_uncased")
+    data = json.loads(ours.to_str())
+    data["post_processor"] = {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+                              "special_tokens": {}}
+    tok = ferry.Tokenizer.from_str(json.dumps(data), origin="nopair.json")
+    assert tok.encode("a b").ids == tok.encode_ids("a b")
+    with pytest.raises(ValueError, match="nopair.json: cannot encode a pair"):
+        tok.encode("a", "b")
