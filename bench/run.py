@@ -142,7 +142,7 @@ def bench_http(args, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text"])
+    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text", "encoding"])
     parser.add_argument("--quick", action="store_true", help="text: English corpus only")
     parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
@@ -174,6 +174,10 @@ def main():
         import tokenize_text
 
         tokenize_text.run(args, rows)
+    if args.only in (None, "encoding"):
+        import encoding_api
+
+        encoding_api.run(args, rows)
     print(f"\n{args.mib} MiB file (io workloads), median of {args.repeat} runs, {os.cpu_count()} cores\n")
     print("| workload | case | GB/s | ratio | baseline |")
     print("|---|---|---:|---:|---|")

@@ -19,8 +19,9 @@
 //                   BertNormalizer, Precompiled (SentencePiece's charsmap), Sequence.
 //   pre-tokenizers  ByteLevel, Split, Digits, Punctuation, Metaspace, BertPreTokenizer,
 //                   Whitespace, WhitespaceSplit, Sequence.
-//   post-processors TemplateProcessing (single sequence), BertProcessing, RobertaProcessing,
-//                   ByteLevel, Sequence: the ids they put around the sequence.
+//   post-processors TemplateProcessing (single and pair templates), BertProcessing,
+//                   RobertaProcessing, ByteLevel, Sequence: the ids, type ids and sequence ranges
+//                   they put around one sequence or a pair (EncodeEncoding).
 //   decoders        ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace, WordPiece, Sequence.
 // Anything else, BPE `dropout` above 0 included, is kUnsupported naming the file and JSON path;
 // a malformed file (missing field, id out of range, duplicate piece, a charsmap whose trie
