@@ -25,11 +25,11 @@ class UnigramModel final : public Model {
     TokenId unk = kNoToken;           // kNoToken: a text with an uncovered character fails
     bool byte_fallback = false;
     // SentencePiece's own Viterbi, for .model files (tokenizer.json keeps tokenizers' rules
-    // above): path scores held in float as SentencePiece holds them, so near ties go its way; a
-    // user-defined piece scores its length times the highest normal score, minus 0.1, so it is
-    // always taken; `unmatched` pieces (control, unk, byte, unused) never match text; unk scores
-    // 10 below the lowest normal piece; a run of unks is one unk, never looked up as a piece
-    // (with byte_fallback: each unk character's `<0xXX>` pieces).
+    // above): a user-defined piece scores its length times the highest normal score, minus 0.1,
+    // so it is always taken; `unmatched` pieces (control, unk, byte, unused) never match text;
+    // unk scores 10 below the lowest normal piece, in float; a run of unks is one unk, never
+    // looked up as a piece (with byte_fallback: each unk character's `<0xXX>` pieces). The
+    // arithmetic is in unigram.cc.
     bool sentencepiece = false;
     std::vector<bool> user_defined, unmatched;  // by id, sentencepiece only; empty: none
   };
