@@ -24,6 +24,15 @@
 
 namespace ferry::text {
 
+// NormalizerSpec: how text is normalized (and, as denormalizer_spec, how decoded text would be).
+struct SentencePieceNormalizerSpec {
+  std::string name;
+  std::string precompiled_charsmap;
+  bool add_dummy_prefix = true;
+  bool remove_extra_whitespaces = true;
+  bool escape_whitespaces = true;
+};
+
 struct SentencePieceProto {
   // ModelProto.SentencePiece.Type.
   enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
@@ -32,13 +41,7 @@ struct SentencePieceProto {
     float score = 0;
     PieceType type = kNormal;
   };
-  struct NormalizerSpec {
-    std::string name;
-    std::string precompiled_charsmap;
-    bool add_dummy_prefix = true;
-    bool remove_extra_whitespaces = true;
-    bool escape_whitespaces = true;
-  };
+  using NormalizerSpec = SentencePieceNormalizerSpec;
   std::vector<Piece> pieces;  // ModelProto.pieces (1)
   // TrainerSpec (2): what decides encoding and decoding.
   int model_type = 1;  // UNIGRAM = 1, BPE = 2, WORD = 3, CHAR = 4

@@ -125,7 +125,7 @@ bool UnigramModel::Encode(std::string_view piece, std::vector<TokenId>& ids) con
       start += length;
       continue;
     }
-    const float here = best[start].score;
+    const double here = best[start].score;
     bool covers_character = false;
     auto offer = [&](size_t end, TokenId id, double score) {
       Node& node = best[end];
