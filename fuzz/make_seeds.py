@@ -2,7 +2,8 @@
 """Writes binary seed inputs for a fuzz target into a folder, so none is kept in git.
 
     python3 fuzz/make_seeds.py TARGET DIR     # TARGET: safetensors_header, tar, encode,
-                                              # split_pattern, precompiled (others: nothing)
+                                              # split_pattern, precompiled,
+                                              # sentencepiece_model (others: nothing)
 
 Text seeds (URIs, HTTP heads) live in fuzz/corpus/<target>/; scripts/test.sh adds these.
 """
@@ -90,12 +91,52 @@ def precompiled_seeds():
         yield "nmt_nfkc.bin", base64.b64decode(normalizers[0]["precompiled_charsmap"])
 
 
+def sentencepiece_model_seeds():
+    # Small ModelProtos written here (Unigram, and BPE with byte fallback and a user-defined
+    # symbol), and the shared models when they are there (the English Unigram model, with its
+    # nmt_nfkc charsmap; Mistral's BPE, 500 KB, cut to its first 64 KB so mutations stay quick).
+    def varint(v):
+        out = bytearray()
+        while True:
+            out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+            v >>= 7
+            if not v:
+                return bytes(out)
+
+    def field(number, wire, payload):
+        tag = varint(number << 3 | wire)
+        return tag + (varint(len(payload)) + payload if wire == 2 else payload)
+
+    def piece(text, score, kind=1):
+        body = field(1, 2, text.encode()) + field(2, 5, struct.pack("<f", score)) + field(3, 0, varint(kind))
+        return field(1, 2, body)
+
+    def model(pieces, model_type, trainer=b"", normalizer=b""):
+        out = b"".join(piece(*p) for p in pieces)
+        out += field(2, 2, field(3, 0, varint(model_type)) + trainer)
+        return out + field(3, 2, field(1, 2, b"identity") + normalizer)
+
+    base = [("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3), ("\u2581", -1), ("a", -2), ("b", -2),
+            ("\u2581ab", -3), ("ab", -4), ("<sep>", 0, 4)]
+    yield "unigram.model", model(base, 1)
+    byte_pieces = [(f"<0x{b:02X}>", 0, 6) for b in range(256)]
+    yield "bpe_bytes.model", model(base + byte_pieces, 2, field(35, 0, varint(1)),
+                                   field(3, 0, varint(0)) + field(4, 0, varint(0)))
+    folder = os.path.join(REPO, "..", "shared", "data", "tokenizers", "sentencepiece")
+    for name, limit in [("sp_test_model_unigram_en.model", None), ("mistral_7b_v1_tokenizer.model", 65536)]:
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                yield name, f.read(limit)
+
+
 SEEDS = {
     "safetensors_header": safetensors_seeds,
     "tar": tar_seeds,
     "encode": encode_seeds,
     "split_pattern": split_pattern_seeds,
     "precompiled": precompiled_seeds,
+    "sentencepiece_model": sentencepiece_model_seeds,
 }
 
 

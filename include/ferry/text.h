@@ -26,6 +26,18 @@
 // Anything else, BPE `dropout` above 0 included, is kUnsupported naming the file and JSON path;
 // a malformed file (missing field, id out of range, duplicate piece, a charsmap whose trie
 // points outside its buffer) is kCorruption, likewise named.
+//
+// A SentencePiece `.model` file loads natively (FromSentencePiece) and gives the ids and the
+// decoded text of the `sentencepiece` library's encode/decode: Unigram and BPE models,
+// byte_fallback, the normalizer's precompiled charsmap, add_dummy_prefix,
+// remove_extra_whitespaces, escape_whitespaces, user-defined and control symbols, unk. WORD and
+// CHAR models, treat_whitespace_as_suffix, a denormalizer and UNUSED pieces in a BPE model are
+// kUnsupported; a malformed protobuf (truncated, a wrong wire type, a length past its message)
+// or model (NaN score, repeated piece, no unk) is kCorruption naming the file, the field and,
+// for the wire format, the byte offset.
+//
+// GPT-2's original pair of files (`encoder.json` + `vocab.bpe`, "data gym") loads as tiktoken
+// reads it (FromDataGym): the ids of tiktoken's gpt2 / r50k_base encoding.
 #pragma once
 
 #include <array>
@@ -48,6 +60,7 @@ using TokenId = uint32_t;
 // a few MB; hostile ones are refused before they are read.
 inline constexpr uint64_t kMaxTokenizerJsonBytes = uint64_t{512} << 20;
 inline constexpr uint64_t kMaxRankFileBytes = uint64_t{64} << 20;
+inline constexpr uint64_t kMaxSentencePieceModelBytes = uint64_t{256} << 20;
 
 struct EncodeOptions {
   // Match added and special tokens (`<|endoftext|>`, ...) in the text and emit their ids. Off,
@@ -150,7 +163,8 @@ struct TiktokenOptions {
 class Tokenizer {
  public:
   // A Hugging Face `tokenizer.json` (the components listed above) from a path or any URI ferry
-  // reads.
+  // reads; a SentencePiece `.model` (by its name, or its first byte, the tag of
+  // ModelProto.pieces, which no JSON text starts with) is read as FromSentencePiece does.
   static Result<std::shared_ptr<const Tokenizer>> FromFile(std::string_view uri);
   // The same from the JSON text; `origin` names it in error messages.
   static Result<std::shared_ptr<const Tokenizer>> FromJson(std::string_view json,
@@ -160,8 +174,21 @@ class Tokenizer {
                                                                const TiktokenOptions& options);
   static Result<std::shared_ptr<const Tokenizer>> FromTiktokenRanks(
       std::string_view ranks, std::string_view origin, const TiktokenOptions& options);
-  // Either, by the file name: a `.tiktoken` rank file (with `tiktoken`), else a tokenizer.json
-  // (where `tiktoken` must be empty).
+  // GPT-2's original `encoder.json` + `vocab.bpe` pair as tiktoken reads it: tiktoken's gpt2
+  // encoding (r50k_base's pattern, <|endoftext|> = 50256). The files must agree (kCorruption
+  // naming the first token that differs), as tiktoken asserts.
+  static Result<std::shared_ptr<const Tokenizer>> FromDataGym(std::string_view encoder_json_uri,
+                                                              std::string_view vocab_bpe_uri);
+  // The pair's contents as the equivalent tiktoken rank file text, for FromTiktokenRanks.
+  static Result<std::string> DataGymToRanks(std::string_view encoder_json, std::string_view vocab_bpe,
+                                            std::string_view origin);
+  // A SentencePiece `.model` file (a serialized ModelProto).
+  static Result<std::shared_ptr<const Tokenizer>> FromSentencePiece(std::string_view uri);
+  // The same from the file's bytes; `origin` names it in error messages.
+  static Result<std::shared_ptr<const Tokenizer>> FromSentencePieceProto(std::string_view proto,
+                                                                        std::string_view origin);
+  // By the file name: a `.tiktoken` rank file (with `tiktoken`), a `.model` SentencePiece file,
+  // else as FromFile (where `tiktoken` must be empty).
   static Result<std::shared_ptr<const Tokenizer>> Open(std::string_view uri,
                                                        const TiktokenOptions& tiktoken = {});
 
@@ -254,6 +281,11 @@ class Tokenizer {
   std::string fingerprint_;
   std::string origin_;
 };
+
+// Whether a file's bytes, named `origin`, are a SentencePiece .model rather than tokenizer.json
+// text, as FromFile decides: by a `.model` name, else (unless the name ends in `.json`) by the
+// first byte, the tag of ModelProto.pieces (0x0a), which JSON text does not start with.
+bool IsSentencePieceModel(std::string_view bytes, std::string_view origin);
 
 // Training a byte-level BPE tokenizer (GPT-2 style: ByteLevel pre-tokenizer with its regex, all
 // 256 bytes in the alphabet, merges learned by pair frequency).

@@ -180,7 +180,7 @@ struct PyEncoding {
 // The tokenizer plus what it was built from, so it pickles by content.
 struct PyTokenizer {
   std::shared_ptr<const Tokenizer> tokenizer;
-  std::string format;  // "tokenizer.json" or "tiktoken"
+  std::string format;  // "tokenizer.json", "tiktoken" or "sentencepiece"
   std::string source;  // the file's bytes
   text::TiktokenOptions tiktoken;
   std::shared_ptr<IdObjects> id_objects;  // made on the first encode that returns a list
@@ -212,6 +212,17 @@ struct PyTokenizer {
     out.format = "tiktoken";
     out.source = std::move(source);
     out.tiktoken = std::move(options);
+    return out;
+  }
+
+  static PyTokenizer FromSentencePieceBytes(std::string source, std::string origin) {
+    PyTokenizer out;
+    {
+      GilReleased release;
+      out.tokenizer = Unwrap(Tokenizer::FromSentencePieceProto(source, origin));
+    }
+    out.format = "sentencepiece";
+    out.source = std::move(source);
     return out;
   }
 
@@ -443,9 +454,41 @@ void RegisterText(nb::module_& m) {
       .def_static(
           "from_file",
           [](const std::string& uri) {
-            return PyTokenizer::FromJsonText(PyTokenizer::Read(uri, text::kMaxTokenizerJsonBytes), uri);
+            std::string source = PyTokenizer::Read(uri, text::kMaxTokenizerJsonBytes);
+            if (text::IsSentencePieceModel(source, uri)) {
+              return PyTokenizer::FromSentencePieceBytes(std::move(source), uri);
+            }
+            return PyTokenizer::FromJsonText(std::move(source), uri);
           },
           nb::arg("uri"))
+      .def_static(
+          "from_data_gym",
+          [](const std::string& encoder_json, const std::string& vocab_bpe) {
+            std::string encoder = PyTokenizer::Read(encoder_json, text::kMaxRankFileBytes);
+            std::string vocab = PyTokenizer::Read(vocab_bpe, text::kMaxRankFileBytes);
+            std::string origin = encoder_json + " + " + vocab_bpe;
+            std::string ranks;
+            {
+              GilReleased release;
+              ranks = Unwrap(Tokenizer::DataGymToRanks(encoder, vocab, origin));
+            }
+            // Pickles as the rank file it is equivalent to.
+            return PyTokenizer::FromRanksText(std::move(ranks), origin, {"r50k_base", "", {}});
+          },
+          nb::arg("encoder_json"), nb::arg("vocab_bpe"))
+      .def_static(
+          "from_sentencepiece",
+          [](const std::string& uri) {
+            return PyTokenizer::FromSentencePieceBytes(
+                PyTokenizer::Read(uri, text::kMaxSentencePieceModelBytes), uri);
+          },
+          nb::arg("uri"))
+      .def_static(
+          "from_sentencepiece_proto",
+          [](nb::bytes proto, const std::string& origin) {
+            return PyTokenizer::FromSentencePieceBytes(std::string(proto.c_str(), proto.size()), origin);
+          },
+          nb::arg("proto"), nb::arg("origin"))
       .def_static(
           "from_json",
           [](nb::bytes json, const std::string& origin) {

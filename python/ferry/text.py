@@ -3,6 +3,8 @@ SentencePiece-style BPE with byte fallback, WordPiece, Unigram and WordLevel.
 
     tok = ferry.Tokenizer.from_file("tokenizer.json")          # ids as `tokenizers` gives them
     tok = ferry.Tokenizer.from_tiktoken("cl100k_base.tiktoken")  # ids as `tiktoken` gives them
+    tok = ferry.Tokenizer.from_sentencepiece("tokenizer.model")  # ids as `sentencepiece` gives them
+    tok = ferry.Tokenizer.from_data_gym("encoder.json", "vocab.bpe")  # GPT-2's original files
     ids = tok.encode("Hello world")
     batch = tok.encode_batch(texts)      # numpy uint32 arrays, encoded on every core
     text = tok.decode(ids)
@@ -62,8 +64,25 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
-        """Load a Hugging Face ``tokenizer.json`` from a path or URL (http(s)://, s3://)."""
+        """Load a Hugging Face ``tokenizer.json`` from a path or URL (http(s)://, s3://); a
+        SentencePiece ``.model`` (by its name or its first byte) loads as ``from_sentencepiece``."""
         return cls(_core.Tokenizer.from_file(os.fspath(path)))
+
+    @classmethod
+    def from_sentencepiece(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Load a SentencePiece ``.model`` file (Unigram or BPE) natively: ``encode`` gives the ids
+        of ``sentencepiece``'s ``encode(text)`` and ``decode`` its text. ``from_file`` reads a
+        ``.model`` this way too."""
+        return cls(_core.Tokenizer.from_sentencepiece(os.fspath(path)))
+
+    @classmethod
+    def from_data_gym(
+        cls, encoder_json: str | os.PathLike[str], vocab_bpe: str | os.PathLike[str]
+    ) -> Tokenizer:
+        """Load GPT-2's original ``encoder.json`` + ``vocab.bpe`` pair as tiktoken reads it
+        (``data_gym_to_mergeable_bpe_ranks``): the ids of tiktoken's ``gpt2`` / ``r50k_base``,
+        and the same fingerprint as ``from_tiktoken("r50k_base.tiktoken")``."""
+        return cls(_core.Tokenizer.from_data_gym(os.fspath(encoder_json), os.fspath(vocab_bpe)))
 
     @classmethod
     def from_str(cls, json: str | bytes, origin: str = "<string>") -> Tokenizer:
@@ -113,7 +132,7 @@ class Tokenizer:
     def to_str(self) -> str:
         """The tokenizer.json text (tokenizers loaded from tokenizer.json or trained here)."""
         if self._core.format != "tokenizer.json":
-            raise _core.UnsupportedError(f"{self._core.origin}: a tiktoken rank file has no tokenizer.json form")
+            raise _core.UnsupportedError(f"{self._core.origin}: a {self._core.format} file has no tokenizer.json form")
         return self._core.source.decode()
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -448,6 +467,8 @@ class Tokenizer:
         if core.format == "tiktoken":
             name, pattern, specials = core.tiktoken_options
             return _from_ranks, (core.source, core.origin, name, pattern, specials), settings
+        if core.format == "sentencepiece":
+            return _from_sentencepiece, (core.source, core.origin), settings
         return _from_json, (core.source, core.origin), settings
 
     def __setstate__(self, settings) -> None:
@@ -509,3 +530,7 @@ def _from_json(source: bytes, origin: str) -> Tokenizer:
 
 def _from_ranks(source: bytes, origin: str, name: str, pattern: str, specials) -> Tokenizer:
     return Tokenizer(_core.Tokenizer.from_ranks(source, origin, name, pattern, list(specials)))
+
+
+def _from_sentencepiece(source: bytes, origin: str) -> Tokenizer:
+    return Tokenizer(_core.Tokenizer.from_sentencepiece_proto(source, origin))

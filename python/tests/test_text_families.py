@@ -405,16 +405,17 @@ def test_byte_level_files_match_tokenizers_on_the_same_hostile_text(name):
 
 
 def test_a_sentencepiece_model_file_is_named_as_one(tmp_path):
-    """Found by a newcomer: a .model file was reported as malformed JSON."""
+    """Found by a newcomer: a .model file was reported as malformed JSON. It now loads as the
+    SentencePiece model it is (test_text_sentencepiece.py holds it to `sentencepiece`)."""
     model = SP_DIR / "sp_test_model_unigram_en.model"
     if not model.exists():
         pytest.skip(f"{model} is absent (see ../shared/data/SOURCES.md)")
-    with pytest.raises(ferry.UnsupportedError, match=r"unigram_en.model: a SentencePiece .model file \(protobuf\)"):
-        ferry.Tokenizer.from_file(model)
+    assert ferry.Tokenizer.from_file(model) == ferry.Tokenizer.from_sentencepiece(model)
     renamed = tmp_path / "tokenizer.bin"
     renamed.write_bytes(model.read_bytes())  # known by its first byte, not only by its name
+    assert ferry.Tokenizer.from_file(renamed) == ferry.Tokenizer.from_sentencepiece(model)
     with pytest.raises(ferry.UnsupportedError, match="a SentencePiece .model file"):
-        ferry.Tokenizer.from_file(renamed)
+        ferry.Tokenizer.from_str(model.read_bytes(), origin="tokenizer.model")
 
 
 def test_an_added_token_id_beyond_u32_is_refused_as_tokenizers_refuses_it(tmp_path):

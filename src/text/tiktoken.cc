@@ -1,10 +1,15 @@
 // tiktoken rank files: one `base64(token bytes) rank` pair per line.
+#include <simdjson.h>
+
 #include <array>
+#include <map>
+#include <unordered_map>
 
 #include "base/parse.h"
 #include "ferry/io.h"
 #include "text/tokenizer_parts.h"
 #include "text/split_pattern.h"
+#include "text/unicode.h"
 
 namespace ferry::text {
 namespace {
@@ -60,7 +65,139 @@ std::string_view FileStem(std::string_view uri) {
   return name.substr(0, name.find('.'));
 }
 
+void AppendBase64(std::string_view bytes, std::string& out) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t group = 0;
+    const size_t n = std::min<size_t>(3, bytes.size() - i);
+    for (size_t j = 0; j < 3; ++j) {
+      group = group << 8 | (j < n ? static_cast<uint8_t>(bytes[i + j]) : 0u);
+    }
+    for (size_t j = 0; j < 4; ++j) out += j <= n ? kAlphabet[(group >> (18 - 6 * j)) & 63] : '=';
+  }
+}
+
+// tiktoken's data_gym_to_mergeable_bpe_ranks: the 256 bytes take ranks 0-255 in GPT-2's alphabet
+// order (the printable bytes but space first, then the rest), each line of vocab.bpe after the
+// first (a "#version" comment), up to the last line break, is a merge whose concatenated bytes
+// get the next rank; encoder.json, less <|endoftext|> and <|startoftext|>, must give the same
+// ranks (tiktoken asserts it).
+Status DataGymRanks(std::string_view encoder_json, std::string_view vocab_bpe, const std::string& where,
+                    std::vector<std::string>& by_rank) {
+  std::vector<uint8_t> rank_to_byte;
+  for (int b = 0; b < 256; ++b) {
+    if (ByteToCodepoint(static_cast<uint8_t>(b)) == static_cast<char32_t>(b) && b != ' ') rank_to_byte.push_back(b);
+  }
+  for (int b = 0; b < 256; ++b) {
+    if (ByteToCodepoint(static_cast<uint8_t>(b)) != static_cast<char32_t>(b) || b == ' ') rank_to_byte.push_back(b);
+  }
+  std::map<std::string, uint64_t> ranks;  // ordered, so a mismatch is reported the same way each run
+  for (size_t r = 0; r < 256; ++r) ranks[std::string(1, static_cast<char>(rank_to_byte[r]))] = r;
+  if (!IsValidUtf8(vocab_bpe)) return Corruption(where + ": vocab.bpe is not UTF-8");
+  std::vector<std::string_view> lines;
+  for (size_t pos = 0;;) {
+    size_t end = vocab_bpe.find('\n', pos);
+    if (end == std::string_view::npos) {
+      lines.push_back(vocab_bpe.substr(pos));
+      break;
+    }
+    lines.push_back(vocab_bpe.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  uint64_t next = 256;
+  std::string merged, bytes;
+  for (size_t i = 1; i + 1 < lines.size(); ++i) {
+    std::vector<std::string_view> words;
+    std::string_view line = lines[i];
+    for (size_t pos = 0; pos < line.size();) {
+      auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; };
+      while (pos < line.size() && space(line[pos])) ++pos;
+      size_t start = pos;
+      while (pos < line.size() && !space(line[pos])) ++pos;
+      if (pos > start) words.push_back(line.substr(start, pos - start));
+    }
+    const std::string at = where + ": vocab.bpe line " + std::to_string(i + 1) + ": ";
+    if (words.size() != 2) {
+      return Corruption(at + "expected two tokens, found " + std::to_string(words.size()));
+    }
+    merged.clear();
+    for (std::string_view word : words) {
+      if (!AppendFromByteLevel(word, merged)) {
+        return Corruption(at + "\"" + std::string(word.substr(0, 64)) + "\" is not in GPT-2's byte alphabet");
+      }
+    }
+    if (merged.size() > kMaxTokenBytes) return Corruption(at + "the merged token is longer than " + std::to_string(kMaxTokenBytes) + " bytes");
+    ranks[merged] = next++;
+  }
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(encoder_json);
+  simdjson::dom::object object;
+  if (parser.parse(padded).get_object().get(object) != simdjson::SUCCESS) {
+    return Corruption(where + ": encoder.json is not a JSON object");
+  }
+  std::map<std::string, uint64_t> encoder;
+  for (auto field : object) {
+    bytes.clear();
+    if (!AppendFromByteLevel(field.key, bytes)) {
+      return Corruption(where + ": encoder.json key \"" + std::string(field.key.substr(0, 64)) +
+                        "\" is not in GPT-2's byte alphabet");
+    }
+    uint64_t rank = 0;
+    if (field.value.get_uint64().get(rank) != simdjson::SUCCESS) {
+      return Corruption(where + ": encoder.json[\"" + std::string(field.key.substr(0, 64)) +
+                        "\"] is not a non-negative integer");
+    }
+    encoder[bytes] = rank;
+  }
+  encoder.erase("<|endoftext|>");
+  encoder.erase("<|startoftext|>");
+  if (encoder != ranks) {
+    for (const auto& [token, rank] : ranks) {
+      auto it = encoder.find(token);
+      if (it == encoder.end() || it->second != rank) {
+        return Corruption(where + ": encoder.json does not match vocab.bpe: token 0x" + LowerHex(token.substr(0, 32)) +
+                          " has rank " + std::to_string(rank) + " by the merges but " +
+                          (it == encoder.end() ? std::string("is absent from encoder.json") : "id " + std::to_string(it->second)));
+      }
+    }
+    return Corruption(where + ": encoder.json has " + std::to_string(encoder.size()) +
+                      " tokens besides <|endoftext|>, vocab.bpe gives " + std::to_string(ranks.size()));
+  }
+  for (const auto& [token, rank] : ranks) {
+    if (rank > kMaxRank) return Corruption(where + ": rank " + std::to_string(rank) + " is too large");
+    if (rank >= by_rank.size()) by_rank.resize(rank + 1);
+    by_rank[rank] = token;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Result<std::string> Tokenizer::DataGymToRanks(std::string_view encoder_json, std::string_view vocab_bpe,
+                                             std::string_view origin) {
+  std::vector<std::string> by_rank;
+  FERRY_RETURN_IF_ERROR(DataGymRanks(encoder_json, vocab_bpe, std::string(origin), by_rank));
+  std::string out;
+  for (size_t rank = 0; rank < by_rank.size(); ++rank) {
+    if (by_rank[rank].empty()) continue;
+    AppendBase64(by_rank[rank], out);
+    out += ' ';
+    out += std::to_string(rank);
+    out += '\n';
+  }
+  return out;
+}
+
+Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromDataGym(std::string_view encoder_json_uri,
+                                                               std::string_view vocab_bpe_uri) {
+  FERRY_ASSIGN_OR_RETURN(std::string encoder, io::ReadSmallObject(encoder_json_uri, kMaxRankFileBytes));
+  FERRY_ASSIGN_OR_RETURN(std::string vocab, io::ReadSmallObject(vocab_bpe_uri, kMaxRankFileBytes));
+  const std::string origin = std::string(encoder_json_uri) + " + " + std::string(vocab_bpe_uri);
+  FERRY_ASSIGN_OR_RETURN(std::string ranks, DataGymToRanks(encoder, vocab, origin));
+  TiktokenOptions options;
+  options.name = "r50k_base";  // tiktoken's gpt2 encoding: r50k's pattern and <|endoftext|>
+  return FromTiktokenRanks(ranks, origin, options);
+}
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktoken(std::string_view uri,
                                                                 const TiktokenOptions& options) {
@@ -71,6 +208,10 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktoken(std::string_vie
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::Open(std::string_view uri,
                                                         const TiktokenOptions& tiktoken) {
   if (io::WithoutQuery(uri).ends_with(".tiktoken")) return FromTiktoken(uri, tiktoken);
+  if (io::WithoutQuery(uri).ends_with(".model") && tiktoken.name.empty() &&
+      tiktoken.pattern.empty() && tiktoken.special_tokens.empty()) {
+    return FromSentencePiece(uri);
+  }
   if (!tiktoken.name.empty() || !tiktoken.pattern.empty() || !tiktoken.special_tokens.empty()) {
     return InvalidArgument(std::string(uri) +
                            ": tiktoken options (name, pattern, special tokens) are for .tiktoken "

@@ -1047,20 +1047,35 @@ Result<std::shared_ptr<const Tokenizer>> Loader::Load(std::string_view json) {
 
 }  // namespace
 
+bool IsSentencePieceModel(std::string_view bytes, std::string_view origin) {
+  std::string_view name = io::WithoutQuery(origin);
+  if (name.ends_with(".model")) return true;
+  if (name.ends_with(".json")) return false;
+  return !bytes.empty() && bytes[0] == '\x0a';
+}
+
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromJson(std::string_view json,
                                                             std::string_view origin) {
-  // A SentencePiece model is a protobuf whose first field is its pieces (tag 0x0a); say so
-  // rather than report it as malformed JSON.
-  if (io::WithoutQuery(origin).ends_with(".model") || (!json.empty() && json[0] == '\x0a')) {
+  if (IsSentencePieceModel(json, origin)) {
     return Unsupported(std::string(origin) +
-                       ": a SentencePiece .model file (protobuf), which ferry does not read yet; "
-                       "use the model's tokenizer.json (transformers' converter writes one)");
+                       ": a SentencePiece .model file (protobuf), not tokenizer.json text; load "
+                       "it with Tokenizer::FromSentencePiece (Python: Tokenizer.from_sentencepiece "
+                       "or from_file)");
   }
   return Loader(std::string(origin)).Load(json);
 }
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromFile(std::string_view uri) {
+  static_assert(kMaxSentencePieceModelBytes <= kMaxTokenizerJsonBytes);
   FERRY_ASSIGN_OR_RETURN(std::string json, io::ReadSmallObject(uri, kMaxTokenizerJsonBytes));
+  if (IsSentencePieceModel(json, uri)) {
+    if (json.size() > kMaxSentencePieceModelBytes) {
+      return InvalidArgument(std::string(uri) + ": " + std::to_string(json.size()) +
+                             " bytes, more than the " + std::to_string(kMaxSentencePieceModelBytes) +
+                             " a SentencePiece .model may have");
+    }
+    return FromSentencePieceProto(json, uri);
+  }
   return FromJson(json, uri);
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <span>
 #include <type_traits>
@@ -132,6 +133,28 @@ TokenId BytesToId::Find(std::string_view key, uint64_t hash) const {
   }
 }
 
+void LongestPrefixSet::Build(std::vector<std::pair<std::string, TokenId>> entries) {
+  entries_ = std::move(entries);
+  longest_ = 0;
+  std::fill(std::begin(first_), std::end(first_), false);
+  ids_.Reserve(entries_.size());
+  for (const auto& [text, id] : entries_) longest_ = std::max(longest_, text.size());
+  lengths_.assign(longest_ + 1, false);
+  for (const auto& [text, id] : entries_) {
+    if (text.empty()) continue;
+    ids_.Insert(text, id);
+    lengths_[text.size()] = true;
+    first_[static_cast<uint8_t>(text[0])] = true;
+  }
+}
+
+std::vector<std::string> LongestPrefixSet::Sorted() const {
+  std::vector<std::string> out;
+  for (const auto& entry : entries_) out.push_back(entry.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 void PairTable::Reserve(size_t count) {
   slots_.assign(TableSize(count), Slot{});
   mask_ = slots_.size() - 1;
@@ -205,17 +228,76 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
     model->pairs_.Insert(left, right, {static_cast<uint32_t>(i), merged});
   }
   model->merges_ = merges;
-  // Which tokens a whole piece may be emitted as directly (see direct_).
-  const BpeModel& m = *model;
-  model->direct_.assign(m.config_.tokens.size(), false);
-  std::vector<TokenId> ids;
-  for (TokenId id = 0; id < m.config_.tokens.size(); ++id) {
-    if (!m.config_.present[id]) continue;
-    ids.clear();
-    m.Merge(m.config_.tokens[id], ids);
-    model->direct_[id] = ids.size() == 1 && ids[0] == id;
-  }
+  model->ComputeDirect();
   model->cut_before_spaces_ = model->CanCutBeforeSpaces();
+  return model;
+}
+
+// Which tokens a whole piece may be emitted as directly (see direct_).
+void BpeModel::ComputeDirect() {
+  direct_.assign(config_.tokens.size(), false);
+  std::vector<TokenId> ids;
+  for (TokenId id = 0; id < config_.tokens.size(); ++id) {
+    if (!config_.present[id]) continue;
+    ids.clear();
+    Merge(config_.tokens[id], ids);
+    direct_[id] = ids.size() == 1 && ids[0] == id;
+  }
+}
+
+Result<std::unique_ptr<BpeModel>> BpeModel::FromScores(Config config, const std::vector<float>& scores,
+                                                       const std::vector<bool>& mergeable) {
+  if (scores.size() != config.tokens.size() || mergeable.size() != config.tokens.size()) {
+    return Internal("BpeModel::FromScores: scores and mergeable must have one entry per token");
+  }
+  for (size_t id = 0; id < scores.size(); ++id) {
+    if (!std::isfinite(scores[id])) {
+      return Corruption("piece " + std::to_string(id) + " has a score that is not finite");
+    }
+  }
+  std::unique_ptr<BpeModel> model(new BpeModel(std::move(config)));
+  FERRY_RETURN_IF_ERROR(model->IndexTokens("pieces"));
+  BpeModel& m = *model;
+  std::vector<bool> frozen(m.config_.tokens.size(), false);
+  std::vector<std::pair<std::string, TokenId>> frozen_entries;
+  for (TokenId id : m.config_.frozen) {
+    if (id >= m.config_.tokens.size() || !m.config_.present[id]) {
+      return Internal("BpeModel::FromScores: frozen id " + std::to_string(id) + " is not a token");
+    }
+    frozen[id] = true;
+    frozen_entries.emplace_back(m.config_.tokens[id], id);
+  }
+  m.frozen_.Build(std::move(frozen_entries));
+  // Priority: the rank of the merged token's score among the distinct scores, highest first, so
+  // equal scores share a priority and the merge loops' leftmost rule breaks their ties.
+  std::vector<float> distinct;
+  for (TokenId id = 0; id < scores.size(); ++id) {
+    if (mergeable[id] && m.config_.present[id]) distinct.push_back(scores[id]);
+  }
+  std::sort(distinct.begin(), distinct.end(), std::greater<>());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  m.pairs_.Reserve(m.config_.tokens.size() * 2);
+  for (TokenId id = 0; id < m.config_.tokens.size(); ++id) {
+    if (!mergeable[id] || !m.config_.present[id]) continue;
+    const uint32_t priority = static_cast<uint32_t>(
+        std::lower_bound(distinct.begin(), distinct.end(), scores[id], std::greater<>()) - distinct.begin());
+    std::string_view token = m.config_.tokens[id];
+    for (size_t cut = 0; cut < token.size();) {
+      char32_t cp;
+      size_t length = DecodeUtf8(token, cut, cp);
+      cut += length == 0 ? 1 : length;
+      if (cut >= token.size()) break;
+      TokenId left = m.bytes_to_id_.Find(token.substr(0, cut));
+      if (left == kNoToken || frozen[left]) continue;
+      TokenId right = m.bytes_to_id_.Find(token.substr(cut));
+      if (right == kNoToken || frozen[right]) continue;
+      m.pairs_.Insert(left, right, {priority, id});
+    }
+  }
+  m.scores_ = scores;
+  m.mergeable_ = mergeable;
+  m.ComputeDirect();
+  m.cut_before_spaces_ = m.CanCutBeforeSpaces();
   return model;
 }
 
@@ -333,6 +415,16 @@ void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
   // stop a run of unknown characters from fusing into one unk.
   bool unk_pending = false;
   for (size_t pos = 0; pos < piece.size();) {
+    if (!frozen_.empty()) {
+      TokenId id = kNoToken;
+      if (size_t length = frozen_.Match(piece.substr(pos), id); length > 0) {
+        if (unk_pending) emit(config_.unk);
+        unk_pending = false;
+        emit(id);
+        pos += length;
+        continue;
+      }
+    }
     char32_t cp;
     size_t length = DecodeUtf8(piece, pos, cp);
     if (length == 0) length = 1;
@@ -375,6 +467,18 @@ void BpeModel::AddToFingerprint(Fingerprinter& f) const {
   for (auto [left, right] : merges_) {
     f.AddNumber(left);
     f.AddNumber(right);
+  }
+  if (!scores_.empty()) {  // FromScores; the other models keep their earlier fields
+    f.Add("scores");
+    for (TokenId id = 0; id < scores_.size(); ++id) {
+      uint32_t bits;
+      static_assert(sizeof bits == sizeof(float));
+      std::memcpy(&bits, &scores_[id], sizeof bits);
+      f.AddNumber(bits);
+      f.AddNumber(mergeable_[id]);
+    }
+    f.Add("frozen");
+    for (const std::string& token : frozen_.Sorted()) f.Add(token);
   }
 }
 

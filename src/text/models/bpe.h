@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,6 +45,46 @@ class BytesToId {
   std::vector<Slot> slots_;
   size_t mask_ = 0;
   size_t count_ = 0;
+};
+
+// The longest of a set of strings that a text starts with: SentencePiece's user-defined
+// symbols, which its normalizer passes through unchanged and its models take whole (Darts-clone's
+// longest commonPrefixSearch result there). The sets are small, so a filter on the first byte
+// and then one hash lookup per candidate length beats a trie: text that starts with none of
+// them costs one table read per position.
+class LongestPrefixSet {
+ public:
+  LongestPrefixSet() = default;
+  // The table's keys are views into entries_, whose elements a move keeps where they are.
+  LongestPrefixSet(LongestPrefixSet&&) = default;
+  LongestPrefixSet& operator=(LongestPrefixSet&&) = default;
+  LongestPrefixSet(const LongestPrefixSet&) = delete;
+  LongestPrefixSet& operator=(const LongestPrefixSet&) = delete;
+  // Empty strings are ignored.
+  void Build(std::vector<std::pair<std::string, TokenId>> entries);
+  bool empty() const { return longest_ == 0; }
+  // The length of the longest string of the set that `text` starts with (0: none) and its id.
+  size_t Match(std::string_view text, TokenId& id) const {
+    if (longest_ == 0 || text.empty() || !first_[static_cast<uint8_t>(text[0])]) return 0;
+    for (size_t length = std::min(longest_, text.size()); length > 0; --length) {
+      if (!lengths_[length]) continue;
+      TokenId found = ids_.Find(text.substr(0, length));
+      if (found != kNoToken) {
+        id = found;
+        return length;
+      }
+    }
+    return 0;
+  }
+  // The strings, sorted, for fingerprints.
+  std::vector<std::string> Sorted() const;
+
+ private:
+  std::vector<std::pair<std::string, TokenId>> entries_;  // ids_ keys are views into these
+  BytesToId ids_;
+  size_t longest_ = 0;
+  std::vector<bool> lengths_;  // lengths_[n]: some string has n bytes
+  bool first_[256] = {};
 };
 
 // Open-addressing hash table from an adjacent pair of ids to what merging them gives.
@@ -106,6 +147,9 @@ class BpeModel final : public Model {
     bool fuse_unk = false;
     Symbols symbols = Symbols::kBytes;
     bool byte_fallback = false;  // kCharacters only
+    // kCharacters: tokens taken whole (the longest that starts there) where the piece is split
+    // into symbols, and never merged with a neighbour: SentencePiece's user-defined symbols.
+    std::vector<TokenId> frozen;
   };
 
   // Merges are (left, right) id pairs; the merged token is the concatenation of their bytes and
@@ -115,6 +159,12 @@ class BpeModel final : public Model {
   // tiktoken: a pair merges when the concatenation of its bytes is a token, and the token's rank
   // is the priority. Derived here from the token list: every way of cutting a token in two.
   static Result<std::unique_ptr<BpeModel>> FromRanks(Config config);
+  // SentencePiece BPE (.model files): a pair of symbols merges when their concatenation is a
+  // token with mergeable[id], the highest `scores[id]` first; among equal scores the leftmost
+  // pair, as SentencePiece's agenda orders them. Derived from the tokens: every way of cutting a
+  // mergeable token in two at a character boundary into two tokens that are not frozen.
+  static Result<std::unique_ptr<BpeModel>> FromScores(Config config, const std::vector<float>& scores,
+                                                      const std::vector<bool>& mergeable);
 
   // Appends the ids of one pre-tokenized piece of raw bytes. Pieces that need merging are
   // remembered in a small per-thread cache, since the same rare words come back. False (nothing appended) when a
@@ -137,6 +187,7 @@ class BpeModel final : public Model {
   void MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const;
 
   void Merge(std::string_view piece, std::vector<TokenId>& ids) const;
+  void ComputeDirect();
   // Encode without the cut before spaces (see CanCutBeforeSpaces in bpe.cc).
   bool EncodeWord(std::string_view piece, std::vector<TokenId>& ids) const;
   bool CanCutBeforeSpaces() const;
@@ -153,6 +204,9 @@ class BpeModel final : public Model {
   // kCharacters with byte_fallback: the id of `<0xXX>` for each byte (kNoToken where absent).
   TokenId fallback_ids_[256];
   bool has_stand_ins_ = false;
+  LongestPrefixSet frozen_;
+  std::vector<float> scores_;  // FromScores, for the fingerprint
+  std::vector<bool> mergeable_;
   // direct_[id]: merging the bytes of token `id` gives exactly `id`, so a piece found whole in
   // the vocabulary is that token without running the merges. Always so for rank files; for
   // merge lists nearly always (computed at load), and the exceptions take the merge path.

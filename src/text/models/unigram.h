@@ -24,6 +24,14 @@ class UnigramModel final : public Model {
     std::vector<double> scores;       // by id
     TokenId unk = kNoToken;           // kNoToken: a text with an uncovered character fails
     bool byte_fallback = false;
+    // SentencePiece's own Viterbi, for .model files (tokenizer.json keeps tokenizers' rules
+    // above): a user-defined piece scores its length times the highest normal score, minus 0.1,
+    // so it is always taken; `unmatched` pieces (control, unk, byte, unused) never match text;
+    // unk scores 10 below the lowest normal piece, in float; a run of unks is one unk, never
+    // looked up as a piece (with byte_fallback: each unk character's `<0xXX>` pieces). The
+    // arithmetic is in unigram.cc.
+    bool sentencepiece = false;
+    std::vector<bool> user_defined, unmatched;  // by id, sentencepiece only; empty: none
   };
   // Errors (kCorruption) name the piece: a non-finite score, an empty or repeated piece.
   static Result<std::unique_ptr<UnigramModel>> Create(Config config);
@@ -38,6 +46,11 @@ class UnigramModel final : public Model {
   // Encode; unknown (if set) gets each unk id's index and text.
   bool EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
                   const std::function<void(size_t, std::string_view)>* unknown) const;
+  bool EncodeSentencePiece(std::string_view piece, std::vector<TokenId>& ids) const;
+  bool IsUserDefined(TokenId id) const {
+    return id < config_.user_defined.size() && config_.user_defined[id];
+  }
+  bool IsUnmatched(TokenId id) const { return id < config_.unmatched.size() && config_.unmatched[id]; }
   // Calls found(length, id) for each piece that is a prefix of `text`, shortest first.
   template <typename Found>
   void ForEachPrefix(std::string_view text, Found&& found) const;
@@ -45,6 +58,10 @@ class UnigramModel final : public Model {
 
   Config config_;
   double unk_score_ = 0;
+  // sentencepiece: scores as the .model stores them (float), the unk score and the highest
+  // normal score, in float.
+  std::vector<float> float_scores_;
+  float float_unk_score_ = 0, max_normal_score_ = 0;
   BytesToId ids_;  // keys are views into config_.pieces
   TokenId byte_pieces_[256];
   // The trie of pieces: node 0 is the root; children found by hashing (node, byte).

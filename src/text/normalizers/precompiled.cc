@@ -21,8 +21,7 @@ constexpr size_t kMaxClusterLookup = 6;
 
 class Precompiled final : public NormalizerStep {
  public:
-  Precompiled(std::vector<uint32_t> units, std::string blob, std::string digest)
-      : units_(std::move(units)), blob_(std::move(blob)), digest_(std::move(digest)) {}
+  explicit Precompiled(std::shared_ptr<const Charsmap> charsmap) : charsmap_(std::move(charsmap)) {}
 
   void Apply(std::string_view text, std::string& out) const override {
     out.clear();
@@ -33,7 +32,7 @@ class Precompiled final : public NormalizerStep {
       std::string_view cluster = text.substr(pos, end - pos);
       pos = end;
       if (cluster.size() < kMaxClusterLookup) {
-        if (const char* replacement = FirstMatch(cluster)) {
+        if (const char* replacement = charsmap_->FirstMatch(cluster)) {
           out += replacement;
           continue;
         }
@@ -43,7 +42,7 @@ class Precompiled final : public NormalizerStep {
         size_t length = DecodeUtf8(cluster, i, cp);
         if (length == 0) length = 1;
         std::string_view character = cluster.substr(i, length);
-        const char* replacement = FirstMatch(character);
+        const char* replacement = charsmap_->FirstMatch(character);
         if (replacement) {
           out += replacement;
         } else {
@@ -54,26 +53,9 @@ class Precompiled final : public NormalizerStep {
     }
   }
 
-  std::string Canonical() const override { return "precompiled(sha256:" + digest_ + ");"; }
+  std::string Canonical() const override { return "precompiled(sha256:" + charsmap_->digest() + ");"; }
 
  private:
-  // The replacement of the shortest trie key that is a prefix of `key`, or null. The trie was
-  // checked at load, so every index here is in bounds.
-  const char* FirstMatch(std::string_view key) const {
-    uint32_t node = Offset(units_[0]);
-    for (char ch : key) {
-      uint8_t c = static_cast<uint8_t>(ch);
-      if (c == 0) return nullptr;  // keys are C strings
-      node ^= c;
-      if (node >= units_.size()) return nullptr;
-      uint32_t unit = units_[node];
-      if (Label(unit) != c) return nullptr;
-      node ^= Offset(unit);
-      if (HasLeaf(unit)) return blob_.c_str() + Value(units_[node]);
-    }
-    return nullptr;
-  }
-
   // Where the extended grapheme cluster starting at `pos` ends; a byte that is not UTF-8 is a
   // cluster of its own.
   static size_t ClusterEnd(std::string_view text, size_t pos) {
@@ -106,9 +88,7 @@ class Precompiled final : public NormalizerStep {
     return end;
   }
 
-  std::vector<uint32_t> units_;
-  std::string blob_;  // NUL-terminated replacements (std::string adds one after the last)
-  std::string digest_;
+  std::shared_ptr<const Charsmap> charsmap_;
 };
 
 // Every unit reachable from the root: children in the trie, leaves' values in the blob. Each
@@ -143,7 +123,42 @@ Status CheckTrie(const std::vector<uint32_t>& units, size_t blob_size) {
 
 }  // namespace
 
-Result<std::shared_ptr<const NormalizerStep>> MakePrecompiled(std::string_view charsmap) {
+// The trie was checked at load, so every index the lookups below reach is in bounds.
+const char* Charsmap::FirstMatch(std::string_view key) const {
+  uint32_t node = Offset(units_[0]);
+  for (char ch : key) {
+    uint8_t c = static_cast<uint8_t>(ch);
+    if (c == 0) return nullptr;  // keys are C strings
+    node ^= c;
+    if (node >= units_.size()) return nullptr;
+    uint32_t unit = units_[node];
+    if (Label(unit) != c) return nullptr;
+    node ^= Offset(unit);
+    if (HasLeaf(unit)) return blob_.c_str() + Value(units_[node]);
+  }
+  return nullptr;
+}
+
+size_t Charsmap::LongestMatch(std::string_view text, std::string_view& replacement) const {
+  size_t longest = 0;
+  uint32_t node = Offset(units_[0]);
+  for (size_t i = 0; i < text.size(); ++i) {
+    uint8_t c = static_cast<uint8_t>(text[i]);
+    if (c == 0) break;
+    node ^= c;
+    if (node >= units_.size()) break;
+    uint32_t unit = units_[node];
+    if (Label(unit) != c) break;
+    node ^= Offset(unit);
+    if (HasLeaf(unit)) {
+      longest = i + 1;
+      replacement = blob_.c_str() + Value(units_[node]);
+    }
+  }
+  return longest;
+}
+
+Result<std::shared_ptr<const Charsmap>> Charsmap::Parse(std::string_view charsmap) {
   if (charsmap.size() < 4) return Corruption("shorter than its 4-byte header");
   uint32_t trie_bytes = 0;
   for (int i = 3; i >= 0; --i) trie_bytes = trie_bytes << 8 | static_cast<uint8_t>(charsmap[i]);
@@ -151,18 +166,28 @@ Result<std::shared_ptr<const NormalizerStep>> MakePrecompiled(std::string_view c
     return Corruption("the trie size " + std::to_string(trie_bytes) + " is not a multiple of 4 "
                       "inside the " + std::to_string(charsmap.size()) + " bytes");
   }
-  std::vector<uint32_t> units(trie_bytes / 4);
-  for (size_t i = 0; i < units.size(); ++i) {
+  std::shared_ptr<Charsmap> parsed(new Charsmap());
+  parsed->units_.resize(trie_bytes / 4);
+  for (size_t i = 0; i < parsed->units_.size(); ++i) {
     const auto* p = reinterpret_cast<const uint8_t*>(charsmap.data()) + 4 + 4 * i;
-    units[i] = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+    parsed->units_[i] = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
   }
-  std::string blob(charsmap.substr(4 + trie_bytes));
-  if (!IsValidUtf8(blob)) return Corruption("the replacement blob is not UTF-8");
-  FERRY_RETURN_IF_ERROR(CheckTrie(units, blob.size()));
+  parsed->blob_.assign(charsmap.substr(4 + trie_bytes));
+  if (!IsValidUtf8(parsed->blob_)) return Corruption("the replacement blob is not UTF-8");
+  FERRY_RETURN_IF_ERROR(CheckTrie(parsed->units_, parsed->blob_.size()));
   Fingerprinter digest;
   digest.Add(charsmap);
-  return std::shared_ptr<const NormalizerStep>(
-      std::make_shared<Precompiled>(std::move(units), std::move(blob), digest.Hex()));
+  parsed->digest_ = digest.Hex();
+  return std::shared_ptr<const Charsmap>(std::move(parsed));
+}
+
+Result<std::shared_ptr<const NormalizerStep>> MakePrecompiled(std::string_view charsmap) {
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const Charsmap> parsed, Charsmap::Parse(charsmap));
+  return MakePrecompiled(std::move(parsed));
+}
+
+std::shared_ptr<const NormalizerStep> MakePrecompiled(std::shared_ptr<const Charsmap> charsmap) {
+  return std::make_shared<Precompiled>(std::move(charsmap));
 }
 
 }  // namespace ferry::text
