@@ -185,9 +185,16 @@ class Tokenizer:
         own. ``split_special_tokens``: special tokens written in the text are encoded as text (for
         untrusted input; transformers' option of that name). For ids alone, fastest:
         ``encode_ids`` / ``encode_to_numpy``."""
+        if not is_pretokenized:
+            # A list of two words would otherwise read as a pair: tokenizers refuses it too.
+            for what, value in (("sequence", sequence), ("pair", pair)):
+                if (value is not None or what == "sequence") and not isinstance(value, (str, bytes)):
+                    raise TypeError(f"encode {what}: expected str, got {type(value).__name__} "
+                                    "(pass is_pretokenized=True for a list of words)")
+        elif not isinstance(sequence, (list, tuple)) or not isinstance(pair, (list, tuple, type(None))):
+            raise TypeError("encode with is_pretokenized=True: expected lists of words, got "
+                            f"{type(sequence).__name__}" + (f" and {type(pair).__name__}" if pair is not None else ""))
         item = sequence if pair is None else (sequence, pair)
-        if pair is not None and not isinstance(pair, (str, bytes)) and not is_pretokenized:
-            raise TypeError(f"pair: expected str, got {type(pair).__name__} (is_pretokenized=True for lists of words)")
         return self._core.encode_encoding(
             item, is_pretokenized, add_special_tokens, split_special_tokens, self._truncation, self._padding
         )
@@ -280,6 +287,12 @@ class Tokenizer:
     ) -> None:
         """Pad every encoding (``length``: to that many ids; None: a batch to its longest),
         rounded up to ``pad_to_multiple_of``, as ``tokenizers``."""
+        for what, value in (("pad_id", pad_id), ("pad_type_id", pad_type_id), ("length", length),
+                            ("pad_to_multiple_of", pad_to_multiple_of)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise TypeError(f"enable_padding {what}: expected an int, got {type(value).__name__}")
+        if not isinstance(pad_token, str):
+            raise TypeError(f"enable_padding pad_token: expected a str, got {type(pad_token).__name__}")
         options = _core.PaddingOptions()
         options.left = _direction(direction, "padding")
         if length is not None and length <= 0:
@@ -317,6 +330,9 @@ class Tokenizer:
         """Cut encodings to ``max_length`` ids (the post-processor's special tokens included);
         what is cut goes to ``Encoding.overflowing`` in windows that repeat ``stride`` ids.
         ``strategy``: longest_first, only_first or only_second, as ``tokenizers``."""
+        for what, value in (("max_length", max_length), ("stride", stride)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"enable_truncation {what}: expected an int, got {type(value).__name__}")
         if max_length < 0 or stride < 0:
             raise ValueError(f"truncation max_length {max_length} and stride {stride} must not be negative")
         if max_length and stride >= max_length:
@@ -359,17 +375,19 @@ class Tokenizer:
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
         """The text of ``ids``, without special tokens unless ``skip_special_tokens=False``
         (``tokenizers``' default). Bytes that do not form valid UTF-8 (an id sequence cut inside a
-        character) become U+FFFD. An id outside the vocabulary raises ``ferry.OutOfRangeError``."""
-        return self._core.decode(ids, skip_special_tokens)
+        character) become U+FFFD. An id outside the vocabulary raises ``ferry.OutOfRangeError``
+        (``tokenizers`` drops it silently)."""
+        return self._core.decode(_ids(ids, "decode"), skip_special_tokens)
 
     def decode_bytes(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> bytes:
         """The exact bytes of ``ids``."""
-        return self._core.decode_bytes(ids, skip_special_tokens)
+        return self._core.decode_bytes(_ids(ids, "decode_bytes"), skip_special_tokens)
 
     def decode_batch(
         self, sequences: Iterable[Sequence[int] | np.ndarray], skip_special_tokens: bool = True
     ) -> list[str]:
-        return [self._core.decode(ids, skip_special_tokens) for ids in sequences]
+        return [self._core.decode(_ids(ids, f"decode_batch item {i}"), skip_special_tokens)
+                for i, ids in enumerate(sequences)]
 
     # ------------------------------------------------------------------------------- vocabulary
 
@@ -381,7 +399,11 @@ class Tokenizer:
     def id_to_token(self, id: int) -> str | bytes | None:
         """The vocabulary's spelling of ``id`` (``str`` for tokenizer.json, ``bytes`` for tiktoken),
         or None."""
-        return self._core.id_to_token(id)
+        if not isinstance(id, (int, np.integer)) or isinstance(id, bool):
+            raise TypeError(f"id_to_token: expected an int id, got {type(id).__name__}")
+        if not 0 <= id < 2**32:
+            raise OverflowError(f"id_to_token: id {id} is not a token id (0 <= id < 2**32)")
+        return self._core.id_to_token(int(id))
 
     def is_special(self, id: int) -> bool:
         return self._core.is_special(id)
@@ -420,15 +442,19 @@ class Tokenizer:
         document = json.loads(self._core.source)
         added = document.setdefault("added_tokens", None) or []
         document["added_tokens"] = added
-        known = {t["content"] for t in added}
         for token in tokens:
             if isinstance(token, str):
                 token = AddedToken(token, special=special)
+            elif not isinstance(token, AddedToken) and isinstance(getattr(token, "content", None), str):
+                # tokenizers.AddedToken: the same fields
+                token = AddedToken(token.content, token.single_word, token.lstrip, token.rstrip,
+                                   token.normalized, getattr(token, "special", False))
             elif not isinstance(token, AddedToken):
-                raise TypeError(f"with_added_tokens: expected str or AddedToken, got {type(token).__name__}")
-            if not token.content or token.content in known:
+                raise TypeError(f"with_added_tokens: expected str or ferry.AddedToken, got {type(token).__name__}")
+            if not token.content:
                 continue
-            known.add(token.content)
+            # A token already there is registered again with these flags (the loader keeps the
+            # latest), as tokenizers' add_tokens does.
             added.append(
                 {
                     "id": 0,  # ferry (like tokenizers) assigns ids itself, in file order
@@ -516,12 +542,21 @@ class AddedToken:
     def __hash__(self) -> int:
         return hash(self.content)
 
+    def __str__(self) -> str:
+        return self.content
+
     def __repr__(self) -> str:
         flags = ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__[1:])
         return f"AddedToken({self.content!r}, {flags})"
 
 
 Encoding = _core.Encoding
+
+
+def _ids(ids: Any, what: str) -> Any:
+    if ids is None or isinstance(ids, (str, bytes)):
+        raise TypeError(f"{what}: expected a sequence of int ids, got {type(ids).__name__}")
+    return ids
 
 
 def _from_json(source: bytes, origin: str) -> Tokenizer:

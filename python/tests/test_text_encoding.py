@@ -305,3 +305,57 @@ def test_a_template_without_pair_refuses_pairs(tmp_path):
     assert tok.encode("a b").ids == tok.encode_ids("a b")
     with pytest.raises(ValueError, match="nopair.json: cannot encode a pair"):
         tok.encode("a", "b")
+
+
+def test_a_list_of_two_words_is_not_taken_for_a_pair():
+    """Found by review: encode(["a", "b"]) without is_pretokenized was encoded as a pair;
+    tokenizers refuses it."""
+    ours, ref = pair_of("bert_base_uncased")
+    for value in (["a", "b"], ("a", "b")):
+        with pytest.raises(TypeError):
+            ref.encode(value)
+        with pytest.raises(TypeError, match="is_pretokenized=True"):
+            ours.encode(value)
+    with pytest.raises(TypeError, match="encode pair: expected str, got list"):
+        ours.encode("a", ["b", "c"])
+    with pytest.raises(TypeError, match="encode sequence: expected str, got NoneType"):
+        ours.encode(None)
+    with pytest.raises(TypeError, match="lists of words, got str"):
+        ours.encode("a b", is_pretokenized=True)
+    assert ours.encode(["a", "b"], is_pretokenized=True).ids == ref.encode(["a", "b"], is_pretokenized=True).ids
+
+
+def test_with_added_tokens_re_registers_an_existing_token_as_tokenizers():
+    """Found by review: adding a token that is already there changed nothing; tokenizers
+    registers it again with the new flags ([SEP] becomes a normalized, non-special token)."""
+    ours, ref = pair_of("bert_base_uncased")
+    grown = ours.with_added_tokens(["[SEP]"])
+    ref.add_tokens(["[SEP]"])
+    text = "hello [SEP] [sep] there"
+    assert grown.encode(text).ids == ref.encode(text).ids
+    assert grown.decode(grown.encode(text).ids) == ref.decode(ref.encode(text).ids)
+    tokenizers_token = tokenizers.AddedToken("<q>", single_word=True)
+    ref.add_tokens([tokenizers_token])
+    grown = grown.with_added_tokens([tokenizers_token])  # the reference's AddedToken is read too
+    assert grown.encode("a <q> b").ids == ref.encode("a <q> b").ids
+    assert str(ferry.AddedToken("[PAD]")) == str(tokenizers.AddedToken("[PAD]")) == "[PAD]"
+
+
+def test_bad_argument_types_name_the_argument():
+    """Found by review: these printed nanobind's signature dump instead."""
+    ours, _ = pair_of("bert_base_uncased")
+    with pytest.raises(TypeError, match="decode: expected a sequence of int ids, got NoneType"):
+        ours.decode(None)
+    with pytest.raises(TypeError, match="decode_batch item 1: expected a sequence"):
+        ours.decode_batch([[101], None])
+    with pytest.raises(OverflowError, match="id -1"):
+        ours.id_to_token(-1)
+    with pytest.raises(TypeError, match="expected an int id, got str"):
+        ours.id_to_token("5")
+    with pytest.raises(TypeError, match="pad_id: expected an int, got str"):
+        ours.enable_padding(pad_id="0")
+    with pytest.raises(TypeError, match="max_length: expected an int, got NoneType"):
+        ours.enable_truncation(max_length=None)
+    ours.enable_truncation(16, stride=3, strategy="only_first")
+    with pytest.raises(ValueError, match="max_length 13 needs 77 ids removed, and the sequence the strategy truncates has only 2"):
+        ours.encode("a b", " ".join(["word"] * 88))

@@ -242,10 +242,10 @@ Status TruncateEncodings(Encoding& first, Encoding* second, const TruncationOpti
     return InvalidArgument("truncation strategy only_second needs a pair, and there is one sequence");
   }
   if (target->size() <= to_remove) {
-    return InvalidArgument("truncation: the sequence to truncate has " +
-                           std::to_string(target->size()) + " ids, too few to remove the " +
-                           std::to_string(to_remove) + " the max_length of " +
-                           std::to_string(max_length) + " needs");
+    return InvalidArgument("truncation: max_length " + std::to_string(max_length) +
+                           " needs " + std::to_string(to_remove) +
+                           " ids removed, and the sequence the strategy truncates has only " +
+                           std::to_string(target->size()));
   }
   return Truncate(*target, target->size() - to_remove, options.stride, options.left);
 }
