@@ -287,10 +287,8 @@ class Tokenizer:
     ) -> None:
         """Pad every encoding (``length``: to that many ids; None: a batch to its longest),
         rounded up to ``pad_to_multiple_of``, as ``tokenizers``."""
-        for what, value in (("pad_id", pad_id), ("pad_type_id", pad_type_id), ("length", length),
-                            ("pad_to_multiple_of", pad_to_multiple_of)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise TypeError(f"enable_padding {what}: expected an int, got {type(value).__name__}")
+        _require_ints("enable_padding", pad_id=pad_id, pad_type_id=pad_type_id, length=length,
+                      pad_to_multiple_of=pad_to_multiple_of)
         if not isinstance(pad_token, str):
             raise TypeError(f"enable_padding pad_token: expected a str, got {type(pad_token).__name__}")
         options = _core.PaddingOptions()
@@ -330,9 +328,7 @@ class Tokenizer:
         """Cut encodings to ``max_length`` ids (the post-processor's special tokens included);
         what is cut goes to ``Encoding.overflowing`` in windows that repeat ``stride`` ids.
         ``strategy``: longest_first, only_first or only_second, as ``tokenizers``."""
-        for what, value in (("max_length", max_length), ("stride", stride)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"enable_truncation {what}: expected an int, got {type(value).__name__}")
+        _require_ints("enable_truncation", max_length=max_length, stride=stride, optional=False)
         if max_length < 0 or stride < 0:
             raise ValueError(f"truncation max_length {max_length} and stride {stride} must not be negative")
         if max_length and stride >= max_length:
@@ -551,6 +547,16 @@ class AddedToken:
 
 
 Encoding = _core.Encoding
+
+
+def _require_ints(call: str, *, optional: bool = True, **values: Any) -> None:
+    """A TypeError naming the argument for any value that is not an int (None allowed when
+    `optional`), before the binding would print its signature instead."""
+    for what, value in values.items():
+        if value is None and optional:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{call} {what}: expected an int, got {type(value).__name__}")
 
 
 def _ids(ids: Any, what: str) -> Any:
