@@ -15,14 +15,15 @@
 //                   style); WordPiece (`unk_token`, `continuing_subword_prefix`,
 //                   `max_input_chars_per_word`; files without `model.type` too); Unigram
 //                   (`unk_id`, `byte_fallback`); WordLevel.
-//   normalizers     NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace,
-//                   BertNormalizer, Precompiled (SentencePiece's charsmap), Sequence.
-//   pre-tokenizers  ByteLevel, Split, Digits, Punctuation, Metaspace, BertPreTokenizer,
-//                   Whitespace, WhitespaceSplit, Sequence.
+//   normalizers     NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Nmt, Strip, Prepend,
+//                   Replace, BertNormalizer, Precompiled (SentencePiece's charsmap), Sequence.
+//   pre-tokenizers  ByteLevel, Split, CharDelimiterSplit, Digits, Punctuation, Metaspace,
+//                   BertPreTokenizer, Whitespace, WhitespaceSplit, Sequence.
 //   post-processors TemplateProcessing (single and pair templates), BertProcessing,
 //                   RobertaProcessing, ByteLevel, Sequence: the ids, type ids and sequence ranges
 //                   they put around one sequence or a pair (EncodeEncoding).
-//   decoders        ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace, WordPiece, Sequence.
+//   decoders        ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace, WordPiece,
+//                   BPEDecoder, CTC, Sequence.
 // Anything else, BPE `dropout` above 0 included, is kUnsupported naming the file and JSON path;
 // a malformed file (missing field, id out of range, duplicate piece, a charsmap whose trie
 // points outside its buffer) is kCorruption, likewise named.

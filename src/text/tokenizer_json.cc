@@ -83,6 +83,16 @@ std::optional<std::string_view> DuplicateKey(dom::object object) {
   return std::nullopt;
 }
 
+// A regex matching `literal` exactly: what is special to the regex engine escaped.
+std::string LiteralRegex(std::string_view literal) {
+  std::string regex;
+  for (char c : literal) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) regex += '\\';
+    regex += c;
+  }
+  return regex;
+}
+
 // Finds the first object under `element` (in document order) with a key given twice: sets `path`
 // to that object's JSON path relative to `element` and `key` to the key. The path is built only
 // on the way back up from a find, so a clean file costs one walk and one key set per object.
@@ -132,6 +142,8 @@ class Loader {
   // Optional fields: absent and null read as the default.
   Result<bool> Bool(dom::object object, std::string_view key, std::string_view path, bool fallback) const;
   Result<std::string_view> String(dom::object object, std::string_view key, std::string_view path) const;
+  Result<std::string_view> StringOr(dom::object object, std::string_view key, std::string_view path,
+                                    std::string_view fallback) const;
   Result<std::string_view> Type(dom::object object, std::string_view path) const;
 
   // `byte_level`: the pre-tokenizer maps bytes to GPT-2's alphabet (BPE then merges bytes).
@@ -193,6 +205,13 @@ Result<std::string_view> Loader::String(dom::object object, std::string_view key
     return Bad(std::string(path) + "." + std::string(key), "expected a string");
   }
   return out;
+}
+
+Result<std::string_view> Loader::StringOr(dom::object object, std::string_view key,
+                                          std::string_view path, std::string_view fallback) const {
+  dom::element value;
+  if (object[key].get(value) != simdjson::SUCCESS || value.is_null()) return fallback;
+  return String(object, key, path);
 }
 
 Result<std::string_view> Loader::Type(dom::object object, std::string_view path) const {
@@ -569,6 +588,8 @@ Status Loader::LoadNormalizer(dom::element element, std::string path,
     steps.push_back(MakeLowercase());
   } else if (type == "StripAccents") {
     steps.push_back(MakeStripAccents());
+  } else if (type == "Nmt") {
+    steps.push_back(MakeNmt());
   } else if (type == "Strip") {
     FERRY_ASSIGN_OR_RETURN(bool left, Bool(object, "strip_left", path, true));
     FERRY_ASSIGN_OR_RETURN(bool right, Bool(object, "strip_right", path, true));
@@ -607,8 +628,8 @@ Status Loader::LoadNormalizer(dom::element element, std::string path,
     }
   } else {
     return NotSupported(path + ".type", type,
-                        "NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, "
-                        "BertNormalizer, Precompiled, Sequence");
+                        "NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Nmt, Strip, Prepend, "
+                        "Replace, BertNormalizer, Precompiled, Sequence");
   }
   return Status::Ok();
 }
@@ -651,10 +672,7 @@ Status Loader::LoadPreTokenizer(dom::element element, std::string path,
     if (pattern["Regex"].get_string().get(text) == simdjson::SUCCESS) {
       regex = text;
     } else if (pattern["String"].get_string().get(text) == simdjson::SUCCESS) {
-      for (char c : text) {  // a literal: escape what is special to the regex engine
-        if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) regex += '\\';
-        regex += c;
-      }
+      regex = LiteralRegex(text);
     } else {
       return Bad(path + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
     }
@@ -663,6 +681,18 @@ Status Loader::LoadPreTokenizer(dom::element element, std::string path,
     step.pattern = std::move(compiled).value();
     FERRY_ASSIGN_OR_RETURN(step.behavior, Behavior(object, path, SplitBehavior::kIsolated));
     FERRY_ASSIGN_OR_RETURN(step.invert, Bool(object, "invert", path, false));
+  } else if (type == "CharDelimiterSplit") {
+    // tokenizers splits on the one character and drops it: a Split on that literal, removed.
+    FERRY_ASSIGN_OR_RETURN(std::string_view delimiter, String(object, "delimiter", path));
+    char32_t cp;
+    if (delimiter.empty() || DecodeUtf8(delimiter, 0, cp) != delimiter.size()) {
+      return Bad(path + ".delimiter", "expected one character");
+    }
+    auto compiled = SplitPattern::Compile(LiteralRegex(delimiter));
+    if (!compiled.ok()) return compiled.status().WithContext(origin_ + ": " + path + ".delimiter");
+    step.kind = PreTokenizerStep::Kind::kSplit;
+    step.pattern = std::move(compiled).value();
+    step.behavior = SplitBehavior::kRemoved;
   } else if (type == "Digits") {
     step.kind = PreTokenizerStep::Kind::kDigits;
     FERRY_ASSIGN_OR_RETURN(step.individual_digits, Bool(object, "individual_digits", path, false));
@@ -684,8 +714,8 @@ Status Loader::LoadPreTokenizer(dom::element element, std::string path,
     step.kind = PreTokenizerStep::Kind::kWhitespaceSplit;
   } else {
     return NotSupported(path + ".type", type,
-                        "ByteLevel, Split, Digits, Punctuation, Metaspace, BertPreTokenizer, "
-                        "Whitespace, WhitespaceSplit, Sequence");
+                        "ByteLevel, Split, CharDelimiterSplit, Digits, Punctuation, Metaspace, "
+                        "BertPreTokenizer, Whitespace, WhitespaceSplit, Sequence");
   }
   steps.push_back(std::move(step));
   return Status::Ok();
@@ -923,18 +953,21 @@ Status Loader::LoadDecoderSteps(dom::element element, std::string path,
     steps.push_back(MakeMetaspaceDecoder(options.replacement,
                                          options.prepend != PreTokenizerStep::Prepend::kNever));
   } else if (type == "WordPiece") {
-    std::string prefix = "##";
-    dom::element value;
-    if (object["prefix"].get(value) == simdjson::SUCCESS && !value.is_null()) {
-      FERRY_ASSIGN_OR_RETURN(std::string_view text, String(object, "prefix", path));
-      prefix = text;
-    }
+    FERRY_ASSIGN_OR_RETURN(std::string_view prefix, StringOr(object, "prefix", path, "##"));
     FERRY_ASSIGN_OR_RETURN(bool cleanup, Bool(object, "cleanup", path, true));
-    steps.push_back(MakeWordPieceDecoder(std::move(prefix), cleanup));
+    steps.push_back(MakeWordPieceDecoder(std::string(prefix), cleanup));
+  } else if (type == "BPEDecoder") {
+    FERRY_ASSIGN_OR_RETURN(std::string_view suffix, StringOr(object, "suffix", path, "</w>"));
+    steps.push_back(MakeBpeDecoder(std::string(suffix)));
+  } else if (type == "CTC") {
+    FERRY_ASSIGN_OR_RETURN(std::string_view pad, StringOr(object, "pad_token", path, "<pad>"));
+    FERRY_ASSIGN_OR_RETURN(std::string_view delimiter, StringOr(object, "word_delimiter_token", path, "|"));
+    FERRY_ASSIGN_OR_RETURN(bool cleanup, Bool(object, "cleanup", path, true));
+    steps.push_back(MakeCtcDecoder(std::string(pad), std::string(delimiter), cleanup));
   } else {
     return NotSupported(path + ".type", type,
                         "ByteLevel (alone), ByteFallback, Fuse, Strip, Replace, Metaspace, "
-                        "WordPiece, Sequence");
+                        "WordPiece, BPEDecoder, CTC, Sequence");
   }
   return Status::Ok();
 }

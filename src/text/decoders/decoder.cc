@@ -156,6 +156,18 @@ void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
   text.swap(out);
 }
 
+// tokenizers' wordpiece::cleanup, shared by the WordPiece and CTC decoders: BERT's spaces before
+// punctuation and in English contractions undone. The order matters: " ' " goes before the
+// contractions that start with "'".
+void CleanupSpacing(std::string& token) {
+  static constexpr std::pair<std::string_view, std::string_view> kRules[] = {
+      {" .", "."},       {" ?", "?"},     {" !", "!"},          {" ,", ","},
+      {" ' ", "'"},      {" n't", "n't"}, {" 'm", "'m"},        {" do not", " don't"},
+      {" 's", "'s"},     {" 've", "'ve"}, {" 're", "'re"},
+  };
+  for (auto [from, to] : kRules) ReplaceAll(token, from, to);
+}
+
 class WordPieceDecoder final : public DecoderStep {
  public:
   WordPieceDecoder(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
@@ -169,7 +181,7 @@ class WordPieceDecoder final : public DecoderStep {
           token.insert(0, 1, ' ');
         }
       }
-      if (cleanup_) Cleanup(token);
+      if (cleanup_) CleanupSpacing(token);
     }
   }
   std::string Canonical() const override {
@@ -178,17 +190,55 @@ class WordPieceDecoder final : public DecoderStep {
   }
 
  private:
-  // The order matters: " ' " goes before the contractions that start with "'".
-  static void Cleanup(std::string& token) {
-    static constexpr std::pair<std::string_view, std::string_view> kRules[] = {
-        {" .", "."},       {" ?", "?"},     {" !", "!"},          {" ,", ","},
-        {" ' ", "'"},      {" n't", "n't"}, {" 'm", "'m"},        {" do not", " don't"},
-        {" 's", "'s"},     {" 've", "'ve"}, {" 're", "'re"},
-    };
-    for (auto [from, to] : kRules) ReplaceAll(token, from, to);
+  std::string prefix_;
+  bool cleanup_;
+};
+
+// Original BPE: the end-of-word suffix is a space, except in the last token where it goes.
+class BpeDecoder final : public DecoderStep {
+ public:
+  explicit BpeDecoder(std::string suffix) : suffix_(std::move(suffix)) {}
+  void Decode(std::vector<std::string>& tokens) const override {
+    if (suffix_.empty()) return;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      ReplaceAll(tokens[i], suffix_, i + 1 == tokens.size() ? "" : " ");
+    }
+  }
+  std::string Canonical() const override {
+    return "bpe(" + std::to_string(suffix_.size()) + ":" + suffix_ + ");";
   }
 
-  std::string prefix_;
+ private:
+  std::string suffix_;
+};
+
+// CTC model output: repeats collapse, pad tokens go, and (with cleanup) the word delimiter is
+// a space; tokens left empty are dropped.
+class CtcDecoder final : public DecoderStep {
+ public:
+  CtcDecoder(std::string pad, std::string delimiter, bool cleanup)
+      : pad_(std::move(pad)), delimiter_(std::move(delimiter)), cleanup_(cleanup) {}
+  void Decode(std::vector<std::string>& tokens) const override {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0 && tokens[i] == tokens[i - 1]) continue;
+      std::string token = tokens[i];
+      if (!pad_.empty()) ReplaceAll(token, pad_, "");
+      if (cleanup_) {
+        CleanupSpacing(token);
+        if (!delimiter_.empty()) ReplaceAll(token, delimiter_, " ");
+      }
+      if (!token.empty()) out.push_back(std::move(token));
+    }
+    tokens = std::move(out);
+  }
+  std::string Canonical() const override {
+    return "ctc(" + std::to_string(pad_.size()) + ":" + pad_ + "," + std::to_string(delimiter_.size()) +
+           ":" + delimiter_ + ",cleanup=" + (cleanup_ ? "1" : "0") + ");";
+  }
+
+ private:
+  std::string pad_, delimiter_;
   bool cleanup_;
 };
 
@@ -220,6 +270,14 @@ std::shared_ptr<const DecoderStep> MakeMetaspaceDecoder(std::string replacement,
 }
 std::shared_ptr<const DecoderStep> MakeWordPieceDecoder(std::string prefix, bool cleanup) {
   return std::make_shared<WordPieceDecoder>(std::move(prefix), cleanup);
+}
+
+std::shared_ptr<const DecoderStep> MakeBpeDecoder(std::string suffix) {
+  return std::make_shared<BpeDecoder>(std::move(suffix));
+}
+
+std::shared_ptr<const DecoderStep> MakeCtcDecoder(std::string pad, std::string delimiter, bool cleanup) {
+  return std::make_shared<CtcDecoder>(std::move(pad), std::move(delimiter), cleanup);
 }
 
 }  // namespace ferry::text

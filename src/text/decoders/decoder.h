@@ -49,5 +49,10 @@ std::shared_ptr<const DecoderStep> MakeMetaspaceDecoder(std::string replacement,
 // Tokens after the first lose `prefix` or else get a space before them; `cleanup` then undoes
 // BERT's spaces before punctuation and in English contractions, token by token.
 std::shared_ptr<const DecoderStep> MakeWordPieceDecoder(std::string prefix, bool cleanup);
+// Original BPE: `suffix` (</w>) becomes a space, or nothing in the last token.
+std::shared_ptr<const DecoderStep> MakeBpeDecoder(std::string suffix);
+// CTC output: consecutive repeats collapse to one, `pad` is removed, and with `cleanup` the
+// WordPiece cleanup runs and `delimiter` becomes a space; empty tokens are dropped.
+std::shared_ptr<const DecoderStep> MakeCtcDecoder(std::string pad, std::string delimiter, bool cleanup);
 
 }  // namespace ferry::text

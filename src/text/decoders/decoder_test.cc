@@ -37,5 +37,18 @@ TEST(Decoder, StripNeverCutsPastTheMiddle) {
   EXPECT_EQ(Decode(Decoder({MakeStripDecoder(" ", 2, 1)}), {"   a  ", "  "}), " a ");
 }
 
+TEST(Decoder, BpeSuffixIsASpaceExceptAtTheEnd) {
+  EXPECT_EQ(Decode(Decoder({MakeBpeDecoder("</w>")}), {"My</w>", "na", "me</w>", "is</w>", "Jo", "hn</w>"}),
+            "My name is John");
+}
+
+TEST(Decoder, CtcCollapsesRepeatsAndDropsPads) {
+  Decoder ctc({MakeCtcDecoder("<pad>", "|", true)});
+  // Repeats collapse before pads go, so a pad between two letters keeps both.
+  EXPECT_EQ(Decode(ctc, {"<pad>", "<pad>", "h", "e", "e", "l", "l", "<pad>", "l", "o", "o", "o", "<pad>"}), "hello");
+  EXPECT_EQ(Decode(ctc, {"a", "|", "|", "b", "'", "s"}), "a b's");
+  EXPECT_EQ(Decode(Decoder({MakeCtcDecoder("<pad>", "|", false)}), {"a", "|", "b", "<pad>"}), "a|b");
+}
+
 }  // namespace
 }  // namespace ferry::text

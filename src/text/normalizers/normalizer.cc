@@ -140,6 +140,30 @@ class StripAccents final : public NormalizerStep {
   std::string Canonical() const override { return "strip_accents;"; }
 };
 
+// SentencePiece's nmt_nfkc rules without the NFKC: ASCII control characters go, and the other
+// characters sentencepiece treats as whitespace (U+2581 among them) become a space.
+class Nmt final : public NormalizerStep {
+ public:
+  void Apply(std::string_view text, std::string& out) const override {
+    out.clear();
+    ForEachCharacter(text, [&](bool valid, char32_t cp, std::string_view bytes) {
+      if (!valid) {
+        out += bytes;
+      } else if ((cp >= 0x01 && cp <= 0x08) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
+                 cp == 0x8F || cp == 0x9F) {
+        // removed
+      } else if (cp == 0x09 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 ||
+                 (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
+                 cp == 0xFEFF || cp == 0xFFFD) {
+        out += ' ';
+      } else {
+        out += bytes;
+      }
+    });
+  }
+  std::string Canonical() const override { return "nmt;"; }
+};
+
 class Strip final : public NormalizerStep {
  public:
   Strip(bool left, bool right) : left_(left), right_(right) {}
@@ -343,6 +367,8 @@ std::shared_ptr<const NormalizerStep> MakeUnicodeNormalizer(UnicodeForm form) {
   return std::make_shared<UnicodeNormalizer>(form);
 }
 std::shared_ptr<const NormalizerStep> MakeLowercase() { return std::make_shared<Lowercase>(); }
+std::shared_ptr<const NormalizerStep> MakeNmt() { return std::make_shared<Nmt>(); }
+
 std::shared_ptr<const NormalizerStep> MakeStripAccents() { return std::make_shared<StripAccents>(); }
 std::shared_ptr<const NormalizerStep> MakeStrip(bool left, bool right) {
   return std::make_shared<Strip>(left, right);

@@ -45,6 +45,8 @@ std::shared_ptr<const NormalizerStep> MakeUnicodeNormalizer(UnicodeForm form);
 std::shared_ptr<const NormalizerStep> MakeLowercase();
 // Removes combining marks (General_Category M); tokenizers' StripAccents, usually after NFD.
 std::shared_ptr<const NormalizerStep> MakeStripAccents();
+// tokenizers' NMT: ASCII controls removed, the characters sentencepiece reads as whitespace to ' '.
+std::shared_ptr<const NormalizerStep> MakeNmt();
 // Removes White_Space characters at the start and/or the end.
 std::shared_ptr<const NormalizerStep> MakeStrip(bool left, bool right);
 // Puts `prefix` before any non-empty text.

@@ -30,6 +30,12 @@ TEST(Normalizer, LowercaseIsRustsCharacterByCharacterMapping) {
   EXPECT_EQ(Apply(lower, "A\xFF" "B"), "a\xFF" "b");  // bytes that are not UTF-8 pass
 }
 
+TEST(Normalizer, NmtDropsControlsAndSpacesSentencePieceWhitespace) {
+  Normalizer nmt({MakeNmt()});
+  EXPECT_EQ(Apply(nmt, "a\x01\x7F" "b\tc\r\n" "d\xE2\x80\x8B" "e\xE2\x96\x81" "f\xEF\xBF\xBD"), "ab c  d e f ");
+  EXPECT_EQ(Apply(nmt, "\xC2\x8F\xC2\x85x\xFF"), "\xC2\x85x\xFF");  // U+008F goes, U+0085 stays, bytes pass
+}
+
 TEST(Normalizer, StripAndStripAccents) {
   EXPECT_EQ(Apply(Normalizer({MakeStrip(false, true)}), " \t a \xE3\x80\x80"), " \t a");
   Normalizer accents({MakeUnicodeNormalizer(UnicodeForm::kNFD), MakeStripAccents()});
