@@ -438,3 +438,71 @@ def test_an_added_token_id_beyond_u32_is_refused_as_tokenizers_refuses_it(tmp_pa
     path.write_text(json.dumps(spec))
     with pytest.raises(ferry.CorruptionError, match=r"added_tokens\[0\]\.id: expected an integer id below 2\^32"):
         ferry.Tokenizer.from_file(path)
+
+
+# BPE with continuing_subword_prefix / end_of_word_suffix (CLIP's "</w>", "##" pieces): trained
+# here by tokenizers itself, over characters and over bytes, with byte fallback added by hand.
+AFFIXES = {
+    "suffix </w> (CLIP style)": dict(end_of_word_suffix="</w>"),
+    "prefix ##": dict(continuing_subword_prefix="##"),
+    "prefix and suffix": dict(continuing_subword_prefix="##", end_of_word_suffix="</w>"),
+    "prefix and suffix, byte-level": dict(continuing_subword_prefix="##", end_of_word_suffix="</w>", byte_level=True),
+    "suffix, byte fallback": dict(end_of_word_suffix="</w>", byte_fallback=True),
+    "prefix and suffix, byte fallback, fuse_unk": dict(continuing_subword_prefix="##", end_of_word_suffix="</w>",
+                                                      byte_fallback=True, fuse_unk=True),
+}
+
+
+@pytest.mark.parametrize("case", AFFIXES)
+def test_bpe_affixes_match_tokenizers(case, documents):
+    tokenizers = pytest.importorskip("tokenizers")
+    options = dict(AFFIXES[case])
+    byte_level, byte_fallback, fuse_unk = (options.pop(k, False) for k in ("byte_level", "byte_fallback", "fuse_unk"))
+    ref = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=None if byte_level else "[UNK]", **options))
+    if byte_level:
+        ref.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        alphabet = tokenizers.pre_tokenizers.ByteLevel.alphabet()
+    else:
+        # Not Whitespace: its \w differs from tokenizers' on rare code points (see below).
+        ref.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([tokenizers.pre_tokenizers.WhitespaceSplit(),
+                                                                tokenizers.pre_tokenizers.Punctuation()])
+        alphabet = []
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=3000, special_tokens=[] if byte_level else ["[UNK]"],
+                                             initial_alphabet=alphabet, limit_alphabet=200, **options)
+    ref.train_from_iterator(documents[:400], trainer=trainer)
+    data = json.loads(ref.to_str())
+    if "end_of_word_suffix" in options:
+        data["decoder"] = {"type": "BPEDecoder", "suffix": options["end_of_word_suffix"]}
+    if byte_fallback:
+        vocab = data["model"]["vocab"]
+        for b in range(256):
+            vocab.setdefault(f"<0x{b:02X}>", len(vocab))
+        data["model"]["byte_fallback"] = True
+    data["model"]["fuse_unk"] = fuse_unk
+    text = json.dumps(data)
+    ref = tokenizers.Tokenizer.from_str(text)
+    ours = ferry.Tokenizer.from_str(text)
+    texts = documents[400:700] + hostile_texts(600, seed=5)
+    assert_same_ids(case, ours, ref, texts)
+    for sample in texts[:200]:
+        ids = ref.encode(sample).ids
+        assert ours.decode(ids) == ref.decode(ids), (case, sample[:60])
+
+
+def test_bpe_affix_changes_the_fingerprint():
+    data = json.loads(FAMILIES["phi3_mini"].read_text(encoding="utf-8")) if FAMILIES["phi3_mini"].is_file() else None
+    if data is None:
+        pytest.skip(f"{FAMILIES['phi3_mini']} is absent (shared test data)")
+    plain = ferry.Tokenizer.from_str(json.dumps(data))
+    data["model"]["end_of_word_suffix"] = "</w>"
+    assert ferry.Tokenizer.from_str(json.dumps(data)).fingerprint != plain.fingerprint
+
+
+def test_a_bpe_affix_outside_the_byte_alphabet_is_a_clear_error():
+    path = HF_DIR / "gpt2_tokenizer.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (shared test data)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["model"]["end_of_word_suffix"] = "\u4e00"
+    with pytest.raises(ferry.CorruptionError, match=r"model\.end_of_word_suffix.*byte-level alphabet"):
+        ferry.Tokenizer.from_str(json.dumps(data))

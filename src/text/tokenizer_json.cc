@@ -338,14 +338,18 @@ Status Loader::LoadBpe(dom::object model, bool byte_level) {
     return Unsupported(origin_ + ": model.dropout is set; BPE dropout is a training-time option "
                        "that makes ids random, so ferry refuses it (set it to null or 0)");
   }
-  for (std::string_view key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    std::string_view affix;
-    if (model[key].get_string().get(affix) == simdjson::SUCCESS && !affix.empty()) {
-      return Unsupported(origin_ + ": model." + std::string(key) + " is \"" + std::string(affix) +
-                         "\"; ferry's BPE does not support it yet");
+  BpeModel::Config config;
+  // The affixes are spelled as the vocabulary is: in GPT-2's byte alphabet under ByteLevel.
+  for (auto [key, affix] : {std::pair{"continuing_subword_prefix", &config.continuing_prefix},
+                            std::pair{"end_of_word_suffix", &config.end_suffix}}) {
+    FERRY_ASSIGN_OR_RETURN(std::string_view text, StringOr(model, key, "model", ""));
+    if (!byte_level) {
+      affix->assign(text);
+    } else if (!AppendFromByteLevel(text, *affix)) {
+      return Bad(std::string("model.") + key, "\"" + std::string(text) +
+                 "\" is not spelled in the byte-level alphabet of the ByteLevel pre-tokenizer");
     }
   }
-  BpeModel::Config config;
   config.symbols = byte_level ? BpeModel::Symbols::kBytes : BpeModel::Symbols::kCharacters;
   config.byte_fallback = byte_fallback;
   FERRY_RETURN_IF_ERROR(LoadVocabObject(model, byte_level, config.tokens, config.present));

@@ -184,7 +184,10 @@ void PairTable::Insert(TokenId left, TokenId right, Merge merge) {
   }
 }
 
-BpeModel::BpeModel(Config config) : instance_(NextInstance()), config_(std::move(config)) {}
+BpeModel::BpeModel(Config config)
+    : instance_(NextInstance()),
+      config_(std::move(config)),
+      has_affixes_(!config_.continuing_prefix.empty() || !config_.end_suffix.empty()) {}
 
 Status BpeModel::IndexTokens(std::string_view what) {
   bytes_to_id_.Reserve(config_.tokens.size());
@@ -219,8 +222,14 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
   std::string joined;
   for (size_t i = 0; i < merges.size(); ++i) {
     auto [left, right] = merges[i];
+    const std::string& right_token = model->token(right);
+    const size_t prefix = model->config_.continuing_prefix.size();
+    if (right_token.size() < prefix) {
+      return Corruption("model.merges[" + std::to_string(i) + "]: the right token is shorter than "
+                        "model.continuing_subword_prefix");
+    }
     joined = model->token(left);
-    joined += model->token(right);
+    joined.append(right_token, prefix);  // tokenizers drops the prefix's length from the right
     TokenId merged = model->bytes_to_id_.Find(joined);
     if (merged == kNoToken) {
       return Corruption("model.merges[" + std::to_string(i) + "]: the merged token is not in the vocab");
@@ -236,6 +245,7 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
 // Which tokens a whole piece may be emitted as directly (see direct_).
 void BpeModel::ComputeDirect() {
   direct_.assign(config_.tokens.size(), false);
+  if (has_affixes_) return;  // a whole token is not what merging its spelling with affixes gives
   std::vector<TokenId> ids;
   for (TokenId id = 0; id < config_.tokens.size(); ++id) {
     if (!config_.present[id]) continue;
@@ -308,7 +318,7 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromScores(Config config, const std:
 // words between those cuts one by one gives exactly the ids of merging the whole, and each word
 // takes the fast paths. (With ignore_merges the whole piece's own lookup would differ.)
 bool BpeModel::CanCutBeforeSpaces() const {
-  if (config_.symbols != Symbols::kCharacters || config_.whole_piece_first) return false;
+  if (config_.symbols != Symbols::kCharacters || config_.whole_piece_first || has_affixes_) return false;
   if (bytes_to_id_.Find(kSentencePieceSpace) == kNoToken) return false;
   for (TokenId id = 0; id < config_.tokens.size(); ++id) {
     if (!config_.present[id]) continue;
@@ -398,6 +408,10 @@ bool BpeModel::EncodeWord(std::string_view piece, std::vector<TokenId>& ids) con
 template <typename Emit>
 void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
   TokenId last = kNoToken;
+  if (has_affixes_) {
+    ForEachAffixedSymbol(piece, emit);
+    return;
+  }
   if (config_.symbols == Symbols::kBytes) {
     for (char c : piece) {
       TokenId id = byte_ids_[static_cast<uint8_t>(c)];
@@ -449,6 +463,41 @@ void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
   if (unk_pending) emit(config_.unk);
 }
 
+// tokenizers' merge_word with affixes: each symbol (a character, or a byte for byte-level
+// models) is looked up with the prefix unless first and the suffix if last; byte fallback covers
+// the bytes of that affixed spelling; unknowns wait for the next known symbol, as above.
+template <typename Emit>
+void BpeModel::ForEachAffixedSymbol(std::string_view piece, Emit&& emit) const {
+  std::string key;
+  bool unk_pending = false;
+  for (size_t pos = 0; pos < piece.size();) {
+    size_t length = 1;
+    char32_t cp;
+    if (config_.symbols == Symbols::kCharacters) length = std::max<size_t>(DecodeUtf8(piece, pos, cp), 1);
+    key.clear();
+    if (pos > 0) key += config_.continuing_prefix;
+    key += piece.substr(pos, length);
+    pos += length;
+    if (pos == piece.size()) key += config_.end_suffix;
+    if (TokenId id = bytes_to_id_.Find(key); id != kNoToken) {
+      if (unk_pending) emit(config_.unk);
+      unk_pending = false;
+      emit(id);
+      continue;
+    }
+    if (config_.byte_fallback && std::all_of(key.begin(), key.end(), [&](char c) {
+          return fallback_ids_[static_cast<uint8_t>(c)] != kNoToken;
+        })) {
+      for (char c : key) emit(fallback_ids_[static_cast<uint8_t>(c)]);
+      continue;
+    }
+    if (config_.unk == kNoToken) continue;
+    if (unk_pending && !config_.fuse_unk) emit(config_.unk);
+    unk_pending = true;
+  }
+  if (unk_pending) emit(config_.unk);
+}
+
 void BpeModel::AddToFingerprint(Fingerprinter& f) const {
   f.Add(merges_.empty() ? "bpe-ranks" : "bpe-merges");
   f.AddNumber(config_.whole_piece_first);
@@ -468,6 +517,11 @@ void BpeModel::AddToFingerprint(Fingerprinter& f) const {
     f.AddNumber(left);
     f.AddNumber(right);
   }
+  if (has_affixes_) {  // models without affixes keep their earlier fields
+    f.Add("affixes");
+    f.Add(config_.continuing_prefix);
+    f.Add(config_.end_suffix);
+  }
   if (!scores_.empty()) {  // FromScores; the other models keep their earlier fields
     f.Add("scores");
     for (TokenId id = 0; id < scores_.size(); ++id) {
@@ -483,7 +537,11 @@ void BpeModel::AddToFingerprint(Fingerprinter& f) const {
 }
 
 void BpeModel::Merge(std::string_view piece, std::vector<TokenId>& ids) const {
-  if (piece.size() <= kSmallPiece) {
+  // MergeSmall holds one symbol per byte; byte fallback of affixed spellings can make more.
+  const size_t most_symbols = has_affixes_ && config_.byte_fallback
+                                  ? piece.size() * (1 + config_.continuing_prefix.size() + config_.end_suffix.size())
+                                  : piece.size();
+  if (most_symbols <= kSmallPiece) {
     MergeSmall(piece, ids);
   } else {
     MergeLarge(piece, ids);

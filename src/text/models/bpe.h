@@ -150,6 +150,12 @@ class BpeModel final : public Model {
     // kCharacters: tokens taken whole (the longest that starts there) where the piece is split
     // into symbols, and never merged with a neighbour: SentencePiece's user-defined symbols.
     std::vector<TokenId> frozen;
+    // tokenizer.json's continuing_subword_prefix / end_of_word_suffix (as bytes): a symbol after
+    // a piece's first is looked up with the prefix before it, the last with the suffix after
+    // it, and a merge (a, b) makes a + b without b's prefix. Where set, a piece found whole in
+    // the vocabulary still goes through the merges, as tokenizers does.
+    std::string continuing_prefix;
+    std::string end_suffix;
   };
 
   // Merges are (left, right) id pairs; the merged token is the concatenation of their bytes and
@@ -194,6 +200,8 @@ class BpeModel final : public Model {
   // Calls emit(id) for each symbol of `piece` before merging (see Symbols).
   template <typename Emit>
   void ForEachSymbol(std::string_view piece, Emit&& emit) const;
+  template <typename Emit>
+  void ForEachAffixedSymbol(std::string_view piece, Emit&& emit) const;
 
   const uint64_t instance_;  // tells this model's entries in the per-thread cache from others'
   Config config_;
@@ -212,6 +220,7 @@ class BpeModel final : public Model {
   // merge lists nearly always (computed at load), and the exceptions take the merge path.
   std::vector<bool> direct_;
   bool cut_before_spaces_ = false;
+  bool has_affixes_ = false;
 };
 
 }  // namespace ferry::text
