@@ -82,5 +82,25 @@ TEST(BpeModel, CutsBeforeSentencePieceSpacesOnlyWhereNoTokenSpansThem) {
   EXPECT_EQ(ids, (std::vector<TokenId>{1, 5, 2}));
 }
 
+TEST(BpeModel, AffixesMarkWordInnerAndFinalSymbols) {
+  BpeModel::Config config;
+  config.tokens = {"<unk>", "a", "##b", "a</w>", "##b</w>", "ab</w>", "ab"};
+  config.present.assign(config.tokens.size(), true);
+  config.symbols = BpeModel::Symbols::kCharacters;
+  config.unk = 0;
+  config.continuing_prefix = "##";
+  config.end_suffix = "</w>";
+  // (a, ##b</w>) merges into a + b</w>: the right token's prefix goes.
+  auto model = BpeModel::FromMerges(config, {{1, 4}});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(Encode(**model, "ab"), (std::vector<TokenId>{5}));
+  EXPECT_EQ(Encode(**model, "a"), (std::vector<TokenId>{3}));
+  EXPECT_EQ(Encode(**model, "abb"), (std::vector<TokenId>{1, 2, 4}));
+  // Looked up with their affixes, "b" first and "a" last are both unknown: two unks (no fuse_unk).
+  EXPECT_EQ(Encode(**model, "ba"), (std::vector<TokenId>{0, 0}));
+  // A right token shorter than the prefix cannot be merged by tokenizers' rule: refused.
+  EXPECT_FALSE(BpeModel::FromMerges(config, {{1, 1}}).ok());
+}
+
 }  // namespace
 }  // namespace ferry::text
