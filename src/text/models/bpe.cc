@@ -408,11 +408,7 @@ bool BpeModel::EncodeWord(std::string_view piece, std::vector<TokenId>& ids) con
 template <typename Emit>
 void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
   TokenId last = kNoToken;
-  if (has_affixes_) {
-    ForEachAffixedSymbol(piece, emit);
-    return;
-  }
-  if (config_.symbols == Symbols::kBytes) {
+  if (config_.symbols == Symbols::kBytes && !has_affixes_) {
     for (char c : piece) {
       TokenId id = byte_ids_[static_cast<uint8_t>(c)];
       if (id == kNoToken) {
@@ -428,6 +424,7 @@ void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
   // vocabulary (or the end), so byte-fallback tokens in between come out before it and do not
   // stop a run of unknown characters from fusing into one unk.
   bool unk_pending = false;
+  std::string affixed;
   for (size_t pos = 0; pos < piece.size();) {
     if (!frozen_.empty()) {
       TokenId id = kNoToken;
@@ -439,10 +436,18 @@ void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
         continue;
       }
     }
+    // A symbol is a character, or a byte for byte-level models (which come here with affixes).
+    size_t length = 1;
     char32_t cp;
-    size_t length = DecodeUtf8(piece, pos, cp);
-    if (length == 0) length = 1;
+    if (config_.symbols == Symbols::kCharacters) length = std::max<size_t>(DecodeUtf8(piece, pos, cp), 1);
     std::string_view character = piece.substr(pos, length);
+    if (has_affixes_) {  // tokenizers' merge_word: the prefix unless first, the suffix if last
+      affixed.clear();
+      if (pos > 0) affixed += config_.continuing_prefix;
+      affixed += character;
+      if (pos + length == piece.size()) affixed += config_.end_suffix;
+      character = affixed;  // byte fallback below covers the affixes' bytes too, as there
+    }
     pos += length;
     if (TokenId id = bytes_to_id_.Find(character); id != kNoToken) {
       if (unk_pending) emit(config_.unk);
@@ -454,41 +459,6 @@ void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
         std::all_of(character.begin(), character.end(),
                     [&](char c) { return fallback_ids_[static_cast<uint8_t>(c)] != kNoToken; })) {
       for (char c : character) emit(fallback_ids_[static_cast<uint8_t>(c)]);
-      continue;
-    }
-    if (config_.unk == kNoToken) continue;
-    if (unk_pending && !config_.fuse_unk) emit(config_.unk);
-    unk_pending = true;
-  }
-  if (unk_pending) emit(config_.unk);
-}
-
-// tokenizers' merge_word with affixes: each symbol (a character, or a byte for byte-level
-// models) is looked up with the prefix unless first and the suffix if last; byte fallback covers
-// the bytes of that affixed spelling; unknowns wait for the next known symbol, as above.
-template <typename Emit>
-void BpeModel::ForEachAffixedSymbol(std::string_view piece, Emit&& emit) const {
-  std::string key;
-  bool unk_pending = false;
-  for (size_t pos = 0; pos < piece.size();) {
-    size_t length = 1;
-    char32_t cp;
-    if (config_.symbols == Symbols::kCharacters) length = std::max<size_t>(DecodeUtf8(piece, pos, cp), 1);
-    key.clear();
-    if (pos > 0) key += config_.continuing_prefix;
-    key += piece.substr(pos, length);
-    pos += length;
-    if (pos == piece.size()) key += config_.end_suffix;
-    if (TokenId id = bytes_to_id_.Find(key); id != kNoToken) {
-      if (unk_pending) emit(config_.unk);
-      unk_pending = false;
-      emit(id);
-      continue;
-    }
-    if (config_.byte_fallback && std::all_of(key.begin(), key.end(), [&](char c) {
-          return fallback_ids_[static_cast<uint8_t>(c)] != kNoToken;
-        })) {
-      for (char c : key) emit(fallback_ids_[static_cast<uint8_t>(c)]);
       continue;
     }
     if (config_.unk == kNoToken) continue;

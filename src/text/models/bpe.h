@@ -200,8 +200,6 @@ class BpeModel final : public Model {
   // Calls emit(id) for each symbol of `piece` before merging (see Symbols).
   template <typename Emit>
   void ForEachSymbol(std::string_view piece, Emit&& emit) const;
-  template <typename Emit>
-  void ForEachAffixedSymbol(std::string_view piece, Emit&& emit) const;
 
   const uint64_t instance_;  // tells this model's entries in the per-thread cache from others'
   Config config_;
