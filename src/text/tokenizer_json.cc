@@ -423,11 +423,8 @@ Status Loader::LoadWordPiece(dom::object model) {
   WordPieceModel::Config config;
   FERRY_RETURN_IF_ERROR(LoadVocabObject(model, false, config.tokens, config.present));
   FERRY_ASSIGN_OR_RETURN(config.unk, VocabToken(model, "unk_token"));
-  dom::element prefix;
-  if (model["continuing_subword_prefix"].get(prefix) == simdjson::SUCCESS && !prefix.is_null()) {
-    FERRY_ASSIGN_OR_RETURN(std::string_view text, String(model, "continuing_subword_prefix", "model"));
-    config.prefix = text;
-  }
+  FERRY_ASSIGN_OR_RETURN(std::string_view prefix, StringOr(model, "continuing_subword_prefix", "model", "##"));
+  config.prefix = prefix;
   FERRY_ASSIGN_OR_RETURN(uint64_t max_chars, Count(model, "max_input_chars_per_word", "model", 100));
   config.max_input_chars_per_word = static_cast<size_t>(std::min<uint64_t>(max_chars, SIZE_MAX));
   auto built = WordPieceModel::Create(std::move(config));
@@ -878,19 +875,18 @@ Status Loader::LoadPadding(dom::element element) {
   dom::object object;
   if (element.get_object().get(object) != simdjson::SUCCESS) return Bad("padding", "expected an object");
   PaddingOptions options;
-  // "BatchLongest" or {"Fixed": n}.
+  // "BatchLongest" or {"Fixed": n}; required, as tokenizers requires it.
   dom::element strategy;
-  if (object["strategy"].get(strategy) == simdjson::SUCCESS && !strategy.is_string()) {
-    uint64_t length;
-    if (strategy["Fixed"].get_uint64().get(length) != simdjson::SUCCESS || length == 0) {
-      return Bad("padding.strategy", "expected \"BatchLongest\" or {\"Fixed\": length}");
-    }
-    options.length = length;
-  } else if (std::string_view text; strategy.get_string().get(text) == simdjson::SUCCESS &&
-                                    text != "BatchLongest") {
+  std::string_view text;
+  uint64_t length = 0;
+  if (object["strategy"].get(strategy) != simdjson::SUCCESS) {
+    return Bad("padding.strategy", "missing: expected \"BatchLongest\" or {\"Fixed\": length}");
+  }
+  if (strategy.get_string().get(text) == simdjson::SUCCESS ? text != "BatchLongest"
+      : strategy["Fixed"].get_uint64().get(length) != simdjson::SUCCESS || length == 0) {
     return Bad("padding.strategy", "expected \"BatchLongest\" or {\"Fixed\": length}");
   }
-  std::string_view text;
+  options.length = length;
   if (object["direction"].get_string().get(text) == simdjson::SUCCESS) {
     if (text != "Left" && text != "Right") return Bad("padding.direction", "expected Left or Right");
     options.left = text == "Left";

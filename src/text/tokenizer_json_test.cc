@@ -66,5 +66,22 @@ TEST(TokenizerJson, ErrorsNameTheFileAndTheJsonPath) {
             "t.json: normalizer.precompiled_charsmap: the trie is empty");
 }
 
+// The fuzzer's find: a padding object without "strategy" read an element that was never set.
+TEST(TokenizerJson, PaddingStrategyIsRequiredAsInTokenizers) {
+  const std::string model = R"("model": {"type": "WordLevel", "unk_token": "a", "vocab": {"a": 0}})";
+  auto with_padding = [&](std::string padding) { return ErrorOf("{" + model + R"(, "padding": )" + padding + "}"); };
+  EXPECT_EQ(with_padding(R"({"direction": "Right", "pad_id": 0})"),
+            "t.json: padding.strategy: missing: expected \"BatchLongest\" or {\"Fixed\": length}");
+  for (const char* bad : {R"({"strategy": null})", R"({"strategy": 5})", R"({"strategy": "Longest"})",
+                          R"({"strategy": {"Fixed": 0}})", R"({"strategy": {"Fixed": "8"}})"}) {
+    EXPECT_EQ(with_padding(bad), "t.json: padding.strategy: expected \"BatchLongest\" or {\"Fixed\": length}") << bad;
+  }
+  EXPECT_EQ(with_padding(R"({"strategy": "BatchLongest"})"), "");
+  auto fixed = Tokenizer::FromJson("{" + model + R"(, "padding": {"strategy": {"Fixed": 8}}})", "t.json");
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  ASSERT_TRUE((*fixed)->default_padding().has_value());
+  EXPECT_EQ((*fixed)->default_padding()->length, 8u);
+}
+
 }  // namespace
 }  // namespace ferry::text
