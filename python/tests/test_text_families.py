@@ -506,3 +506,25 @@ def test_a_bpe_affix_outside_the_byte_alphabet_is_a_clear_error():
     data["model"]["end_of_word_suffix"] = "\u4e00"
     with pytest.raises(ferry.CorruptionError, match=r"model\.end_of_word_suffix.*byte-level alphabet"):
         ferry.Tokenizer.from_str(json.dumps(data))
+
+
+@pytest.mark.parametrize("decoder", [
+    {"type": "BPEDecoder", "suffix": ""},
+    {"type": "CTC", "pad_token": "", "word_delimiter_token": "", "cleanup": True},
+    {"type": "CTC", "pad_token": "", "word_delimiter_token": "|", "cleanup": False},
+    {"type": "CTC", "pad_token": "<pad>", "word_delimiter_token": "", "cleanup": True},
+])
+def test_empty_decoder_affixes_decode_as_tokenizers(decoder):
+    """An empty suffix, pad or delimiter is replaced at every character boundary, as Rust's
+    str::replace("") does in tokenizers (the newcomer review found ferry left them alone)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    pad = {"id": 3, "content": "<pad>", "special": True, "single_word": False, "lstrip": False,
+           "rstrip": False, "normalized": False}
+    text = json.dumps({"version": "1.0", "added_tokens": [pad], "normalizer": None, "post_processor": None,
+                       "pre_tokenizer": {"type": "WhitespaceSplit"}, "decoder": decoder,
+                       "model": {"type": "WordLevel", "unk_token": "[UNK]",
+                                 "vocab": {"a": 0, "é": 1, "[UNK]": 2, "<pad>": 3, "|": 4}}})
+    ref, ours = tokenizers.Tokenizer.from_str(text), ferry.Tokenizer.from_str(text)
+    for ids in ([0, 0, 0], [0, 1, 0], [3], [1, 4, 1, 3, 3, 0], []):
+        for skip in (False, True):
+            assert ours.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip), (ids, skip)

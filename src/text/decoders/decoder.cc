@@ -144,8 +144,19 @@ class MetaspaceDecoder final : public DecoderStep {
   bool prepends_;
 };
 
+// Every `from` in `text` becomes `to`, as Rust's str::replace: an empty `from` matches at every
+// character boundary, so `to` goes before each character and at the end.
 void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
   std::string out;
+  if (from.empty()) {
+    for (char c : text) {
+      if ((static_cast<uint8_t>(c) & 0xC0) != 0x80) out += to;  // a character starts here
+      out += c;
+    }
+    out += to;
+    text.swap(out);
+    return;
+  }
   size_t pos = 0;
   for (size_t hit; (hit = text.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
     out.append(text, pos, hit - pos);
@@ -199,7 +210,6 @@ class BpeDecoder final : public DecoderStep {
  public:
   explicit BpeDecoder(std::string suffix) : suffix_(std::move(suffix)) {}
   void Decode(std::vector<std::string>& tokens) const override {
-    if (suffix_.empty()) return;
     for (size_t i = 0; i < tokens.size(); ++i) {
       ReplaceAll(tokens[i], suffix_, i + 1 == tokens.size() ? "" : " ");
     }
@@ -223,10 +233,10 @@ class CtcDecoder final : public DecoderStep {
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (i > 0 && tokens[i] == tokens[i - 1]) continue;
       std::string token = tokens[i];
-      if (!pad_.empty()) ReplaceAll(token, pad_, "");
+      ReplaceAll(token, pad_, "");
       if (cleanup_) {
         CleanupSpacing(token);
-        if (!delimiter_.empty()) ReplaceAll(token, delimiter_, " ");
+        ReplaceAll(token, delimiter_, " ");
       }
       if (!token.empty()) out.push_back(std::move(token));
     }

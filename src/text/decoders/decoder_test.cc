@@ -50,5 +50,11 @@ TEST(Decoder, CtcCollapsesRepeatsAndDropsPads) {
   EXPECT_EQ(Decode(Decoder({MakeCtcDecoder("<pad>", "|", false)}), {"a", "|", "b", "<pad>"}), "a|b");
 }
 
+TEST(Decoder, EmptyAffixesReplaceAsRustDoes) {
+  // Rust's str::replace("", x) puts x at every character boundary; tokenizers decodes so.
+  EXPECT_EQ(Decode(Decoder({MakeBpeDecoder("")}), {"a", "\xC3\xA9", "a"}), " a  \xC3\xA9 a");
+  EXPECT_EQ(Decode(Decoder({MakeCtcDecoder("", "", true)}), {"<p>"}), " < p > ");
+}
+
 }  // namespace
 }  // namespace ferry::text
