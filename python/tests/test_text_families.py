@@ -528,3 +528,15 @@ def test_empty_decoder_affixes_decode_as_tokenizers(decoder):
     for ids in ([0, 0, 0], [0, 1, 0], [3], [1, 4, 1, 3, 3, 0], []):
         for skip in (False, True):
             assert ours.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip), (ids, skip)
+
+
+@pytest.mark.parametrize("delimiter, message", [
+    ("", r'pre_tokenizer\.delimiter: expected one character, got ""'),
+    ("ab", r'pre_tokenizer\.delimiter: expected one character, got "ab"'),
+    (5, r"pre_tokenizer\.delimiter: expected a string"),
+])
+def test_bad_char_delimiters_are_clear_errors(delimiter, message):
+    text = json.dumps({"model": {"type": "WordLevel", "unk_token": "a", "vocab": {"a": 0}},
+                       "pre_tokenizer": {"type": "CharDelimiterSplit", "delimiter": delimiter}})
+    with pytest.raises(ferry.CorruptionError, match=message):
+        ferry.Tokenizer.from_str(text)

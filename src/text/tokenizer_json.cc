@@ -687,7 +687,7 @@ Status Loader::LoadPreTokenizer(dom::element element, std::string path,
     FERRY_ASSIGN_OR_RETURN(std::string_view delimiter, String(object, "delimiter", path));
     char32_t cp;
     if (delimiter.empty() || DecodeUtf8(delimiter, 0, cp) != delimiter.size()) {
-      return Bad(path + ".delimiter", "expected one character");
+      return Bad(path + ".delimiter", "expected one character, got \"" + std::string(delimiter) + "\"");
     }
     auto compiled = SplitPattern::Compile(LiteralRegex(delimiter));
     if (!compiled.ok()) return compiled.status().WithContext(origin_ + ": " + path + ".delimiter");
