@@ -12,8 +12,9 @@
 // post-processor, and a decoder, with these components:
 //   models          BPE: byte-level (with a ByteLevel pre-tokenizer) or over characters with
 //                   `byte_fallback`, `unk_token`, `fuse_unk`, `ignore_merges` (SentencePiece
-//                   style), `continuing_subword_prefix`, `end_of_word_suffix`; WordPiece (`unk_token`, `continuing_subword_prefix`,
-//                   `max_input_chars_per_word`; files without `model.type` too); Unigram
+//                   style), `continuing_subword_prefix`, `end_of_word_suffix`; WordPiece
+//                   (`unk_token`, `continuing_subword_prefix`, `max_input_chars_per_word`; files
+//                   without `model.type` too); Unigram
 //                   (`unk_id`, `byte_fallback`); WordLevel.
 //   normalizers     NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Nmt, Strip, Prepend,
 //                   Replace, BertNormalizer, Precompiled (SentencePiece's charsmap), Sequence.

@@ -157,13 +157,11 @@ void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
     text.swap(out);
     return;
   }
-  size_t pos = 0;
-  for (size_t hit; (hit = text.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
-    out.append(text, pos, hit - pos);
-    out += to;
-  }
-  if (pos == 0) return;
-  out.append(text, pos, std::string::npos);
+  const size_t first = text.find(from);
+  if (first == std::string::npos) return;  // the common case: nothing to copy
+  out.append(text, 0, first);
+  out += to;
+  AppendReplaced(std::string_view(text).substr(first + from.size()), from, to, out);
   text.swap(out);
 }
 

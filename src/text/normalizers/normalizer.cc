@@ -7,6 +7,16 @@
 #include "text/unicode.h"
 
 namespace ferry::text {
+
+void AppendReplaced(std::string_view text, std::string_view from, std::string_view to, std::string& out) {
+  size_t pos = 0;
+  for (size_t hit; (hit = text.find(from, pos)) != std::string_view::npos; pos = hit + from.size()) {
+    out.append(text.substr(pos, hit - pos));
+    out += to;
+  }
+  out.append(text.substr(pos));
+}
+
 namespace {
 
 utf8proc_category_t Category(char32_t cp) {
@@ -218,13 +228,7 @@ class ReplaceLiteral final : public NormalizerStep {
       out.assign(text);
       return;
     }
-    size_t pos = 0;
-    for (size_t hit; (hit = text.find(literal_, pos)) != std::string_view::npos;
-         pos = hit + literal_.size()) {
-      out.append(text.substr(pos, hit - pos));
-      out += content_;
-    }
-    out.append(text.substr(pos));
+    AppendReplaced(text, literal_, content_, out);
   }
   std::string Canonical() const override {
     return "replace(string," + std::to_string(literal_.size()) + ":" + literal_ + "," +
@@ -367,9 +371,8 @@ std::shared_ptr<const NormalizerStep> MakeUnicodeNormalizer(UnicodeForm form) {
   return std::make_shared<UnicodeNormalizer>(form);
 }
 std::shared_ptr<const NormalizerStep> MakeLowercase() { return std::make_shared<Lowercase>(); }
-std::shared_ptr<const NormalizerStep> MakeNmt() { return std::make_shared<Nmt>(); }
-
 std::shared_ptr<const NormalizerStep> MakeStripAccents() { return std::make_shared<StripAccents>(); }
+std::shared_ptr<const NormalizerStep> MakeNmt() { return std::make_shared<Nmt>(); }
 std::shared_ptr<const NormalizerStep> MakeStrip(bool left, bool right) {
   return std::make_shared<Strip>(left, right);
 }

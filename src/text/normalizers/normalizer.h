@@ -38,6 +38,9 @@ class Normalizer {
   std::vector<std::shared_ptr<const NormalizerStep>> steps_;
 };
 
+// Appends `text` with every `from` (not empty) replaced by `to`, left to right, to `out`.
+void AppendReplaced(std::string_view text, std::string_view from, std::string_view to, std::string& out);
+
 // The normalizers of tokenizer.json, as Hugging Face tokenizers applies them.
 enum class UnicodeForm { kNFC, kNFD, kNFKC, kNFKD };
 std::shared_ptr<const NormalizerStep> MakeUnicodeNormalizer(UnicodeForm form);
