@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -540,3 +541,48 @@ def test_bad_char_delimiters_are_clear_errors(delimiter, message):
                        "pre_tokenizer": {"type": "CharDelimiterSplit", "delimiter": delimiter}})
     with pytest.raises(ferry.CorruptionError, match=message):
         ferry.Tokenizer.from_str(text)
+
+
+# Split patterns with \w: PCRE2's own \w (letters, numbers, `_`) left out marks, so every Hindi
+# line split differently from tokenizers. ferry now reads \w, \W, \b and [:word:] as Oniguruma does.
+WORD_PATTERNS = [r"\w+|[^\w\s]+", r"\w+", r"[^\W\d_]+|[\W\d_]", r"\b\w", r"[[:word:]]+|\W"]
+
+
+def split_variant(pattern: str, behavior: str) -> str:
+    data = json.loads(FAMILIES["bert_base_uncased"].read_text(encoding="utf-8"))
+    # No normalizer: BertNormalizer strips the marks this is about.
+    data["normalizer"] = None
+    data["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": pattern}, "behavior": behavior, "invert": False}
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("behavior", ["Isolated", "Removed"])
+@pytest.mark.parametrize("pattern", WORD_PATTERNS)
+def test_split_word_patterns_match_tokenizers(pattern, behavior, documents):
+    tokenizers = pytest.importorskip("tokenizers")
+    if not FAMILIES["bert_base_uncased"].is_file():
+        pytest.skip(f"{FAMILIES['bert_base_uncased']} is absent (shared test data)")
+    text = split_variant(pattern, behavior)
+    ref = tokenizers.Tokenizer.from_str(text)
+    ref.no_padding()
+    ref.no_truncation()
+    ours = ferry.Tokenizer.from_str(text)
+    hindi = ["नमस्ते दुनिया, यह एक परीक्षण है।", "क्षत्रिय ज्ञान", "m² ½ x³", "a\u200db\u200cc"]
+    assert_same_ids(pattern, ours, ref, hindi + documents + hostile_texts(300, seed=5, random_unicode=False))
+
+
+def test_split_word_characters_match_tokenizers_on_every_unicode_14_code_point():
+    """Every code point PCRE2 10.42's Unicode 14 tables know (Python 3.11's unicodedata is 14.0
+    too); the ones assigned since are the documented difference."""
+    tokenizers = pytest.importorskip("tokenizers")
+    if not FAMILIES["bert_base_uncased"].is_file():
+        pytest.skip(f"{FAMILIES['bert_base_uncased']} is absent (shared test data)")
+    assert unicodedata.unidata_version == "14.0.0"
+    text = split_variant(r"\w+|\W", "Isolated")
+    ref = tokenizers.Tokenizer.from_str(text)
+    ref.no_padding()
+    ref.no_truncation()
+    cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) != "Cn"]
+    # After "a", a word character joins its piece and a non-word one is a piece of its own.
+    lines = [" ".join(f"a{chr(c)}" for c in cps[i : i + 2000]) for i in range(0, len(cps), 2000)]
+    assert_same_ids("\\w on every code point", ferry.Tokenizer.from_str(text), ref, lines)

@@ -523,3 +523,17 @@ def test_from_tokenizer_wraps_a_ferry_tokenizer():
         ft.Encoding.from_tokenizer(ferry.Tokenizer.train_from_iterator(["a b c"] * 10, vocab_size=300))
     with pytest.raises(TypeError, match="expected a ferry.Tokenizer"):
         ft.Encoding.from_tokenizer("cl100k_base")
+
+
+@pytest.mark.parametrize("pat_str", [r"\w+|\s+|[^\w\s]+", r"\b\w|\W|\w", r"[\w]+|[^\w]"])
+def test_word_character_patterns_split_as_tiktoken(pat_str):
+    """tiktoken reads \\w as Rust regex does: marks in (PCRE2's own \\w leaves them out, which cut
+    Hindi words), the joiners in, the Latin-1 superscripts out. Ranks hold every byte pair of the
+    texts, so a piece cut elsewhere gives other ids."""
+    texts = ["नमस्ते दुनिया, यह एक परीक्षण है।", "m² ½ x³", "a\u200db\u200cc", "a\u0301b Ⓐ_1"]
+    pairs = dict.fromkeys(t.encode()[i : i + 2] for t in texts for i in range(len(t.encode()) - 1))
+    ranks = {bytes([b]): b for b in range(256)} | {p: 256 + i for i, p in enumerate(pairs) if len(p) == 2}
+    spec = dict(name="words", pat_str=pat_str, mergeable_ranks=ranks, special_tokens={})
+    ref, enc = tiktoken.Encoding(**spec), ft.Encoding(**spec)
+    for text in texts:
+        assert enc.encode_ordinary(text) == ref.encode_ordinary(text), text

@@ -33,57 +33,150 @@ struct Translated {
     text.append(piece);
     source_offset.insert(source_offset.end(), piece.size(), source);
   }
+  void Append(const Translated& other) {
+    text.append(other.text);
+    source_offset.insert(source_offset.end(), other.source_offset.begin(), other.source_offset.end());
+  }
 };
 
-// Rewrites the escapes whose meaning in PCRE2 differs from Oniguruma's and Rust regex's (which
-// agree on them); see split_pattern.h. Inside a character class `\h` has to become a POSIX class
-// item rather than a bracketed class, so classes are tracked: `[` opens one unless escaped or
-// inside one, `]` closes it unless it comes first (`[]...]`, `[^]...]`), and `[:name:]` inside is
-// a POSIX item. Escapes are copied whole, so `\\s` stays a backslash and an `s`.
-Translated TranslateEscapes(std::string_view pattern) {
+// `\w` as each reference defines it, as class items PCRE2 10.42 knows (PCRE2's own `\w` is
+// letters, numbers and `_`: it leaves out the marks, so Devanagari words fall apart). Both are
+// Alphabetic, marks, Nd and Pc. Rust regex (UTS #18) adds Join_Control. Oniguruma adds, for a
+// `\w`, `\W` or `\b` outside a class only, the six Latin-1 digits and fractions (superscripts
+// 1-3, 1/4, 1/2, 3/4) its Latin-1 ctype table counts as word characters; inside a class, and in
+// [:word:], it reads its Unicode table, which has none of them. Checked code point by code point
+// against tokenizers 0.23.3 (Split on Oniguruma, Whitespace on Rust regex): equal on every code
+// point Unicode 14 assigns.
+std::string_view WordItems(RegexDialect dialect, bool in_class) {
+  if (dialect == RegexDialect::kRustRegex) return R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control})";
+  return in_class ? R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc})"
+                  : R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{B2}\x{B3}\x{B9}\x{BC}-\x{BE})";
+}
+
+// Rewrites the escapes whose meaning in PCRE2 differs from the dialect's; see split_pattern.h.
+// Inside a character class `\h` has to become a POSIX class item rather than a bracketed class,
+// so classes are tracked: `[` opens one unless escaped or inside one, `]` closes it unless it
+// comes first (`[]...]`, `[^]...]`), and `[:name:]` inside is a POSIX item. Escapes are copied
+// whole, so `\\s` stays a backslash and an `s`.
+//
+// A class that holds `\W` (or `[:^word:]`) cannot stay a class, as PCRE2 10.42 has no union with
+// a negated set inside one: `[X\W]` becomes `(?:[^w]|[X])` and `[^X\W]` `(?:(?![X])[w])`, where
+// w is the word items. Both match one character, as the class did.
+Translated TranslateEscapes(std::string_view pattern, RegexDialect dialect) {
+  const std::string word(WordItems(dialect, /*in_class=*/true));
+  const std::string word_class = "[" + word + "]";
+  const std::string not_word_class = "[^" + word + "]";
+  const std::string bare_word = "[" + std::string(WordItems(dialect, /*in_class=*/false)) + "]";
+  const std::string bare_not_word = "[^" + bare_word.substr(1);
   Translated out;
-  bool in_class = false;
-  size_t class_start = 0;  // just after `[` or `[^`: a `]` there is a literal
+  // The class being read: whether it is negated and holds a \W, and its items, translated.
+  bool in_class = false, negated = false, not_word = false;
+  size_t class_open = 0, class_start = 0;  // class_start: just after `[` or `[^`
+  Translated items;
+  auto append = [&](std::string_view piece, size_t source) {
+    (in_class ? items : out).Append(piece, source);
+  };
   for (size_t i = 0; i < pattern.size(); ++i) {
     char c = pattern[i];
     if (c == '\\' && i + 1 < pattern.size()) {
       switch (pattern[i + 1]) {
         case 's':
-          out.Append("\\p{White_Space}", i);
+          append("\\p{White_Space}", i);
           break;
         case 'S':
-          out.Append("\\P{White_Space}", i);
+          append("\\P{White_Space}", i);
           break;
         case 'v':
-          out.Append("\\x{0B}", i);
+          append("\\x{0B}", i);
           break;
         case 'h':
-          out.Append(in_class ? "[:xdigit:]" : "[[:xdigit:]]", i);
+          append(in_class ? "[:xdigit:]" : "[[:xdigit:]]", i);
           break;
         case 'H':
-          out.Append(in_class ? "[:^xdigit:]" : "[[:^xdigit:]]", i);
+          append(in_class ? "[:^xdigit:]" : "[[:^xdigit:]]", i);
+          break;
+        case 'w':
+          append(in_class ? word : bare_word, i);
+          break;
+        case 'W':
+          if (in_class) {
+            not_word = true;
+          } else {
+            append(bare_not_word, i);
+          }
+          break;
+        case 'b':  // inside a class, a backspace
+          append(in_class ? "\\b"
+                          : "(?:(?<=" + bare_word + ")(?!" + bare_word + ")|(?<!" + bare_word +
+                                ")(?=" + bare_word + "))",
+                 i);
+          break;
+        case 'B':
+          append(in_class ? "\\B"
+                          : "(?:(?<=" + bare_word + ")(?=" + bare_word + ")|(?<!" + bare_word +
+                                ")(?!" + bare_word + "))",
+                 i);
           break;
         default:
-          out.Append(pattern.substr(i, 2), i);
+          append(pattern.substr(i, 2), i);
       }
       ++i;
       continue;
     }
-    size_t length = 1;
     if (!in_class) {
       if (c == '[') {
         in_class = true;
-        length = i + 1 < pattern.size() && pattern[i + 1] == '^' ? 2 : 1;
-        class_start = i + length;
+        negated = i + 1 < pattern.size() && pattern[i + 1] == '^';
+        not_word = false;
+        items = Translated();
+        class_open = i;
+        class_start = i + (negated ? 2 : 1);
+        i = class_start - 1;
+      } else {
+        out.Append(pattern.substr(i, 1), i);
       }
-    } else if (c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
-      size_t close = pattern.find(":]", i + 2);
-      if (close != std::string_view::npos) length = close + 2 - i;
-    } else if (c == ']' && i != class_start) {
-      in_class = false;
+      continue;
     }
-    for (size_t k = i; k < i + length; ++k) out.Append(pattern.substr(k, 1), k);
-    i += length - 1;
+    if (c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
+      size_t close = pattern.find(":]", i + 2);
+      if (close != std::string_view::npos) {
+        std::string_view name = pattern.substr(i + 2, close - i - 2);
+        if (name == "word") {
+          items.Append(word, i);
+        } else if (name == "^word") {
+          not_word = true;
+        } else {
+          items.Append(pattern.substr(i, close + 2 - i), i);
+        }
+        i = close + 1;
+        continue;
+      }
+    }
+    if (c != ']' || i == class_start) {
+      items.Append(pattern.substr(i, 1), i);
+      continue;
+    }
+    in_class = false;
+    if (!not_word) {
+      out.Append(negated ? "[^" : "[", class_open);
+      out.Append(items);
+      out.Append("]", i);
+    } else if (items.text.empty()) {
+      out.Append(negated ? word_class : not_word_class, class_open);
+    } else {
+      // A leading `^` would negate the rebuilt class, and a leading `]` is still a literal.
+      if (items.text[0] == '^') {
+        items.text.insert(0, "\\");
+        items.source_offset.insert(items.source_offset.begin(), items.source_offset[0]);
+      }
+      out.Append(negated ? "(?:(?![" : "(?:" + not_word_class + "|[", class_open);
+      out.Append(items);
+      out.Append(negated ? "])" + word_class + ")" : "])", i);
+    }
+  }
+  if (in_class) {  // unterminated: left for PCRE2 to report, at the same offset
+    out.Append(negated ? "[^" : "[", class_open);
+    out.Append(items);
   }
   out.source_offset.push_back(pattern.size());  // errors at the very end
   return out;
@@ -210,18 +303,21 @@ class ScannerPattern final : public SplitPattern {
 
 }  // namespace
 
-Result<std::shared_ptr<const SplitPattern>> SplitPattern::Compile(std::string_view pattern) {
+Result<std::shared_ptr<const SplitPattern>> SplitPattern::Compile(std::string_view pattern,
+                                                                  RegexDialect dialect) {
   if (const Scanner* scanner = FindScanner(pattern)) {
     return std::shared_ptr<const SplitPattern>(std::make_shared<ScannerPattern>(*scanner));
   }
-  return CompileRegex(pattern);
+  return CompileRegex(pattern, dialect);
 }
 
-Result<std::shared_ptr<const SplitPattern>> SplitPattern::CompileRegex(std::string_view pattern) {
-  Translated translated = TranslateEscapes(pattern);
+Result<std::shared_ptr<const SplitPattern>> SplitPattern::CompileRegex(std::string_view pattern,
+                                                                       RegexDialect dialect) {
+  Translated translated = TranslateEscapes(pattern, dialect);
   int error = 0;
   PCRE2_SIZE error_offset = 0;
-  // UCP: \d, \w, \b and POSIX classes by Unicode properties, as in the references.
+  // UCP: \d and POSIX classes by Unicode properties, as in the references (\w and \b are
+  // rewritten above).
   // MATCH_INVALID_UTF: invalid UTF-8 in the subject matches nothing, and is no error.
   // DOLLAR_ENDONLY: `$` only at the very end, not also before a final newline (Rust regex).
   pcre2_code* code =

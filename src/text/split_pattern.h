@@ -17,10 +17,13 @@
 //   - `x{n,m}+` is possessive, as in fancy-regex. Oniguruma (Ruby syntax) reads it as
 //     `(?:x{n,m})+`, so tiktoken's cl100k pattern (`\p{N}{1,3}+`) in a tokenizer.json would
 //     split "12345" whole in tokenizers and as "123", "45" here.
-// Known differences that remain for arbitrary patterns: `\w`/`\b` follow PCRE2's Unicode
-// definition (letters, numbers, underscore); Oniguruma's multi-character case folding ((?i)ss
-// matching ß) is not done; nested classes and class intersection (`[a-z&&[^aeiou]]`) are not
-// supported. PCRE2 10.42's tables are Unicode 14 (the scanners': 16, as in the references).
+//   - `\w`, `\W`, `\b`, `\B` and `[:word:]` use the dialect's word characters (RegexDialect),
+//     not PCRE2's letters, numbers and `_`, which leave out marks.
+// Known differences that remain for arbitrary patterns: Oniguruma's multi-character case folding
+// ((?i)ss matching ß) is not done; nested classes and class intersection (`[a-z&&[^aeiou]]`) are
+// not supported; POSIX classes other than [:word:] keep PCRE2's Unicode meaning. PCRE2 10.42's
+// tables are Unicode 14 (the scanners': 16, as in the references), so code points assigned since
+// (9,465 word characters among them) are classified differently.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +42,12 @@ struct Match {
   size_t end = std::string_view::npos;
 };
 
+// Whose regex syntax a pattern is read in, where the two references differ: tokenizer.json's
+// patterns run on Oniguruma, tiktoken's on fancy-regex over Rust regex. Today only the word
+// characters differ: Oniguruma counts U+00B2, U+00B3, U+00B9 and U+00BC..U+00BE for a `\w`, `\W`
+// or `\b` outside a class (not inside one), Rust regex U+200C and U+200D everywhere.
+enum class RegexDialect { kOniguruma, kRustRegex };
+
 // A compiled pre-tokenizer split regex (the regexes tokenizer.json and tiktoken ship, in
 // Oniguruma / fancy-regex syntax). Immutable and thread-safe: Find may run on many threads at once.
 class SplitPattern {
@@ -48,11 +57,13 @@ class SplitPattern {
   // A pattern equal (byte for byte) to a well-known one gets its hand-written scanner; any other
   // is compiled by PCRE2 with JIT. Errors: InvalidArgument naming the pattern and PCRE2's
   // message + offset.
-  static Result<std::shared_ptr<const SplitPattern>> Compile(std::string_view pattern);
+  static Result<std::shared_ptr<const SplitPattern>> Compile(
+      std::string_view pattern, RegexDialect dialect = RegexDialect::kOniguruma);
 
   // Always PCRE2: the reference the scanners are tested against, and the engine for other
   // patterns.
-  static Result<std::shared_ptr<const SplitPattern>> CompileRegex(std::string_view pattern);
+  static Result<std::shared_ptr<const SplitPattern>> CompileRegex(
+      std::string_view pattern, RegexDialect dialect = RegexDialect::kOniguruma);
 
   // Finds the leftmost match starting at or after `pos` in `text`; the whole of `text` is the
   // subject, so look-arounds and `$` see its bounds. Invalid UTF-8 bytes are never part of a match

@@ -102,6 +102,55 @@ TEST(SplitPatternTest, EscapesMeanWhatTheReferencesMean) {
   EXPECT_EQ(Pieces(R"([\\h]+)", "h\\x"), (Strings{"h\\"}));
 }
 
+// `\w` is the references' word character (Alphabetic, marks, Nd, Pc), not PCRE2's (letters,
+// numbers, `_`), which cut Devanagari words at every vowel sign and virama.
+TEST(SplitPatternTest, WordCharactersAreTheReferencesIncludingMarks) {
+  const std::string hindi = "नमस्ते दुनिया";
+  EXPECT_EQ(Pieces(R"(\w+)", hindi), (Strings{"नमस्ते", "दुनिया"}));
+  EXPECT_EQ(Pieces(R"(\w+|[^\w\s]+)", "a\u0301b, Ⓐ!"), (Strings{"a\u0301b", ",", "Ⓐ", "!"}));
+  EXPECT_EQ(Pieces(R"([\w]+)", hindi), (Strings{"नमस्ते", "दुनिया"}));
+  EXPECT_EQ(Pieces(R"(\W+)", "नमस्ते, दुनिया"), (Strings{", "}));
+  EXPECT_EQ(Pieces(R"([[:word:]]+)", hindi), (Strings{"नमस्ते", "दुनिया"}));
+  // Oniguruma (tokenizer.json) counts superscripts 1-3 and the Latin-1 fractions outside a
+  // class only; Rust regex (tiktoken) the joiners.
+  EXPECT_EQ(Pieces(R"(\w+)", "m² ½ a\u200db"), (Strings{"m²", "½", "a", "b"}));
+  EXPECT_EQ(Pieces(R"([\w]+)", "m² ½ a\u200db"), (Strings{"m", "a", "b"}));
+  EXPECT_EQ(Pieces(R"(\b\w)", "m²x ²a"), (Strings{"m", "²"}));
+  auto rust = SplitPattern::CompileRegex(R"(\w+)", RegexDialect::kRustRegex);
+  ASSERT_TRUE(rust.ok()) << rust.status().ToString();
+  EXPECT_EQ(Pieces(**rust, "m² ½ a\u200db"), (Strings{"m", "a\u200db"}));
+}
+
+// PCRE2 cannot union a negated set inside a class, so a class holding \W is rebuilt as a group
+// that still matches one character.
+TEST(SplitPatternTest, ClassesHoldingNotWordMatchOneCharacterAsTheClassDid) {
+  EXPECT_EQ(Pieces(R"([\W]+)", "नमस्ते, दुनिया"), (Strings{", "}));
+  EXPECT_EQ(Pieces(R"([^\W]+)", "नमस्ते, दुनिया"), (Strings{"नमस्ते", "दुनिया"}));
+  EXPECT_EQ(Pieces(R"([\W\d]+)", "ab 12 c_d"), (Strings{" 12 "}));
+  EXPECT_EQ(Pieces(R"([^\W\d_]+)", "ab 12 c_d"), (Strings{"ab", "c", "d"}));
+  EXPECT_EQ(Pieces(R"([[:^word:]x]+)", "ax, b"), (Strings{"x, "}));
+  EXPECT_EQ(Pieces(R"([\W^]+)", "a^b !c"), (Strings{"^", " !"}));
+  EXPECT_EQ(Pieces(R"([]\W]+)", "a]] b"), (Strings{"]] "}));
+  EXPECT_EQ(Pieces(R"((?:[^\W\s])++)", "ab cd"), (Strings{"ab", "cd"}));
+}
+
+// \b is a boundary between the dialect's word and non-word characters; inside a class it is a
+// backspace, as in the references.
+TEST(SplitPatternTest, WordBoundariesUseTheSameWordCharacters) {
+  EXPECT_EQ(Pieces(R"(\b\w)", "नमस्ते दुनिया"), (Strings{"न", "द"}));
+  EXPECT_EQ(Pieces(R"(\B\w+)", "नमस्ते"), (Strings{"मस्ते"}));
+  EXPECT_EQ(Pieces(R"([\b]+)", "a\b\bb"), (Strings{"\b\b"}));
+}
+
+// An unterminated class is still PCRE2's error, at the pattern's offset.
+TEST(SplitPatternTest, AnUnterminatedClassIsAnErrorAtItsOffset) {
+  auto compiled = SplitPattern::CompileRegex(R"(ab[\w)");
+  ASSERT_FALSE(compiled.ok());
+  EXPECT_NE(compiled.status().message().find("ab[\\w"), std::string::npos) << compiled.status().ToString();
+  EXPECT_NE(compiled.status().message().find("missing terminating ]"), std::string::npos)
+      << compiled.status().ToString();
+}
+
 TEST(SplitPatternTest, CaseFoldingIsUnicodeSimpleFolding) {
   EXPECT_EQ(Pieces("(?i:'s|'ll)", "'s 'S '\u017f 'Ll 'x"), (Strings{"'s", "'S", "'\u017f", "'Ll"}));
   EXPECT_EQ(Pieces("(?i:k)", "k K \u212a"), (Strings{"k", "K", "\u212a"}));  // Kelvin sign

@@ -327,7 +327,7 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromTiktokenRanks(
   auto model = BpeModel::FromRanks(std::move(config));
   if (!model.ok()) return model.status().WithContext(where);
   parts.model = std::move(model).value();
-  auto compiled = SplitPattern::Compile(pattern);
+  auto compiled = SplitPattern::Compile(pattern, RegexDialect::kRustRegex);
   if (!compiled.ok()) return compiled.status().WithContext(where);
   parts.pre_tokenizer = PreTokenizer::FromPattern(std::move(compiled).value());
   parts.decoder = DecoderKind::kRawBytes;
