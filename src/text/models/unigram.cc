@@ -11,9 +11,6 @@ namespace ferry::text {
 namespace {
 
 constexpr double kUnkPenalty = 10.0;
-constexpr uint32_t kNoNode = 0xFFFFFFFFu;
-
-size_t EdgeHash(uint64_t key) { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 17); }
 
 }  // namespace
 
@@ -26,7 +23,6 @@ Result<std::unique_ptr<UnigramModel>> UnigramModel::Create(Config config) {
   std::unique_ptr<UnigramModel> model(new UnigramModel(std::move(config)));
   const Config& c = model->config_;
   double lowest = std::numeric_limits<double>::infinity();
-  size_t total_bytes = 0;
   model->ids_.Reserve(c.pieces.size());
   for (TokenId id = 0; id < c.pieces.size(); ++id) {
     const std::string& piece = c.pieces[id];
@@ -37,70 +33,46 @@ Result<std::unique_ptr<UnigramModel>> UnigramModel::Create(Config config) {
       return Corruption(where + " is also piece " + std::to_string(model->ids_.Find(piece)));
     }
     lowest = std::min(lowest, c.scores[id]);
-    total_bytes += piece.size();
   }
   model->unk_score_ = lowest - kUnkPenalty;
   if (c.sentencepiece) {
     // SentencePiece: over NORMAL pieces only, starting from FLT_MAX and FLT_MIN (the smallest
     // positive float, so a vocabulary of negative log probabilities has 1.2e-38 as its "highest").
     float low = std::numeric_limits<float>::max(), high = std::numeric_limits<float>::min();
-    model->float_scores_.resize(c.scores.size());
     for (TokenId id = 0; id < c.pieces.size(); ++id) {
-      const float score = static_cast<float>(c.scores[id]);
-      model->float_scores_[id] = score;
       if (model->IsUserDefined(id) || model->IsUnmatched(id)) continue;
-      low = std::min(low, score);
-      high = std::max(high, score);
+      low = std::min(low, static_cast<float>(c.scores[id]));
+      high = std::max(high, static_cast<float>(c.scores[id]));
     }
     model->float_unk_score_ = low - static_cast<float>(kUnkPenalty);
-    model->max_normal_score_ = high;
+    model->sp_scores_.resize(c.scores.size());
+    for (TokenId id = 0; id < c.pieces.size(); ++id) {
+      model->sp_scores_[id] =
+          model->IsUserDefined(id)
+              ? static_cast<double>(static_cast<float>(c.pieces[id].size()) * high) - 0.1
+              : static_cast<double>(static_cast<float>(c.scores[id]));
+    }
   }
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) {
     const char name[] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};
     model->byte_pieces_[b] = c.byte_fallback ? model->ids_.Find(std::string_view(name, 6)) : kNoToken;
   }
-  // The trie has at most one node per piece byte, plus the root.
-  size_t capacity = 16;
-  while (capacity < 2 * (total_bytes + 1)) capacity <<= 1;
-  model->edges_.assign(capacity, Edge{});
-  model->edge_mask_ = capacity - 1;
-  model->node_piece_.assign(1, kNoToken);
+  std::vector<std::pair<std::string_view, uint32_t>> matchable;
   for (TokenId id = 0; id < c.pieces.size(); ++id) {
-    if (model->IsUnmatched(id)) continue;
-    uint32_t node = 0;
-    for (char ch : c.pieces[id]) {
-      uint64_t key = uint64_t{node} << 8 | static_cast<uint8_t>(ch);
-      size_t slot = EdgeHash(key) & model->edge_mask_;
-      while (model->edges_[slot].key != key && model->edges_[slot].key != ~uint64_t{0}) {
-        slot = (slot + 1) & model->edge_mask_;
-      }
-      if (model->edges_[slot].key != key) {
-        model->edges_[slot] = {key, static_cast<uint32_t>(model->node_piece_.size())};
-        model->node_piece_.push_back(kNoToken);
-      }
-      node = model->edges_[slot].child;
-    }
-    model->node_piece_[node] = id;
+    if (!model->IsUnmatched(id)) matchable.emplace_back(c.pieces[id], id);
   }
+  model->pieces_ = DoubleArrayTrie::Build(std::move(matchable));
   return model;
-}
-
-uint32_t UnigramModel::Child(uint32_t node, uint8_t byte) const {
-  uint64_t key = uint64_t{node} << 8 | byte;
-  for (size_t slot = EdgeHash(key) & edge_mask_;; slot = (slot + 1) & edge_mask_) {
-    if (edges_[slot].key == key) return edges_[slot].child;
-    if (edges_[slot].key == ~uint64_t{0}) return kNoNode;
-  }
 }
 
 template <typename Found>
 void UnigramModel::ForEachPrefix(std::string_view text, Found&& found) const {
-  uint32_t node = 0;
+  uint32_t node = DoubleArrayTrie::kRoot;
   for (size_t i = 0; i < text.size(); ++i) {
-    node = Child(node, static_cast<uint8_t>(text[i]));
-    if (node == kNoNode) return;
-    if (node_piece_[node] != kNoToken) found(i + 1, node_piece_[node]);
+    node = pieces_.Child(node, static_cast<uint8_t>(text[i]));
+    if (node == DoubleArrayTrie::kNone) return;
+    if (const uint32_t id = pieces_.Value(node); id != DoubleArrayTrie::kNone) found(i + 1, id);
   }
 }
 
@@ -124,8 +96,11 @@ bool UnigramModel::EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
     size_t start = std::string_view::npos;  // npos: no path ends here yet
     TokenId id = kNoToken;
   };
-  // Reused per thread, so encoding a piece allocates nothing once the vector has grown.
-  thread_local std::vector<Node> best;
+  // Reused per thread, so encoding a piece allocates nothing once the vector has grown. Used
+  // through a reference: in a shared library each use of the thread_local itself can cost a
+  // __tls_get_addr call (6% of a SentencePiece encode before).
+  thread_local std::vector<Node> per_thread;
+  std::vector<Node>& best = per_thread;
   best.assign(piece.size() + 1, Node{});
   best[0].start = 0;
   for (size_t start = 0; start < piece.size();) {
@@ -211,7 +186,8 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
     size_t start = std::string_view::npos;
     TokenId id = kNoToken;
   };
-  thread_local std::vector<Node> best;
+  thread_local std::vector<Node> per_thread;  // as in EncodeImpl
+  std::vector<Node>& best = per_thread;
   best.assign(piece.size() + 1, Node{});
   best[0].start = 0;
   for (size_t start = 0; start < piece.size();) {
@@ -225,10 +201,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
     const float here = best[start].score;
     bool covers_character = false;
     ForEachPrefix(piece.substr(start), [&](size_t bytes, TokenId id) {
-      const double score = IsUserDefined(id)
-                               ? static_cast<double>(static_cast<float>(bytes) * max_normal_score_) - 0.1
-                               : static_cast<double>(float_scores_[id]);
-      const float candidate = static_cast<float>(score + static_cast<double>(here));
+      const float candidate = static_cast<float>(sp_scores_[id] + static_cast<double>(here));
       Node& node = best[start + bytes];
       if (node.start == std::string_view::npos || candidate > node.score) {
         node = {candidate, start, id};

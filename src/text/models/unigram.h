@@ -13,6 +13,7 @@
 
 #include "ferry/status.h"
 #include "text/models/bpe.h"
+#include "text/models/double_array.h"
 #include "text/models/model.h"
 
 namespace ferry::text {
@@ -54,24 +55,16 @@ class UnigramModel final : public Model {
   // Calls found(length, id) for each piece that is a prefix of `text`, shortest first.
   template <typename Found>
   void ForEachPrefix(std::string_view text, Found&& found) const;
-  uint32_t Child(uint32_t node, uint8_t byte) const;
 
   Config config_;
   double unk_score_ = 0;
-  // sentencepiece: scores as the .model stores them (float), the unk score and the highest
-  // normal score, in float.
-  std::vector<float> float_scores_;
-  float float_unk_score_ = 0, max_normal_score_ = 0;
+  // sentencepiece: what each piece adds to a path's score (a user-defined piece's from its
+  // length), and the unk's, in the float arithmetic of EncodeSentencePiece.
+  std::vector<double> sp_scores_;
+  float float_unk_score_ = 0;
   BytesToId ids_;  // keys are views into config_.pieces
   TokenId byte_pieces_[256];
-  // The trie of pieces: node 0 is the root; children found by hashing (node, byte).
-  struct Edge {
-    uint64_t key = ~uint64_t{0};  // node << 8 | byte
-    uint32_t child = 0;
-  };
-  std::vector<Edge> edges_;
-  size_t edge_mask_ = 0;
-  std::vector<TokenId> node_piece_;  // the piece ending at each node, or kNoToken
+  DoubleArrayTrie pieces_;  // every piece text can match, to its id
 };
 
 }  // namespace ferry::text

@@ -139,6 +139,17 @@ const char* Charsmap::FirstMatch(std::string_view key) const {
   return nullptr;
 }
 
+bool Charsmap::HasKeyWithPrefix(std::string_view prefix) const {
+  uint32_t node = Offset(units_[0]);
+  for (char ch : prefix) {
+    const uint8_t c = static_cast<uint8_t>(ch);
+    node ^= c;
+    if (c == 0 || node >= units_.size() || Label(units_[node]) != c) return false;
+    node ^= Offset(units_[node]);
+  }
+  return true;
+}
+
 size_t Charsmap::LongestMatch(std::string_view text, std::string_view& replacement) const {
   size_t longest = 0;
   uint32_t node = Offset(units_[0]);

@@ -36,6 +36,8 @@ class Charsmap {
   // (NUL-terminated, in the blob) in `replacement`. Keys are C strings: a NUL in `text` ends
   // the search, as in Darts-clone's commonPrefixSearch.
   size_t LongestMatch(std::string_view text, std::string_view& replacement) const;
+  // Whether some key starts with `prefix` (not empty, no NUL).
+  bool HasKeyWithPrefix(std::string_view prefix) const;
   // SHA-256 of the raw bytes, for fingerprints.
   const std::string& digest() const { return digest_; }
 

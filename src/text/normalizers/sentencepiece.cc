@@ -1,5 +1,7 @@
 #include "text/normalizers/sentencepiece.h"
 
+#include <array>
+
 #include "text/unicode.h"
 
 namespace ferry::text {
@@ -7,10 +9,39 @@ namespace {
 
 constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";
 
+// Every ASCII byte at its own index, for pieces that are one byte of themselves.
+constexpr auto kAscii = [] {
+  std::array<char, 0x80> bytes{};
+  for (int b = 0; b < 0x80; ++b) bytes[b] = static_cast<char>(b);
+  return bytes;
+}();
+
 class SentencePieceNormalizer final : public NormalizerStep {
  public:
   explicit SentencePieceNormalizer(SentencePieceNormalizerOptions options)
-      : options_(std::move(options)) {}
+      : options_(std::move(options)) {
+    // An ASCII byte followed by another (or by the end) that starts no user-defined symbol, and
+    // no charsmap key of two or more bytes whose second byte is ASCII, normalizes to the one-byte
+    // key's replacement or to itself: most of English text, which then skips both searches.
+    // (NFKC charsmaps have keys such as "A" + U+0301, whose second byte is not ASCII.)
+    for (int b = 1; b < 0x80; ++b) {
+      const char first = static_cast<char>(b);
+      ascii_fast_[b] = true;
+      ascii_piece_[b] = std::string_view(&kAscii[b], 1);
+      if (!options_.charsmap) continue;
+      for (int next = 1; next < 0x80 && ascii_fast_[b]; ++next) {
+        const char key[] = {first, static_cast<char>(next)};
+        ascii_fast_[b] = !options_.charsmap->HasKeyWithPrefix(std::string_view(key, 2));
+      }
+      std::string_view replacement;
+      if (options_.charsmap->LongestMatch(std::string_view(&first, 1), replacement) == 1) {
+        ascii_piece_[b] = replacement;
+      }
+    }
+    for (const std::string& symbol : options_.user_defined.Sorted()) {
+      if (!symbol.empty()) ascii_fast_[static_cast<uint8_t>(symbol[0])] = false;
+    }
+  }
 
   void Apply(std::string_view text, std::string& out) const override {
     out.clear();
@@ -67,6 +98,12 @@ class SentencePieceNormalizer final : public NormalizerStep {
  private:
   // What the text at the start of `input` normalizes to (`piece`) and how many bytes that takes.
   size_t NormalizePrefix(std::string_view input, std::string_view& piece) const {
+    const uint8_t first = static_cast<uint8_t>(input[0]);
+    if (first < 0x80 && ascii_fast_[first] &&
+        (input.size() == 1 || static_cast<uint8_t>(input[1]) < 0x80)) {
+      piece = ascii_piece_[first];
+      return 1;
+    }
     TokenId id = kNoToken;
     if (size_t length = options_.user_defined.Match(input, id); length > 0) {
       piece = input.substr(0, length);
@@ -86,6 +123,9 @@ class SentencePieceNormalizer final : public NormalizerStep {
   }
 
   SentencePieceNormalizerOptions options_;
+  // By ASCII byte (see the constructor): whether the fast path applies, and the piece it gives.
+  bool ascii_fast_[0x80] = {};
+  std::string_view ascii_piece_[0x80];
 };
 
 }  // namespace
