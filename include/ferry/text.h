@@ -150,6 +150,17 @@ struct EncodeInput {
 // rounded up to pad_to_multiple_of, as tokenizers' pad_encodings.
 void PadEncodings(std::span<Encoding> encodings, const PaddingOptions& padding);
 
+// tokenizers' Encoding.truncate: keeps `max_length` ids (from the end if `left`); what is cut
+// becomes the overflowing windows of `max_length` ids, each repeating `stride` ids of the one
+// before, replacing any windows `encoding` had; sequence ranges are dropped. max_length 0 moves
+// everything into one overflowing window. kInvalidArgument when 0 < max_length <= stride (and
+// nothing is changed).
+Status Truncate(Encoding& encoding, size_t max_length, size_t stride, bool left);
+
+// tokenizers' Encoding.merge_with: appends `pair` to `encoding`; the overflowing windows of both
+// combine (every window of one with the other and its windows).
+void MergeWith(Encoding& encoding, Encoding pair);
+
 // Which tiktoken encoding a rank file is, or an explicit pattern and special tokens for files
 // that are not one of OpenAI's named encodings (llama3, deepseekv2, ...).
 struct TiktokenOptions {

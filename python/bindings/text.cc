@@ -139,10 +139,12 @@ nb::list IntList(const std::vector<T>& values) {
 }
 
 // ferry.Encoding: tokenizers' Encoding over the C++ value. Attributes become Python objects only
-// when read, so code that reads .ids pays for nothing else. Immutable.
+// when read, so code that reads .ids pays for nothing else. pad and truncate change this object
+// as in tokenizers, by replacing its value with a changed copy: an Encoding that shares the value
+// (an overflowing window and its parent) is untouched, as tokenizers' are clones.
 struct PyEncoding {
   std::shared_ptr<const Encoding> encoding;  // overflowing windows alias their parent's
-  std::shared_ptr<const Tokenizer> tokenizer;
+  std::shared_ptr<const Tokenizer> tokenizer;  // null only for Encoding.merge([]), which is empty
   std::shared_ptr<IdObjects> id_objects;  // the tokenizer's table, when it has one
 
   nb::list Ids() const {
@@ -151,6 +153,7 @@ struct PyEncoding {
   }
   nb::list Tokens() const {
     nb::list out;
+    if (!tokenizer) return out;  // Encoding.merge([])
     for (const std::string& token : tokenizer->Tokens(*encoding)) out.append(Utf8Lossy(token));
     return out;
   }
@@ -160,6 +163,31 @@ struct PyEncoding {
       out.append(sequence < 0 ? nb::none() : nb::cast(sequence));
     }
     return out;
+  }
+  void Pad(size_t length, const std::string& direction, TokenId pad_id, uint32_t pad_type_id,
+           const std::string& pad_token) {
+    text::PaddingOptions padding;
+    padding.length = length;
+    padding.left = LeftOf(direction, "padding");
+    padding.pad_id = pad_id;
+    padding.pad_type_id = pad_type_id;
+    padding.pad_token = pad_token;
+    Encoding padded = *encoding;
+    if (length > 0) text::PadEncodings(std::span<Encoding>(&padded, 1), padding);
+    encoding = std::make_shared<const Encoding>(std::move(padded));
+  }
+  void Truncate(size_t max_length, size_t stride, const std::string& direction) {
+    const bool left = LeftOf(direction, "truncation");
+    Encoding truncated = *encoding;
+    ThrowIfError(text::Truncate(truncated, max_length, stride, left));
+    encoding = std::make_shared<const Encoding>(std::move(truncated));
+  }
+  // tokenizers' "right"/"left", with its error for anything else.
+  static bool LeftOf(const std::string& direction, const char* what) {
+    if (direction == "left") return true;
+    if (direction == "right") return false;
+    throw StatusError(InvalidArgument(std::string(what) + " direction: expected \"right\" or \"left\", got \"" +
+                                      direction + "\""));
   }
   nb::list Overflowing() const {
     nb::list out;
@@ -441,6 +469,22 @@ void RegisterText(nb::module_& m) {
       .def("token_to_word", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("token_to_word"); })
       .def("word_to_tokens", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("word_to_tokens"); })
       .def("word_to_chars", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("word_to_chars"); })
+      .def("pad", &PyEncoding::Pad, nb::arg("length"), nb::arg("direction") = "right",
+           nb::arg("pad_id") = 0, nb::arg("pad_type_id") = 0, nb::arg("pad_token") = "[PAD]")
+      .def("truncate", &PyEncoding::Truncate, nb::arg("max_length"), nb::arg("stride") = 0,
+           nb::arg("direction") = "right")
+      .def_static(
+          "merge",
+          [](const std::vector<const PyEncoding*>& encodings, bool growing_offsets) {
+            (void)growing_offsets;  // it shifts offsets, which ferry does not compute yet
+            Encoding merged;
+            for (const PyEncoding* e : encodings) text::MergeWith(merged, *e->encoding);
+            // Tokens are spelled by the first one's tokenizer (none: the merge is empty).
+            return PyEncoding{std::make_shared<const Encoding>(std::move(merged)),
+                              encodings.empty() ? nullptr : encodings[0]->tokenizer,
+                              encodings.empty() ? nullptr : encodings[0]->id_objects};
+          },
+          nb::arg("encodings"), nb::arg("growing_offsets") = true)
       .def("__len__", [](const PyEncoding& e) { return e.encoding->size(); })
       .def("__repr__", [](const PyEncoding& e) {
         return "Encoding(num_tokens=" + std::to_string(e.encoding->size()) +

@@ -359,3 +359,57 @@ def test_bad_argument_types_name_the_argument():
     ours.enable_truncation(16, stride=3, strategy="only_first")
     with pytest.raises(ValueError, match="max_length 13 needs 77 ids removed, and the sequence the strategy truncates has only 2"):
         ours.encode("a b", " ".join(["word"] * 88))
+
+
+# tokenizers' Encoding.truncate / pad (in place) and Encoding.merge, in sequences a user writes:
+# truncate to windows, pad them, merge with another encoding.
+EDITS = [
+    [("truncate", (5,), {})],
+    [("truncate", (6, 2), {"direction": "left"})],
+    [("truncate", (0,), {})],
+    [("truncate", (4, 1), {}), ("pad", (12,), {})],
+    [("pad", (40,), {"direction": "left", "pad_id": 3, "pad_type_id": 1, "pad_token": "<pad>"}), ("truncate", (9, 3), {})],
+    [("pad", (2,), {})],
+]
+
+
+@pytest.mark.parametrize("name", ["bert_base_uncased", "phi3_mini", "gpt2"])
+@pytest.mark.parametrize("edits", range(len(EDITS)))
+def test_encoding_truncate_pad_and_merge_match_tokenizers(name, edits):
+    ours, ref = pair_of(name)
+    texts = sample_texts(seed=edits, count=8)
+    for i, text in enumerate(texts):
+        pair = texts[(i + 1) % len(texts)] if i % 2 else None
+        a, b = ours.encode(text, pair), ref.encode(text, pair)
+        for method, args, kwargs in EDITS[edits]:
+            getattr(a, method)(*args, **kwargs)
+            getattr(b, method)(*args, **kwargs)
+        assert_same([a], [b], (name, EDITS[edits], text[:60]))
+        # A short second encoding with a window of its own: merge pairs every window of one with
+        # each of the other's, so long ones would make thousands.
+        other_a, other_b = ours.encode("merge me, please"), ref.encode("merge me, please")
+        other_a.truncate(3)
+        other_b.truncate(3)
+        merged = (ferry.Encoding.merge([a, other_a]), tokenizers.Encoding.merge([b, other_b]))
+        assert_same([merged[0]], [merged[1]], (name, "merge", text[:60]))
+    assert attributes(ferry.Encoding.merge([])) == attributes(tokenizers.Encoding.merge([]))
+
+
+def test_encoding_edits_leave_other_encodings_alone_and_refuse_bad_arguments():
+    ours, ref = pair_of("bert_base_uncased")
+    e = ours.encode("one two three four five six seven")
+    window = e.overflowing  # none yet
+    e.truncate(4, 1)
+    window = e.overflowing[0]
+    before = window.ids
+    window.pad(10)
+    assert e.overflowing[0].ids == before  # the parent's window is its own value
+    with pytest.raises(ValueError, match='truncation direction: expected "right" or "left", got "middle"'):
+        e.truncate(3, direction="middle")
+    with pytest.raises(ValueError, match='padding direction: expected "right" or "left", got "up"'):
+        e.pad(10, direction="up")
+    # tokenizers panics here (PanicException); ferry says what is wrong and changes nothing.
+    ids = e.ids
+    with pytest.raises(ValueError, match="stride 2 must be below the length kept, 2"):
+        e.truncate(2, 2)
+    assert e.ids == ids

@@ -66,12 +66,7 @@ class PostProcessor {
 
 // tokenizers' Encoding arithmetic, used by Process and EncodeEncoding.
 void SetSequenceId(Encoding& encoding, uint32_t sequence);
-// Appends `pair` to `encoding`; the overflowing windows of both combine (every window of one
-// with the other and its windows), as tokenizers' merge_with.
-void MergeWith(Encoding& encoding, Encoding pair);
-// Keeps `max_length` ids; what is cut becomes overflowing windows of `max_length` ids, each
-// repeating `stride` ids of the previous one. kInvalidArgument when stride >= max_length > 0.
-Status Truncate(Encoding& encoding, size_t max_length, size_t stride, bool left);
+// (Truncate and MergeWith, the public part of it, are in ferry/text.h.)
 // tokenizers' truncate_encodings: how much of each sequence `options` keeps.
 Status TruncateEncodings(Encoding& first, Encoding* second, const TruncationOptions& options);
 void Pad(Encoding& encoding, size_t length, const PaddingOptions& padding);
