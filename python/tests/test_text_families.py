@@ -586,3 +586,22 @@ def test_split_word_characters_match_tokenizers_on_every_unicode_14_code_point()
     # After "a", a word character joins its piece and a non-word one is a piece of its own.
     lines = [" ".join(f"a{chr(c)}" for c in cps[i : i + 2000]) for i in range(0, len(cps), 2000)]
     assert_same_ids("\\w on every code point", ferry.Tokenizer.from_str(text), ref, lines)
+
+
+def test_whitespace_pre_tokenizer_matches_tokenizers_on_every_unicode_14_code_point():
+    """Whitespace's \\w is Rust regex's; the circled and squared letters (Other_Alphabetic, So)
+    differed until they were added."""
+    tokenizers = pytest.importorskip("tokenizers")
+    family = FAMILIES["bert_base_uncased"]
+    if not family.is_file():
+        pytest.skip(f"{family} is absent (shared test data)")
+    data = json.loads(family.read_text(encoding="utf-8"))
+    data["normalizer"] = None
+    data["pre_tokenizer"] = {"type": "Whitespace"}
+    text = json.dumps(data)
+    ref = tokenizers.Tokenizer.from_str(text)
+    ref.no_padding()
+    ref.no_truncation()
+    cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) != "Cn"]
+    lines = [" ".join(f"a{chr(c)}" for c in cps[i : i + 2000]) for i in range(0, len(cps), 2000)]
+    assert_same_ids("Whitespace on every code point", ferry.Tokenizer.from_str(text), ref, lines + ["Ⓐⓑ🄰🅐x"])

@@ -121,9 +121,8 @@ void LiteralEvents(std::string_view piece, std::string_view literal, std::vector
 
 // Runs of \w characters and runs of characters that are neither \w nor whitespace (tokenizers'
 // Whitespace: `\w+|[^\w\s]+`); whitespace separates and is dropped. Known difference: there \w
-// is Rust regex's (the Alphabetic property, Unicode 16), here IsWordChar's categories: 5,185
-// code points differ (measured one by one against tokenizers 0.23.3: circled letters U+24B6..,
-// Unicode 16 additions), none in the test corpora.
+// is Rust regex's (Unicode 16), here IsWordChar's, from utf8proc's older tables: the same on
+// every code point Unicode 14 assigns, different on some assigned since.
 void WordRuns(std::string_view piece, std::vector<std::string>& out) {
   size_t start = 0;
   int kind = 0;  // of the run being built: 0 none, 1 word, 2 other
