@@ -2,7 +2,8 @@
 the same data, and every run checks its output. Prints a Markdown table with the ratios.
 
     scripts/bench.sh              # all workloads
-    scripts/bench.sh --only http  # one of: file, http, datasets, s3, tensors, text
+    scripts/bench.sh --only http  # one of: file, http, datasets, s3, tensors, text (families: a
+                                  # part of text), encoding
 
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
@@ -142,7 +143,7 @@ def bench_http(args, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text", "encoding"])
+    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text", "families", "encoding"])
     parser.add_argument("--quick", action="store_true", help="text: English corpus only")
     parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
@@ -174,6 +175,10 @@ def main():
         import tokenize_text
 
         tokenize_text.run(args, rows)
+    if args.only == "families":  # a part of "text"
+        import tokenize_text
+
+        tokenize_text.run_other_families(args, rows)
     if args.only in (None, "encoding"):
         import encoding_api
 

@@ -1,6 +1,7 @@
 """Text -> token ids: ferry vs Hugging Face `tokenizers` and `tiktoken`, same documents, same run.
 
-Run through `scripts/bench.sh --only text` (bench/run.py calls `run()`). Every case's ids are
+Run through `scripts/bench.sh --only text` (bench/run.py calls `run()`; `--only families`: the
+families and .model files below, without the byte-level encodings). Every case's ids are
 checked equal to the reference's before anything is timed. Documents are 64-line chunks
 (newlines kept) of:
   English       tinyshakespeare + Moby Dick (../shared/data/corpora)
@@ -131,6 +132,13 @@ def run_sentencepiece(args, rows, docs_by_corpus) -> None:
                          f"ferry encode: {mbps['ferry encode']:.1f} MB/s", mbps["ferry encode"] / 1e3,
                          mbps["ferry encode"] / mbps["sentencepiece encode"],
                          f"sentencepiece encode {mbps['sentencepiece encode']:.1f} MB/s"))
+
+
+def run_other_families(args, rows) -> None:
+    """Only the families beyond byte-level BPE and the .model files (`run.py --only families`)."""
+    docs_by_corpus = corpora()
+    run_families(args, rows, docs_by_corpus, os.cpu_count() or 1)
+    run_sentencepiece(args, rows, docs_by_corpus)
 
 
 def run(args, rows) -> None:
