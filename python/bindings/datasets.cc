@@ -124,8 +124,9 @@ class PySampleLoader {
   // Up to `n` samples as one columnar dict: {"__key__": [str], "__url__": [str], field: (buffer,
   // offsets, missing)}, None at the end. Each field's values lie back to back in one buffer of
   // their total size that `allocate(field, size)` returns (anything nb::ndarray takes as a
-  // writable 1-D uint8 CPU array: a numpy array, a torch tensor in shared memory); offsets (int64,
-  // samples + 1) delimit them and `missing` lists the samples that lack the field. ferry.data
+  // writable 1-D uint8 CPU array: a torch tensor in shared memory, a numpy array), or in a new
+  // bytes object where it returns None; offsets (int64, samples + 1) delimit them and `missing`
+  // lists the samples that lack the field. ferry.data
   // wraps them as ByteColumn. One buffer per field instead of one bytes object per value is what
   // lets a DataLoader worker hand a batch over as a shared-memory handle rather than through the
   // pipe (bench/RESULTS.md, 2026-12-02 (late)); one memcpy per member fills it.
@@ -175,6 +176,15 @@ class PySampleLoader {
       auto size = static_cast<size_t>(column.offsets.back());
       nb::str field(column.field.data(), column.field.size());
       column.owner = allocate(field, size);
+      if (column.owner.is_none()) {
+        // A bytes object, filled before any Python code can see it (CPython's own
+        // PyBytes_FromStringAndSize(NULL, n) idiom): it pickles through a pipe without the copy
+        // a numpy array's reduction makes.
+        column.owner = nb::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size)));
+        if (!column.owner.is_valid()) throw nb::python_error();
+        column.data = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(column.owner.ptr()));
+        continue;
+      }
       Buffer buffer;
       if (!nb::try_cast(column.owner, buffer, /*convert=*/false)) {
         throw nb::type_error(("next_batch: allocate('" + std::string(column.field) + "', " +

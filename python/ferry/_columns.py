@@ -13,21 +13,34 @@ import operator
 
 import numpy as np
 
-# Below this a field's buffer travels through the pipe: a shared-memory segment costs a file, a
-# descriptor passed over a socket and two mappings per batch, which outweigh copying a few pages.
-SHARED_MIN_BYTES = 64 * 1024
+# Below this a field's buffer travels through the pipe. A shared-memory segment costs a file, a
+# descriptor passed over a socket, a mapping on each side and a page fault per 4 KiB page on each
+# side, which on the 2-core development VM outweigh the pipe's copies below a few MB: through 2
+# workers (bench/loader_transport.py --size) the pipe was 3x faster at 544 KiB per batch and
+# still faster at 4 MiB, while shared memory was as fast or faster at 6.4 MB (bench/RESULTS.md,
+# 2026-12-02 (night)).
+SHARED_MIN_BYTES = 5 * 2**20
 
 
 def allocate(size: int, shared: bool):
-    """A writable uint8 buffer of `size` bytes for C++ to fill: in shared memory (a torch tensor's,
-    so that DataLoader's pickler passes a handle) when `shared` and the buffer is big enough to
-    gain by it, else plain memory. Shared memory is allocated before it is filled: letting torch's
-    reducer move a plain tensor there at pickling time copies every byte once more."""
-    if shared and size >= SHARED_MIN_BYTES:
-        import torch
+    """The buffer C++ fills with a column's `size` bytes (``_core.SampleLoader.next_batch``): in
+    shared memory when `shared` and the buffer is big enough to gain by it, else None, for a
+    bytes object that C++ makes."""
+    return shared_buffer(size) if shared and size >= SHARED_MIN_BYTES else None
 
-        return torch.empty(size, dtype=torch.uint8).share_memory_()
-    return np.empty(size, dtype=np.uint8)
+
+def shared_buffer(size: int):
+    """An uint8 torch tensor of `size` bytes in a new shared-memory segment, to be filled in place,
+    which DataLoader's pickler passes to the training process as a handle.
+
+    Filled in place because letting torch's reducer move a filled plain tensor there at pickling
+    time copies every byte once more, and so does ``torch.empty(size).share_memory_()``, which
+    faults in private memory and copies it into the new segment: about twice the cost of
+    ``UntypedStorage._new_shared``, the call torch.multiprocessing makes itself (bench/RESULTS.md,
+    2026-12-02 (night))."""
+    import torch
+
+    return torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(size))
 
 
 def _uint8_array(buffer) -> np.ndarray:
@@ -54,8 +67,8 @@ class ByteColumn:
     Without copying: ``data`` (numpy uint8), ``offsets`` (numpy int64, ``len(col) + 1``),
     ``view(i)`` (a memoryview), and ``buffer``, the object that owns the bytes: inside a DataLoader
     worker a torch uint8 tensor in shared memory (``buffer.is_shared()``), so the batch reaches
-    the training process as a handle, else a numpy array. It pickles; plain ``pickle`` copies the
-    bytes.
+    the training process as a handle, else a bytes object (so ``data`` is read-only). It
+    pickles; plain ``pickle`` copies the bytes.
     """
 
     __slots__ = ("_buffer", "_data", "_view", "_offsets", "_bounds", "_missing")
@@ -91,7 +104,7 @@ class ByteColumn:
     @property
     def buffer(self):
         """The object that owns the bytes: a torch tensor (in shared memory inside a DataLoader
-        worker) or a numpy array."""
+        worker), else bytes (or the numpy array a ByteColumn was made with)."""
         return self._buffer
 
     @property
@@ -152,7 +165,12 @@ class ByteColumn:
         return len(other) == len(self) and all(a == b for a, b in zip(self, other))
 
     def __reduce__(self):
-        return ByteColumn, (self._buffer, self._offsets, tuple(sorted(self._missing)))
+        # A torch tensor as it is: DataLoader's pickler passes one in shared memory as a handle.
+        # Anything else as bytes, which pickle and unpickle with one copy each (a numpy array's
+        # reduction copies its bytes once more on each side).
+        buffer = self._buffer if hasattr(self._buffer, "is_shared") or isinstance(self._buffer, bytes) \
+            else self._data.tobytes()
+        return ByteColumn, (buffer, self._offsets, tuple(sorted(self._missing)))
 
     def __repr__(self) -> str:
         shown = ", ".join("None" if v is None else repr(v[:16]) + (f"...({len(v)} bytes)" if len(v) > 16 else "")

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 SIZES = [7, 5, 9]  # samples per shard
 BATCH = 4
-BIG = _columns.SHARED_MIN_BYTES + 1000  # a single value that makes its column shared
+BIG = _columns.SHARED_MIN_BYTES + 1000  # one value that makes its column shared
 
 
 def bin_size(i, j):
@@ -36,7 +36,7 @@ def write_mixed_shards(folder):
             key = f"s{i}/{j:04d}"
             members += [(f"{key}.txt", f"text {i} {j}".encode()), (f"{key}.cls", b"%d" % (j % 3))]
             if (i * 10 + j) % 5 != 4:
-                members.append((f"{key}.bin", bytes([(i * 31 + j + k) % 256 for k in range(bin_size(i, j))])))
+                members.append((f"{key}.bin", np.random.default_rng(i * 100 + j).bytes(bin_size(i, j))))
         make_tar(folder / f"mixed-{i}.tar", members)
     return str(folder / "mixed-{0..2}.tar")
 
@@ -74,6 +74,9 @@ def test_columns_hold_what_a_per_sample_read_gives(tmp_path, workers, decode):
         for field in ("txt", "cls"):  # decoded fields are lists of their objects
             assert isinstance(batch[field], list if decode else ByteColumn), field
     assert any(None in b["bin"] for b in batches) and any(b"" in b["bin"] for b in batches)
+    if workers:  # batches with a big value came through shared memory, the others the pipe
+        kinds = {type(b["bin"].buffer) for b in batches}
+        assert kinds == {torch.Tensor, bytes}, kinds
 
 
 def test_a_transform_gets_the_columns(tmp_path):
@@ -97,8 +100,9 @@ def test_worker_batches_arrive_in_shared_memory(tmp_path):
     """Inside a loader worker the buffer is shared memory already when C++ fills it (seen by the
     transform, which runs there), not moved there by torch's pickler afterwards, and arrives as a
     shared tensor; a column too small to gain by it (cls) stays plain memory."""
+    size = _columns.SHARED_MIN_BYTES // BATCH + 1  # a batch's bin just big enough to be shared
     make_tar(tmp_path / "big-0.tar", [m for j in range(12) for m in
-                                      ((f"b/{j:03d}.bin", bytes([j]) * 100 * 1024), (f"b/{j:03d}.cls", b"%d" % j))])
+                                      ((f"b/{j:03d}.bin", bytes([j]) * size), (f"b/{j:03d}.cls", b"%d" % j))])
 
     def where(batch):
         return dict(batch, filled_in_shared_memory=batch["bin"].buffer.is_shared())
@@ -109,12 +113,12 @@ def test_worker_batches_arrive_in_shared_memory(tmp_path):
     for batch in batches:
         assert batch["filled_in_shared_memory"] is True
         assert isinstance(batch["bin"].buffer, torch.Tensor) and batch["bin"].buffer.is_shared()
-        assert isinstance(batch["cls"].buffer, np.ndarray)
-        assert [len(v) for v in batch["bin"]] == [100 * 1024] * BATCH
+        assert isinstance(batch["cls"].buffer, bytes)  # pickled through the pipe
+        assert [len(v) for v in batch["bin"]] == [size] * BATCH
         assert "shared memory" in repr(batch["bin"])
-    # In process there is no other process to share with: plain memory.
+    # In process there is no other process to share with: plain memory, a bytes object.
     (first, *_) = dataset(str(tmp_path / "big-0.tar"), batched=True)
-    assert isinstance(first["bin"].buffer, np.ndarray)
+    assert isinstance(first["bin"].buffer, bytes) and not first["bin"].data.flags.writeable
 
 
 def test_column_reads_as_a_sequence_of_bytes():
@@ -153,6 +157,7 @@ def test_column_pickles(tmp_path):
                 ByteColumn(torch.frombuffer(bytearray(b"onethree"), dtype=torch.uint8).share_memory_(), [0, 3, 8])):
         back = pickle.loads(pickle.dumps(col))
         assert isinstance(back, ByteColumn) and back == col and back.missing == col.missing
+        assert type(back.buffer) is (bytes if isinstance(col.buffer, (np.ndarray, bytes)) else torch.Tensor)
     pattern = write_mixed_shards(tmp_path)
     for batch in dataset(pattern, batched=True):
         assert pickle.loads(pickle.dumps(batch)) == batch
