@@ -12,9 +12,12 @@ what every library pays to get a batch from a worker to the training process, in
                     shared memory instead of the pipe
   ByteColumn        ferry.data.ByteColumn as ShardDataset(batched=True) yields it: its buffer
                     allocated in shared memory, then filled (as C++ fills it; ferry does so for
-                    buffers of ferry._columns.SHARED_MIN_BYTES or more, whatever --size), or a
-                    plain tensor filled, which torch's reducer then moves to shared memory, or
-                    a bytes object, pickled (as ferry does below SHARED_MIN_BYTES)
+                    buffers of ferry._columns.SHARED_MIN_BYTES or more, whatever --size), the
+                    same allocated with torch.empty(n).share_memory_() instead, or a plain
+                    tensor filled, which torch's reducer then moves to shared memory, or a bytes
+                    object, pickled (as ferry does below SHARED_MIN_BYTES); and one segment
+                    refilled for every batch, what recycling segments could reach at best (not
+                    safe as it is: it overwrites batches the consumer may still hold)
 
 A loader yielding one of these shapes cannot go faster through W workers than its row here.
 """
@@ -34,9 +37,11 @@ from ferry.data import ByteColumn
 
 SAMPLES = 64
 COLUMN_SHARED = "ByteColumn, filled in shared memory"
+COLUMN_SHARE_FIRST = "ByteColumn, filled in torch.empty().share_memory_()"
 COLUMN_MOVED = "ByteColumn, filled, then moved by the reducer"
 COLUMN_PLAIN = "ByteColumn, a bytes object (pickled)"
-COLUMNS = (COLUMN_SHARED, COLUMN_MOVED, COLUMN_PLAIN)
+COLUMN_REUSED = "ByteColumn, one shared segment refilled (a segment pool's ceiling)"
+COLUMNS = (COLUMN_SHARED, COLUMN_SHARE_FIRST, COLUMN_MOVED, COLUMN_PLAIN, COLUMN_REUSED)
 
 
 class ConstantBatches(torch.utils.data.IterableDataset):
@@ -49,6 +54,7 @@ class ConstantBatches(torch.utils.data.IterableDataset):
         fields = [os.urandom(self.size) for _ in range(SAMPLES)]
         joined = b"".join(fields)
         offsets = np.arange(SAMPLES + 1, dtype=np.int64) * self.size
+        segment = shared_buffer(len(joined))
         for _ in range(share):
             if self.shape == "list of bytes":
                 yield {"bin": list(fields)}
@@ -59,9 +65,14 @@ class ConstantBatches(torch.utils.data.IterableDataset):
                        "offsets": torch.from_numpy(offsets)}
             elif self.shape == COLUMN_PLAIN:  # a new bytes object, as C++ makes and fills one
                 yield {"bin": ByteColumn(bytes(memoryview(joined)), offsets)}
+            elif self.shape == COLUMN_REUSED:  # (overwrites batches the consumer may still hold)
+                segment.numpy()[:] = np.frombuffer(joined, dtype=np.uint8)
+                yield {"bin": ByteColumn(segment, offsets)}
             else:
                 buffer = shared_buffer(len(joined)) if self.shape == COLUMN_SHARED else \
                     torch.empty(len(joined), dtype=torch.uint8)
+                if self.shape == COLUMN_SHARE_FIRST:
+                    buffer.share_memory_()
                 buffer.numpy()[:] = np.frombuffer(joined, dtype=np.uint8)  # one copy, as C++ fills it
                 yield {"bin": ByteColumn(buffer, offsets)}
 
@@ -83,12 +94,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--size", type=int, default=100 * 1024, help="bytes per sample")
     args = parser.parse_args()
+    cases = [(shape, workers) for shape in ("list of bytes", "one bytes", "torch tensor", *COLUMNS)
+             for workers in args.workers]
+    rates = {case: [] for case in cases}
+    for _ in range(args.repeat):  # round-robin, so that a load that comes and goes hits every case
+        for case in cases:
+            rates[case].append(samples_per_second(args.batches, case[0], args.size, case[1]))
     print("| batch shape | workers | samples/s | MB/s |\n|---|---:|---:|---:|")
-    for shape in ("list of bytes", "one bytes", "torch tensor", *COLUMNS):
-        for workers in args.workers:
-            rate = statistics.median(samples_per_second(args.batches, shape, args.size, workers)
-                                     for _ in range(args.repeat))
-            print(f"| {shape} | {workers} | {rate:,.0f} | {rate * args.size / 1e6:,.0f} |")
+    for (shape, workers), runs in rates.items():
+        rate = statistics.median(runs)
+        print(f"| {shape} | {workers} | {rate:,.0f} | {rate * args.size / 1e6:,.0f} |")
 
 
 if __name__ == "__main__":
