@@ -4,7 +4,8 @@ A DataLoader worker hands each batch to the training process by pickling it thro
 list of 64 bytes objects of 100 KiB is copied through that pipe byte by byte; one uint8 torch
 tensor in shared memory is passed as a handle (bench/RESULTS.md, 2026-12-02 (late): 11.9k against
 14.3k samples/s through 2 workers). So a batch's bytes field is one contiguous buffer that C++
-fills directly (``_core.SampleLoader.next_batch``), read as a sequence of bytes.
+fills directly (``_core.SampleLoader.next_batch``), read as a sequence of bytes: in shared memory
+when a worker's column is big enough to gain by it (SHARED_MIN_BYTES), else one bytes object.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ def allocate(size: int, shared: bool):
 
 
 def shared_buffer(size: int):
-    """An uint8 torch tensor of `size` bytes in a new shared-memory segment, to be filled in place,
+    """A uint8 torch tensor of `size` bytes in a new shared-memory segment, to be filled in place,
     which DataLoader's pickler passes to the training process as a handle.
 
-    Filled in place because letting torch's reducer move a filled plain tensor there at pickling
-    time copies every byte once more, and so does ``torch.empty(size).share_memory_()``, which
-    faults in private memory and copies it into the new segment: about twice the cost of
-    ``UntypedStorage._new_shared``, the call torch.multiprocessing makes itself (bench/RESULTS.md,
-    2026-12-02 (night))."""
+    Made empty and filled in place because letting torch's reducer move a filled plain tensor
+    there at pickling time copies every byte once more, and so does
+    ``torch.empty(size).share_memory_()``, which faults in private memory and copies it into the
+    new segment; ``UntypedStorage._new_shared`` (the call torch.multiprocessing makes itself)
+    does neither. Through 2 workers that was 7.9-8.9k samples/s of 6.4 MB batches, against
+    6.6-8.3k and 4.5-6.6k (bench/loader_transport.py; bench/RESULTS.md, 2026-12-02 (night))."""
     import torch
 
     return torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(size))
