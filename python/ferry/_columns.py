@@ -14,12 +14,12 @@ import operator
 
 import numpy as np
 
-# Below this a field's buffer travels through the pipe. A shared-memory segment costs a file, a
-# descriptor passed over a socket, a mapping on each side and a page fault per 4 KiB page on each
-# side, which on the 2-core development VM outweigh the pipe's copies below a few MB: through 2
-# workers (bench/loader_transport.py --size) the pipe was 3x faster at 544 KiB per batch and
-# still faster at 4 MiB, while shared memory was as fast or faster at 6.4 MB (bench/RESULTS.md,
-# 2026-12-02 (night)).
+# Below this a field's buffer travels through the pipe. A new shared-memory segment costs a file,
+# a descriptor passed over a socket, a mapping on each side and a page fault per 4 KiB page, which
+# on the 2-core development VM outweigh the pipe's copies below a few MB: through 2 workers
+# (bench/loader_transport.py --size) the pipe was 3x faster at 544 KiB per batch and 1.2-2x at
+# 4 MiB; at 6.4 MB each won 3 of 6 runs under another session's load (bench/RESULTS.md,
+# 2026-12-02 (night)). Those costs are per new segment: refilling one segment went 5x faster.
 SHARED_MIN_BYTES = 5 * 2**20
 
 
