@@ -19,7 +19,7 @@ import numpy as np
 # on the 2-core development VM outweigh the pipe's copies below a few MB: through 2 workers
 # (bench/loader_transport.py --size) the pipe was 3x faster at 544 KiB per batch and 1.2-2x at
 # 4 MiB; at 6.4 MB each won 3 of 6 runs under another session's load (bench/RESULTS.md,
-# 2026-12-02 (night)). Those costs are per new segment: refilling one segment went 5x faster.
+# 2026-12-02 (night)). Those costs are per new segment: refilling one went 4.8x faster.
 SHARED_MIN_BYTES = 5 * 2**20
 
 
