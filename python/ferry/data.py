@@ -27,7 +27,7 @@ import numpy as np
 import numpy.random  # noqa: F401
 
 from ferry import _columns, _core
-from ferry._columns import ByteColumn  # noqa: F401 - ferry.data.ByteColumn: what batches hold
+from ferry._columns import ByteColumn  # also public here: the type of a batch's bytes fields
 
 
 def shard_urls(shards: str | os.PathLike[str] | Iterable) -> list[str]:
