@@ -126,10 +126,10 @@ class PySampleLoader {
   // their total size that `allocate(field, size)` returns (anything nb::ndarray takes as a
   // writable 1-D uint8 CPU array: a torch tensor in shared memory, a numpy array), or in a new
   // bytes object where it returns None; offsets (int64, samples + 1) delimit them and `missing`
-  // lists the samples that lack the field. ferry.data
-  // wraps them as ByteColumn. One buffer per field instead of one bytes object per value is what
-  // lets a DataLoader worker hand a batch over as a shared-memory handle rather than through the
-  // pipe (bench/RESULTS.md, 2026-12-02 (late)); one memcpy per member fills it.
+  // lists the samples that lack the field. ferry.data wraps them as ByteColumn. One buffer per
+  // field instead of one bytes object per value is what lets a DataLoader worker hand a batch
+  // over as a shared-memory handle rather than through the pipe (bench/RESULTS.md, 2026-12-02
+  // (late) and (night)); one memcpy per member fills it.
   std::optional<nb::dict> NextBatch(size_t n, nb::callable allocate) {
     std::vector<datasets::Sample> samples;
     {
@@ -179,7 +179,8 @@ class PySampleLoader {
       if (column.owner.is_none()) {
         // A bytes object, filled before any Python code can see it (CPython's own
         // PyBytes_FromStringAndSize(NULL, n) idiom): it pickles through a pipe without the copy
-        // a numpy array's reduction makes.
+        // a numpy array's reduction makes. For size 0 that is the shared empty bytes, which the
+        // copy below never writes (it skips empty values).
         column.owner = nb::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size)));
         if (!column.owner.is_valid()) throw nb::python_error();
         column.data = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(column.owner.ptr()));
@@ -201,7 +202,7 @@ class PySampleLoader {
       column.data = buffer.data();
     }
     {
-      GilReleased released;  // about 1 ms per 6 MB batch that other Python threads can use
+      GilReleased released;  // a batch's bytes (6.4 MB in bench/'s binary rows): others may run
       for (Column& column : columns) {
         for (size_t i = 0; i < samples.size(); ++i) {
           const datasets::Bytes* value = column.values[i];
