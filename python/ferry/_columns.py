@@ -67,10 +67,10 @@ class ByteColumn:
     ``col.tolist()``.
 
     Without copying: ``data`` (numpy uint8), ``offsets`` (numpy int64, ``len(col) + 1``),
-    ``view(i)`` (a memoryview), and ``buffer``, the object that owns the bytes: inside a DataLoader
-    worker a torch uint8 tensor in shared memory (``buffer.is_shared()``), so the batch reaches
-    the training process as a handle, else a bytes object (so ``data`` is read-only). It
-    pickles; plain ``pickle`` copies the bytes.
+    ``view(i)`` (a memoryview), and ``buffer``, the object that owns the bytes: for a column of
+    SHARED_MIN_BYTES or more made inside a DataLoader worker a torch uint8 tensor in shared memory
+    (``buffer.is_shared()``), so it reaches the training process as a handle, else a bytes object
+    (so ``data`` is read-only). It pickles; plain ``pickle`` copies the bytes.
     """
 
     __slots__ = ("_buffer", "_data", "_view", "_offsets", "_bounds", "_missing")
@@ -105,8 +105,8 @@ class ByteColumn:
 
     @property
     def buffer(self):
-        """The object that owns the bytes: a torch tensor (in shared memory inside a DataLoader
-        worker), else bytes (or the numpy array a ByteColumn was made with)."""
+        """The object that owns the bytes: a torch tensor (in shared memory, for a big column made
+        inside a DataLoader worker), else bytes (or the numpy array a ByteColumn was made with)."""
         return self._buffer
 
     @property

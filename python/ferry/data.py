@@ -237,10 +237,10 @@ class ShardDataset(_Base):
     ``DataLoader(ds, batch_size=None)``. A ByteColumn holds a field's values of the whole batch
     in one buffer plus offsets and reads like the list of bytes webdataset's ``batched()`` gives
     (``col[i]`` is bytes, or None where sample i lacks a field some other sample of the batch
-    has; see ByteColumn). Inside a loader worker that buffer is a torch tensor in shared memory,
-    so the batch reaches the training process as a handle instead of through the pipe that a
-    DataLoader's inter-process queue is limited by. With ``decode=True`` the decoded fields are
-    lists of their objects.
+    has; see ByteColumn). Inside a loader worker a big column's buffer (5 MiB or more) is a torch
+    tensor in shared memory, so it reaches the training process as a handle instead of through
+    the pipe that a DataLoader's inter-process queue is limited by. With ``decode=True`` the
+    decoded fields are lists of their objects.
 
     ``decode=True`` turns the cheap fields into objects as webdataset's ``decode()`` names them
     (by the part after the field's last dot): txt/text to str, json to objects, cls/id/index to
@@ -750,8 +750,8 @@ class ShardDataset(_Base):
 
     def _batches(self, loader):
         """The loader's batches, each bytes field a ByteColumn. In a DataLoader worker a column
-        that goes to the training process as bytes is filled in shared memory; one that
-        _decode_batch turns into objects here stays in plain memory."""
+        that goes to the training process as bytes may be filled in shared memory (see
+        _columns.allocate); one that _decode_batch turns into objects here never is."""
         in_worker = _worker_info() is not None  # (never without torch)
 
         def allocate(field: str, size: int):
