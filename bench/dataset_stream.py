@@ -21,7 +21,9 @@ Each is read for one epoch with the same shuffle buffer (1,000 samples) under
 
 Cases run round-robin, median of `--repeat`. Before timing, each library's epoch is checked to
 hold every sample exactly once with the right field sizes (the multiset of (key, sizes) is
-compared), and every timed epoch's sample and byte counts are checked.
+compared; for webdataset's and ferry's batches too, through 2 workers), and every timed epoch's
+sample and byte counts are checked. A timed consumer takes len() of every value: of bytes for
+webdataset, of the bytes that iterating a ferry ByteColumn gives (a copy out of its buffer).
 
 Token packing: ferry.data.PackedDataset over 8 of the text shards (read, shuffled, tokenized
 with GPT-2's tokenizer.json on every core, packed into [8, 2049] int32 batches) as a fraction of
@@ -129,6 +131,15 @@ def count_items(items, batched):
             samples += 1
             total += sum(len(v) for v in fields)
     return samples, total
+
+
+def unbatched(batches):
+    """The samples of columnar batches (a list, or a ferry ByteColumn, per field; None where a
+    sample lacks the field), for summary()."""
+    for batch in batches:
+        columns = {k: v for k, v in batch.items() if k == "__key__" or not k.startswith("__")}
+        for i in range(len(batch["__key__"])):
+            yield {k: v[i] for k, v in columns.items() if v[i] is not None}
 
 
 def shuffled(items, size, seed=0):
@@ -261,6 +272,9 @@ def bench_loaders(args, rows, kind) -> None:
     want = epoch(webdataset(False), 2)
     if epoch(ferry_dataset(False), 2) != want:  # every sample once, the same sizes
         sys.exit(f"bench: ferry read a different epoch than webdataset ({kind})")
+    for name, make in (("webdataset", webdataset), ("ferry", ferry_dataset)):  # and in batches
+        if summary(unbatched(loader(make(True), 2))) != want:
+            sys.exit(f"bench: {name}'s batches of {BATCH} hold a different epoch than webdataset's samples ({kind})")
     spdl_missing = spdl_available()
     if spdl_missing is None and summary(spdl_samples(urls, False)) != want:
         sys.exit(f"bench: SPDL read a different epoch than webdataset ({kind})")

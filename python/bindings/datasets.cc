@@ -5,6 +5,7 @@
 #include "ferry/datasets.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
@@ -101,6 +102,9 @@ std::vector<SkippedTuple> SkippedTuples(const std::vector<datasets::Skipped>& sk
   return out;
 }
 
+template <typename T>
+using Array = nb::ndarray<nb::numpy, T>;
+
 class PySampleLoader {
  public:
   PySampleLoader(const std::vector<ShardTuple>& shards, const datasets::ReaderRequest& request,
@@ -117,11 +121,16 @@ class PySampleLoader {
     return sample;
   }
 
-  // Up to `n` samples as one columnar dict: {"__key__": [str], "__url__": [str], field: [bytes or
-  // None where a sample lacks the field]}, the shape webdataset's batched() gives bytes fields.
-  // One Python object per batch instead of per sample is what makes a DataLoader worker cheap
-  // to drain. None at the end.
-  std::optional<nb::dict> NextBatch(size_t n) {
+  // Up to `n` samples as one columnar dict: {"__key__": [str], "__url__": [str], field: (buffer,
+  // offsets, missing)}, None at the end. Each field's values lie back to back in one buffer of
+  // their total size that `allocate(field, size)` returns (anything nb::ndarray takes as a
+  // writable 1-D uint8 CPU array: a torch tensor in shared memory, a numpy array), or in a new
+  // bytes object where it returns None; offsets (int64, samples + 1) delimit them and `missing`
+  // lists the samples that lack the field. ferry.data wraps them as ByteColumn. One buffer per
+  // field instead of one bytes object per value is what lets a DataLoader worker hand a batch
+  // over as a shared-memory handle rather than through the pipe (bench/RESULTS.md, 2026-12-02
+  // (late) and (night)); one memcpy per member fills it.
+  std::optional<nb::dict> NextBatch(size_t n, nb::callable allocate) {
     std::vector<datasets::Sample> samples;
     {
       BlockingCall blocking;
@@ -132,29 +141,92 @@ class PySampleLoader {
       }
     }
     if (samples.empty()) return std::nullopt;
-    yielded_ += samples.size();
+    // Fields in the order the batch first has them: a handful per batch, so a short vector beats
+    // a map (and a new Python str) per field of every sample.
+    struct Column {
+      std::string_view field;
+      std::vector<const datasets::Bytes*> values;  // per sample; null where it lacks the field
+      std::vector<int64_t> offsets;
+      std::vector<int64_t> missing;
+      nb::object owner;  // what `allocate` returned
+      uint8_t* data = nullptr;
+    };
+    std::vector<Column> columns;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      for (const auto& [field, bytes] : samples[i].fields) {
+        auto column = std::find_if(columns.begin(), columns.end(),
+                                   [&](const Column& c) { return c.field == field; });
+        if (column == columns.end()) {
+          column = columns.insert(columns.end(), Column{field, {}, {}, {}, {}, nullptr});
+          column->values.resize(samples.size(), nullptr);
+        }
+        column->values[i] = &bytes;
+      }
+    }
+    using Buffer = nb::ndarray<uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+    for (Column& column : columns) {
+      column.offsets.reserve(samples.size() + 1);
+      column.offsets.push_back(0);
+      for (size_t i = 0; i < samples.size(); ++i) {
+        const datasets::Bytes* value = column.values[i];
+        if (value == nullptr) column.missing.push_back(static_cast<int64_t>(i));
+        column.offsets.push_back(column.offsets.back() +
+                                 static_cast<int64_t>(value == nullptr ? 0 : value->size()));
+      }
+      auto size = static_cast<size_t>(column.offsets.back());
+      nb::str field(column.field.data(), column.field.size());
+      column.owner = allocate(field, size);
+      if (column.owner.is_none()) {
+        // A bytes object, filled before any Python code can see it (CPython's own
+        // PyBytes_FromStringAndSize(NULL, n) idiom): it pickles through a pipe without the copy
+        // a numpy array's reduction makes. For size 0 that is the shared empty bytes, which the
+        // copy below never writes (it skips empty values).
+        column.owner = nb::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size)));
+        if (!column.owner.is_valid()) throw nb::python_error();
+        column.data = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(column.owner.ptr()));
+        continue;
+      }
+      Buffer buffer;
+      if (!nb::try_cast(column.owner, buffer, /*convert=*/false)) {
+        throw nb::type_error(("next_batch: allocate('" + std::string(column.field) + "', " +
+                              std::to_string(size) + ") returned a " +
+                              nb::type_name(column.owner.type()).c_str() +
+                              ", not a writable contiguous 1-D uint8 CPU array")
+                                 .c_str());
+      }
+      if (buffer.shape(0) != size) {
+        ThrowIfError(InvalidArgument("next_batch: allocate('" + std::string(column.field) + "', " +
+                                     std::to_string(size) + ") returned a buffer of " +
+                                     std::to_string(buffer.shape(0)) + " bytes"));
+      }
+      column.data = buffer.data();
+    }
+    {
+      GilReleased released;  // a batch's bytes (6.4 MB in bench/'s binary rows): others may run
+      for (Column& column : columns) {
+        for (size_t i = 0; i < samples.size(); ++i) {
+          const datasets::Bytes* value = column.values[i];
+          if (value != nullptr && !value->empty()) {
+            std::memcpy(column.data + column.offsets[i], value->data(), value->size());
+          }
+        }
+      }
+    }
     nb::list keys, urls;
+    for (const datasets::Sample& sample : samples) {
+      keys.append(nb::str(sample.key.c_str(), sample.key.size()));
+      urls.append(nb::str(sample.url.c_str(), sample.url.size()));
+    }
     nb::dict batch;
     batch["__key__"] = keys;
     batch["__url__"] = urls;
-    // field -> its column: a batch has a handful of fields, so a short list beats a dict lookup
-    // (and a new Python str) per field of every sample.
-    std::vector<std::pair<std::string_view, nb::list>> columns;
-    for (size_t i = 0; i < samples.size(); ++i) {
-      keys.append(nb::str(samples[i].key.c_str(), samples[i].key.size()));
-      urls.append(nb::str(samples[i].url.c_str(), samples[i].url.size()));
-      for (const auto& [field, bytes] : samples[i].fields) {
-        auto column = std::find_if(columns.begin(), columns.end(),
-                                   [&](const auto& c) { return c.first == field; });
-        if (column == columns.end()) {
-          nb::list values;
-          for (size_t k = 0; k < samples.size(); ++k) values.append(nb::none());
-          batch[nb::str(field.c_str(), field.size())] = values;
-          column = columns.insert(columns.end(), {field, values});
-        }
-        column->second[i] = nb::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-      }
+    for (Column& column : columns) {
+      size_t bounds = column.offsets.size();
+      batch[nb::str(column.field.data(), column.field.size())] = nb::make_tuple(
+          column.owner, OwnedArray<Array<int64_t>>(std::move(column.offsets), {bounds}),
+          nb::cast(column.missing));
     }
+    yielded_ += samples.size();  // counted once handed over: a failed allocate hands nothing
     return batch;
   }
 
@@ -167,9 +239,6 @@ class PySampleLoader {
   ForkSafeOwner<datasets::SampleLoader> loader_;
   uint64_t yielded_ = 0;
 };
-
-template <typename T>
-using Array = nb::ndarray<nb::numpy, T>;
 
 // {"input_ids": int32 [rows, seq_len + 1], "doc_offsets": [int32 array of segment starts per row]}.
 nb::dict BatchDict(datasets::TokenBatch batch) {
@@ -372,7 +441,7 @@ void RegisterDatasets(nb::module_& m) {
            nb::arg("shards"), nb::arg("request"), nb::arg("options"))
       .def("__iter__", [](nb::handle self) { return self; })
       .def("__next__", &PySampleLoader::Next)
-      .def("next_batch", &PySampleLoader::NextBatch, nb::arg("n"))
+      .def("next_batch", &PySampleLoader::NextBatch, nb::arg("n"), nb::arg("allocate"))
       .def("skipped", &PySampleLoader::Skipped)
       .def("held_bytes_high_water", &PySampleLoader::HighWater)
       .def("yielded", &PySampleLoader::Yielded);

@@ -26,7 +26,8 @@ import numpy as np
 # (KeyError in importlib's module lock; seen in about 1 of 3 runs of test_data_resume.py).
 import numpy.random  # noqa: F401
 
-from ferry import _core
+from ferry import _columns, _core
+from ferry._columns import ByteColumn  # also public here: the type of a batch's bytes fields
 
 
 def shard_urls(shards: str | os.PathLike[str] | Iterable) -> list[str]:
@@ -232,11 +233,14 @@ class ShardDataset(_Base):
             for sample in loader: ...   # {"__key__", "__url__", field: bytes}
 
     With ``batched=True`` it yields whole batches of ``batch_size`` samples, assembled in C++ as one
-    columnar dict, ``{"__key__": [...], "__url__": [...], field: [bytes, ...]}`` (None where a
-    sample lacks a field some other sample of the batch has), the shape webdataset's ``batched()``
-    gives; use it with ``DataLoader(ds, batch_size=None)``. A loader worker then hands over one
-    object per batch instead of one per sample, which is what a DataLoader's inter-process queue
-    is limited by.
+    columnar dict, ``{"__key__": [str, ...], "__url__": [str, ...], field: ByteColumn}``; use it with
+    ``DataLoader(ds, batch_size=None)``. A ByteColumn holds a field's values of the whole batch
+    in one buffer plus offsets and reads like the list of bytes webdataset's ``batched()`` gives
+    (``col[i]`` is bytes, or None where sample i lacks a field some other sample of the batch
+    has; see ByteColumn). Inside a loader worker a big column's buffer (5 MiB or more) is a torch
+    tensor in shared memory, so it reaches the training process as a handle instead of through
+    the pipe that a DataLoader's inter-process queue is limited by. With ``decode=True`` the
+    decoded fields are lists of their objects.
 
     ``decode=True`` turns the cheap fields into objects as webdataset's ``decode()`` names them
     (by the part after the field's last dot): txt/text to str, json to objects, cls/id/index to
@@ -735,7 +739,7 @@ class ShardDataset(_Base):
             return _raising(e)
         self._progress["loader"] = loader
         if self.batched:
-            items = iter(lambda: loader.next_batch(self.batch_size), None)
+            items = self._batches(loader)
             if self.decode:
                 items = map(_decode_batch, items)
         else:
@@ -743,6 +747,21 @@ class ShardDataset(_Base):
         if self.transform is not None:
             items = map(self._transformed, items)
         return self._drain(loader, items)
+
+    def _batches(self, loader):
+        """The loader's batches, each bytes field a ByteColumn. In a DataLoader worker a column
+        that goes to the training process as bytes may be filled in shared memory (see
+        _columns.allocate); one that _decode_batch turns into objects here never is."""
+        in_worker = _worker_info() is not None  # (never without torch)
+
+        def allocate(field: str, size: int):
+            return _columns.allocate(size, shared=in_worker and not (self.decode and _decoder(field)))
+
+        for batch in iter(lambda: loader.next_batch(self.batch_size, allocate), None):
+            for field, value in batch.items():
+                if not field.startswith("__"):
+                    batch[field] = ByteColumn(*value)
+            yield batch
 
     def packed_batches(self, tokenizer, *, seq_len: int, batch_size: int, eod_id: int, field: str = "txt",
                        threads: int = 0):
