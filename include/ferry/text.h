@@ -104,11 +104,10 @@ struct Encoding {
   // The windows truncation cut off, each an Encoding of its own (post-processed and padded as
   // this one is).
   std::vector<Encoding> overflowing;
-  // The pad_token padding used (Tokens() spells padding with it).
-  std::string pad_token;
   // Token strings that are not the vocabulary's spelling of their id: an added token matched
-  // with the whitespace lstrip/rstrip took, as tokenizers reports it. Empty, or one entry per id:
-  // an index into token_texts, or -1.
+  // with the whitespace lstrip/rstrip took, as tokenizers reports it, and each padded position's
+  // pad_token (a later pad with another token keeps the earlier positions'). Empty, or one entry
+  // per id: an index into token_texts, or -1.
   std::vector<int32_t> token_text;
   std::vector<std::string> token_texts;
 
@@ -236,7 +235,7 @@ class Tokenizer {
                              const TruncationOptions* truncation, const PaddingOptions* padding,
                              int threads, std::vector<Encoding>& out) const;
   // The token strings of an encoding: the vocabulary's spelling of each id, the post-processor's
-  // token for the special tokens it added, pad_token for padding.
+  // token for the special tokens it added, and each pad's pad_token (Encoding::token_text).
   virtual std::vector<std::string> Tokens(const Encoding& encoding) const = 0;
   // How many ids the post-processor adds to one sequence or a pair (tokenizers'
   // num_special_tokens_to_add).

@@ -8,6 +8,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <limits>
 #include <memory>
 #include <unordered_map>
 #include <string>
@@ -166,6 +167,10 @@ struct PyEncoding {
   }
   void Pad(size_t length, const std::string& direction, TokenId pad_id, uint32_t pad_type_id,
            const std::string& pad_token) {
+    if (length > std::numeric_limits<uint32_t>::max()) {
+      throw StatusError(OutOfRange("Encoding.pad: length " + std::to_string(length) +
+                                   " is more ids than an Encoding can hold (at most 2**32 - 1)"));
+    }
     text::PaddingOptions padding;
     padding.length = length;
     padding.left = LeftOf(direction, "padding");
@@ -478,7 +483,13 @@ void RegisterText(nb::module_& m) {
           [](const std::vector<const PyEncoding*>& encodings, bool growing_offsets) {
             (void)growing_offsets;  // it shifts offsets, which ferry does not compute yet
             Encoding merged;
-            for (const PyEncoding* e : encodings) text::MergeWith(merged, *e->encoding);
+            for (size_t i = 0; i < encodings.size(); ++i) {
+              if (!encodings[i]) {  // nanobind passes None as a null pointer
+                throw nb::type_error(
+                    ("Encoding.merge: item " + std::to_string(i) + " is None, not an Encoding").c_str());
+              }
+              text::MergeWith(merged, *encodings[i]->encoding);
+            }
             // Tokens are spelled by the first one's tokenizer (none: the merge is empty).
             return PyEncoding{std::make_shared<const Encoding>(std::move(merged)),
                               encodings.empty() ? nullptr : encodings[0]->tokenizer,

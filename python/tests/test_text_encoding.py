@@ -278,7 +278,8 @@ def test_bad_arguments_get_clear_errors():
     with pytest.raises(ValueError, match="strategy \"first\""):
         ours.enable_truncation(8, strategy="first")
     ours.enable_truncation(4, stride=2)  # 4 less [CLS] and [SEP] leaves 2: not above the stride
-    with pytest.raises(ValueError, match="stride 2 must be below the length kept, 2"):
+    with pytest.raises(ValueError, match="max_length 4 less the 2 special tokens the post-processor adds: "
+                                         "truncation stride 2 must be below the length kept, 2"):
         ours.encode("a b c d e f g h")
     ours.enable_truncation(3, strategy="only_second")
     with pytest.raises(ValueError, match="only_second needs a pair"):
@@ -413,3 +414,38 @@ def test_encoding_edits_leave_other_encodings_alone_and_refuse_bad_arguments():
     with pytest.raises(ValueError, match="stride 2 must be below the length kept, 2"):
         e.truncate(2, 2)
     assert e.ids == ids
+
+
+def test_each_padded_position_keeps_the_pad_token_it_was_padded_with():
+    """Found by the newcomer review: a second pad, or a merge, spelled every padded position with
+    the latest pad_token."""
+    ours, ref = pair_of("bert_base_uncased")
+    a, b = ours.encode("hello world"), ref.encode("hello world")
+    for e in (a, b):
+        e.pad(6, pad_id=5, pad_token="A")
+        e.pad(8, pad_id=9, pad_token="B", direction="left")
+    assert_same([a], [b], "two pads")
+    xs = [ours.encode("hi"), ours.encode("yo")]
+    ys = [ref.encode("hi"), ref.encode("yo")]
+    for e, token in zip(xs + ys, ["C", "D", "C", "D"]):
+        e.pad(5, pad_token=token)
+    assert_same([ferry.Encoding.merge(xs)], [tokenizers.Encoding.merge(ys)], "merge")
+    ours.enable_padding(length=12)  # the tokenizer's own padding, then an Encoding.pad
+    ref.enable_padding(length=12)
+    a, b = ours.encode("one two three four five six"), ref.encode("one two three four five six")
+    a.pad(14, pad_token="<p>")
+    b.pad(14, pad_token="<p>")
+    assert_same([a], [b], "tokenizer padding, then pad")
+
+
+def test_encoding_merge_and_pad_refuse_bad_items_without_crashing():
+    """Found by the newcomer review: None in Encoding.merge's list was a segfault."""
+    ours, _ = pair_of("bert_base_uncased")
+    e = ours.encode("hello")
+    for items in ([e, None], [None], [None, e]):
+        with pytest.raises(TypeError, match="is None, not an Encoding"):
+            ferry.Encoding.merge(items)
+    with pytest.raises(TypeError):
+        ferry.Encoding.merge([e, 1])
+    with pytest.raises(ferry.OutOfRangeError, match="length 9223372036854775808 is more ids"):
+        e.pad(2**63)

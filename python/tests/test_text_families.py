@@ -545,7 +545,9 @@ def test_bad_char_delimiters_are_clear_errors(delimiter, message):
 
 # Split patterns with \w: PCRE2's own \w (letters, numbers, `_`) left out marks, so every Hindi
 # line split differently from tokenizers. ferry now reads \w, \W, \b and [:word:] as Oniguruma does.
-WORD_PATTERNS = [r"\w+|[^\w\s]+", r"\w+", r"[^\W\d_]+|[\W\d_]", r"\b\w", r"[[:word:]]+|\W"]
+WORD_PATTERNS = [r"\w+|[^\w\s]+", r"\w+", r"[^\W\d_]+|[\W\d_]", r"\b\w", r"[[:word:]]+|\W",
+                 # Ruby syntax, as Oniguruma reads it (found by the newcomer review)
+                 r"^\w+", r"\w+$", r"(?m).+", r"a{,2}b|\S"]
 
 
 def split_variant(pattern: str, behavior: str) -> str:
@@ -605,3 +607,12 @@ def test_whitespace_pre_tokenizer_matches_tokenizers_on_every_unicode_14_code_po
     cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) != "Cn"]
     lines = [" ".join(f"a{chr(c)}" for c in cps[i : i + 2000]) for i in range(0, len(cps), 2000)]
     assert_same_ids("Whitespace on every code point", ferry.Tokenizer.from_str(text), ref, lines + ["Ⓐⓑ🄰🅐x"])
+
+
+@pytest.mark.parametrize("pattern", [r"[\w&&[^\d]]+", r"[a-z&&[^aeiou]]+"])
+def test_split_class_intersection_is_refused(pattern):
+    """PCRE2 would read && as characters, and tokenizers intersects: refused, not split otherwise."""
+    if not FAMILIES["bert_base_uncased"].is_file():
+        pytest.skip(f"{FAMILIES['bert_base_uncased']} is absent (shared test data)")
+    with pytest.raises(ferry.UnsupportedError, match='class set operation "&&"'):
+        ferry.Tokenizer.from_str(split_variant(pattern, "Isolated"))

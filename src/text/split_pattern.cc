@@ -28,6 +28,8 @@ std::string Pcre2Message(int code) {
 struct Translated {
   std::string text;
   std::vector<size_t> source_offset;
+  // Why the pattern is refused (syntax PCRE2 would read differently): empty, or a reason.
+  std::string refused;
 
   void Append(std::string_view piece, size_t source) {
     text.append(piece);
@@ -132,6 +134,18 @@ Translated TranslateEscapes(std::string_view pattern, RegexDialect dialect) {
         class_open = i;
         class_start = i + (negated ? 2 : 1);
         i = class_start - 1;
+      } else if (dialect == RegexDialect::kOniguruma && c == '(' && pattern.substr(i, 2) == "(?") {
+        // Ruby's (?m) is "dot matches newline": PCRE2's (?s). (Its ^ and $ are always per line.)
+        size_t k = i + 2;
+        while (k < pattern.size() && std::string_view("imx-").find(pattern[k]) != std::string_view::npos) ++k;
+        const bool flags = k < pattern.size() && (pattern[k] == ')' || pattern[k] == ':') && k > i + 2;
+        for (size_t f = i; f < (flags ? k : i + 1); ++f) {
+          out.Append(pattern[f] == 'm' && f >= i + 2 ? "s" : pattern.substr(f, 1), f);
+        }
+        i = (flags ? k : i + 1) - 1;
+      } else if (dialect == RegexDialect::kOniguruma && c == '{' && pattern.substr(i, 2) == "{,") {
+        out.Append("{0,", i);  // Ruby's {,n} is {0,n}; PCRE2 10.42 reads it as text
+        ++i;
       } else {
         out.Append(pattern.substr(i, 1), i);
       }
@@ -151,6 +165,12 @@ Translated TranslateEscapes(std::string_view pattern, RegexDialect dialect) {
         i = close + 1;
         continue;
       }
+    }
+    const std::string_view two = pattern.substr(i, 2);
+    if (out.refused.empty() &&
+        (two == "&&" || (dialect == RegexDialect::kRustRegex && (two == "--" || two == "~~")))) {
+      out.refused = "class set operation \"" + std::string(two) + "\" at offset " + std::to_string(i) +
+                    " (intersection, difference or symmetric difference) is not supported";
     }
     if (c != ']' || i == class_start) {
       items.Append(pattern.substr(i, 1), i);
@@ -314,15 +334,21 @@ Result<std::shared_ptr<const SplitPattern>> SplitPattern::Compile(std::string_vi
 Result<std::shared_ptr<const SplitPattern>> SplitPattern::CompileRegex(std::string_view pattern,
                                                                        RegexDialect dialect) {
   Translated translated = TranslateEscapes(pattern, dialect);
+  if (!translated.refused.empty()) {
+    return Unsupported("split pattern " + Quoted(pattern) + ": " + translated.refused);
+  }
   int error = 0;
   PCRE2_SIZE error_offset = 0;
   // UCP: \d and POSIX classes by Unicode properties, as in the references (\w and \b are
   // rewritten above).
   // MATCH_INVALID_UTF: invalid UTF-8 in the subject matches nothing, and is no error.
-  // DOLLAR_ENDONLY: `$` only at the very end, not also before a final newline (Rust regex).
+  // Rust regex: DOLLAR_ENDONLY, `$` only at the very end, not also before a final newline.
+  // Oniguruma (Ruby syntax): MULTILINE, `^` and `$` at every line's start and end.
+  const uint32_t lines =
+      dialect == RegexDialect::kRustRegex ? PCRE2_DOLLAR_ENDONLY : PCRE2_MULTILINE;
   pcre2_code* code =
       pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.text.data()), translated.text.size(),
-                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY, &error,
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | lines, &error,
                     &error_offset, nullptr);
   if (code == nullptr) {
     size_t offset =

@@ -12,16 +12,18 @@
 //     `\s` also matches U+180E); `\v` is U+000B and `\h`/`\H` are (not) ASCII hex digits, as in
 //     both references (PCRE2 reads them as vertical/horizontal space).
 //   - `(?i)` uses Unicode simple case folding: `(?i:'s)` matches `'S` and `'ſ` (U+017F).
-//   - `$` matches only at the end of the subject, as in Rust regex. Oniguruma (Ruby syntax) also
-//     matches it before every "\n"; no well-known pattern can tell the two apart.
+//   - Oniguruma (tokenizer.json) reads Ruby syntax: `^` and `$` match at every line's start and
+//     end, `(?m)` is "dot matches newline" (PCRE2's (?s)), `{,n}` is `{0,n}`. Rust regex
+//     (tiktoken): `^`/`$` only at the text's ends unless (?m).
 //   - `x{n,m}+` is possessive, as in fancy-regex. Oniguruma (Ruby syntax) reads it as
 //     `(?:x{n,m})+`, so tiktoken's cl100k pattern (`\p{N}{1,3}+`) in a tokenizer.json would
 //     split "12345" whole in tokenizers and as "123", "45" here.
 //   - `\w`, `\W`, `\b`, `\B` and `[:word:]` use the dialect's word characters (RegexDialect),
 //     not PCRE2's letters, numbers and `_`, which leave out marks.
 // Known differences that remain for arbitrary patterns: Oniguruma's multi-character case folding
-// ((?i)ss matching ß) is not done; nested classes and class intersection (`[a-z&&[^aeiou]]`) are
-// not supported; POSIX classes other than [:word:] keep PCRE2's Unicode meaning. PCRE2 10.42's
+// ((?i)ss matching ß) is not done; class set operations (`&&`; in Rust regex also `--`, `~~`)
+// are refused (kUnsupported); POSIX classes other than [:word:] keep PCRE2's Unicode meaning
+// (Oniguruma's [:alpha:] is Alphabetic, Rust regex's POSIX classes are ASCII). PCRE2 10.42's
 // tables are Unicode 14 (the scanners': 16, as in the references), so code points assigned since
 // (9,465 word characters among them) are classified differently.
 #pragma once

@@ -156,10 +156,39 @@ TEST(SplitPatternTest, CaseFoldingIsUnicodeSimpleFolding) {
   EXPECT_EQ(Pieces("(?i:k)", "k K \u212a"), (Strings{"k", "K", "\u212a"}));  // Kelvin sign
 }
 
-TEST(SplitPatternTest, DollarIsOnlyTheEndOfTheText) {
+// Rust regex: `$` only at the end of the text. Oniguruma (Ruby syntax): `^` and `$` at every
+// line, `(?m)` lets `.` match a newline, `{,n}` is `{0,n}` (values from tokenizers 0.23.3).
+TEST(SplitPatternTest, LineAnchorsFollowTheDialect) {
+  auto rust = [](std::string_view pattern, std::string_view text) {
+    auto compiled = SplitPattern::CompileRegex(pattern, RegexDialect::kRustRegex);
+    EXPECT_TRUE(compiled.ok()) << compiled.status().ToString();
+    return compiled.ok() ? Pieces(**compiled, text) : Strings{"(pattern failed)"};
+  };
+  EXPECT_EQ(rust(R"(\s++$)", "a \n b  \n"), (Strings{"  \n"}));
+  EXPECT_EQ(rust("a$", "a\n"), Strings{});
+  EXPECT_EQ(rust("a$", "ba"), (Strings{"a"}));
+  EXPECT_EQ(rust(R"((?m)^\w+)", "foo bar\nbaz"), (Strings{"foo", "baz"}));
   EXPECT_EQ(Pieces(R"(\s++$)", "a \n b  \n"), (Strings{"  \n"}));
-  EXPECT_EQ(Pieces("a$", "a\n"), Strings{});
-  EXPECT_EQ(Pieces("a$", "ba"), (Strings{"a"}));
+  EXPECT_EQ(Pieces("a$", "a\n"), (Strings{"a"}));
+  EXPECT_EQ(Pieces(R"(^\w+)", "foo bar\nbaz qux"), (Strings{"foo", "baz"}));
+  EXPECT_EQ(Pieces(R"((?m).+)", "ab\ncd"), (Strings{"ab\ncd"}));
+  EXPECT_EQ(Pieces(R"((?i:x)(?m:.))", "X\n"), (Strings{"X\n"}));
+  EXPECT_EQ(Pieces("a{,2}b", "baab"), (Strings{"b", "aab"}));
+}
+
+// PCRE2 10.42 would read `&&` (and Rust's `--`, `~~`) inside a class as characters.
+TEST(SplitPatternTest, ClassSetOperationsAreRefused) {
+  for (std::string_view pattern : {R"([\w&&[^\d]]+)", "[a-z&&[^aeiou]]+"}) {
+    auto compiled = SplitPattern::CompileRegex(pattern);
+    ASSERT_FALSE(compiled.ok()) << pattern;
+    EXPECT_EQ(compiled.status().code(), StatusCode::kUnsupported);
+    EXPECT_NE(compiled.status().message().find("class set operation \"&&\""), std::string::npos)
+        << compiled.status().ToString();
+  }
+  EXPECT_FALSE(SplitPattern::CompileRegex(R"([\w--\d]+)", RegexDialect::kRustRegex).ok());
+  EXPECT_FALSE(SplitPattern::CompileRegex(R"([\w~~a]+)", RegexDialect::kRustRegex).ok());
+  EXPECT_TRUE(SplitPattern::CompileRegex(R"([+--]+)").ok());  // Oniguruma: the range + to -
+  EXPECT_TRUE(SplitPattern::CompileRegex(R"(a&&b)").ok());    // outside a class: text
 }
 
 TEST(SplitPatternTest, PatternsThatCanMatchTheEmptyStringAreRefused) {

@@ -190,7 +190,12 @@ class PipelineTokenizer final : public Tokenizer {
       // to a huge length there, and parity includes that.
       if (added <= kept.max_length) {
         kept.max_length -= added;
-        FERRY_RETURN_IF_ERROR(TruncateEncodings(first, second ? &*second : nullptr, kept));
+        Status truncated = TruncateEncodings(first, second ? &*second : nullptr, kept);
+        if (!truncated.ok()) {
+          return truncated.WithContext("max_length " + std::to_string(truncation->max_length) +
+                                       " less the " + std::to_string(added) +
+                                       " special tokens the post-processor adds");
+        }
       }
     }
     out = parts_.post_processor.Process(std::move(first), std::move(second),
@@ -203,9 +208,7 @@ class PipelineTokenizer final : public Tokenizer {
     std::vector<std::string> tokens(encoding.size());
     for (size_t i = 0; i < encoding.size(); ++i) {
       const TokenId id = encoding.ids[i];
-      if (encoding.attention_mask[i] == 0) {
-        tokens[i] = encoding.pad_token;
-      } else if (!encoding.token_text.empty() && encoding.token_text[i] >= 0) {
+      if (!encoding.token_text.empty() && encoding.token_text[i] >= 0) {
         tokens[i] = encoding.token_texts[encoding.token_text[i]];
       } else if (const std::string* special = encoding.special_tokens_mask[i]
                                                   ? parts_.post_processor.SpecialTokenText(id)

@@ -45,7 +45,6 @@ struct Surround {
     out.special_tokens_mask.push_back(1);
     out.attention_mask.assign(n, 1);
     out.sequence_ranges.push_back({sequence, before ? 1u : 0u, n - 1});
-    out.pad_token = in.pad_token;
     if (!in.token_text.empty()) {
       if (before) out.token_text.push_back(-1);
       out.token_text.insert(out.token_text.end(), in.token_text.begin(), in.token_text.end());
@@ -147,7 +146,6 @@ void MergeWith(Encoding& encoding, Encoding pair) {
   }
   encoding.attention_mask.insert(encoding.attention_mask.end(), pair.attention_mask.begin(),
                                  pair.attention_mask.end());
-  if (encoding.pad_token.empty()) encoding.pad_token = std::move(pair.pad_token);
   encoding.overflowing = std::move(overflowing);
 }
 
@@ -160,7 +158,6 @@ Encoding Slice(const Encoding& in, size_t begin, size_t end) {
   out.special_tokens_mask.assign(in.special_tokens_mask.begin() + begin,
                                  in.special_tokens_mask.begin() + end);
   out.attention_mask.assign(in.attention_mask.begin() + begin, in.attention_mask.begin() + end);
-  out.pad_token = in.pad_token;
   if (!in.token_text.empty()) {
     out.token_text.assign(in.token_text.begin() + begin, in.token_text.begin() + end);
     out.token_texts = in.token_texts;
@@ -181,8 +178,7 @@ Status Truncate(Encoding& encoding, size_t max_length, size_t stride, bool left)
   }
   if (stride >= max_length) {
     return InvalidArgument("truncation stride " + std::to_string(stride) +
-                           " must be below the length kept, " + std::to_string(max_length) +
-                           " (max_length less the special tokens the post-processor adds)");
+                           " must be below the length kept, " + std::to_string(max_length));
   }
   // Windows of max_length ids, each starting max_length - stride after the one before, from the
   // end kept to the far end.
@@ -254,13 +250,19 @@ void Pad(Encoding& encoding, size_t length, const PaddingOptions& padding) {
   for (Encoding& window : encoding.overflowing) Pad(window, length, padding);
   if (encoding.size() >= length) return;
   const size_t n = length - encoding.size();
-  encoding.pad_token = padding.pad_token;
   auto at = [&](auto& v) { return padding.left ? v.begin() : v.end(); };
+  // Each padded position is spelled with this pad's token: a later pad or a merge with another
+  // pad_token keeps it, as tokenizers keeps a token per position.
+  if (encoding.token_text.empty()) encoding.token_text.assign(encoding.size(), -1);
+  if (encoding.token_texts.empty() || encoding.token_texts.back() != padding.pad_token) {
+    encoding.token_texts.push_back(padding.pad_token);
+  }
+  const int32_t pad_text = static_cast<int32_t>(encoding.token_texts.size() - 1);
+  encoding.token_text.insert(at(encoding.token_text), n, pad_text);
   encoding.ids.insert(at(encoding.ids), n, padding.pad_id);
   encoding.type_ids.insert(at(encoding.type_ids), n, padding.pad_type_id);
   encoding.special_tokens_mask.insert(at(encoding.special_tokens_mask), n, 1);
   encoding.attention_mask.insert(at(encoding.attention_mask), n, 0);
-  if (!encoding.token_text.empty()) encoding.token_text.insert(at(encoding.token_text), n, -1);
   if (padding.left) {
     for (Encoding::Range& range : encoding.sequence_ranges) range.begin += n, range.end += n;
   }

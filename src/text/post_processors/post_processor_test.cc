@@ -102,7 +102,13 @@ TEST(PadTest, LeftPaddingShiftsSequenceRanges) {
   EXPECT_EQ(e.attention_mask, (std::vector<uint8_t>{0, 0, 1, 1}));
   EXPECT_EQ(e.special_tokens_mask, (std::vector<uint8_t>{1, 1, 0, 0}));
   EXPECT_EQ(e.sequence_ids(), (std::vector<int32_t>{-1, -1, 0, 0}));
-  EXPECT_EQ(e.pad_token, "<pad>");
+  EXPECT_EQ(e.token_text, (std::vector<int32_t>{0, 0, -1, -1}));
+  EXPECT_EQ(e.token_texts, (std::vector<std::string>{"<pad>"}));
+  // A second pad with another token spells only its own positions with it.
+  padding.pad_token = "<p2>";
+  Pad(e, 5, padding);
+  EXPECT_EQ(e.token_text, (std::vector<int32_t>{1, 0, 0, -1, -1}));
+  EXPECT_EQ(e.token_texts, (std::vector<std::string>{"<pad>", "<p2>"}));
 }
 
 TEST(PadEncodingsTest, BatchLongestRoundsUpToTheMultiple) {
