@@ -11,6 +11,7 @@ when a worker's column is big enough to gain by it (SHARED_MIN_BYTES), else one 
 from __future__ import annotations
 
 import operator
+import sys
 
 import numpy as np
 
@@ -180,3 +181,26 @@ class ByteColumn:
         where = ", shared memory" if hasattr(self._buffer, "is_shared") and self._buffer.is_shared() else ""
         return (f"ByteColumn({len(self)} values, {self.nbytes} bytes, {len(self._missing)} missing{where}: "
                 f"[{shown}{', ...' if len(self) > 3 else ''}])")
+
+
+def refuse_collation() -> None:
+    """Makes torch's default_collate refuse ByteColumns with a message that says what to pass.
+
+    A DataLoader ``batch_size`` on top of ``ShardDataset(batched=True)`` would batch batches, and
+    default_collate's own error ("found <class ByteColumn>") does not say why. Registered through
+    default_collate's table of types, the way torch lets a type choose its collation; only once
+    torch is already imported (a DataLoader is in use), so ferry.data does not import torch."""
+    if "torch" not in sys.modules:
+        return
+    try:
+        from torch.utils.data._utils.collate import default_collate_fn_map
+    except ImportError:  # a torch without the table: its own error stands
+        return
+    default_collate_fn_map.setdefault(ByteColumn, _refuse_to_collate)
+
+
+def _refuse_to_collate(batch, *, collate_fn_map=None):
+    raise TypeError("ShardDataset(batched=True) yields whole batches (bytes fields as ByteColumn), "
+                    "and a DataLoader batch_size would batch those batches: pass "
+                    "DataLoader(dataset, batch_size=None), or batched=False for the DataLoader to "
+                    "batch samples")

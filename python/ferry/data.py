@@ -739,6 +739,7 @@ class ShardDataset(_Base):
             return _raising(e)
         self._progress["loader"] = loader
         if self.batched:
+            _columns.refuse_collation()
             items = self._batches(loader)
             if self.decode:
                 items = map(_decode_batch, items)

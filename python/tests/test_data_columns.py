@@ -200,3 +200,13 @@ def test_empty_members_are_empty_values_not_none(tmp_path):
     assert batch["__key__"] == ["a", "b", "c"]
     assert batch["bin"] == [b"", b"", None] and batch["bin"].nbytes == 0
     assert batch["txt"] == [None, b"x", b""]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_loader_batch_size_on_batches_says_what_to_pass(tmp_path, workers):
+    """A webdataset habit: DataLoader(batch_size=N) on a dataset that batches already. torch's
+    own error named only the type; this one says what to pass."""
+    ds = dataset(write_mixed_shards(tmp_path), batched=True)
+    with pytest.raises(TypeError, match=r"pass DataLoader\(dataset, batch_size=None\), or batched=False"):
+        next(iter(DataLoader(ds, batch_size=2, num_workers=workers)))
+    assert len(next(iter(DataLoader(ds, batch_size=None, num_workers=workers)))["__key__"]) == BATCH
