@@ -27,15 +27,27 @@ void RegisterText(nanobind::module_& m);
 // The GIL released while C++ works. Taking it back while the interpreter shuts down ends the
 // thread (Python 3.11: pthread_exit), which unwinds through noexcept C++ frames and aborts the
 // process: a daemon thread still inside ferry when the program exits did that (exit code 134).
-// Such a thread is parked instead, the process being on its way out. calls_in_flight() lets the
-// exit hook (module.cc) tell such threads' objects from leaks.
+// Such a thread is parked instead, the process being on its way out.
+//
+// Checking for shutdown just before taking the GIL back is not enough: a thread can already be
+// waiting for the GIL when shutdown begins (seen: 1 exit in 3 with a thread encoding batches in a
+// loop). So the exit hook (module.cc, run by atexit while the interpreter is whole) closes the
+// door first: it sets exiting(), then lets every thread already on its way back (returning())
+// take the GIL and leave before it goes on. A thread that comes back after that parks. The
+// thread that runs the exit hook is never parked: it is the one shutting down, which Python
+// does not end. calls_in_flight() lets the hook tell parked threads' objects from leaks.
 class GilReleased {
  public:
   GilReleased() : state_(PyEval_SaveThread()) { calls_in_flight().fetch_add(1); }
   ~GilReleased() {
-    while (Finalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
+    returning().fetch_add(1);
+    if ((exiting().load() || Finalizing()) && std::this_thread::get_id() != exit_thread()) {
+      returning().fetch_sub(1);
+      while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
     calls_in_flight().fetch_sub(1);
     PyEval_RestoreThread(state_);
+    returning().fetch_sub(1);
   }
   GilReleased(const GilReleased&) = delete;
   GilReleased& operator=(const GilReleased&) = delete;
@@ -45,6 +57,16 @@ class GilReleased {
     return count;
   }
 
+  // The exit hook's part, called with the GIL held: from now on threads coming back park; those
+  // already on their way get the GIL (released here meanwhile) and leave first.
+  static void CloseForExit() {
+    exit_thread() = std::this_thread::get_id();
+    exiting().store(true);
+    PyThreadState* state = PyEval_SaveThread();
+    while (returning().load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    PyEval_RestoreThread(state);
+  }
+
  private:
   static bool Finalizing() {
 #if PY_VERSION_HEX >= 0x030D0000
@@ -52,6 +74,18 @@ class GilReleased {
 #else
     return _Py_IsFinalizing();
 #endif
+  }
+  static std::atomic<bool>& exiting() {
+    static std::atomic<bool> flag{false};
+    return flag;
+  }
+  static std::atomic<int>& returning() {
+    static std::atomic<int> count{0};
+    return count;
+  }
+  static std::thread::id& exit_thread() {  // written before exiting() is set, read after
+    static std::thread::id id;
+    return id;
   }
   PyThreadState* state_;
 };

@@ -22,10 +22,11 @@ NB_MODULE(_core, m) {
   ferry::python::RegisterTensors(m);
   ferry::python::RegisterDatasets(m);
   ferry::python::RegisterText(m);
-  // Daemon threads still inside ferry at exit (parked by GilReleased) hold their objects, which
-  // nanobind would report as leaks. With none in flight the report stays on, so a real leak
-  // fails the tests (scripts/test.sh).
+  // At exit, GilReleased parks the daemon threads still inside ferry (see it). They hold their
+  // objects, which nanobind would report as leaks; with none in flight the report stays on, so a
+  // real leak fails the tests (scripts/test.sh).
   m.def("_at_exit", [] {
+    ferry::python::GilReleased::CloseForExit();
     if (ferry::python::GilReleased::calls_in_flight() > 0) nanobind::set_leak_warnings(false);
   });
   nanobind::module_::import_("atexit").attr("register")(m.attr("_at_exit"));
