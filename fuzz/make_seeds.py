@@ -2,7 +2,7 @@
 """Writes binary seed inputs for a fuzz target into a folder, so none is kept in git.
 
     python3 fuzz/make_seeds.py TARGET DIR     # TARGET: safetensors_header, tar, encode,
-                                              # split_pattern, precompiled,
+                                              # split_pattern, regex_translation, precompiled,
                                               # sentencepiece_model (others: nothing)
 
 Text seeds (URIs, HTTP heads) live in fuzz/corpus/<target>/; scripts/test.sh adds these.
@@ -74,6 +74,22 @@ def split_pattern_seeds():
     yield "palette.bin", bytes([1]) + bytes(range(94))
 
 
+def regex_translation_seeds():
+    """A pattern, a NUL and a subject (regex_translation_fuzzer's input): the word classes in and
+    out of classes, \\W inside one, boundaries, the other rewritten escapes, Ruby syntax, an
+    unterminated class."""
+    cases = {
+        "word_classes": (r"\w+|[^\w\s]+", "नमस्ते, दुनिया m² ½"),
+        "not_word_in_class": (r"[^\W\d_]+|[\W^]|[]\W]", "ab 12 c_d ^]"),
+        "boundaries": (r"\b\w\B|[[:word:]]+|[[:^word:]x]", "m²x ²a\b"),
+        "other_escapes": ("(?i:\\s+|\\h|[\\H\\v])$", " \t\x0bBEEF\n"),
+        "ruby_syntax": (r"(?m)^.+$|a{,2}b|[a&&b]", "ab\ncd baab"),
+        "unterminated": (r"ab[\w", "x"),
+    }
+    for name, (pattern, subject) in cases.items():
+        yield name, pattern.encode() + b"\0" + subject.encode()
+
+
 def precompiled_seeds():
     # The nmt_nfkc charsmap of SentencePiece's English test model, when the shared data is there,
     # and a small one by hand: the root's children at 1, "a" (0x61) at 96 with its leaf at 97,
@@ -135,6 +151,7 @@ SEEDS = {
     "tar": tar_seeds,
     "encode": encode_seeds,
     "split_pattern": split_pattern_seeds,
+    "regex_translation": regex_translation_seeds,
     "precompiled": precompiled_seeds,
     "sentencepiece_model": sentencepiece_model_seeds,
 }

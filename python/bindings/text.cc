@@ -392,21 +392,21 @@ const text::PaddingOptions* OptionalPointer(const std::optional<text::PaddingOpt
 // input_ids and attention_mask of a batch as two [batch, length] arrays, padded (by `padding`,
 // else to the longest with id 0 on the right), with no Python object per item.
 template <typename Id>
-nb::tuple Columns(std::vector<Encoding>& encodings, const text::PaddingOptions* padding) {
-  // Rows a Fixed length left longer, or all of them without padding: to the longest, as a matrix
-  // needs.
-  text::PaddingOptions rectangle = padding ? *padding : text::PaddingOptions{};
-  rectangle.length = 0;
-  rectangle.pad_to_multiple_of = 0;
-  PadEncodings(encodings, rectangle);
+nb::tuple Columns(const std::vector<Encoding>& encodings, const text::PaddingOptions* padding) {
+  // Rows a Fixed length left longer, or all of them without padding: filled to the longest, as
+  // a matrix needs, with the padding's pad_id on its side (mask 0). The cells are filled here,
+  // not by padding the encodings first, which would copy every row's vectors to throw them away.
+  const text::PaddingOptions fill = padding ? *padding : text::PaddingOptions{};
   const size_t rows = encodings.size();
-  const size_t columns = rows ? encodings[0].size() : 0;
-  std::vector<Id> ids(rows * columns);
-  std::vector<uint8_t> mask(rows * columns);
+  size_t columns = 0;
+  for (const Encoding& e : encodings) columns = std::max(columns, e.size());
+  std::vector<Id> ids(rows * columns, static_cast<Id>(fill.pad_id));
+  std::vector<uint8_t> mask(rows * columns, 0);
   for (size_t r = 0; r < rows; ++r) {
-    std::copy(encodings[r].ids.begin(), encodings[r].ids.end(), ids.begin() + r * columns);
-    std::copy(encodings[r].attention_mask.begin(), encodings[r].attention_mask.end(),
-              mask.begin() + r * columns);
+    const Encoding& e = encodings[r];
+    const size_t at = r * columns + (fill.left ? columns - e.size() : 0);
+    std::copy(e.ids.begin(), e.ids.end(), ids.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(e.attention_mask.begin(), e.attention_mask.end(), mask.begin() + static_cast<std::ptrdiff_t>(at));
   }
   using IdMatrix = nb::ndarray<nb::numpy, Id, nb::ndim<2>, nb::c_contig>;
   using MaskMatrix = nb::ndarray<nb::numpy, uint8_t, nb::ndim<2>, nb::c_contig>;
