@@ -64,7 +64,9 @@ scripts/build.sh
 # nanobind reports Python objects still alive at exit ("nanobind: leaked ..."): a leak is a failure.
 log=$(mktemp)
 status=0
-python -m pytest -q python/tests 2>&1 | tee "$log" || status=$?
+# One process per core, each test file in one process (its module fixtures start once). A
+# process's "leaked" report at exit reaches this log too.
+python -m pytest -q -n "$jobs" --dist loadfile python/tests 2>&1 | tee "$log" || status=$?
 if grep -q "nanobind: leaked" "$log"; then
   echo "nanobind reported leaked objects at exit (above)"
   status=1
