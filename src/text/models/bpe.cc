@@ -237,9 +237,29 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromMerges(
     model->pairs_.Insert(left, right, {static_cast<uint32_t>(i), merged});
   }
   model->merges_ = merges;
+  model->IndexBytePairs();
   model->ComputeDirect();
   model->cut_before_spaces_ = model->CanCutBeforeSpaces();
   return model;
+}
+
+// A piece's symbols are its bytes, one each, when symbols are bytes without affixes and every
+// byte has an id (rank files always: missing bytes have stand-ins): then ForEachSymbol emits
+// byte_ids_[byte] for each byte and the pair of two neighbouring bytes can be read by value.
+void BpeModel::IndexBytePairs() {
+  byte_pairs_.clear();
+  if (config_.symbols != Symbols::kBytes || has_affixes_) return;
+  for (TokenId id : byte_ids_) {
+    if (id == kNoToken) return;
+  }
+  byte_pairs_.assign(256 * 256, PairTable::Merge{kNoMerge, kNoToken});
+  for (int first = 0; first < 256; ++first) {
+    for (int second = 0; second < 256; ++second) {
+      if (const PairTable::Merge* merge = pairs_.Find(byte_ids_[first], byte_ids_[second])) {
+        byte_pairs_[first << 8 | second] = *merge;
+      }
+    }
+  }
 }
 
 // Which tokens a whole piece may be emitted as directly (see direct_).
@@ -358,6 +378,7 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromRanks(Config config) {
       if (right != kNoToken) model->pairs_.Insert(left, right, {id, id});
     }
   }
+  model->IndexBytePairs();
   return model;
 }
 
@@ -530,7 +551,16 @@ void BpeModel::MergeSmall(std::string_view piece, std::vector<TokenId>& ids) con
     priority[i] = merge ? merge->priority : kNoMerge;
     merged[i] = merge ? merge->merged : kNoToken;
   };
-  for (size_t i = 0; i + 1 < n; ++i) rate(i);
+  if (!byte_pairs_.empty()) {  // symbols[i] is byte_ids_[piece[i]]: see IndexBytePairs
+    for (size_t i = 0; i + 1 < n; ++i) {
+      const PairTable::Merge& merge =
+          byte_pairs_[static_cast<uint8_t>(piece[i]) << 8 | static_cast<uint8_t>(piece[i + 1])];
+      priority[i] = merge.priority;
+      merged[i] = merge.merged;
+    }
+  } else {
+    for (size_t i = 0; i + 1 < n; ++i) rate(i);
+  }
   while (n > 1) {
     size_t best = 0;
     for (size_t i = 1; i + 1 < n; ++i) {
