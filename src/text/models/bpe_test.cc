@@ -104,3 +104,37 @@ TEST(BpeModel, AffixesMarkWordInnerAndFinalSymbols) {
 
 }  // namespace
 }  // namespace ferry::text
+
+namespace ferry::text {
+namespace {
+
+// Byte-level ranks (ids 0-255 the bytes, then "ab", "bc", "abc"): a piece's first ratings come
+// from the byte-pair table, later ones and long pieces (MergeLarge) from the pair hash; both must
+// give the same ids, and a merge list without every byte (no table) the same as well.
+TEST(BpeModel, BytePairRatingsAgreeWithThePairTable) {
+  BpeModel::Config config;
+  for (int b = 0; b < 256; ++b) config.tokens.push_back(std::string(1, static_cast<char>(b)));
+  for (const char* token : {"ab", "bc", "abc"}) config.tokens.push_back(token);
+  config.present.assign(config.tokens.size(), true);
+  config.symbols = BpeModel::Symbols::kBytes;
+  auto ranks = BpeModel::FromRanks(config);
+  ASSERT_TRUE(ranks.ok()) << ranks.status().ToString();
+  EXPECT_EQ(Encode(**ranks, "abcd"), (std::vector<TokenId>{258, 'd'}));
+  std::string short_piece, long_piece;
+  for (int i = 0; i < 20; ++i) short_piece += "bcab";  // 80 bytes: MergeSmall
+  for (int i = 0; i < 40; ++i) long_piece += "bcab";   // 160 bytes: MergeLarge
+  std::vector<TokenId> want;
+  for (int i = 0; i < 20; ++i) want.insert(want.end(), {257, 256});
+  EXPECT_EQ(Encode(**ranks, short_piece), want);
+  want.insert(want.end(), want.begin(), want.end());
+  EXPECT_EQ(Encode(**ranks, long_piece), want);
+  // The same merges as a list, with byte 'z' absent: no byte-pair table, the same ids.
+  config.present['z'] = false;
+  auto merges = BpeModel::FromMerges(config, {{'a', 'b'}, {'b', 'c'}, {256, 'c'}});
+  ASSERT_TRUE(merges.ok()) << merges.status().ToString();
+  EXPECT_EQ(Encode(**merges, "abcd"), (std::vector<TokenId>{258, 'd'}));
+  EXPECT_EQ(Encode(**merges, short_piece), (std::vector<TokenId>(want.begin(), want.begin() + 40)));
+}
+
+}  // namespace
+}  // namespace ferry::text
