@@ -291,7 +291,7 @@ class ShardDataset(_Base):
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         if index is not None:
             indexed = [(url, size, n, None, version)
-                       for url, size, n, version in _core.read_index(os.fspath(index))]
+                       for url, size, n, version, _ in _core.read_index(os.fspath(index))]
         else:
             indexed = self._count_samples(shard_urls(shards), on_error)
         self.urls = [u for u, _, _, _, _ in indexed]
