@@ -3,7 +3,7 @@ the same data, and every run checks its output. Prints a Markdown table with the
 
     scripts/bench.sh              # all workloads
     scripts/bench.sh --only http  # one of: file, http, datasets, s3, tensors, text (families: a
-                                  # part of text), encoding
+                                  # part of text), encoding, ray
 
 Workloads
   file  local file -> memory: ferry ReadAt / ReadParallel vs a plain read() loop (C++, one
@@ -21,6 +21,9 @@ Workloads
         download_fileobj and vs ferry on the local file (bench/s3_read.py)
   text  tokenizing English, multilingual text and code: ferry vs tokenizers and tiktoken, 1 thread
         and batch, ids checked equal (bench/tokenize_text.py)
+  ray   a corpus to token shards on a local Ray cluster: ferry.ray.write_token_shards vs
+        map_batches with tokenizers (parquet out), ids checked equal, and vs `ferry tokenize`
+        (bench/ray_tokenize.py)
   tensors  a 2.2 GB bf16 checkpoint to CPU memory: ferry's modes (file and HTTP) vs safetensors,
         tensorizer and read(); each case a fresh process, outputs hashed and compared
         (bench/tensor_load.py)
@@ -143,7 +146,7 @@ def bench_http(args, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text", "families", "encoding"])
+    parser.add_argument("--only", choices=["file", "http", "datasets", "s3", "tensors", "text", "families", "encoding", "ray"])
     parser.add_argument("--quick", action="store_true", help="text: English corpus only")
     parser.add_argument("--mib", type=int, default=1024, help="size of the test file (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
@@ -183,6 +186,10 @@ def main():
         import encoding_api
 
         encoding_api.run(args, rows)
+    if args.only in (None, "ray"):
+        import ray_tokenize
+
+        ray_tokenize.run(args, rows)
     print(f"\n{args.mib} MiB file (io workloads), median of {args.repeat} runs, {os.cpu_count()} cores\n")
     print("| workload | case | GB/s | ratio | baseline |")
     print("|---|---|---:|---:|---|")

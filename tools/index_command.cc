@@ -46,10 +46,7 @@ Status RunIndex(const IndexArgs& args) {
       shard.url = std::filesystem::absolute(shard.url).lexically_normal().string();
     }
   }
-  std::string json = datasets::IndexJson(shards);
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Sink> sink, io::CreateSink(args.output));
-  FERRY_RETURN_IF_ERROR(sink->Write(std::as_bytes(std::span(json))));
-  FERRY_RETURN_IF_ERROR(sink->Commit());
+  FERRY_RETURN_IF_ERROR(datasets::WriteIndex(args.output, shards));
   uint64_t samples = 0;
   for (const auto& s : shards) samples += s.samples;
   std::printf("%s: %zu shards, %llu samples, %s\n", io::RedactUri(args.output).c_str(), shards.size(),

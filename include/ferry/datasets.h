@@ -149,7 +149,10 @@ struct ShardInfo {
   std::string url;
   uint64_t bytes = 0;    // the shard's size as stored (compressed, for .tgz)
   std::string version;   // io::Source::version() when counted ("" in indexes before it existed)
-  uint64_t samples = 0;  // WebDataset samples in it
+  uint64_t samples = 0;  // WebDataset samples in it (documents, for a token shard)
+  // Lowercase hex SHA-256 of the shard's bytes, where its writer recorded one ("" otherwise):
+  // what ferry.ray checks a shard it finds in place against before skipping it on a re-run.
+  std::string sha256;
   Status error;          // with IndexOptions::keep_going: why the shard could not be counted
 };
 
@@ -188,7 +191,10 @@ Result<std::vector<ShardInfo>> ParseIndex(std::string_view json, std::string_vie
 inline constexpr uint64_t kMaxSamplesPerShard = uint64_t{1} << 40;
 
 // The index as JSON: {"format": "ferry-shard-index-v1", "total_samples": N, "total_bytes": B,
-// "shards": [{"url": ..., "bytes": ..., "samples": ...}, ...]}.
+// "shards": [{"url": ..., "bytes": ..., "samples": ...}, ...]} (each shard's "version" and
+// "sha256" too, where known).
 std::string IndexJson(const std::vector<ShardInfo>& shards);
+// IndexJson written to `uri` (a local path or s3://) atomically: nothing appears on error.
+Status WriteIndex(std::string_view uri, const std::vector<ShardInfo>& shards);
 
 }  // namespace ferry::datasets

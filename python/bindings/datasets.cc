@@ -290,6 +290,10 @@ class PyPackedLoader {
   ForkSafeOwner<datasets::PackedLoader> loader_;
 };
 
+// An index entry as read_index gives it and write_index takes it: (url, bytes, samples, version,
+// sha256), the last two "" when unknown.
+using IndexEntry = std::tuple<std::string, uint64_t, uint64_t, std::string, std::string>;
+
 // A token shard's header as a tuple that pickles to DataLoader workers: (url, bytes, version,
 // tokens, documents, tokenizer, offsets_at, tokens_at).
 using TokenShardTuple =
@@ -567,11 +571,27 @@ void RegisterDatasets(nb::module_& m) {
           BlockingCall blocking;
           shards = Unwrap(datasets::ReadIndex(uri));
         }
-        std::vector<std::tuple<std::string, uint64_t, uint64_t, std::string>> out;
-        for (const auto& s : shards) out.emplace_back(s.url, s.bytes, s.samples, s.version);
+        std::vector<IndexEntry> out;
+        for (const auto& s : shards) out.emplace_back(s.url, s.bytes, s.samples, s.version, s.sha256);
         return out;
       },
       nb::arg("uri"));
+  m.def(
+      "write_index",
+      [](const std::string& uri, const std::vector<IndexEntry>& entries) {
+        std::vector<datasets::ShardInfo> shards;
+        for (const auto& [url, bytes, samples, version, sha256] : entries) {
+          datasets::ShardInfo& shard = shards.emplace_back();
+          shard.url = url;
+          shard.bytes = bytes;
+          shard.version = version;
+          shard.samples = samples;
+          shard.sha256 = sha256;
+        }
+        BlockingCall blocking;
+        ThrowIfError(datasets::WriteIndex(uri, shards));
+      },
+      nb::arg("uri"), nb::arg("shards"));
 }
 
 }  // namespace ferry::python

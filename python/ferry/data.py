@@ -291,7 +291,7 @@ class ShardDataset(_Base):
         self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
         if index is not None:
             indexed = [(url, size, n, None, version)
-                       for url, size, n, version in _core.read_index(os.fspath(index))]
+                       for url, size, n, version, _ in _core.read_index(os.fspath(index))]
         else:
             indexed = self._count_samples(shard_urls(shards), on_error)
         self.urls = [u for u, _, _, _, _ in indexed]
@@ -839,6 +839,14 @@ def _token_ids(doc, what: str) -> np.ndarray:
     return np.ascontiguousarray(ids, dtype=np.uint32)
 
 
+def _token_shard_urls(source) -> list[str]:
+    """The token shards `source` names: an index (``index.json``, as ferry.ray writes it, local or
+    s3://) lists them; otherwise a path, URL, glob, range or @FILE, or a list of them."""
+    if isinstance(source, (str, os.PathLike)) and _core.without_query(os.fspath(source)).endswith(".json"):
+        return [url for url, *_ in _core.read_index(os.fspath(source))]
+    return shard_urls(source)
+
+
 def _token_shard_infos(shards) -> list[tuple]:
     """Each ferry token shard's header, read and checked (CorruptionError naming a file that is
     not one): what a split is planned from, and what each shard is checked against when read."""
@@ -903,7 +911,8 @@ class PackedDataset(_Base):
     ``source`` is a ``ShardDataset`` (its rank/worker split, shuffle and ``on_error`` apply; the
     text is the sample's ``field``, encoded as ``encode_ordinary`` does on ``threads`` tokenizer
     threads, by default the cores divided among the DataLoader's workers, and packed by the C++
-    pipeline behind the sample reader) or a list of ferry token shards (already tokenized; then ``tokenizer`` may be None and ``eod_id`` is
+    pipeline behind the sample reader) or ferry token shards (already tokenized: a list, a spec,
+    or the ``index.json`` ferry.ray writes; then ``tokenizer`` may be None and ``eod_id`` is
     required). Token shards are split exactly (``token_shard_rows``): their headers give the
     stream's length, so every rank gets the same number of batches (``len(ds)``), contiguous rows
     of one global packing, and no token is read twice. (For text shards, the rows a rank makes
@@ -948,7 +957,7 @@ class PackedDataset(_Base):
         self.source, self.tokenizer, self.field = source, tokenizer, field
         self.seq_len, self.batch_size, self.eod_id, self.threads = seq_len, batch_size, eod_id, threads
         if not isinstance(source, ShardDataset):
-            self.source = shard_urls(source)  # a path, URL, glob, range or @FILE, or a list of them
+            self.source = _token_shard_urls(source)
             self.rank, self.world_size = _rank_and_world(rank, world_size)
             # The headers, read once: the split is planned from them, and each shard is checked
             # against them when read (a shard rewritten since raises SourceChangedError).

@@ -83,3 +83,35 @@ def ferry_bin():
     if not FERRY_BIN.exists():
         pytest.skip(f"{FERRY_BIN} missing: install the package with scripts/build.sh")
     return str(FERRY_BIN)
+
+
+# ---------------------------------------------------------------------------------------------
+# S3: one radosgw on loopback per test module that asks for it (it takes ~15 s to start).
+
+S3_BUCKET = "ferry-test"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    boto3 = pytest.importorskip("boto3")
+    if not radosgw.available():
+        pytest.skip("Ceph radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw)")
+    with radosgw.Radosgw() as server:
+        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                              aws_access_key_id=server.access_key,
+                              aws_secret_access_key=server.secret_key)
+        client.create_bucket(Bucket=S3_BUCKET)
+        yield server, client
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch, tmp_path):
+    server, client = s3
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws of the machine's user
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_NO_SIGN_REQUEST"):
+        monkeypatch.delenv(name, raising=False)
+    return server, client, monkeypatch

@@ -1,6 +1,7 @@
 """ferry.data: tar shards grouped into WebDataset samples (checked against webdataset), exact
 splits, and token packing."""
 
+import hashlib
 import io
 import itertools
 import json
@@ -568,6 +569,30 @@ def token_shards(tmp_path, docs_per_shard, seed=7):
         ferry.numpy.save_file({"tokens": tokens, "doc_offsets": offsets}, paths[-1],
                               metadata={"ferry.format": "token-shard-v1", "ferry.documents": str(n)})
     return paths, docs
+
+
+def test_the_index_records_each_shards_checksum_and_refuses_a_bad_one(tmp_path):
+    shard = tmp_path / "a.safetensors"
+    ferry._core.write_token_shard(str(shard), np.arange(5, dtype=np.uint32), np.array([0, 2, 5], np.uint64), "")
+    digest = hashlib.sha256(shard.read_bytes()).hexdigest()
+    entries = [("a.safetensors", shard.stat().st_size, 2, "", digest)]
+    ferry._core.write_index(str(tmp_path / "index.json"), entries)
+    assert ferry._core.read_index(str(tmp_path / "index.json")) == [(str(shard), *entries[0][1:])]
+    text = (tmp_path / "index.json").read_text()
+    (tmp_path / "bad.json").write_text(text.replace(digest, digest[:-1] + "G"))
+    with pytest.raises(ferry.CorruptionError, match='bad.json.*shard 0: "sha256" is not 64 lowercase hex'):
+        ferry._core.read_index(str(tmp_path / "bad.json"))
+
+
+def test_packed_dataset_reads_token_shards_through_their_index(tmp_path):
+    paths, docs = token_shards(tmp_path, [5, 0, 3])
+    entries = [(str(p), p.stat().st_size, n, "", hashlib.sha256(p.read_bytes()).hexdigest())
+               for p, n in zip(paths, [5, 0, 3])]
+    ferry._core.write_index(str(tmp_path / "index.json"), entries)
+    by_index = ferry.data.PackedDataset(str(tmp_path / "index.json"), seq_len=4, batch_size=2, eod_id=0)
+    by_list = ferry.data.PackedDataset(paths, seq_len=4, batch_size=2, eod_id=0)
+    assert by_index.source == [str(p) for p in paths]
+    assert [b["input_ids"].tolist() for b in by_index] == [b["input_ids"].tolist() for b in by_list]
 
 
 def test_token_shards_split_into_equal_batches_of_one_global_packing(tmp_path):

@@ -14,37 +14,11 @@ import pytest
 
 import ferry
 import ferry.numpy
-from conftest import make_bytes, radosgw
+from conftest import S3_BUCKET as BUCKET, make_bytes, radosgw
 
 boto3 = pytest.importorskip("boto3")
 
-BUCKET = "ferry-test"
 SPECIAL_KEY = "dir/a b+c=é ü.bin"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    if not radosgw.available():
-        pytest.skip("Ceph radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw)")
-    with radosgw.Radosgw() as server:
-        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
-                              aws_access_key_id=server.access_key,
-                              aws_secret_access_key=server.secret_key)
-        client.create_bucket(Bucket=BUCKET)
-        yield server, client
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch, tmp_path):
-    server, client = s3
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws of the machine's user
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_NO_SIGN_REQUEST"):
-        monkeypatch.delenv(name, raising=False)
-    return server, client, monkeypatch
 
 
 def put(client, key, data):

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cctype>
 #include <mutex>
 
@@ -46,6 +47,12 @@ Result<std::vector<ShardInfo>> IndexShards(const std::vector<std::string>& urls,
 }
 
 namespace {
+
+bool IsSha256Hex(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
 
 Status ExpandOne(std::string_view spec, std::vector<std::string>& urls) {
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> braced, io::ExpandBraces(spec));
@@ -151,8 +158,16 @@ Result<std::vector<ShardInfo>> ParseIndex(std::string_view json, std::string_vie
         return bad("shard " + std::to_string(out.size()) + ": \"version\" is not a string");
       }
     }
+    std::string_view sha256;
+    if (simdjson::dom::element h; shard["sha256"].get(h) == simdjson::SUCCESS) {
+      if (h.get_string().get(sha256) != simdjson::SUCCESS || !IsSha256Hex(sha256)) {
+        return bad("shard " + std::to_string(out.size()) +
+                   ": \"sha256\" is not 64 lowercase hex digits");
+      }
+    }
     info.url = std::string(url);
     info.version = std::string(version);
+    info.sha256 = std::string(sha256);
     out.push_back(std::move(info));
   }
   // The totals are redundant; an index whose totals disagree with its shards was edited or cut.
@@ -184,10 +199,21 @@ std::string IndexJson(const std::vector<ShardInfo>& shards) {
       out += ", \"version\": ";
       AppendJsonString(out, shards[i].version);
     }
+    if (!shards[i].sha256.empty()) {
+      out += ", \"sha256\": ";
+      AppendJsonString(out, shards[i].sha256);
+    }
     out += ", \"samples\": " + std::to_string(shards[i].samples) + "}";
   }
   out += shards.empty() ? "]}\n" : "\n]}\n";
   return out;
+}
+
+Status WriteIndex(std::string_view uri, const std::vector<ShardInfo>& shards) {
+  const std::string json = IndexJson(shards);
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<io::Sink> sink, io::CreateSink(uri));
+  FERRY_RETURN_IF_ERROR(sink->Write(std::as_bytes(std::span(json))));
+  return sink->Commit();
 }
 
 namespace {
