@@ -147,16 +147,20 @@ text::EncodeInput InputOf(nb::handle item, bool pretokenized, std::vector<nb::ob
 // encode that made it, run again on the offsets path, then the edits made since (pad, truncate,
 // a window taken from overflowing, a merge). The ids path pays only for holding the input.
 // Holds Python objects: made, computed and destroyed with the GIL held.
-struct AlignmentSource {
-  enum class Kind { kEncode, kEdit, kMerge, kValue };
-  Kind kind = Kind::kEncode;
-  // kEncode
+struct EncodeSettings {  // one per encode call, shared by its Encodings
   std::shared_ptr<const Tokenizer> tokenizer;
-  nb::object input;
   bool pretokenized = false;
   text::EncodeOptions options;
   std::optional<text::TruncationOptions> truncation;
   std::optional<text::PaddingOptions> padding;
+};
+
+struct AlignmentSource {
+  enum class Kind { kEncode, kEdit, kMerge, kValue };
+  Kind kind = Kind::kEncode;
+  // kEncode
+  std::shared_ptr<const EncodeSettings> settings;
+  nb::object input;
   // kEdit: `edit` applied to what `base` computes
   std::shared_ptr<const AlignmentSource> base;
   std::function<Status(Encoding&)> edit;
@@ -184,14 +188,15 @@ struct AlignmentSource {
       case Kind::kEncode:
         break;
     }
+    const EncodeSettings& s = *settings;
     std::vector<nb::object> keep;
-    text::EncodeInput encode_input = InputOf(input, pretokenized, keep, SIZE_MAX);
-    text::EncodeOptions aligned = options;
+    text::EncodeInput encode_input = InputOf(input, s.pretokenized, keep, SIZE_MAX);
+    text::EncodeOptions aligned = s.options;
     aligned.offsets = text::EncodeOptions::Offsets::kCharacters;
     Encoding out;
     GilReleased release;
-    ThrowIfError(tokenizer->EncodeEncoding(encode_input, aligned, truncation ? &*truncation : nullptr,
-                                           padding ? &*padding : nullptr, out));
+    ThrowIfError(s.tokenizer->EncodeEncoding(encode_input, aligned, s.truncation ? &*s.truncation : nullptr,
+                                             s.padding ? &*s.padding : nullptr, out));
     return out;
   }
 };
@@ -421,17 +426,18 @@ struct PyTokenizer {
                       std::move(alignment)};
   }
 
-  std::shared_ptr<const AlignmentSource> AlignmentOf(
-      nb::handle input, bool pretokenized, const text::EncodeOptions& options,
-      const std::optional<text::TruncationOptions>& truncation,
-      const std::optional<text::PaddingOptions>& padding) const {
+  std::shared_ptr<const EncodeSettings> SettingsOf(bool pretokenized, const text::EncodeOptions& options,
+                                                   const std::optional<text::TruncationOptions>& truncation,
+                                                   const std::optional<text::PaddingOptions>& padding) const {
+    return std::make_shared<const EncodeSettings>(EncodeSettings{tokenizer, pretokenized, options, truncation, padding});
+  }
+  // Per Encoding: one small allocation and a reference to its input, which is all the ids path
+  // pays for offsets it may never read.
+  static std::shared_ptr<const AlignmentSource> AlignmentOf(std::shared_ptr<const EncodeSettings> settings,
+                                                            nb::handle input) {
     auto out = std::make_shared<AlignmentSource>();
-    out->tokenizer = tokenizer;
+    out->settings = std::move(settings);
     out->input = Frozen(input);
-    out->pretokenized = pretokenized;
-    out->options = options;
-    out->truncation = truncation;
-    out->padding = padding;
     return out;
   }
 
@@ -796,9 +802,10 @@ void RegisterText(nb::module_& m) {
                   OptionalPointer(truncation), OptionalPointer(padding), encoding));
             }
             return self.Wrap(std::move(encoding),
-                             self.AlignmentOf(item, pretokenized,
-                                              {true, add_special_tokens, split_special_tokens},
-                                              truncation, padding));
+                             PyTokenizer::AlignmentOf(
+                                 self.SettingsOf(pretokenized, {true, add_special_tokens, split_special_tokens},
+                                                 truncation, padding),
+                                 item));
           },
           nb::arg("input"), nb::arg("is_pretokenized"), nb::arg("add_special_tokens"),
           nb::arg("split_special_tokens"), nb::arg("truncation").none(), nb::arg("padding").none())
@@ -810,7 +817,11 @@ void RegisterText(nb::module_& m) {
             std::vector<nb::object> keep;
             std::vector<text::EncodeInput> inputs;
             size_t index = 0;
-            for (nb::handle item : items) inputs.push_back(InputOf(item, pretokenized, keep, index++));
+            std::vector<nb::object> originals;  // the items once (`items` may be a generator)
+            for (nb::handle item : items) {
+              inputs.push_back(InputOf(item, pretokenized, keep, index++));
+              originals.push_back(nb::borrow(item));
+            }
             std::vector<Encoding> encodings;
             {
               GilReleased release;
@@ -832,12 +843,10 @@ void RegisterText(nb::module_& m) {
             if (alone && alone->length == 0) {
               for (const Encoding& encoding : encodings) alone->length = std::max(alone->length, encoding.size());
             }
-            size_t i = 0;
-            for (nb::handle item : items) {
-              out.append(self.Wrap(std::move(encodings[i++]),
-                                   self.AlignmentOf(item, pretokenized,
-                                                    {true, add_special_tokens, split_special_tokens},
-                                                    truncation, alone)));
+            const auto settings =
+                self.SettingsOf(pretokenized, {true, add_special_tokens, split_special_tokens}, truncation, alone);
+            for (size_t i = 0; i < encodings.size(); ++i) {
+              out.append(self.Wrap(std::move(encodings[i]), PyTokenizer::AlignmentOf(settings, originals[i])));
             }
             return nb::object(out);
           },
