@@ -81,7 +81,7 @@ struct EncodeOptions {
   // span through every normalizer and pre-tokenizer step, as tokenizers' NormalizedString) and
   // checks that its ids are the fast path's (kInternal if not: a bug, never wrong offsets).
   // kUnsupported naming the component for a pipeline part that cannot track alignment yet
-  // (the Precompiled and SentencePiece normalizers, the Unigram model).
+  // (SentencePiece's own normalizer, which .model files use).
   enum class Offsets { kNone, kBytes, kCharacters };
   Offsets offsets = Offsets::kNone;
 };
