@@ -50,6 +50,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ferry/status.h"
@@ -73,6 +74,16 @@ struct EncodeOptions {
   // With match_added_tokens: match only the added tokens that are not special, so untrusted text
   // that spells `<|endoftext|>` or `[SEP]` encodes as text (transformers' split_special_tokens).
   bool split_special_tokens = false;
+  // EncodeEncoding only: also fill Encoding::offsets and Encoding::words, in bytes or in
+  // characters (code points; tokenizers' Python offsets) of the input. Off (kNone), Encode and
+  // EncodeEncoding run the fast path, which computes no alignment at all. On, EncodeEncoding runs
+  // a second, alignment-tracking pass over the same pipeline (each byte carries its original
+  // span through every normalizer and pre-tokenizer step, as tokenizers' NormalizedString) and
+  // checks that its ids are the fast path's (kInternal if not: a bug, never wrong offsets).
+  // kUnsupported naming the component for a pipeline part that cannot track alignment yet
+  // (SentencePiece's own normalizer, which .model files use).
+  enum class Offsets { kNone, kBytes, kCharacters };
+  Offsets offsets = Offsets::kNone;
 };
 
 // A token the tokenizer finds in text before the model runs (tokenizer.json's added_tokens,
@@ -111,10 +122,38 @@ struct Encoding {
   std::vector<int32_t> token_text;
   std::vector<std::string> token_texts;
 
+  // Only with EncodeOptions::offsets (else has_alignment is false and both are empty); then one
+  // entry per id, kept in step through truncation, padding and merging.
+  //   offsets[i]: the [begin, end) of the input text id i came from, in the unit asked for, in its
+  //     own input: the first or the second sequence, or (pretokenized) its word. Through the
+  //     normalizer: an id covers the original characters its normalized text came from (a
+  //     lowercase `ß`'s, a decomposed `é`'s); a byte-level token that holds part of a character
+  //     covers the whole character. Special tokens and padding: {0, 0}.
+  //   words[i]: the word of id i within its sequence, -1 for none (special tokens, padding):
+  //     tokenizers' numbering, one word per pre-tokenizer piece and per added token matched in
+  //     the text, from 0; pretokenized input: the index of the input word.
+  bool has_alignment = false;
+  std::vector<std::pair<uint32_t, uint32_t>> offsets;
+  std::vector<int32_t> words;
+
   size_t size() const { return ids.size(); }
   size_t n_sequences() const { return sequence_ranges.empty() ? 1 : sequence_ranges.size(); }
   // The sequence of each id, -1 for ids of no sequence (special tokens, padding).
   std::vector<int32_t> sequence_ids() const;
+
+  // tokenizers' Encoding maps between ids, words and characters (positions in the unit of
+  // `offsets`), with its rules, None included. REQUIRES: has_alignment (else every map is empty).
+  // A sequence without a range (one sequence, no post-processor) covers all ids.
+  std::optional<uint32_t> TokenToSequence(size_t token) const;
+  // The [first, last + 1) ids of word `word` of `sequence`.
+  std::optional<std::pair<size_t, size_t>> WordToTokens(uint32_t word, uint32_t sequence) const;
+  std::optional<std::pair<uint32_t, uint32_t>> WordToChars(uint32_t word, uint32_t sequence) const;
+  // (sequence, offsets) and (sequence, word) of an id.
+  std::optional<std::pair<uint32_t, std::pair<uint32_t, uint32_t>>> TokenToChars(size_t token) const;
+  std::optional<std::pair<uint32_t, uint32_t>> TokenToWord(size_t token) const;
+  // The first id of `sequence` whose offsets hold position `pos`, and that id's word.
+  std::optional<size_t> CharToToken(size_t pos, uint32_t sequence) const;
+  std::optional<uint32_t> CharToWord(size_t pos, uint32_t sequence) const;
 };
 
 // tokenizers' TruncationParams: what EncodeEncoding cuts, before the post-processor adds its
@@ -143,6 +182,9 @@ struct EncodeInput {
   std::vector<std::string_view> first;
   std::vector<std::string_view> second;
   bool has_second = false;
+  // The sequences are lists of words (tokenizers' is_pretokenized): word ids are the words'
+  // indices and offsets are within each word. Otherwise each holds one text.
+  bool pretokenized = false;
 };
 
 // Pads every encoding (and its overflowing windows) to the longest of them or the fixed length,
@@ -157,8 +199,10 @@ void PadEncodings(std::span<Encoding> encodings, const PaddingOptions& padding);
 Status Truncate(Encoding& encoding, size_t max_length, size_t stride, bool left);
 
 // tokenizers' Encoding.merge_with: appends `pair` to `encoding`; the overflowing windows of both
-// combine (every window of one with the other and its windows).
-void MergeWith(Encoding& encoding, Encoding pair);
+// combine (every window of one with the other and its windows). With growing_offsets, the pair's
+// offsets are shifted by the last end of `encoding`'s. The result has an alignment when both do
+// (or `encoding` is empty and the pair does).
+void MergeWith(Encoding& encoding, Encoding pair, bool growing_offsets = false);
 
 // Which tiktoken encoding a rank file is, or an explicit pattern and special tokens for files
 // that are not one of OpenAI's named encodings (llama3, deepseekv2, ...).

@@ -8,6 +8,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <functional>
 #include <limits>
 #include <memory>
 #include <unordered_map>
@@ -139,14 +140,132 @@ nb::list IntList(const std::vector<T>& values) {
   return out;
 }
 
+text::EncodeInput InputOf(nb::handle item, bool pretokenized, std::vector<nb::object>& keep,
+                          size_t index);
+
+// How to compute an Encoding's alignment (offsets, word ids) when it is first asked for: the
+// encode that made it, run again on the offsets path, then the edits made since (pad, truncate,
+// a window taken from overflowing, a merge). The ids path pays only for holding the input.
+// Holds Python objects: made, computed and destroyed with the GIL held.
+struct EncodeSettings {  // one per encode call, shared by its Encodings
+  std::shared_ptr<const Tokenizer> tokenizer;
+  bool pretokenized = false;
+  text::EncodeOptions options;
+  std::optional<text::TruncationOptions> truncation;
+  std::optional<text::PaddingOptions> padding;
+};
+
+struct AlignmentSource {
+  enum class Kind { kEncode, kEdit, kMerge, kValue };
+  Kind kind = Kind::kEncode;
+  // kEncode
+  std::shared_ptr<const EncodeSettings> settings;
+  nb::object input;
+  // kEdit: `edit` applied to what `base` computes
+  std::shared_ptr<const AlignmentSource> base;
+  std::function<Status(Encoding&)> edit;
+  // kMerge
+  std::vector<std::shared_ptr<const AlignmentSource>> parts;
+  bool growing_offsets = false;
+  // kValue: an Encoding that has its alignment already
+  std::shared_ptr<const Encoding> value;
+
+  Encoding Compute() const {
+    switch (kind) {
+      case Kind::kValue:
+        return *value;
+      case Kind::kEdit: {
+        Encoding out = base->Compute();
+        ThrowIfError(edit(out));
+        return out;
+      }
+      case Kind::kMerge: {
+        Encoding out;
+        out.has_alignment = true;
+        for (const auto& part : parts) text::MergeWith(out, part->Compute(), growing_offsets);
+        return out;
+      }
+      case Kind::kEncode:
+        break;
+    }
+    const EncodeSettings& s = *settings;
+    std::vector<nb::object> keep;
+    text::EncodeInput encode_input = InputOf(input, s.pretokenized, keep, SIZE_MAX);
+    text::EncodeOptions aligned = s.options;
+    aligned.offsets = text::EncodeOptions::Offsets::kCharacters;
+    Encoding out;
+    GilReleased release;
+    ThrowIfError(s.tokenizer->EncodeEncoding(encode_input, aligned, s.truncation ? &*s.truncation : nullptr,
+                                             s.padding ? &*s.padding : nullptr, out));
+    return out;
+  }
+};
+
+// The input as an immutable value (lists become tuples), so that changing a list after the
+// encode cannot change what the alignment is computed from.
+nb::object Frozen(nb::handle input) {
+  if (!PyList_Check(input.ptr()) && !PyTuple_Check(input.ptr())) return nb::borrow(input);
+  nb::list items;
+  for (nb::handle item : input) items.append(Frozen(item));
+  return nb::tuple(items);
+}
+
+std::shared_ptr<const AlignmentSource> Edited(std::shared_ptr<const AlignmentSource> base,
+                                              std::function<Status(Encoding&)> edit) {
+  if (!base) return nullptr;
+  auto out = std::make_shared<AlignmentSource>();
+  out->kind = AlignmentSource::Kind::kEdit;
+  out->base = std::move(base);
+  out->edit = std::move(edit);
+  return out;
+}
+
 // ferry.Encoding: tokenizers' Encoding over the C++ value. Attributes become Python objects only
-// when read, so code that reads .ids pays for nothing else. pad and truncate change this object
+// when read, so code that reads .ids pays for nothing else; the alignment is computed on the
+// first read of offsets, word ids or a map between them (AlignmentSource). pad and truncate change this object
 // as in tokenizers, by replacing its value with a changed copy: an Encoding that shares the value
 // (an overflowing window and its parent) is untouched, as tokenizers' are clones.
 struct PyEncoding {
   std::shared_ptr<const Encoding> encoding;  // overflowing windows alias their parent's
   std::shared_ptr<const Tokenizer> tokenizer;  // null only for Encoding.merge([]), which is empty
   std::shared_ptr<IdObjects> id_objects;  // the tokenizer's table, when it has one
+  std::shared_ptr<const AlignmentSource> alignment;  // null: has it, or cannot have it
+
+  // The encoding with its alignment, computed now if need be; its ids must be these (a free
+  // self-check of the offsets path).
+  const Encoding& Aligned(std::string_view what) {
+    if (encoding->has_alignment) return *encoding;
+    if (!alignment) {
+      throw StatusError(Unsupported("Encoding." + std::string(what) +
+                                    ": this Encoding was not made by a tokenizer's encode, so "
+                                    "ferry cannot compute its offsets and word ids"));
+    }
+    Encoding aligned = alignment->Compute();
+    if (aligned.ids != encoding->ids) {
+      throw StatusError(Internal("Encoding." + std::string(what) +
+                                 ": the offsets pass gave other ids than the encode (a ferry bug)"));
+    }
+    encoding = std::make_shared<const Encoding>(std::move(aligned));
+    alignment = nullptr;
+    return *encoding;
+  }
+  nb::list Offsets() {
+    nb::list out;
+    for (auto [begin, end] : Aligned("offsets").offsets) out.append(nb::make_tuple(begin, end));
+    return out;
+  }
+  nb::list WordIds(std::string_view what) {
+    nb::list out;
+    for (int32_t word : Aligned(what).words) out.append(word < 0 ? nb::none() : nb::cast(word));
+    return out;
+  }
+  // Replaces the value by an edited copy, and remembers the edit for the alignment to come.
+  void Edit(const std::function<Status(Encoding&)>& edit) {
+    Encoding edited = *encoding;
+    ThrowIfError(edit(edited));
+    encoding = std::make_shared<const Encoding>(std::move(edited));
+    if (!encoding->has_alignment) alignment = Edited(alignment, edit);
+  }
 
   nb::list Ids() const {
     if (id_objects) return id_objects->List(encoding->ids);
@@ -177,15 +296,15 @@ struct PyEncoding {
     padding.pad_id = pad_id;
     padding.pad_type_id = pad_type_id;
     padding.pad_token = pad_token;
-    Encoding padded = *encoding;
-    if (length > 0) text::PadEncodings(std::span<Encoding>(&padded, 1), padding);
-    encoding = std::make_shared<const Encoding>(std::move(padded));
+    if (length == 0) return;
+    Edit([padding](Encoding& e) {
+      text::PadEncodings(std::span<Encoding>(&e, 1), padding);
+      return Status::Ok();
+    });
   }
   void Truncate(size_t max_length, size_t stride, const std::string& direction) {
     const bool left = LeftOf(direction, "truncation");
-    Encoding truncated = *encoding;
-    ThrowIfError(text::Truncate(truncated, max_length, stride, left));
-    encoding = std::make_shared<const Encoding>(std::move(truncated));
+    Edit([=](Encoding& e) { return text::Truncate(e, max_length, stride, left); });
   }
   // tokenizers' "right"/"left", with its error for anything else.
   static bool LeftOf(const std::string& direction, const char* what) {
@@ -196,19 +315,18 @@ struct PyEncoding {
   }
   nb::list Overflowing() const {
     nb::list out;
-    for (const Encoding& window : encoding->overflowing) {
-      out.append(PyEncoding{std::shared_ptr<const Encoding>(encoding, &window), tokenizer, id_objects});
+    for (size_t i = 0; i < encoding->overflowing.size(); ++i) {
+      auto window = Edited(alignment, [i](Encoding& e) {
+        Encoding taken = std::move(e.overflowing.at(i));
+        e = std::move(taken);
+        return Status::Ok();
+      });
+      out.append(PyEncoding{std::shared_ptr<const Encoding>(encoding, &encoding->overflowing[i]),
+                            tokenizer, id_objects, std::move(window)});
     }
     return out;
   }
 };
-
-[[noreturn]] void NoOffsets(std::string_view what) {
-  throw StatusError(Unsupported(
-      "Encoding." + std::string(what) +
-      ": ferry does not compute character offsets or word ids yet; ids, tokens, type_ids, "
-      "attention_mask, special_tokens_mask, sequence_ids and overflowing are exact"));
-}
 
 // The tokenizer plus what it was built from, so it pickles by content.
 struct PyTokenizer {
@@ -302,8 +420,25 @@ struct PyTokenizer {
     return objects;
   }
 
-  PyEncoding Wrap(Encoding&& encoding) {
-    return PyEncoding{std::make_shared<const Encoding>(std::move(encoding)), tokenizer, IdTable()};
+  // `alignment`: how to compute the encoding's alignment later (null: it has it).
+  PyEncoding Wrap(Encoding&& encoding, std::shared_ptr<const AlignmentSource> alignment) {
+    return PyEncoding{std::make_shared<const Encoding>(std::move(encoding)), tokenizer, IdTable(),
+                      std::move(alignment)};
+  }
+
+  std::shared_ptr<const EncodeSettings> SettingsOf(bool pretokenized, const text::EncodeOptions& options,
+                                                   const std::optional<text::TruncationOptions>& truncation,
+                                                   const std::optional<text::PaddingOptions>& padding) const {
+    return std::make_shared<const EncodeSettings>(EncodeSettings{tokenizer, pretokenized, options, truncation, padding});
+  }
+  // Per Encoding: one small allocation and a reference to its input, which is all the ids path
+  // pays for offsets it may never read.
+  static std::shared_ptr<const AlignmentSource> AlignmentOf(std::shared_ptr<const EncodeSettings> settings,
+                                                            nb::handle input) {
+    auto out = std::make_shared<AlignmentSource>();
+    out->settings = std::move(settings);
+    out->input = Frozen(input);
+    return out;
   }
 
   std::string DecodeBytes(nb::handle ids, bool skip_special_tokens) const {
@@ -349,6 +484,7 @@ text::EncodeInput InputOf(nb::handle item, bool pretokenized, std::vector<nb::ob
     }
   };
   text::EncodeInput input;
+  input.pretokenized = pretokenized;
   if (!pretokenized) {
     if (is_text(item)) {
       keep.emplace_back();
@@ -465,15 +601,54 @@ void RegisterText(nb::module_& m) {
       .def_prop_ro("sequence_ids", &PyEncoding::SequenceIds)
       .def_prop_ro("n_sequences", [](const PyEncoding& e) { return e.encoding->n_sequences(); })
       .def_prop_ro("overflowing", &PyEncoding::Overflowing)
-      .def_prop_ro("offsets", [](const PyEncoding&) -> nb::object { NoOffsets("offsets"); })
-      .def_prop_ro("word_ids", [](const PyEncoding&) -> nb::object { NoOffsets("word_ids"); })
-      .def_prop_ro("words", [](const PyEncoding&) -> nb::object { NoOffsets("words"); })
-      .def("char_to_token", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("char_to_token"); })
-      .def("char_to_word", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("char_to_word"); })
-      .def("token_to_chars", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("token_to_chars"); })
-      .def("token_to_word", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("token_to_word"); })
-      .def("word_to_tokens", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("word_to_tokens"); })
-      .def("word_to_chars", [](const PyEncoding&, nb::args, nb::kwargs) -> nb::object { NoOffsets("word_to_chars"); })
+      .def_prop_ro("offsets", &PyEncoding::Offsets)
+      .def_prop_ro("word_ids", [](PyEncoding& e) { return e.WordIds("word_ids"); })
+      .def_prop_ro("words",
+                   [](PyEncoding& e) {
+                     if (PyErr_WarnEx(PyExc_DeprecationWarning,
+                                      "Encoding.words is deprecated, please use Encoding.word_ids instead.",
+                                      1) < 0) {
+                       throw nb::python_error();
+                     }
+                     return e.WordIds("words");
+                   })
+      .def("token_to_sequence",
+           [](PyEncoding& e, size_t token_index) { return e.Aligned("token_to_sequence").TokenToSequence(token_index); },
+           nb::arg("token_index"))
+      .def("token_to_chars",
+           [](PyEncoding& e, size_t token_index) -> std::optional<std::pair<uint32_t, uint32_t>> {
+             auto found = e.Aligned("token_to_chars").TokenToChars(token_index);
+             if (!found) return std::nullopt;
+             return found->second;
+           },
+           nb::arg("token_index"))
+      .def("token_to_word",
+           [](PyEncoding& e, size_t token_index) -> std::optional<uint32_t> {
+             auto found = e.Aligned("token_to_word").TokenToWord(token_index);
+             if (!found) return std::nullopt;
+             return found->second;
+           },
+           nb::arg("token_index"))
+      .def("word_to_tokens",
+           [](PyEncoding& e, uint32_t word_index, uint32_t sequence_index) {
+             return e.Aligned("word_to_tokens").WordToTokens(word_index, sequence_index);
+           },
+           nb::arg("word_index"), nb::arg("sequence_index") = 0)
+      .def("word_to_chars",
+           [](PyEncoding& e, uint32_t word_index, uint32_t sequence_index) {
+             return e.Aligned("word_to_chars").WordToChars(word_index, sequence_index);
+           },
+           nb::arg("word_index"), nb::arg("sequence_index") = 0)
+      .def("char_to_token",
+           [](PyEncoding& e, size_t char_pos, uint32_t sequence_index) {
+             return e.Aligned("char_to_token").CharToToken(char_pos, sequence_index);
+           },
+           nb::arg("char_pos"), nb::arg("sequence_index") = 0)
+      .def("char_to_word",
+           [](PyEncoding& e, size_t char_pos, uint32_t sequence_index) {
+             return e.Aligned("char_to_word").CharToWord(char_pos, sequence_index);
+           },
+           nb::arg("char_pos"), nb::arg("sequence_index") = 0)
       .def("pad", &PyEncoding::Pad, nb::arg("length"), nb::arg("direction") = "right",
            nb::arg("pad_id") = 0, nb::arg("pad_type_id") = 0, nb::arg("pad_token") = "[PAD]")
       .def("truncate", &PyEncoding::Truncate, nb::arg("max_length"), nb::arg("stride") = 0,
@@ -481,26 +656,42 @@ void RegisterText(nb::module_& m) {
       .def_static(
           "merge",
           [](const std::vector<const PyEncoding*>& encodings, bool growing_offsets) {
-            (void)growing_offsets;  // it shifts offsets, which ferry does not compute yet
             Encoding merged;
+            merged.has_alignment = true;  // so far: merging nothing is aligned
+            auto alignment = std::make_shared<AlignmentSource>();
+            alignment->kind = AlignmentSource::Kind::kMerge;
+            alignment->growing_offsets = growing_offsets;
+            bool computable = true;
             for (size_t i = 0; i < encodings.size(); ++i) {
               if (!encodings[i]) {  // nanobind passes None as a null pointer
                 throw nb::type_error(
                     ("Encoding.merge: item " + std::to_string(i) + " is None, not an Encoding").c_str());
               }
-              text::MergeWith(merged, *encodings[i]->encoding);
+              const PyEncoding& part = *encodings[i];
+              text::MergeWith(merged, *part.encoding, growing_offsets);
+              if (part.encoding->has_alignment) {
+                auto value = std::make_shared<AlignmentSource>();
+                value->kind = AlignmentSource::Kind::kValue;
+                value->value = part.encoding;
+                alignment->parts.push_back(std::move(value));
+              } else if (part.alignment) {
+                alignment->parts.push_back(part.alignment);
+              } else {
+                computable = false;
+              }
             }
             // Tokens are spelled by the first one's tokenizer (none: the merge is empty).
             return PyEncoding{std::make_shared<const Encoding>(std::move(merged)),
                               encodings.empty() ? nullptr : encodings[0]->tokenizer,
-                              encodings.empty() ? nullptr : encodings[0]->id_objects};
+                              encodings.empty() ? nullptr : encodings[0]->id_objects,
+                              computable ? std::move(alignment) : nullptr};
           },
           nb::arg("encodings"), nb::arg("growing_offsets") = true)
       .def("__len__", [](const PyEncoding& e) { return e.encoding->size(); })
       .def("__repr__", [](const PyEncoding& e) {
         return "Encoding(num_tokens=" + std::to_string(e.encoding->size()) +
-               ", attributes=[ids, type_ids, tokens, attention_mask, special_tokens_mask, "
-               "sequence_ids, overflowing])";
+               ", attributes=[ids, type_ids, tokens, offsets, attention_mask, "
+               "special_tokens_mask, overflowing])";
       });
 
   m.def("train_bpe", &TrainBpe, nb::arg("texts"), nb::arg("vocab_size"), nb::arg("min_frequency"),
@@ -610,7 +801,11 @@ void RegisterText(nb::module_& m) {
                   input, {true, add_special_tokens, split_special_tokens},
                   OptionalPointer(truncation), OptionalPointer(padding), encoding));
             }
-            return self.Wrap(std::move(encoding));
+            return self.Wrap(std::move(encoding),
+                             PyTokenizer::AlignmentOf(
+                                 self.SettingsOf(pretokenized, {true, add_special_tokens, split_special_tokens},
+                                                 truncation, padding),
+                                 item));
           },
           nb::arg("input"), nb::arg("is_pretokenized"), nb::arg("add_special_tokens"),
           nb::arg("split_special_tokens"), nb::arg("truncation").none(), nb::arg("padding").none())
@@ -622,7 +817,11 @@ void RegisterText(nb::module_& m) {
             std::vector<nb::object> keep;
             std::vector<text::EncodeInput> inputs;
             size_t index = 0;
-            for (nb::handle item : items) inputs.push_back(InputOf(item, pretokenized, keep, index++));
+            std::vector<nb::object> originals;  // the items once (`items` may be a generator)
+            for (nb::handle item : items) {
+              inputs.push_back(InputOf(item, pretokenized, keep, index++));
+              originals.push_back(nb::borrow(item));
+            }
             std::vector<Encoding> encodings;
             {
               GilReleased release;
@@ -638,7 +837,17 @@ void RegisterText(nb::module_& m) {
               throw nb::value_error(("dtype " + dtype + ": expected int64, int32 or uint32").c_str());
             }
             nb::list out;
-            for (Encoding& encoding : encodings) out.append(self.Wrap(std::move(encoding)));
+            // Each is encoded again alone on the offsets path, padded to the length the batch
+            // padded it to (BatchLongest: the longest of the batch).
+            std::optional<text::PaddingOptions> alone = padding;
+            if (alone && alone->length == 0) {
+              for (const Encoding& encoding : encodings) alone->length = std::max(alone->length, encoding.size());
+            }
+            const auto settings =
+                self.SettingsOf(pretokenized, {true, add_special_tokens, split_special_tokens}, truncation, alone);
+            for (size_t i = 0; i < encodings.size(); ++i) {
+              out.append(self.Wrap(std::move(encodings[i]), PyTokenizer::AlignmentOf(settings, originals[i])));
+            }
             return nb::object(out);
           },
           nb::arg("inputs"), nb::arg("is_pretokenized"), nb::arg("add_special_tokens"),

@@ -1,7 +1,8 @@
-"""The `tokenizers` Encoding API: every attribute ferry computes, for single inputs, pairs,
-pretokenized words and padded/truncated batches with their overflowing windows, held to Hugging
-Face `tokenizers` on every tokenizer.json in the test data, on corpus text and hostile text.
-Written as a `tokenizers` user calls it: the same method names, arguments and defaults."""
+"""The `tokenizers` Encoding API: every attribute, offsets and word ids and the maps between ids,
+words and characters included, for single inputs, pairs, pretokenized words and padded/truncated
+batches with their overflowing windows, held to Hugging Face `tokenizers` on every tokenizer.json
+in the test data, on corpus text and hostile text. Written as a `tokenizers` user calls it: the
+same method names, arguments and defaults."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from test_text_families import FAMILIES, hostile_texts, reference
 
 tokenizers = pytest.importorskip("tokenizers")
 
-# Everything ferry computes; offsets and word ids are not computed yet (they raise, tested below).
-ATTRIBUTES = ("ids", "tokens", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids", "n_sequences")
+ATTRIBUTES = ("ids", "tokens", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids", "n_sequences",
+              "offsets", "word_ids")
 NAMES = list(FAMILIES) + BYTE_LEVEL_JSON
 
 
@@ -42,9 +43,30 @@ def pair_of(name):
     return ferry.Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
 
 
+def maps(e) -> dict:
+    """Every map of an Encoding between ids, words and characters, at every id, every word (and
+    one past the last) of each sequence, and at characters sampled over the offsets (each end,
+    each start, and past the last), so that the answers None are compared too."""
+    n = len(e)
+    # The first ids and the last (long documents would make the scans quadratic).
+    tokens = sorted(set(range(min(n, 200))) | {n - 1, n, n + 1} - {-1})
+    words = sorted({w for w in e.word_ids[:200] if w is not None})
+    ends = sorted({p for start, end in e.offsets[:200] for p in (start, end, end + 1)})[:200]
+    out = {"token_to_chars": [e.token_to_chars(i) for i in tokens],
+           "token_to_word": [e.token_to_word(i) for i in tokens],
+           "token_to_sequence": [e.token_to_sequence(i) for i in tokens]}
+    for s in range(e.n_sequences + 1):
+        out[f"word_to_tokens {s}"] = [e.word_to_tokens(w, s) for w in words + [len(words) + 1]]
+        out[f"word_to_chars {s}"] = [e.word_to_chars(w, s) for w in words + [len(words) + 1]]
+        out[f"char_to_token {s}"] = [e.char_to_token(c, s) for c in ends]
+        out[f"char_to_word {s}"] = [e.char_to_word(c, s) for c in ends]
+    return out
+
+
 def attributes(e) -> dict:
     out = {k: getattr(e, k) for k in ATTRIBUTES}
     out["len"] = len(e)
+    out["maps"] = maps(e)
     out["overflowing"] = [attributes(o) for o in e.overflowing]
     return out
 
@@ -256,15 +278,94 @@ def test_to_tokenizers_gives_the_same_encodings():
     assert_same(ours.encode_batch(texts), theirs.encode_batch(texts), "to_tokenizers")
 
 
-def test_offsets_and_word_ids_say_they_are_not_computed():
-    ours, _ = pair_of("bert_base_uncased")
-    e = ours.encode("hello world")
-    for attribute in ("offsets", "word_ids", "words"):
-        with pytest.raises(ferry.UnsupportedError, match="offsets or word ids"):
-            getattr(e, attribute)
-    with pytest.raises(ferry.UnsupportedError, match="char_to_token"):
-        e.char_to_token(0)
+# Strings that test each alignment rule of tokenizers' NormalizedString: combining marks (NFD and
+# NFC move them), emoji ZWJ sequences and flags (byte-level tokens inside one character), CJK
+# (BERT spaces it), accents NFD expands, lowercase that grows (İ) or not (ß), controls BERT drops,
+# runs of whitespace, ligatures NFKC expands, added and special tokens inside text.
+ALIGNMENT_TEXTS = [
+    "", " ", "   ", "\t\n", "Hello world!", "  leading and trailing  ", "a\u0301e\u0300\u0323o\u0302\u0323",
+    "e\u0323\u0302 vs \u1ec7", "👨\u200d👩\u200d👧\u200d👦 family 🏳️\u200d🌈 flag 🇫🇷", "中文字符 and 日本語のテキスト",
+    "Café naïve RÉSUMÉ", "İstanbul STRASSE Straße ǅ", "a\x00b\x07c\x1fd\ufffd e", "x  \t\n  y     z",
+    "ﬁ ﬀ ﬃ ㎏ Ⅻ ½ ²", "한국어 \u1100\u1161\u11a8", "don't stop 123456 3.14 ¡hola!", "<|endoftext|>hi<|endoftext|>",
+    "[CLS] text [SEP] more [MASK]", " <s> x </s> <unk>", "▁already ▁spaced", "\u0301 leading mark",
+    "السلام عليكم", "ไทย ภาษา", "Ελληνικά ΣΑΣ", "\r\n\r\n", "x" * 120, "é" * 130,
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_offsets_and_word_ids_match_tokenizers_on_hostile_text(name):
+    ours, ref = pair_of(name)
+    texts = ALIGNMENT_TEXTS + hostile_texts(120, 11)
+    for add_special_tokens in (True, False):
+        assert_same([ours.encode(t, add_special_tokens=add_special_tokens) for t in texts],
+                    [ref.encode(t, add_special_tokens=add_special_tokens) for t in texts],
+                    f"{name}, add_special_tokens={add_special_tokens}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_offsets_match_tokenizers_on_the_corpora(name, documents):
+    """Every corpus document (multilingual text, code), whole: offsets index the document."""
+    ours, ref = pair_of(name)
+    assert_same(ours.encode_batch(documents), ref.encode_batch(documents), f"{name}, corpora")
+
+
+def test_offsets_are_computed_only_when_read():
+    """The ids path computes no alignment: an Encoding keeps its input and runs the offsets pass
+    on the first read of offsets, word ids or a map, which gives the same ids."""
+    ours, ref = pair_of("bert_base_uncased")
+    words = ["Hello", "wörld"]
+    e, r = ours.encode(words, is_pretokenized=True), ref.encode(words, is_pretokenized=True)
+    words.append("changed after the encode")  # the input is kept as it was
+    assert e.ids == r.ids
+    assert e.offsets == r.offsets == [(0, 0), (0, 5), (0, 5), (0, 0)]
+    assert e.word_ids == r.word_ids == [None, 0, 1, None]
+    with pytest.warns(DeprecationWarning, match="word_ids"):
+        assert e.words == e.word_ids
     assert repr(e).startswith("Encoding(num_tokens=4,")
+
+
+def test_maps_take_tokenizers_arguments_and_say_none_where_it_does():
+    ours, ref = pair_of("bert_base_uncased")
+    a, b = ours.encode("Hello there, wörld", "second one"), ref.encode("Hello there, wörld", "second one")
+    assert a.char_to_token(13, sequence_index=0) == b.char_to_token(13, sequence_index=0) == 4
+    assert a.char_to_token(0, 1) == b.char_to_token(0, 1)
+    assert a.char_to_token(500) is None and b.char_to_token(500) is None
+    assert a.word_to_tokens(word_index=1, sequence_index=1) == b.word_to_tokens(word_index=1, sequence_index=1)
+    assert a.word_to_chars(3) == b.word_to_chars(3)
+    assert a.token_to_chars(token_index=0) is None and b.token_to_chars(token_index=0) is None  # [CLS]: no sequence
+    assert a.token_to_word(0) is None and b.token_to_word(0) is None
+    assert a.char_to_word(7, 0) == b.char_to_word(7, 0)
+    with pytest.raises(TypeError):
+        a.char_to_token(-1)  # tokenizers: OverflowError; both refuse a negative position
+
+
+def test_offsets_through_the_unigram_precompiled_normalizer_and_nfkc():
+    """Unigram with SentencePiece's charsmap (Precompiled: a grapheme cluster replaced as a whole)
+    and NFKC through a Sequence: ligatures, full-width forms and combining marks."""
+    base = json.loads(FAMILIES["unigram_en"].read_text(encoding="utf-8")) if FAMILIES["unigram_en"].is_file() else None
+    if base is None:
+        pytest.skip(f"{FAMILIES['unigram_en']} is absent (shared test data)")
+    texts = ALIGNMENT_TEXTS + ["Ａｂｃ １２３ ｶﾀｶﾅ", "ﬁne ﬂow", "a\u0308\u0301 x\u20dd"] + hostile_texts(60, 3)
+    for normalizer in (base["normalizer"], {"type": "Sequence", "normalizers": [{"type": "NFKC"}, base["normalizer"]]},
+                       {"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "Lowercase"}, {"type": "StripAccents"},
+                                                            {"type": "Strip", "strip_left": True, "strip_right": True}, {"type": "Nmt"}]}):
+        data = dict(base, normalizer=normalizer)
+        ours = ferry.Tokenizer.from_str(json.dumps(data))
+        ref = tokenizers.Tokenizer.from_str(json.dumps(data))
+        assert_same([ours.encode(t) for t in texts], [ref.encode(t) for t in texts], json.dumps(normalizer)[:80])
+
+
+def test_a_component_that_cannot_track_offsets_says_so():
+    """SentencePiece's own normalizer (.model files) does not track alignment yet: offsets are a
+    clear error naming it, never a guess; ids are unaffected."""
+    model = FAMILIES["unigram_en"].parent / "sp_test_model_unigram_en.model"
+    if not model.is_file():
+        pytest.skip(f"{model} is absent (shared test data)")
+    ours = ferry.Tokenizer.from_file(model)
+    e = ours.encode("Hello world")
+    assert e.ids
+    with pytest.raises(ferry.UnsupportedError, match="normalizer sentencepiece"):
+        e.offsets
 
 
 def test_bad_arguments_get_clear_errors():

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "text/normalizers/normalizer.h"
 #include "text/unicode.h"
 
 namespace ferry::text {
@@ -16,9 +17,74 @@ struct Event {
   bool match;
 };
 
+// The two kinds of piece RunSteps works on: plain strings (Encode) and AlignedText (the offsets
+// path), with the few operations the steps need on each.
+std::string_view TextOf(const std::string& piece) { return piece; }
+std::string_view TextOf(const AlignedText& piece) { return piece.text(); }
+std::string SliceOf(const std::string& piece, size_t begin, size_t end) {
+  return piece.substr(begin, end - begin);
+}
+AlignedText SliceOf(const AlignedText& piece, size_t begin, size_t end) {
+  return piece.Slice(begin, end);
+}
+// Every `from` becomes `to` (Metaspace's spaces).
+void ReplaceAll(std::string& piece, std::string_view from, std::string_view to) {
+  std::string replaced;
+  AppendReplaced(piece, from, to, replaced);
+  piece.swap(replaced);
+}
+void ReplaceAll(AlignedText& piece, std::string_view from, std::string_view to) {
+  std::vector<std::pair<size_t, size_t>> matches;
+  const std::string_view text = piece.text();
+  for (size_t hit = text.find(from); hit != std::string_view::npos; hit = text.find(from, hit + from.size())) {
+    matches.emplace_back(hit, hit + from.size());
+  }
+  piece.Replace(matches, to);
+}
+void PrependTo(std::string& piece, std::string_view prefix) { piece.insert(0, prefix); }
+void PrependTo(AlignedText& piece, std::string_view prefix) { piece.Prepend(prefix); }
+// To the byte-level spelling: tokenizers maps each byte to a character, a character's first
+// byte replacing it and the others inserted after, so all take its span.
+void ToByteLevel(std::string& piece) {
+  std::string spelled;
+  AppendByteLevel(piece, spelled);
+  piece.swap(spelled);
+}
+void ToByteLevel(AlignedText& piece) {
+  std::vector<Change> changes;
+  const std::string& text = piece.text();
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp;
+    size_t length = DecodeUtf8(text, pos, cp);
+    if (length == 0) length = 1;
+    for (size_t i = 0; i < length; ++i) {
+      changes.push_back({ByteToCodepoint(static_cast<uint8_t>(text[pos + i])), i == 0 ? 0 : 1});
+    }
+    pos += length;
+  }
+  piece.Transform(changes, 0);
+}
+// Back to raw bytes, each with the span of the character that spelled it.
+bool FromByteLevel(std::string& piece) {
+  std::string bytes;
+  if (!AppendFromByteLevel(piece, bytes)) return false;
+  piece.swap(bytes);
+  return true;
+}
+bool FromByteLevel(AlignedText& piece) {
+  std::string bytes;
+  if (!AppendFromByteLevel(piece.text(), bytes)) return false;
+  std::vector<Change> changes;
+  changes.reserve(bytes.size());
+  for (char b : bytes) changes.push_back({kRawByte + static_cast<uint8_t>(b), 0});
+  piece.Transform(changes, 0);
+  return true;
+}
+
 // tokenizers' NormalizedString::split: turns match/non-match events into pieces.
-void ApplyBehavior(std::string_view piece, const std::vector<Event>& events,
-                   SplitBehavior behavior, std::vector<std::string>& out) {
+template <typename Piece>
+void ApplyBehavior(const Piece& piece, const std::vector<Event>& events,
+                   SplitBehavior behavior, std::vector<Piece>& out) {
   std::vector<std::pair<size_t, size_t>> spans;
   switch (behavior) {
     case SplitBehavior::kIsolated:
@@ -68,7 +134,7 @@ void ApplyBehavior(std::string_view piece, const std::vector<Event>& events,
     }
   }
   for (auto [begin, end] : spans) {
-    if (end > begin) out.emplace_back(piece.substr(begin, end - begin));
+    if (end > begin) out.push_back(SliceOf(piece, begin, end));
   }
 }
 
@@ -123,7 +189,9 @@ void LiteralEvents(std::string_view piece, std::string_view literal, std::vector
 // Whitespace: `\w+|[^\w\s]+`); whitespace separates and is dropped. Known difference: there \w
 // is Rust regex's (Unicode 16), here IsWordChar's, from utf8proc's older tables: the same on
 // every code point Unicode 14 assigns, different on some assigned since.
-void WordRuns(std::string_view piece, std::vector<std::string>& out) {
+template <typename Piece>
+void WordRuns(const Piece& whole, std::vector<Piece>& out) {
+  const std::string_view piece = TextOf(whole);
   size_t start = 0;
   int kind = 0;  // of the run being built: 0 none, 1 word, 2 other
   for (size_t pos = 0; pos < piece.size();) {
@@ -132,13 +200,13 @@ void WordRuns(std::string_view piece, std::vector<std::string>& out) {
     int here = length == 0 ? 2 : IsWhitespace(cp) ? 0 : IsWordChar(cp) ? 1 : 2;
     if (length == 0) length = 1;
     if (here != kind) {
-      if (kind != 0) out.emplace_back(piece.substr(start, pos - start));
+      if (kind != 0) out.push_back(SliceOf(whole, start, pos));
       start = pos;
       kind = here;
     }
     pos += length;
   }
-  if (kind != 0) out.emplace_back(piece.substr(start));
+  if (kind != 0) out.push_back(SliceOf(whole, start, piece.size()));
 }
 
 std::string_view BehaviorName(SplitBehavior behavior) {
@@ -185,47 +253,46 @@ PreTokenizer PreTokenizer::FromPattern(std::shared_ptr<const SplitPattern> patte
   return pre;
 }
 
-Status PreTokenizer::RunSteps(std::string_view text, bool at_text_start,
-                             std::vector<std::string>& pieces) const {
+namespace {
+
+// The steps one after another over pieces of either kind (see TextOf): the same code decides
+// the pieces of Encode and of the offsets path, so they cannot disagree.
+template <typename Piece>
+Status RunStepsOn(const std::vector<PreTokenizerStep>& steps, Piece text, bool at_text_start,
+                  std::vector<Piece>& pieces) {
   pieces.clear();
-  pieces.emplace_back(text);
-  std::vector<std::string> next;
+  pieces.push_back(std::move(text));
+  std::vector<Piece> next;
   std::vector<Event> events;
   bool mapped = false;  // pieces are in the byte-level spelling
-  for (size_t s = 0; s < steps_.size(); ++s) {
-    const PreTokenizerStep& step = steps_[s];
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const PreTokenizerStep& step = steps[s];
     next.clear();
-    for (std::string& piece : pieces) {
+    for (Piece& piece : pieces) {
       switch (step.kind) {
         case PreTokenizerStep::Kind::kMetaspace: {
-          std::string spaced;
-          for (char c : piece) {
-            if (c == ' ') {
-              spaced += step.replacement;
-            } else {
-              spaced += c;
-            }
-          }
+          Piece spaced = std::move(piece);
+          ReplaceAll(spaced, " ", step.replacement);
           // Checked after the spaces are replaced, so " x" gets no second replacement.
           bool prepend = step.prepend == PreTokenizerStep::Prepend::kAlways ||
                          (step.prepend == PreTokenizerStep::Prepend::kFirst && s == 0 && at_text_start);
-          if (prepend && !std::string_view(spaced).starts_with(step.replacement)) {
-            spaced.insert(0, step.replacement);
+          if (prepend && !TextOf(spaced).starts_with(step.replacement)) {
+            PrependTo(spaced, step.replacement);
           }
           if (!step.split) {
             next.push_back(std::move(spaced));
             break;
           }
-          LiteralEvents(spaced, step.replacement, events);
+          LiteralEvents(TextOf(spaced), step.replacement, events);
           ApplyBehavior(spaced, events, SplitBehavior::kMergedWithNext, next);
           break;
         }
         case PreTokenizerStep::Kind::kBert: {
-          std::vector<std::string> words;
-          CharEvents(piece, IsWhitespace, events);
+          std::vector<Piece> words;
+          CharEvents(TextOf(piece), IsWhitespace, events);
           ApplyBehavior(piece, events, SplitBehavior::kRemoved, words);
-          for (const std::string& word : words) {
-            CharEvents(word, IsPunctuation, events);
+          for (const Piece& word : words) {
+            CharEvents(TextOf(word), IsPunctuation, events);
             ApplyBehavior(word, events, SplitBehavior::kIsolated, next);
           }
           break;
@@ -234,39 +301,35 @@ Status PreTokenizer::RunSteps(std::string_view text, bool at_text_start,
           WordRuns(piece, next);
           break;
         case PreTokenizerStep::Kind::kWhitespaceSplit:
-          CharEvents(piece, IsWhitespace, events);
+          CharEvents(TextOf(piece), IsWhitespace, events);
           ApplyBehavior(piece, events, SplitBehavior::kRemoved, next);
           break;
         case PreTokenizerStep::Kind::kSplit:
-          FERRY_RETURN_IF_ERROR(RegexEvents(*step.pattern, piece, step.invert, events));
+          FERRY_RETURN_IF_ERROR(RegexEvents(*step.pattern, TextOf(piece), step.invert, events));
           ApplyBehavior(piece, events, step.behavior, next);
           break;
         case PreTokenizerStep::Kind::kDigits:
-          CharEvents(piece, IsNumeric, events);
+          CharEvents(TextOf(piece), IsNumeric, events);
           ApplyBehavior(piece, events,
                         step.individual_digits ? SplitBehavior::kIsolated
                                                : SplitBehavior::kContiguous,
                         next);
           break;
         case PreTokenizerStep::Kind::kPunctuation:
-          CharEvents(piece, IsPunctuation, events);
+          CharEvents(TextOf(piece), IsPunctuation, events);
           ApplyBehavior(piece, events, step.behavior, next);
           break;
         case PreTokenizerStep::Kind::kByteLevel: {
-          if (step.add_prefix_space && piece[0] != ' ') piece.insert(0, 1, ' ');
+          if (step.add_prefix_space && TextOf(piece)[0] != ' ') PrependTo(piece, " ");
           size_t first = next.size();
           if (step.pattern) {
-            FERRY_RETURN_IF_ERROR(RegexEvents(*step.pattern, piece, false, events));
+            FERRY_RETURN_IF_ERROR(RegexEvents(*step.pattern, TextOf(piece), false, events));
             ApplyBehavior(piece, events, SplitBehavior::kIsolated, next);
           } else {
             next.push_back(std::move(piece));
           }
           if (!mapped) {
-            for (size_t i = first; i < next.size(); ++i) {
-              std::string spelled;
-              AppendByteLevel(next[i], spelled);
-              next[i].swap(spelled);
-            }
+            for (size_t i = first; i < next.size(); ++i) ToByteLevel(next[i]);
           }
           break;
         }
@@ -276,14 +339,47 @@ Status PreTokenizer::RunSteps(std::string_view text, bool at_text_start,
     pieces.swap(next);
   }
   if (mapped) {
-    for (std::string& piece : pieces) {
-      std::string bytes;
-      if (!AppendFromByteLevel(piece, bytes)) {
+    for (Piece& piece : pieces) {
+      if (!FromByteLevel(piece)) {
         return Internal("pre-tokenizer produced a piece outside the byte-level alphabet");
       }
-      piece.swap(bytes);
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status PreTokenizer::RunSteps(std::string_view text, bool at_text_start,
+                             std::vector<std::string>& pieces) const {
+  return RunStepsOn(steps_, std::string(text), at_text_start, pieces);
+}
+
+Status PreTokenizer::AlignedPieces(const AlignedText& text, bool at_text_start,
+                                   std::vector<AlignedText>& pieces) const {
+  pieces.clear();
+  if (text.empty()) return Status::Ok();
+  if (single_ != Single::kNone || general_) return RunStepsOn(steps_, text, at_text_start, pieces);
+  if (!fast_pattern_) {
+    pieces.push_back(text);
+    return Status::Ok();
+  }
+  const std::string_view all = text.text();
+  auto gap = [&](size_t begin, size_t end) {
+    if (!drop_matchless_text_ || !IsValidUtf8(all.substr(begin, end - begin))) {
+      pieces.push_back(text.Slice(begin, end));
+    }
+  };
+  size_t pos = 0;
+  Match match;
+  while (pos < all.size()) {
+    FERRY_RETURN_IF_ERROR(fast_pattern_->Find(all, pos, &match));
+    if (match.begin == std::string_view::npos) break;
+    if (match.begin > pos) gap(pos, match.begin);
+    pieces.push_back(text.Slice(match.begin, match.end));
+    pos = match.end;
+  }
+  if (pos < all.size()) gap(pos, all.size());
   return Status::Ok();
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ferry/status.h"
+#include "text/alignment.h"
 #include "text/split_pattern.h"
 #include "text/unicode.h"
 
@@ -90,6 +91,13 @@ class PreTokenizer {
     if (pos < text.size()) EmitGap(text.substr(pos), emit);
     return Status::Ok();
   }
+
+  // The offsets path: the pieces ForEachPiece gives for text.text(), each with the original
+  // span of every byte. Byte-level pieces come back in raw bytes, each byte with the span of the
+  // character it belongs to (tokenizers spells each byte as one character of its alphabet, all
+  // with that character's span).
+  Status AlignedPieces(const AlignedText& text, bool at_text_start,
+                       std::vector<AlignedText>& pieces) const;
 
   std::string Canonical() const;
 

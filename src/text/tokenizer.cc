@@ -5,6 +5,7 @@
 
 #include "base/strings.h"
 #include "pipeline/parallel_for.h"
+#include "text/alignment.h"
 #include "text/fingerprint.h"
 #include "text/tokenizer_parts.h"
 #include "text/unicode.h"
@@ -159,6 +160,9 @@ class PipelineTokenizer final : public Tokenizer {
     }
     EncodeOptions plain = options;
     plain.add_special_tokens = false;
+    // Pretokenized input: each word is numbered by its place in the input, and its offsets are
+    // within the word (tokenizers encodes each word as a sequence of its own).
+    const bool input_is_words = input.pretokenized;
     // tokenizers encodes each sequence (each word, pretokenized) on its own; the second one's
     // ids start with type id 1.
     auto encode_sequence = [&](const std::vector<std::string_view>& words, uint32_t type_id,
@@ -170,8 +174,25 @@ class PipelineTokenizer final : public Tokenizer {
         encoding.token_text[index] = static_cast<int32_t>(encoding.token_texts.size());
         encoding.token_texts.emplace_back(text);
       };
-      for (std::string_view word : words) {
-        FERRY_RETURN_IF_ERROR(EncodeNaming(word, plain, encoding.ids, &name));
+      if (options.offsets == EncodeOptions::Offsets::kNone) {
+        for (std::string_view word : words) {
+          FERRY_RETURN_IF_ERROR(EncodeNaming(word, plain, encoding.ids, &name));
+        }
+      } else {
+        encoding.has_alignment = true;
+        for (size_t w = 0; w < words.size(); ++w) {
+          const size_t first_id = encoding.size();
+          const std::optional<int32_t> word =
+              input_is_words ? std::optional<int32_t>(static_cast<int32_t>(w)) : std::nullopt;
+          FERRY_RETURN_IF_ERROR(EncodeAligned(words[w], plain, word, encoding, &name));
+          FERRY_RETURN_IF_ERROR(CheckAgainstFastPath(words[w], plain, encoding, first_id));
+          if (options.offsets == EncodeOptions::Offsets::kCharacters) {
+            const ByteToCharOffsets characters(words[w]);
+            for (size_t i = first_id; i < encoding.size(); ++i) {
+              characters.Convert(encoding.offsets[i].first, encoding.offsets[i].second);
+            }
+          }
+        }
       }
       if (!encoding.token_text.empty()) encoding.token_text.resize(encoding.ids.size(), -1);
       encoding.type_ids.assign(encoding.size(), type_id);
@@ -198,8 +219,9 @@ class PipelineTokenizer final : public Tokenizer {
         }
       }
     }
+    const TokenStrings tokens = [this](const Encoding& encoding) { return Tokens(encoding); };
     out = parts_.post_processor.Process(std::move(first), std::move(second),
-                                        options.add_special_tokens);
+                                        options.add_special_tokens, &tokens);
     if (padding) PadEncodings(std::span<Encoding>(&out, 1), *padding);
     return Status::Ok();
   }
@@ -330,6 +352,106 @@ class PipelineTokenizer final : public Tokenizer {
           if (!encoded && unencodable.empty()) unencodable = piece;
         }));
     if (!unencodable.empty()) return Unencodable(unencodable);
+    return Status::Ok();
+  }
+
+  // The offsets path, EncodeNaming's twin over AlignedText (without the post-processor's ids):
+  // appends the ids of `text` to `encoding` with their byte offsets into `text` and their words
+  // (`word`, or one per pre-tokenizer piece and added token when null). Errors: kUnsupported for a
+  // component that cannot track alignment, else as Encode.
+  Status EncodeAligned(std::string_view text, const EncodeOptions& options,
+                       std::optional<int32_t> word, Encoding& encoding, const TokenNamer* name) const {
+    AlignedState state{encoding, word, word.value_or(0), name};
+    const Matchers matchers = MatchersFor(options);
+    auto on_match = [&](std::string_view matched) {
+      const auto begin = static_cast<uint32_t>(matched.data() - text.data());
+      AddAligned(state, ByteSpan{begin, begin + static_cast<uint32_t>(matched.size())});
+      if (name) (*name)(encoding.ids.size() - 1, matched);
+    };
+    auto encode_gap = [&](std::string_view gap) -> Status {
+      if (gap.empty()) return Status::Ok();
+      AlignedText aligned = AlignedText::Original(gap, static_cast<size_t>(gap.data() - text.data()));
+      FERRY_RETURN_IF_ERROR(parts_.normalizer.Track(aligned));
+      return EncodeSegmentAligned(aligned, gap.data() == text.data(), matchers.normalized, state);
+    };
+    if (matchers.raw && !matchers.raw->empty()) {
+      return matchers.raw->Split(text, encoding.ids, encode_gap, on_match);
+    }
+    return encode_gap(text);
+  }
+
+  struct AlignedState {
+    Encoding& encoding;
+    std::optional<int32_t> fixed_word;
+    int32_t next_word;  // the word the next piece or added token is
+    const TokenNamer* name;
+  };
+
+  // Records the offsets and word of the id just appended (an added token).
+  static void AddAligned(AlignedState& state, ByteSpan span) {
+    state.encoding.offsets.emplace_back(span.begin, span.end);
+    state.encoding.words.push_back(state.fixed_word.value_or(state.next_word++));
+  }
+
+  // EncodeSegment's twin: the normalized text split on normalized added tokens, each gap
+  // pre-tokenized and encoded.
+  Status EncodeSegmentAligned(const AlignedText& text, bool at_start,
+                              const AddedTokenMatcher* matcher, AlignedState& state) const {
+    if (text.empty()) return Status::Ok();
+    if (!matcher || matcher->empty()) return EncodePlainAligned(text, at_start, state);
+    const std::string_view all = text.text();
+    return matcher->Split(
+        all, state.encoding.ids,
+        [&](std::string_view gap) {
+          const size_t begin = static_cast<size_t>(gap.data() - all.data());
+          return EncodePlainAligned(text.Slice(begin, begin + gap.size()),
+                                    at_start && begin == 0, state);
+        },
+        [&](std::string_view matched) {
+          const size_t begin = static_cast<size_t>(matched.data() - all.data());
+          AddAligned(state, text.OriginalSpan(begin, begin + matched.size()));
+          if (state.name) (*state.name)(state.encoding.ids.size() - 1, matched);
+        });
+  }
+
+  Status EncodePlainAligned(const AlignedText& text, bool at_start, AlignedState& state) const {
+    if (text.empty()) return Status::Ok();
+    std::vector<AlignedText> pieces;
+    FERRY_RETURN_IF_ERROR(parts_.pre_tokenizer.AlignedPieces(text, at_start, pieces));
+    std::vector<TokenId>& ids = state.encoding.ids;
+    std::vector<ByteSpan> spans;
+    for (const AlignedText& piece : pieces) {
+      const size_t first = ids.size();
+      const bool encoded = state.name
+                               ? parts_.model->EncodeNamingUnknowns(piece.text(), ids, *state.name)
+                               : parts_.model->Encode(piece.text(), ids);
+      if (!encoded) return Unencodable(piece.text());
+      spans.clear();
+      if (!parts_.model->Spans(piece.text(), std::span<const TokenId>(ids).subspan(first), spans)) {
+        return Unsupported(origin_ + ": offsets: the model cannot give the spans of its tokens "
+                           "for the piece 0x" + LowerHex(piece.text().substr(0, 16)) +
+                           "; ids are unaffected");
+      }
+      const int32_t word = state.fixed_word.value_or(state.next_word++);
+      for (ByteSpan span : spans) {
+        const ByteSpan original = piece.OriginalSpan(span.begin, span.end);
+        state.encoding.offsets.emplace_back(original.begin, original.end);
+        state.encoding.words.push_back(word);
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The free self-check of the offsets path: its ids from `first_id` on must be the fast path's.
+  Status CheckAgainstFastPath(std::string_view text, const EncodeOptions& options,
+                              const Encoding& encoding, size_t first_id) const {
+    std::vector<TokenId> fast;
+    FERRY_RETURN_IF_ERROR(EncodeNaming(text, options, fast, nullptr));
+    if (!std::equal(fast.begin(), fast.end(), encoding.ids.begin() + static_cast<std::ptrdiff_t>(first_id),
+                    encoding.ids.end())) {
+      return Internal(origin_ + ": offsets: the alignment-tracking pass gave other ids than the "
+                      "fast path for a text of " + std::to_string(text.size()) + " bytes (a ferry bug)");
+    }
     return Status::Ok();
   }
 

@@ -806,8 +806,15 @@ Status Loader::LoadPostProcessor(dom::element element, std::string path,
   if (element.get_object().get(object) != simdjson::SUCCESS) return Bad(path, "expected an object");
   FERRY_ASSIGN_OR_RETURN(std::string_view type, Type(object, path));
   PostProcessorStep step;
+  // ByteLevel and RobertaProcessing trim spaces off offsets (tokenizers' defaults: true, true).
+  auto trim_settings = [&] {
+    bool flag;
+    if (object["trim_offsets"].get_bool().get(flag) == simdjson::SUCCESS) step.trim_offsets = flag;
+    if (object["add_prefix_space"].get_bool().get(flag) == simdjson::SUCCESS) step.add_prefix_space = flag;
+  };
   if (type == "ByteLevel") {
     step.kind = PostProcessorStep::Kind::kByteLevel;  // it only adjusts offsets
+    trim_settings();
   } else if (type == "Sequence") {
     dom::array list;
     if (object["processors"].get_array().get(list) != simdjson::SUCCESS) {
@@ -829,6 +836,7 @@ Status Loader::LoadPostProcessor(dom::element element, std::string path,
     FERRY_ASSIGN_OR_RETURN(auto sep_token, SpecialToken(sep, path + ".sep"));
     std::tie(step.cls_token, step.cls) = std::move(cls_token);
     std::tie(step.sep_token, step.sep) = std::move(sep_token);
+    if (step.kind == PostProcessorStep::Kind::kRoberta) trim_settings();
   } else if (type == "TemplateProcessing") {
     step.kind = PostProcessorStep::Kind::kTemplate;
     FERRY_RETURN_IF_ERROR(LoadTemplate(object, "single", path, step.single));

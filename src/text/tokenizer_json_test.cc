@@ -36,6 +36,39 @@ TEST(TokenizerJson, WordPieceWithoutModelTypeAndItsTemplate) {
   EXPECT_EQ(text, "hello world!");
 }
 
+TEST(TokenizerJson, OffsetsAndWordsOnTheOffsetsPathOnly) {
+  auto tokenizer = Tokenizer::FromJson(R"({
+    "model": {"unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+              "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "hello": 3, "wor": 4, "##ld": 5, "!": 6}},
+    "added_tokens": [{"id": 1, "content": "[CLS]", "special": true}, {"id": 2, "content": "[SEP]", "special": true}],
+    "normalizer": {"type": "BertNormalizer", "lowercase": true},
+    "pre_tokenizer": {"type": "BertPreTokenizer"},
+    "post_processor": {"type": "BertProcessing", "cls": ["[CLS]", 1], "sep": ["[SEP]", 2]}})", "t.json");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  const std::string text = "H\xC3\xA9llo W\xC3\x96RLD!";  // Héllo WÖRLD!: é and Ö are two bytes
+  EncodeInput input;
+  input.first = {text};
+  Encoding fast;
+  ASSERT_TRUE((*tokenizer)->EncodeEncoding(input, {}, nullptr, nullptr, fast).ok());
+  EXPECT_FALSE(fast.has_alignment);
+  EXPECT_TRUE(fast.offsets.empty());
+  for (auto unit : {EncodeOptions::Offsets::kBytes, EncodeOptions::Offsets::kCharacters}) {
+    EncodeOptions options;
+    options.offsets = unit;
+    Encoding aligned;
+    ASSERT_TRUE((*tokenizer)->EncodeEncoding(input, options, nullptr, nullptr, aligned).ok());
+    EXPECT_EQ(aligned.ids, fast.ids);  // [CLS] hello wor ##ld ! [SEP]
+    using Offsets = std::vector<std::pair<uint32_t, uint32_t>>;
+    const Offsets bytes = {{0, 0}, {0, 6}, {7, 11}, {11, 13}, {13, 14}, {0, 0}};
+    const Offsets characters = {{0, 0}, {0, 5}, {6, 9}, {9, 11}, {11, 12}, {0, 0}};
+    EXPECT_EQ(aligned.offsets, unit == EncodeOptions::Offsets::kBytes ? bytes : characters);
+    EXPECT_EQ(aligned.words, (std::vector<int32_t>{-1, 0, 1, 1, 2, -1}));
+    EXPECT_EQ(aligned.WordToTokens(1, 0), (std::pair<size_t, size_t>{2, 4}));
+    EXPECT_EQ(aligned.CharToWord(aligned.offsets[3].first, 0), 1u);
+    EXPECT_EQ(aligned.TokenToWord(0), std::nullopt);  // [CLS]
+  }
+}
+
 TEST(TokenizerJson, UnigramWithMetaspace) {
   auto tokenizer = Tokenizer::FromJson(R"({
     "model": {"type": "Unigram", "unk_id": 0,

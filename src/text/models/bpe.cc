@@ -489,6 +489,76 @@ void BpeModel::ForEachSymbol(std::string_view piece, Emit&& emit) const {
   if (unk_pending) emit(config_.unk);
 }
 
+size_t BpeModel::SpelledLength(std::string_view piece, size_t pos, TokenId id) const {
+  if (!has_token(id)) return 0;
+  std::string_view token = config_.tokens[id];
+  if (pos > 0 && !config_.continuing_prefix.empty() && token.starts_with(config_.continuing_prefix)) {
+    token.remove_prefix(config_.continuing_prefix.size());
+  }
+  const std::string_view rest = piece.substr(pos);
+  if (!config_.end_suffix.empty() && token.ends_with(config_.end_suffix) &&
+      rest.size() == token.size() - config_.end_suffix.size()) {
+    token.remove_suffix(config_.end_suffix.size());
+  }
+  return !token.empty() && rest.starts_with(token) ? token.size() : 0;
+}
+
+size_t BpeModel::SymbolLength(std::string_view piece, size_t pos) const {
+  char32_t cp;
+  return config_.symbols == Symbols::kCharacters ? std::max<size_t>(DecodeUtf8(piece, pos, cp), 1) : 1;
+}
+
+bool BpeModel::IsUnknownSymbol(std::string_view piece, size_t pos) const {
+  const size_t length = SymbolLength(piece, pos);
+  std::string affixed;
+  if (pos > 0) affixed += config_.continuing_prefix;
+  affixed += piece.substr(pos, length);
+  if (pos + length == piece.size()) affixed += config_.end_suffix;
+  if (bytes_to_id_.Find(affixed) != kNoToken) return false;
+  return !config_.byte_fallback ||
+         !std::all_of(affixed.begin(), affixed.end(),
+                      [&](char c) { return fallback_ids_[static_cast<uint8_t>(c)] != kNoToken; });
+}
+
+size_t BpeModel::UnknownRun(std::string_view piece, size_t pos) const {
+  size_t end = pos + SymbolLength(piece, pos);
+  while (config_.fuse_unk && end < piece.size() && IsUnknownSymbol(piece, end)) {
+    end += SymbolLength(piece, end);
+  }
+  return end - pos;
+}
+
+// tokenizers' Word offsets: each token covers what it spells; a byte-fallback token one byte; an
+// unk the symbols it stands for. They are the sums of the lengths before each token, so a symbol
+// dropped for want of an unk token shifts the offsets after it (as there): `pos` walks the
+// piece, `at` is what tokenizers reports. Anything else (a cut this walk cannot follow) is false,
+// never a guess.
+bool BpeModel::Spans(std::string_view piece, std::span<const TokenId> ids,
+                     std::vector<ByteSpan>& spans) const {
+  size_t pos = 0, at = 0;
+  auto skip_dropped = [&] {
+    while (config_.unk == kNoToken && pos < piece.size() && IsUnknownSymbol(piece, pos)) {
+      pos += SymbolLength(piece, pos);
+    }
+  };
+  for (TokenId id : ids) {
+    skip_dropped();
+    if (pos >= piece.size()) return false;
+    size_t length = SpelledLength(piece, pos, id);
+    if (length == 0 && config_.byte_fallback && fallback_ids_[static_cast<uint8_t>(piece[pos])] == id) {
+      length = 1;
+    } else if (length == 0 && id == config_.unk && id != kNoToken) {
+      length = UnknownRun(piece, pos);
+    }
+    if (length == 0) return false;
+    spans.push_back({static_cast<uint32_t>(at), static_cast<uint32_t>(at + length)});
+    pos += length;
+    at += length;
+  }
+  skip_dropped();
+  return pos == piece.size();
+}
+
 void BpeModel::AddToFingerprint(Fingerprinter& f) const {
   f.Add(merges_.empty() ? "bpe-ranks" : "bpe-merges");
   f.AddNumber(config_.whole_piece_first);

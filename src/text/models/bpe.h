@@ -176,6 +176,8 @@ class BpeModel final : public Model {
   // remembered in a small per-thread cache, since the same rare words come back. False (nothing appended) when a
   // byte without a rank of its own is left unmerged (rank files only).
   bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
+  bool Spans(std::string_view piece, std::span<const TokenId> ids,
+             std::vector<ByteSpan>& spans) const override;
   void AddToFingerprint(Fingerprinter& f) const override;
 
   TokenId Find(std::string_view bytes) const { return bytes_to_id_.Find(bytes); }
@@ -193,6 +195,14 @@ class BpeModel final : public Model {
   void MergeLarge(std::string_view piece, std::vector<TokenId>& ids) const;
 
   void Merge(std::string_view piece, std::vector<TokenId>& ids) const;
+  // Spans: the bytes token `id` covers at piece[pos] (its spelling less the affixes merge_word
+  // adds there), 0 when it does not spell the text there.
+  size_t SpelledLength(std::string_view piece, size_t pos, TokenId id) const;
+  // Spans: the bytes one unk covers at piece[pos]: a symbol, or with fuse_unk the run of
+  // symbols that have neither a token nor byte-fallback tokens (IsUnknownSymbol).
+  size_t UnknownRun(std::string_view piece, size_t pos) const;
+  bool IsUnknownSymbol(std::string_view piece, size_t pos) const;
+  size_t SymbolLength(std::string_view piece, size_t pos) const;  // a character or a byte
   void ComputeDirect();
   void IndexBytePairs();
   // Encode without the cut before spaces (see CanCutBeforeSpaces in bpe.cc).

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <functional>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "ferry/text.h"
+#include "text/alignment.h"
 #include "text/fingerprint.h"
 
 namespace ferry::text {
@@ -26,6 +28,14 @@ class Model {
       const std::function<void(size_t, std::string_view)>& unknown) const {
     (void)unknown;
     return Encode(piece, ids);
+  }
+  // The offsets path: appends the byte span within `piece` of each of `ids` (what Encode appended
+  // for the piece), as tokenizers' model gives its tokens' offsets. False when the model cannot
+  // tell: it does not track spans, or the ids do not cover the piece as it would cut it.
+  virtual bool Spans(std::string_view piece, std::span<const TokenId> ids,
+                     std::vector<ByteSpan>& spans) const {
+    (void)piece, (void)ids, (void)spans;
+    return false;
   }
   // Adds everything that decides Encode's output, starting with the model's kind.
   virtual void AddToFingerprint(Fingerprinter& f) const = 0;

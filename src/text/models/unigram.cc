@@ -86,6 +86,45 @@ bool UnigramModel::EncodeNamingUnknowns(
   return EncodeImpl(piece, ids, &unknown);
 }
 
+// tokenizers' Unigram offsets: each token covers its string (an unk the text it stands for);
+// the byte-fallback pieces of one unknown stretch all cover that whole stretch.
+bool UnigramModel::Spans(std::string_view piece, std::span<const TokenId> ids,
+                         std::vector<ByteSpan>& spans) const {
+  std::vector<size_t> unk_length(ids.size(), 0);
+  if (std::find(ids.begin(), ids.end(), config_.unk) != ids.end()) {
+    std::vector<TokenId> again;
+    const std::function<void(size_t, std::string_view)> name = [&](size_t index, std::string_view text) {
+      if (index < unk_length.size()) unk_length[index] = text.size();
+    };
+    if (!EncodeImpl(piece, again, &name) || !std::equal(again.begin(), again.end(), ids.begin(), ids.end())) {
+      return false;
+    }
+  }
+  size_t pos = 0;
+  for (size_t i = 0; i < ids.size();) {
+    const TokenId id = ids[i];
+    size_t length = 0, count = 1;
+    if (unk_length[i] > 0) {  // an unk standing for text (not the unk piece's own spelling)
+      length = unk_length[i];
+    } else if (id < config_.pieces.size() && !config_.pieces[id].empty() &&
+               piece.substr(pos).starts_with(config_.pieces[id])) {
+      length = config_.pieces[id].size();
+    } else {
+      count = 0;
+      while (i + count < ids.size() && pos + count < piece.size() &&
+             byte_pieces_[static_cast<uint8_t>(piece[pos + count])] == ids[i + count]) {
+        ++count;
+      }
+      length = count;
+    }
+    if (length == 0 || count == 0) return false;
+    spans.insert(spans.end(), count, ByteSpan{static_cast<uint32_t>(pos), static_cast<uint32_t>(pos + length)});
+    pos += length;
+    i += count;
+  }
+  return pos == piece.size();
+}
+
 bool UnigramModel::EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
                               const std::function<void(size_t, std::string_view)>* unknown) const {
   if (piece.empty()) return true;

@@ -40,6 +40,8 @@ class UnigramModel final : public Model {
   bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
   bool EncodeNamingUnknowns(std::string_view piece, std::vector<TokenId>& ids,
                             const std::function<void(size_t, std::string_view)>& unknown) const override;
+  bool Spans(std::string_view piece, std::span<const TokenId> ids,
+             std::vector<ByteSpan>& spans) const override;
   void AddToFingerprint(Fingerprinter& f) const override;
 
  private:

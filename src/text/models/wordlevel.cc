@@ -21,6 +21,13 @@ bool WordLevelModel::Encode(std::string_view piece, std::vector<TokenId>& ids) c
   return true;
 }
 
+bool WordLevelModel::Spans(std::string_view piece, std::span<const TokenId> ids,
+                           std::vector<ByteSpan>& spans) const {
+  if (ids.size() != 1) return false;
+  spans.push_back({0, static_cast<uint32_t>(piece.size())});  // a word is one token
+  return true;
+}
+
 void WordLevelModel::AddToFingerprint(Fingerprinter& f) const {
   f.Add("wordlevel");
   f.AddNumber(config_.unk);

@@ -21,6 +21,8 @@ class WordLevelModel final : public Model {
   static Result<std::unique_ptr<WordLevelModel>> Create(Config config);
 
   bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
+  bool Spans(std::string_view piece, std::span<const TokenId> ids,
+             std::vector<ByteSpan>& spans) const override;
   void AddToFingerprint(Fingerprinter& f) const override;
 
  private:

@@ -65,6 +65,29 @@ bool WordPieceModel::Encode(std::string_view piece, std::vector<TokenId>& ids) c
   return true;
 }
 
+// tokenizers' WordPiece offsets: an unk stands for the whole word; the other tokens cover what
+// they spell, the prefix of a continuing token not counted.
+bool WordPieceModel::Spans(std::string_view piece, std::span<const TokenId> ids,
+                           std::vector<ByteSpan>& spans) const {
+  if (ids.size() == 1 && ids[0] == config_.unk) {
+    spans.push_back({0, static_cast<uint32_t>(piece.size())});
+    return true;
+  }
+  size_t pos = 0;
+  for (TokenId id : ids) {
+    if (id >= config_.tokens.size() || !config_.present[id]) return false;
+    std::string_view token = config_.tokens[id];
+    if (pos > 0 && !config_.prefix.empty()) {
+      if (!token.starts_with(config_.prefix)) return false;
+      token.remove_prefix(config_.prefix.size());
+    }
+    if (token.empty() || !piece.substr(pos).starts_with(token)) return false;
+    spans.push_back({static_cast<uint32_t>(pos), static_cast<uint32_t>(pos + token.size())});
+    pos += token.size();
+  }
+  return pos == piece.size();
+}
+
 void WordPieceModel::AddToFingerprint(Fingerprinter& f) const {
   f.Add("wordpiece");
   f.AddNumber(config_.unk);

@@ -25,6 +25,8 @@ class WordPieceModel final : public Model {
   static Result<std::unique_ptr<WordPieceModel>> Create(Config config);
 
   bool Encode(std::string_view piece, std::vector<TokenId>& ids) const override;
+  bool Spans(std::string_view piece, std::span<const TokenId> ids,
+             std::vector<ByteSpan>& spans) const override;
   void AddToFingerprint(Fingerprinter& f) const override;
 
  private:

@@ -2,7 +2,9 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
 
 #include "text/unicode.h"
 
@@ -97,6 +99,166 @@ void AppendLowercase(char32_t cp, std::string& out) {
   }
 }
 
+// The tracked forms of the primitive operations tokenizers' normalizers are made of
+// (NormalizedString's filter, map, lowercase, nfd...): each spells its changes as that method
+// does, since the changes decide the offsets (text/alignment.h).
+
+// Keeps the characters `keep(valid, cp)` accepts: each kept character replaces itself and
+// removes the rejected ones after it; rejected ones before the first kept are removed first.
+template <typename Keep>
+void TrackFilter(AlignedText& text, Keep&& keep) {
+  std::vector<Change> changes;
+  size_t removed_first = 0;
+  bool any_kept = false;
+  for (const Change& c : text.Characters()) {
+    const bool valid = c.character < kRawByte;
+    if (keep(valid, c.character)) {
+      changes.push_back(c);
+      any_kept = true;
+    } else if (any_kept) {
+      --changes.back().change;
+    } else {
+      ++removed_first;
+    }
+  }
+  text.Transform(changes, removed_first);
+}
+
+// Replaces each character (not raw bytes) by map(cp), one for one.
+template <typename Map>
+void TrackMap(AlignedText& text, Map&& map) {
+  std::vector<Change> changes = text.Characters();
+  for (Change& c : changes) {
+    if (c.character < kRawByte) c.character = map(c.character);
+  }
+  text.Transform(changes, 0);
+}
+
+void TrackLowercase(AlignedText& text) {
+  std::vector<Change> changes;
+  for (const Change& c : text.Characters()) {
+    if (c.character >= kRawByte) {
+      changes.push_back(c);
+      continue;
+    }
+    std::string lower;
+    AppendLowercase(c.character, lower);
+    bool first = true;
+    for (size_t pos = 0; pos < lower.size();) {
+      char32_t cp = 0;
+      pos += DecodeUtf8(lower, pos, cp);
+      changes.push_back({cp, first ? 0 : 1});
+      first = false;
+    }
+  }
+  text.Transform(changes, 0);
+}
+
+uint8_t CombiningClass(char32_t c) {
+  if (c >= kRawByte) return 0;
+  return static_cast<uint8_t>(utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class);
+}
+
+// The primary composite of `starter` + `next`, or 0 when they do not compose (utf8proc composes
+// a decomposed buffer in place; two code points that compose leave one).
+char32_t Compose(char32_t starter, char32_t next) {
+  if (starter >= kRawByte || next >= kRawByte) return 0;
+  utf8proc_int32_t pair[2] = {static_cast<utf8proc_int32_t>(starter),
+                              static_cast<utf8proc_int32_t>(next)};
+  const utf8proc_ssize_t length = utf8proc_normalize_utf32(
+      pair, 2, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  return length == 1 ? static_cast<char32_t>(pair[0]) : 0;
+}
+
+// The changes of a canonical or compatible decomposition as unicode-normalization-alignments
+// (the crate tokenizers uses) gives them: each character's first code point replaces it (0),
+// the others are inserted (+1), and then every run of combining marks is sorted stably by
+// combining class, the changes moving with their code points.
+std::vector<Change> Decomposed(const AlignedText& text, bool compatible) {
+  std::vector<Change> out;
+  const int options = UTF8PROC_DECOMPOSE | (compatible ? UTF8PROC_COMPAT : 0);
+  for (const Change& c : text.Characters()) {
+    utf8proc_int32_t buffer[32];
+    utf8proc_ssize_t n = c.character >= kRawByte ? -1
+                         : utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c.character),
+                                                   buffer, 32, static_cast<utf8proc_option_t>(options),
+                                                   nullptr);
+    if (n <= 0 || n > 32) {
+      out.push_back(c);
+      continue;
+    }
+    for (utf8proc_ssize_t i = 0; i < n; ++i) out.push_back({static_cast<char32_t>(buffer[i]), i == 0 ? 0 : 1});
+  }
+  for (size_t begin = 0; begin < out.size();) {
+    if (CombiningClass(out[begin].character) == 0) {
+      ++begin;
+      continue;
+    }
+    size_t end = begin;
+    while (end < out.size() && CombiningClass(out[end].character) != 0) ++end;
+    std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(begin),
+                     out.begin() + static_cast<std::ptrdiff_t>(end),
+                     [](const Change& a, const Change& b) {
+                       return CombiningClass(a.character) < CombiningClass(b.character);
+                     });
+    begin = end;
+  }
+  return out;
+}
+
+// The crate's recomposition over decomposed changes: a mark that composes with the starter
+// before it (unblocked) folds into it, the composite's change adding the mark's less one.
+std::vector<Change> Recomposed(const std::vector<Change>& decomposed) {
+  std::vector<Change> out, blocked;
+  std::optional<Change> starter;
+  std::optional<uint8_t> last_class;
+  for (const Change& c : decomposed) {
+    const uint8_t cls = CombiningClass(c.character);
+    if (!starter) {
+      if (cls != 0) {
+        out.push_back(c);
+      } else {
+        starter = c;
+      }
+      continue;
+    }
+    if (last_class && *last_class >= cls) {  // blocked from the starter
+      if (cls == 0) {
+        out.push_back(*starter);
+        out.insert(out.end(), blocked.begin(), blocked.end());
+        blocked.clear();
+        starter = c;
+        last_class.reset();
+      } else {
+        blocked.push_back(c);
+        last_class = cls;
+      }
+      continue;
+    }
+    if (char32_t composite = Compose(starter->character, c.character)) {
+      starter = Change{composite, starter->change + c.change - 1};
+      continue;
+    }
+    if (!last_class && cls == 0) {
+      out.push_back(*starter);
+      starter = c;
+      continue;
+    }
+    blocked.push_back(c);
+    last_class = cls;
+  }
+  if (starter) out.push_back(*starter);
+  out.insert(out.end(), blocked.begin(), blocked.end());
+  return out;
+}
+
+void TrackUnicode(AlignedText& text, UnicodeForm form) {
+  const bool compatible = form == UnicodeForm::kNFKC || form == UnicodeForm::kNFKD;
+  std::vector<Change> changes = Decomposed(text, compatible);
+  if (form == UnicodeForm::kNFC || form == UnicodeForm::kNFKC) changes = Recomposed(changes);
+  text.Transform(changes, 0);
+}
+
 class UnicodeNormalizer final : public NormalizerStep {
  public:
   explicit UnicodeNormalizer(UnicodeForm form) : form_(form) {}
@@ -109,6 +271,10 @@ class UnicodeNormalizer final : public NormalizerStep {
       case UnicodeForm::kNFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
     }
     Utf8procMap(text, options, out);
+  }
+  bool Track(AlignedText& text) const override {
+    TrackUnicode(text, form_);
+    return true;
   }
   std::string Canonical() const override {
     switch (form_) {
@@ -136,6 +302,10 @@ class Lowercase final : public NormalizerStep {
       }
     });
   }
+  bool Track(AlignedText& text) const override {
+    TrackLowercase(text);
+    return true;
+  }
   std::string Canonical() const override { return "lowercase;"; }
 };
 
@@ -147,8 +317,22 @@ class StripAccents final : public NormalizerStep {
       if (!valid || !IsMark(cp)) out += bytes;
     });
   }
+  bool Track(AlignedText& text) const override {
+    TrackFilter(text, [](bool valid, char32_t cp) { return !valid || !IsMark(cp); });
+    return true;
+  }
   std::string Canonical() const override { return "strip_accents;"; }
 };
+
+bool IsNmtRemoved(char32_t cp) {
+  return (cp >= 0x01 && cp <= 0x08) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
+         cp == 0x8F || cp == 0x9F;
+}
+bool IsNmtSpace(char32_t cp) {
+  return cp == 0x09 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 ||
+         (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
+         cp == 0xFEFF || cp == 0xFFFD;
+}
 
 // SentencePiece's nmt_nfkc rules without the NFKC: ASCII control characters go, and the other
 // characters sentencepiece treats as whitespace (U+2581 among them) become a space.
@@ -159,17 +343,20 @@ class Nmt final : public NormalizerStep {
     ForEachCharacter(text, [&](bool valid, char32_t cp, std::string_view bytes) {
       if (!valid) {
         out += bytes;
-      } else if ((cp >= 0x01 && cp <= 0x08) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
-                 cp == 0x8F || cp == 0x9F) {
+      } else if (IsNmtRemoved(cp)) {
         // removed
-      } else if (cp == 0x09 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 ||
-                 (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
-                 cp == 0xFEFF || cp == 0xFFFD) {
+      } else if (IsNmtSpace(cp)) {
         out += ' ';
       } else {
         out += bytes;
       }
     });
+  }
+  // tokenizers' do_nmt: the filter, then the map.
+  bool Track(AlignedText& text) const override {
+    TrackFilter(text, [](bool valid, char32_t cp) { return !valid || !IsNmtRemoved(cp); });
+    TrackMap(text, [](char32_t cp) { return IsNmtSpace(cp) ? U' ' : cp; });
+    return true;
   }
   std::string Canonical() const override { return "nmt;"; }
 };
@@ -178,6 +365,25 @@ class Strip final : public NormalizerStep {
  public:
   Strip(bool left, bool right) : left_(left), right_(right) {}
   void Apply(std::string_view text, std::string& out) const override {
+    auto [begin, end] = Kept(text);
+    out.assign(text.substr(begin, end - begin));
+  }
+  // tokenizers' lrstrip: the leading whitespace removed before the first change, the trailing
+  // never reached.
+  bool Track(AlignedText& text) const override {
+    auto [begin, end] = Kept(text.text());
+    if (begin == 0 && end == text.text().size()) return true;
+    const size_t leading = AlignedText::Original(text.text().substr(0, begin), 0).Characters().size();
+    text.Transform(text.Slice(begin, end).Characters(), leading);
+    return true;
+  }
+  std::string Canonical() const override {
+    return std::string("strip(") + (left_ ? "1" : "0") + (right_ ? "1" : "0") + ");";
+  }
+
+ private:
+  // The bytes [begin, end) left once the whitespace is stripped.
+  std::pair<size_t, size_t> Kept(std::string_view text) const {
     size_t begin = 0, end = text.size();
     char32_t cp;
     while (left_ && begin < end) {
@@ -191,13 +397,9 @@ class Strip final : public NormalizerStep {
       if (DecodeUtf8(text, start, cp) != end - start || !IsWhitespace(cp)) break;
       end = start;
     }
-    out.assign(text.substr(begin, end - begin));
-  }
-  std::string Canonical() const override {
-    return std::string("strip(") + (left_ ? "1" : "0") + (right_ ? "1" : "0") + ");";
+    return {begin, end};
   }
 
- private:
   bool left_, right_;
 };
 
@@ -209,6 +411,10 @@ class Prepend final : public NormalizerStep {
     if (text.empty()) return;
     out += prefix_;
     out += text;
+  }
+  bool Track(AlignedText& text) const override {
+    text.Prepend(prefix_);
+    return true;
   }
   std::string Canonical() const override {
     return "prepend(" + std::to_string(prefix_.size()) + ":" + prefix_ + ");";
@@ -229,6 +435,17 @@ class ReplaceLiteral final : public NormalizerStep {
       return;
     }
     AppendReplaced(text, literal_, content_, out);
+  }
+  bool Track(AlignedText& text) const override {
+    if (literal_.empty()) return true;
+    std::vector<std::pair<size_t, size_t>> matches;
+    const std::string_view all = text.text();
+    for (size_t hit = all.find(literal_); hit != std::string_view::npos;
+         hit = all.find(literal_, hit + literal_.size())) {
+      matches.emplace_back(hit, hit + literal_.size());
+    }
+    text.Replace(matches, content_);
+    return true;
   }
   std::string Canonical() const override {
     return "replace(string," + std::to_string(literal_.size()) + ":" + literal_ + "," +
@@ -255,6 +472,19 @@ class ReplaceRegex final : public NormalizerStep {
       pos = match.end;
     }
     if (pos < text.size()) out.append(text.substr(pos));
+  }
+  bool Track(AlignedText& text) const override {
+    std::vector<std::pair<size_t, size_t>> matches;
+    const std::string_view all = text.text();
+    size_t pos = 0;
+    Match match;
+    while (pos < all.size() && pattern_->Find(all, pos, &match).ok() &&
+           match.begin != std::string_view::npos) {
+      matches.emplace_back(match.begin, match.end);
+      pos = match.end;
+    }
+    text.Replace(matches, content_);
+    return true;
   }
   std::string Canonical() const override {
     const std::string& p = pattern_->pattern();
@@ -335,6 +565,35 @@ class BertNormalizer final : public NormalizerStep {
     }
   }
 
+  // tokenizers' order: clean (a filter, then a map), Chinese characters (each replaced by a
+  // space, then itself and a space inserted: all three take its span), NFD and a filter of the
+  // nonspacing marks, lowercase.
+  bool Track(AlignedText& text) const override {
+    if (options_.clean_text) {
+      TrackFilter(text, [](bool valid, char32_t cp) {
+        return !valid || !(cp == 0 || cp == 0xFFFD || IsBertControl(cp));
+      });
+      TrackMap(text, [](char32_t cp) { return IsWhitespace(cp) ? U' ' : cp; });
+    }
+    if (options_.handle_chinese_chars) {
+      std::vector<Change> changes;
+      for (const Change& c : text.Characters()) {
+        if (c.character < kRawByte && IsChineseCharacter(c.character)) {
+          changes.insert(changes.end(), {{U' ', 0}, {c.character, 1}, {U' ', 1}});
+        } else {
+          changes.push_back(c);
+        }
+      }
+      text.Transform(changes, 0);
+    }
+    if (options_.strip_accents) {
+      TrackUnicode(text, UnicodeForm::kNFD);
+      TrackFilter(text, [](bool valid, char32_t cp) { return !valid || !IsBertNonspacingMark(cp); });
+    }
+    if (options_.lowercase) TrackLowercase(text);
+    return true;
+  }
+
   std::string Canonical() const override {
     return std::string("bert(clean=") + (options_.clean_text ? "1" : "0") +
            ",chinese=" + (options_.handle_chinese_chars ? "1" : "0") +
@@ -359,6 +618,17 @@ void Normalizer::Apply(std::string_view text, std::string& out) const {
     steps_[i]->Apply(out, next);
     out.swap(next);
   }
+}
+
+Status Normalizer::Track(AlignedText& text) const {
+  for (const auto& step : steps_) {
+    if (!step->Track(text)) {
+      return Unsupported("offsets: the normalizer " + step->Canonical() +
+                         " does not track where its output comes from yet, so ferry cannot give "
+                         "offsets or word ids through it (ids are unaffected)");
+    }
+  }
+  return Status::Ok();
 }
 
 std::string Normalizer::Canonical() const {

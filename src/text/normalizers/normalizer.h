@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ferry/status.h"
+#include "text/alignment.h"
 #include "text/split_pattern.h"
 
 namespace ferry::text {
@@ -23,6 +24,13 @@ class NormalizerStep {
   virtual void Apply(std::string_view text, std::string& out) const = 0;
   // What decides the output, for the fingerprint: the step's name and every parameter.
   virtual std::string Canonical() const = 0;
+  // Apply, keeping each byte's original span as tokenizers' NormalizedString does for this step
+  // (text/alignment.h): the offsets path. The text must come out as Apply's. False: the step
+  // cannot tell where its output came from (the text is then unspecified).
+  virtual bool Track(AlignedText& text) const {
+    (void)text;
+    return false;
+  }
 };
 
 class Normalizer {
@@ -32,6 +40,8 @@ class Normalizer {
       : steps_(std::move(steps)) {}
   bool empty() const { return steps_.empty(); }
   void Apply(std::string_view text, std::string& out) const;
+  // Every step's Track in order. kUnsupported naming the first step that cannot track.
+  Status Track(AlignedText& text) const;
   std::string Canonical() const;
 
  private:

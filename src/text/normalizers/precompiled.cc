@@ -53,6 +53,50 @@ class Precompiled final : public NormalizerStep {
     }
   }
 
+  // The changes as tokenizers' Precompiled spells them: a replacement's characters each replace
+  // one (0); when it has more characters than what it replaces, its last ones are inserted (+1);
+  // when fewer, the last change so far (possibly an earlier part's) removes the difference. So
+  // a cluster removed at the very start shifts the spans after it, as there.
+  bool Track(AlignedText& text) const override {
+    std::vector<Change> changes;
+    bool modified = false;
+    auto replace = [&](std::string_view old_part, const char* replacement) {
+      modified = true;
+      const std::vector<Change> old_characters = AlignedText::Original(old_part, 0).Characters();
+      const std::vector<Change> new_characters = AlignedText::Original(replacement, 0).Characters();
+      changes.insert(changes.end(), new_characters.begin(), new_characters.end());
+      const long diff = static_cast<long>(new_characters.size()) - static_cast<long>(old_characters.size());
+      if (diff > 0) {
+        for (long i = 0; i < diff; ++i) changes[changes.size() - 1 - i].change = 1;
+      } else if (diff < 0 && !changes.empty()) {
+        changes.back().change += static_cast<int>(diff);
+      }
+    };
+    const std::string_view all = text.text();
+    for (size_t pos = 0; pos < all.size();) {
+      const size_t end = ClusterEnd(all, pos);
+      const std::string_view cluster = all.substr(pos, end - pos);
+      pos = end;
+      if (cluster.size() < kMaxClusterLookup) {
+        if (const char* replacement = charsmap_->FirstMatch(cluster)) {
+          replace(cluster, replacement);
+          continue;
+        }
+      }
+      for (const Change& c : AlignedText::Original(cluster, 0).Characters()) {
+        std::string character;
+        AppendCharacter(c.character, character);
+        if (const char* replacement = charsmap_->FirstMatch(character)) {
+          replace(character, replacement);
+        } else {
+          changes.push_back(c);
+        }
+      }
+    }
+    if (modified) text.Transform(changes, 0);
+    return true;
+  }
+
   std::string Canonical() const override { return "precompiled(sha256:" + charsmap_->digest() + ");"; }
 
  private:

@@ -3,17 +3,28 @@
 #include <algorithm>
 #include <string_view>
 
+#include "text/unicode.h"
+
 namespace ferry::text {
 namespace {
 
 constexpr TokenId kMarker = 0xFFFFFFFFu;  // stands for the sequence in Wrap
 
-Encoding SpecialTokens(const std::vector<TokenId>& ids, uint32_t type_id) {
+// Special tokens stand for no text: offsets {0, 0}, no word.
+void AppendUnaligned(Encoding& encoding, size_t n) {
+  if (!encoding.has_alignment) return;
+  encoding.offsets.insert(encoding.offsets.end(), n, {0, 0});
+  encoding.words.insert(encoding.words.end(), n, -1);
+}
+
+Encoding SpecialTokens(const std::vector<TokenId>& ids, uint32_t type_id, bool aligned) {
   Encoding out;
   out.ids = ids;
   out.type_ids.assign(ids.size(), type_id);
   out.special_tokens_mask.assign(ids.size(), 1);
   out.attention_mask.assign(ids.size(), 1);
+  out.has_alignment = aligned;
+  AppendUnaligned(out, ids.size());
   return out;
 }
 
@@ -45,6 +56,11 @@ struct Surround {
     out.special_tokens_mask.push_back(1);
     out.attention_mask.assign(n, 1);
     out.sequence_ranges.push_back({sequence, before ? 1u : 0u, n - 1});
+    out.has_alignment = in.has_alignment;
+    if (before) AppendUnaligned(out, 1);
+    out.offsets.insert(out.offsets.end(), in.offsets.begin(), in.offsets.end());
+    out.words.insert(out.words.end(), in.words.begin(), in.words.end());
+    AppendUnaligned(out, 1);
     if (!in.token_text.empty()) {
       if (before) out.token_text.push_back(-1);
       out.token_text.insert(out.token_text.end(), in.token_text.begin(), in.token_text.end());
@@ -60,6 +76,35 @@ struct Surround {
     return out;
   }
 };
+
+// tokenizers' process_offsets: a token's offsets lose its leading and trailing spaces (`Ġ` or
+// whitespace characters of its string), the first token's single leading one kept with
+// add_prefix_space (a first token is the first id or one whose offsets start at 0).
+void TrimOffsets(Encoding& encoding, const TokenStrings& tokens, bool add_prefix_space) {
+  if (!encoding.has_alignment) return;
+  const std::vector<std::string> strings = tokens(encoding);
+  auto is_space = [](char32_t cp) { return cp == 0x120 || IsWhitespace(cp); };
+  for (size_t i = 0; i < strings.size(); ++i) {
+    std::vector<char32_t> characters;
+    const std::string& token = strings[i];
+    for (size_t pos = 0; pos < token.size();) {
+      char32_t cp = 0;
+      const size_t length = DecodeUtf8(token, pos, cp);
+      characters.push_back(length == 0 ? 0xFFFD : cp);
+      pos += length == 0 ? 1 : length;
+    }
+    uint32_t leading = 0, trailing = 0;
+    while (leading < characters.size() && is_space(characters[leading])) ++leading;
+    while (trailing < characters.size() && is_space(characters[characters.size() - 1 - trailing])) ++trailing;
+    auto& [begin, end] = encoding.offsets[i];
+    if (leading > 0) {
+      const bool first = i == 0 || begin == 0;
+      if (first && add_prefix_space && leading == 1) leading = 0;
+      begin = std::min(begin + leading, end);
+    }
+    if (trailing > 0 && end >= trailing) end = std::max(end - trailing, begin);
+  }
+}
 
 void AppendIds(std::string& out, const std::vector<TokenId>& ids) {
   out += '[';
@@ -95,6 +140,76 @@ std::vector<int32_t> Encoding::sequence_ids() const {
   return out;
 }
 
+namespace {
+
+// tokenizers' sequence_range: a sequence without a range covers all ids.
+std::pair<size_t, size_t> SequenceRange(const Encoding& encoding, uint32_t sequence) {
+  for (const Encoding::Range& range : encoding.sequence_ranges) {
+    if (range.sequence == sequence) return {range.begin, range.end};
+  }
+  return {0, encoding.size()};
+}
+
+}  // namespace
+
+std::optional<uint32_t> Encoding::TokenToSequence(size_t token) const {
+  if (token > size()) return std::nullopt;
+  if (sequence_ranges.empty()) return 0;
+  for (const Range& range : sequence_ranges) {
+    if (token >= range.begin && token < range.end) return range.sequence;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::pair<size_t, size_t>> Encoding::WordToTokens(uint32_t word, uint32_t sequence) const {
+  auto [begin, end] = SequenceRange(*this, sequence);
+  if (begin > end || end > words.size()) return std::nullopt;
+  std::optional<size_t> first, last;
+  // Words ascend within a sequence (none, -1, sorting first): the scan stops past `word`.
+  for (size_t i = begin; i < end && words[i] <= static_cast<int64_t>(word); ++i) {
+    if (words[i] != static_cast<int64_t>(word)) continue;
+    if (!first) first = i;
+    last = i + 1;
+  }
+  if (!first) return std::nullopt;
+  return std::pair{*first, *last};
+}
+
+std::optional<std::pair<uint32_t, uint32_t>> Encoding::WordToChars(uint32_t word, uint32_t sequence) const {
+  auto tokens = WordToTokens(word, sequence);
+  if (!tokens || tokens->second == 0) return std::nullopt;
+  return std::pair{offsets[tokens->first].first, offsets[tokens->second - 1].second};
+}
+
+std::optional<std::pair<uint32_t, std::pair<uint32_t, uint32_t>>> Encoding::TokenToChars(size_t token) const {
+  auto sequence = TokenToSequence(token);
+  if (!sequence || token >= offsets.size()) return std::nullopt;
+  return std::pair{*sequence, offsets[token]};
+}
+
+std::optional<std::pair<uint32_t, uint32_t>> Encoding::TokenToWord(size_t token) const {
+  auto sequence = TokenToSequence(token);
+  if (!sequence || token >= words.size() || words[token] < 0) return std::nullopt;
+  return std::pair{*sequence, static_cast<uint32_t>(words[token])};
+}
+
+std::optional<size_t> Encoding::CharToToken(size_t pos, uint32_t sequence) const {
+  auto [begin, end] = SequenceRange(*this, sequence);
+  if (begin > end || end > offsets.size()) return std::nullopt;
+  for (size_t i = begin; i < end; ++i) {
+    if (pos >= offsets[i].first && pos < offsets[i].second) return i;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint32_t> Encoding::CharToWord(size_t pos, uint32_t sequence) const {
+  auto token = CharToToken(pos, sequence);
+  if (!token) return std::nullopt;
+  auto word = TokenToWord(*token);
+  if (!word) return std::nullopt;
+  return word->second;
+}
+
 void SetSequenceId(Encoding& encoding, uint32_t sequence) {
   for (Encoding::Range& range : encoding.sequence_ranges) {
     if (range.sequence == sequence) {
@@ -105,21 +220,34 @@ void SetSequenceId(Encoding& encoding, uint32_t sequence) {
   encoding.sequence_ranges.push_back({sequence, 0, encoding.size()});
 }
 
-void MergeWith(Encoding& encoding, Encoding pair) {
+void MergeWith(Encoding& encoding, Encoding pair, bool growing_offsets) {
   std::vector<Encoding> overflowing;
   for (const Encoding& own : encoding.overflowing) {
     overflowing.push_back(own);
-    MergeWith(overflowing.back(), pair);
+    MergeWith(overflowing.back(), pair, growing_offsets);
     for (const Encoding& other : pair.overflowing) {
       overflowing.push_back(own);
-      MergeWith(overflowing.back(), other);
+      MergeWith(overflowing.back(), other, growing_offsets);
     }
   }
   for (const Encoding& other : pair.overflowing) {
     overflowing.push_back(encoding);  // with its own windows, as tokenizers clones it
-    MergeWith(overflowing.back(), other);
+    MergeWith(overflowing.back(), other, growing_offsets);
   }
   const size_t shift = encoding.size();
+  // An empty Encoding (what merging starts from) takes the alignment of what joins it; else
+  // both must have one for the result to.
+  const bool aligned = (shift == 0 && !encoding.has_alignment) ? pair.has_alignment
+                                                                : encoding.has_alignment && pair.has_alignment;
+  if (aligned) {
+    const uint32_t start = growing_offsets && !encoding.offsets.empty() ? encoding.offsets.back().second : 0;
+    for (auto [begin, end] : pair.offsets) encoding.offsets.emplace_back(begin + start, end + start);
+    encoding.words.insert(encoding.words.end(), pair.words.begin(), pair.words.end());
+  } else {
+    encoding.offsets.clear();
+    encoding.words.clear();
+  }
+  encoding.has_alignment = aligned;
   for (const Encoding::Range& range : pair.sequence_ranges) {
     Encoding::Range shifted{range.sequence, range.begin + shift, range.end + shift};
     auto same = std::find_if(encoding.sequence_ranges.begin(), encoding.sequence_ranges.end(),
@@ -158,6 +286,11 @@ Encoding Slice(const Encoding& in, size_t begin, size_t end) {
   out.special_tokens_mask.assign(in.special_tokens_mask.begin() + begin,
                                  in.special_tokens_mask.begin() + end);
   out.attention_mask.assign(in.attention_mask.begin() + begin, in.attention_mask.begin() + end);
+  out.has_alignment = in.has_alignment;
+  if (in.has_alignment) {
+    out.offsets.assign(in.offsets.begin() + begin, in.offsets.begin() + end);
+    out.words.assign(in.words.begin() + begin, in.words.begin() + end);
+  }
   if (!in.token_text.empty()) {
     out.token_text.assign(in.token_text.begin() + begin, in.token_text.begin() + end);
     out.token_texts = in.token_texts;
@@ -173,6 +306,7 @@ Status Truncate(Encoding& encoding, size_t max_length, size_t stride, bool left)
   if (max_length == 0) {
     Encoding all = std::move(encoding);
     encoding = Encoding{};
+    encoding.has_alignment = all.has_alignment;
     encoding.overflowing.push_back(std::move(all));
     return Status::Ok();
   }
@@ -263,6 +397,10 @@ void Pad(Encoding& encoding, size_t length, const PaddingOptions& padding) {
   encoding.type_ids.insert(at(encoding.type_ids), n, padding.pad_type_id);
   encoding.special_tokens_mask.insert(at(encoding.special_tokens_mask), n, 1);
   encoding.attention_mask.insert(at(encoding.attention_mask), n, 0);
+  if (encoding.has_alignment) {
+    encoding.offsets.insert(at(encoding.offsets), n, {0, 0});
+    encoding.words.insert(at(encoding.words), n, -1);
+  }
   if (padding.left) {
     for (Encoding::Range& range : encoding.sequence_ranges) range.begin += n, range.end += n;
   }
@@ -352,7 +490,7 @@ void PostProcessor::Wrap(std::vector<TokenId>& prefix, std::vector<TokenId>& suf
 }
 
 Encoding PostProcessor::Process(Encoding first, std::optional<Encoding> second,
-                                bool add_special_tokens) const {
+                                bool add_special_tokens, const TokenStrings* tokens) const {
   std::vector<Encoding> encodings;
   encodings.push_back(std::move(first));
   if (second) encodings.push_back(std::move(*second));
@@ -365,7 +503,7 @@ Encoding PostProcessor::Process(Encoding first, std::optional<Encoding> second,
       encodings[i].type_ids.assign(encodings[i].size(), i);
     }
     for (const PostProcessorStep& step : steps_) {
-      encodings = ProcessStep(step, std::move(encodings), add_special_tokens);
+      encodings = ProcessStep(step, std::move(encodings), add_special_tokens, tokens);
     }
   }
   Encoding out;
@@ -378,10 +516,17 @@ Encoding PostProcessor::Process(Encoding first, std::optional<Encoding> second,
 
 std::vector<Encoding> PostProcessor::ProcessStep(const PostProcessorStep& step,
                                                  std::vector<Encoding> encodings,
-                                                 bool add_special_tokens) const {
+                                                 bool add_special_tokens,
+                                                 const TokenStrings* tokens) const {
   using Kind = PostProcessorStep::Kind;
+  if ((step.kind == Kind::kByteLevel || step.kind == Kind::kRoberta) && step.trim_offsets && tokens) {
+    for (Encoding& encoding : encodings) {
+      TrimOffsets(encoding, *tokens, step.add_prefix_space);
+      for (Encoding& window : encoding.overflowing) TrimOffsets(window, *tokens, step.add_prefix_space);
+    }
+  }
   switch (step.kind) {
-    case Kind::kByteLevel:  // it trims offsets, which ferry does not compute, and numbers sequences
+    case Kind::kByteLevel:  // it trims offsets (above) and numbers sequences
       for (uint32_t i = 0; i < encodings.size(); ++i) SetSequenceId(encodings[i], i);
       return encodings;
     case Kind::kTemplate: {
@@ -393,7 +538,7 @@ std::vector<Encoding> PostProcessor::ProcessStep(const PostProcessorStep& step,
           SetSequenceId(encoding, piece.sequence);
           out.push_back(encoding);
         } else if (add_special_tokens) {
-          out.push_back(SpecialTokens(piece.ids, piece.type_id));
+          out.push_back(SpecialTokens(piece.ids, piece.type_id, encodings[0].has_alignment));
         }
       }
       return out;

@@ -8,6 +8,7 @@
 // result is compared to tokenizers'.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,7 +36,14 @@ struct PostProcessorStep {
   bool has_pair = false;                    // kTemplate: the file has a "pair" template
   TokenId cls = 0, sep = 0;                 // kBert, kRoberta
   std::string cls_token, sep_token;
+  // kByteLevel, kRoberta: offsets lose the spaces their tokens start and end with (tokenizers'
+  // process_offsets); add_prefix_space spares the first token's single one.
+  bool trim_offsets = true;
+  bool add_prefix_space = true;
 };
+
+// The token strings of an encoding (Tokenizer::Tokens), which trimming offsets reads.
+using TokenStrings = std::function<std::vector<std::string>(const Encoding&)>;
 
 class PostProcessor {
  public:
@@ -51,7 +59,10 @@ class PostProcessor {
   void Wrap(std::vector<TokenId>& prefix, std::vector<TokenId>& suffix) const;
   // The post-processed encoding of `first` (and `second`), as tokenizers' PostProcessor::process.
   // REQUIRES: !second || CanEncodePairs().
-  Encoding Process(Encoding first, std::optional<Encoding> second, bool add_special_tokens) const;
+  // Encodings with an alignment have their offsets trimmed where a step says so, which needs
+  // `tokens` (else no trimming is done).
+  Encoding Process(Encoding first, std::optional<Encoding> second, bool add_special_tokens,
+                   const TokenStrings* tokens = nullptr) const;
   // The token string of a special token this post-processor adds, or null.
   const std::string* SpecialTokenText(TokenId id) const;
   // What decides Process's output, for the fingerprint.
@@ -59,7 +70,7 @@ class PostProcessor {
 
  private:
   std::vector<Encoding> ProcessStep(const PostProcessorStep& step, std::vector<Encoding> encodings,
-                                    bool add_special_tokens) const;
+                                    bool add_special_tokens, const TokenStrings* tokens) const;
   std::vector<PostProcessorStep> steps_;
   bool present_ = false;  // tokenizers runs PostProcessor::process, else default_process
 };
