@@ -87,6 +87,9 @@ class TarReader {
   virtual ~TarReader() = default;
   // The next regular file, or nullopt after the last.
   virtual Result<std::optional<TarMember>> Next() = 0;
+  // After Next() failed while reading a member's data: that member's name (its header was
+  // intact). Empty when the failure came before a member was named (a damaged header).
+  virtual const std::string& damaged_member() const = 0;
   // The archive's size as stored (compressed, for a gzip shard), and its io::Source::version().
   virtual uint64_t stored_size() const = 0;
   virtual const std::string& stored_version() const = 0;
@@ -111,7 +114,9 @@ std::optional<std::pair<std::string, std::string>> SplitKeyField(std::string_vie
 
 // Groups a shard's members into samples, exactly as DESIGN.md and webdataset do: consecutive
 // members with one key form a sample; a key that comes back later starts a new one; a field
-// repeated within a sample is kCorruption naming the shard and the key.
+// repeated within a sample is kCorruption naming the shard and the key. When the shard is damaged
+// inside a member whose key differs from the sample being gathered, that sample is complete: it is
+// returned first and the error on the next call (webdataset keeps it too).
 class SampleReader {
  public:
   static Result<std::unique_ptr<SampleReader>> Open(std::string_view uri,
@@ -127,6 +132,7 @@ class SampleReader {
   std::string uri_;
   std::unique_ptr<TarReader> tar_;
   std::optional<Sample> pending_;  // the sample being gathered
+  Status deferred_error_;          // the damage found after a complete pending_ was returned
   bool done_ = false;
 };
 
@@ -153,7 +159,7 @@ struct ShardInfo {
   // Lowercase hex SHA-256 of the shard's bytes, where its writer recorded one ("" otherwise):
   // what ferry.ray checks a shard it finds in place against before skipping it on a re-run.
   std::string sha256;
-  Status error;          // with IndexOptions::keep_going: why the shard could not be counted
+  Status error;          // with IndexOptions::keep_going: why the shard could not be read to its end
 };
 
 // kSourceChanged naming the shard and both values when what `reader` opened is not what was
@@ -168,8 +174,9 @@ Status CheckSourceUnchanged(std::string_view url, uint64_t counted_bytes,
 
 struct IndexOptions {
   int threads = 8;  // shards streamed at once
-  // A shard that cannot be read is recorded (ShardInfo::error, 0 samples) instead of failing
-  // the call: for datasets that skip bad shards.
+  // A shard that cannot be read to its end is recorded instead of failing the call: its error,
+  // and as `samples` those read before it (0 for one that does not open). For datasets that
+  // skip the rest of a bad shard and keep what precedes the damage, as webdataset's handlers do.
   bool keep_going = false;
   // When set, called (from any thread, one call at a time) after each shard with its bytes.
   std::function<void(uint64_t bytes)> on_shard_done;

@@ -397,8 +397,8 @@ class PyEpochPlan {
   datasets::EpochPlan plan_;
 };
 
-// (url, bytes, samples, error or None, version); with keep_going an unreadable shard has 0
-// samples and its error, else the first one (in url order) is raised.
+// (url, bytes, samples, error or None, version); with keep_going a shard that cannot be read to
+// its end has its error and the samples before it, else the first error (in url order) is raised.
 std::vector<std::tuple<std::string, uint64_t, uint64_t, std::optional<std::string>, std::string>>
 IndexShards(
     const std::vector<std::string>& urls, int threads, bool keep_going) {

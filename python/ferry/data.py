@@ -288,7 +288,8 @@ class ShardDataset(_Base):
                  queue_capacity: int = 64) -> None:
         if index is None and isinstance(shards, (str, os.PathLike)) and _core.without_query(os.fspath(shards)).endswith(".json"):
             index = shards  # ShardDataset("index.json"): a `ferry index` file names the shards
-        self.skipped: list[tuple[str, str, int | None]] = []  # (url, error, samples lost)
+        # (url, error, samples lost); None lost: the unreadable rest of a shard counted on the fly
+        self.skipped: list[tuple[str, str, int | None]] = []
         if index is not None:
             indexed = [(url, size, n, None, version)
                        for url, size, n, version, _ in _core.read_index(os.fspath(index))]
@@ -335,8 +336,9 @@ class ShardDataset(_Base):
 
     def _count_samples(self, urls: list[str], on_error: str) -> list:
         """(url, bytes, samples, error) per shard, streaming each once. With on_error="skip" a
-        shard that cannot be read counts 0 samples (so no plan reads it) and is recorded in
-        `skipped`; with "fail" the first one (in shard order) is raised."""
+        shard that cannot be read to its end counts the samples before the damage (plans read
+        those, and stop there) and is recorded in `skipped` with None samples lost: how many the
+        unreadable rest held is unknown. With "fail" the first one (in shard order) is raised."""
         if on_error != "skip":
             try:
                 return _core.index_shards(urls)
@@ -347,8 +349,10 @@ class ShardDataset(_Base):
         bad = [(url, error, None) for url, _, _, error, _ in indexed if error is not None]
         if bad:
             self.skipped.extend(bad)
-            warnings.warn(f"ferry.data: left out {len(bad)} of {len(urls)} shards that could not be "
-                          f"read while counting samples; first: {bad[0][1]}", RuntimeWarning, stacklevel=3)
+            kept = sum(n for url, _, n, error, _ in indexed if error is not None)
+            warnings.warn(f"ferry.data: {len(bad)} of {len(urls)} shards could not be read to their end "
+                          f"while counting samples; the {kept} samples before the damage are kept, the "
+                          f"rest of those shards left out; first: {bad[0][1]}", RuntimeWarning, stacklevel=3)
         return indexed
 
     @property
@@ -887,6 +891,28 @@ def token_shard_rows(shards: list, seq_len: int, eod_id: int, batch_size: int, r
     return reader.batches_per_rank, rows()
 
 
+def _check_end_of_document_id(tokenizer, eod_id: int) -> None:
+    """ValueError when `eod_id` is not an id of `tokenizer`, or is an ordinary token that text
+    encodes to (0 is "!" for GPT-2): where one document ends could then not be told from the
+    ids, and a loss mask or attention reset made from them would be wrong without a word. A
+    special token passes, and so does a SentencePiece control piece such as </s>, which no text
+    encodes to."""
+    added = tokenizer.get_added_tokens_decoder()
+    if eod_id in added and added[eod_id].special:
+        return
+    if eod_id < tokenizer.get_vocab_size():
+        text = tokenizer.decode([eod_id], skip_special_tokens=False)
+        if tokenizer.encode(text, add_special_tokens=False).ids != [eod_id]:
+            return
+        what = f"{tokenizer.id_to_token(eod_id)!r}, an ordinary token that the text {text!r} encodes to"
+    else:
+        what = f"not an id of the tokenizer (it has {tokenizer.get_vocab_size()})"
+    specials = sorted((i, t.content) for i, t in added.items() if t.special)
+    listed = ", ".join(f"{content} = {i}" for i, content in specials[:8]) or "none"
+    raise ValueError(f"eod_id {eod_id} is {what}: pass the id of a token that marks a document's end "
+                     f"(the tokenizer's special tokens: {listed})")
+
+
 def _bounded_int(name: str, value, low: int, high: int) -> int:
     """`value` as an int in [low, high]: TypeError for a non-integer (bool included), ValueError
     naming `name` and the value otherwise."""
@@ -950,6 +976,8 @@ class PackedDataset(_Base):
             if eod_id is None:
                 raise ValueError("eod_id is needed: the tokenizer has no <|endoftext|> token")
         eod_id = _bounded_int("eod_id", eod_id, 0, 2**31 - 1)
+        if tokenizer is not None:
+            _check_end_of_document_id(tokenizer, eod_id)
         if threads is not None:
             threads = _bounded_int("threads", threads, 0, 2**31 - 1)
         if isinstance(source, ShardDataset) and tokenizer is None:

@@ -18,6 +18,7 @@ import ferry.numpy
 from conftest import REPO, nginx_serving
 
 SHARDS = REPO.parent / "shared" / "data" / "shards" / "webdataset_testdata"
+SHARED_TOKENIZERS = REPO.parent / "shared" / "data" / "tokenizers"
 
 
 def shared_shards():
@@ -254,13 +255,13 @@ def test_shard_dataset_stops_at_a_bad_shard_or_skips_it(tmp_path, ferry_bin):
     with pytest.raises(ferry.CorruptionError, match=r"part-001.tar: .* member 'p1/0003.txt'"):
         keys_of(ferry.data.ShardDataset(None, **options))
     skipping = ferry.data.ShardDataset(None, on_error="skip", **options)
-    with pytest.warns(RuntimeWarning, match="skipped 4 samples of 1 bad shards"):
+    with pytest.warns(RuntimeWarning, match="skipped 3 samples of 1 bad shards"):
         keys = keys_of(skipping)
-    # p1/0002 is known complete only once the next member has been read, which failed: it is lost.
-    assert keys == [f"p0/{j:04d}" for j in range(4)] + [f"p1/{j:04d}" for j in range(2)] + \
+    # The damage is in p1/0003's member, so p1/0002 is whole and kept (webdataset keeps it too).
+    assert keys == [f"p0/{j:04d}" for j in range(4)] + [f"p1/{j:04d}" for j in range(3)] + \
         [f"p2/{j:04d}" for j in range(4)]
     [(url, error, lost)] = skipping.skipped
-    assert url.endswith("part-001.tar") and lost == 4 and "p1/0003.txt" in error
+    assert url.endswith("part-001.tar") and lost == 3 and "p1/0003.txt" in error
     with pytest.raises(ValueError, match="on_error must be"):
         ferry.data.ShardDataset(None, on_error="ignore", **options)
     # The CLI the same way: the first error, or the skip reported.
@@ -269,8 +270,8 @@ def test_shard_dataset_stops_at_a_bad_shard_or_skips_it(tmp_path, ferry_bin):
     assert failed.returncode == 65 and "part-001.tar" in failed.stderr and "p1/0003.txt" in failed.stderr
     skipped = subprocess.run(cli + ["--on-error", "skip"], capture_output=True, text=True, check=True)
     report = json.loads(skipped.stdout)
-    assert (report["samples"], report["skipped_shards"], report["skipped_samples"]) == (10, 1, 4)
-    assert "skipped 4 samples: " in skipped.stderr and "p1/0003.txt" in skipped.stderr
+    assert (report["samples"], report["skipped_shards"], report["skipped_samples"]) == (11, 1, 3)
+    assert "skipped 3 samples: " in skipped.stderr and "p1/0003.txt" in skipped.stderr
 
 
 def test_batched_shard_dataset_yields_columns_of_the_same_samples(tmp_path):
@@ -533,6 +534,33 @@ def test_packed_dataset_refuses_bad_arguments_at_construction(tmp_path, argument
     # numpy integers are integers
     ds = ferry.data.PackedDataset(tokens, seq_len=np.int64(4), batch_size=np.int32(1), eod_id=np.uint32(0))
     assert len(ds) == len(ferry.data.PackedDataset(tokens, seq_len=4, batch_size=1, eod_id=0)) > 0
+
+
+def test_packed_dataset_refuses_an_end_of_document_id_that_text_also_encodes_to(tmp_path):
+    """Found by a probe: PackedDataset(shards, gpt2, eod_id=0) packed with "!" as the separator,
+    so a document's end could not be told from a "!" in its text."""
+    pattern, texts = text_shards(tmp_path, shards=1, per_shard=5)
+    tok = ferry.Tokenizer.train_from_iterator(list(texts.values()), vocab_size=270,
+                                              special_tokens=["<|endoftext|>"])
+    shards = ferry.data.ShardDataset(pattern)
+    ordinary = tok.encode("a", add_special_tokens=False).ids[0]
+    with pytest.raises(ValueError, match=rf"eod_id {ordinary} is 'a', an ordinary token that the text 'a' "
+                                         r"encodes to: .*special tokens: <\|endoftext\|> = "):
+        ferry.data.PackedDataset(shards, tok, seq_len=4, batch_size=1, eod_id=ordinary)
+    with pytest.raises(ValueError, match=r"eod_id 270 is not an id of the tokenizer \(it has 270\)"):
+        ferry.data.PackedDataset(shards, tok, seq_len=4, batch_size=1, eod_id=270)
+    eod = tok.token_to_id("<|endoftext|>")
+    assert ferry.data.PackedDataset(shards, tok, seq_len=4, batch_size=1).eod_id == eod
+    assert ferry.data.PackedDataset(shards, tok, seq_len=4, batch_size=1, eod_id=eod).eod_id == eod
+    # A SentencePiece model's </s> is a control piece, not an added token: no text encodes to it.
+    model = SHARED_TOKENIZERS / "sentencepiece" / "mistral_7b_v1_tokenizer.model"
+    if model.is_file():
+        mistral = ferry.Tokenizer.from_file(str(model))
+        assert ferry.data.PackedDataset(shards, mistral, seq_len=4, batch_size=1, eod_id=2).eod_id == 2
+        world = mistral.encode("world", add_special_tokens=False).ids
+        assert len(world) == 1
+        with pytest.raises(ValueError, match=rf"eod_id {world[0]} is '▁world', an ordinary token"):
+            ferry.data.PackedDataset(shards, mistral, seq_len=4, batch_size=1, eod_id=world[0])
 
 
 def test_packed_dataset_reads_ferry_token_shards(tmp_path, ferry_bin):

@@ -496,23 +496,46 @@ def test_workers_forked_after_an_in_process_iteration(tmp_path):
 
 def test_bad_shards_while_counting_fail_in_order_or_are_skipped(tmp_path):
     """Found by a newcomer: on_error="skip" failed in the constructor, counting a truncated shard;
-    with two bad shards the one named varied from run to run."""
+    with two bad shards the one named varied from run to run. Found by a probe: the skip then
+    left out the whole shard, the samples before the damage too (webdataset's warn_and_continue
+    yields those)."""
     pattern = write_shards(tmp_path, [4, 5, 6, 7])
+    # Each sample is one 512-byte header and 512 bytes of data: the cut falls inside sample 2, so
+    # samples 0 and 1 are whole (the damage is in a member of another key).
     for i in (1, 3):
         path = tmp_path / f"part-00{i}.tar"
-        path.write_bytes(path.read_bytes()[:1500])
+        path.write_bytes(path.read_bytes()[:2 * 1024 + 700])
+
+    def readable(path):  # the keys ferry.data.samples yields before it raises
+        keys = []
+        with pytest.raises(ferry.CorruptionError, match="truncated"):
+            for sample in ferry.data.samples(path):
+                keys.append(sample["__key__"])
+        return keys
+    prefix = readable(tmp_path / "part-001.tar") + readable(tmp_path / "part-003.tar")
+    assert prefix == ["p1/0000", "p1/0001", "p3/0000", "p3/0001"]
     for _ in range(3):
         with pytest.raises(ferry.CorruptionError, match=r"part-001.tar.*on_error='skip' leaves out"):
             ferry.data.ShardDataset(pattern)
-    with pytest.warns(RuntimeWarning, match="left out 2 of 4 shards"):
+    with pytest.warns(RuntimeWarning, match="2 of 4 shards could not be read to their end.*the 4 samples "
+                                            "before the damage are kept"):
         ds = ferry.data.ShardDataset(pattern, on_error="skip")
     assert [url.rsplit("/", 1)[1] for url, _, _ in ds.skipped] == ["part-001.tar", "part-003.tar"]
-    assert sorted(s["__key__"] for s in ds) == sorted([f"p0/{j:04d}" for j in range(4)] +
-                                                      [f"p2/{j:04d}" for j in range(6)])
+    assert [lost for _, _, lost in ds.skipped] == [None, None]  # what the cut-off rest held is unknown
+    assert ds.counts == [4, 2, 6, 2]
+    kept = sorted([f"p0/{j:04d}" for j in range(4)] + [f"p2/{j:04d}" for j in range(6)] + prefix)
+    assert sorted(s["__key__"] for s in ds) == kept
+    # Split over ranks and loader workers, each kept sample comes exactly once, and reading
+    # stops before the damage: the iteration itself skips nothing more.
+    ranks = [ferry.data.ShardDataset(pattern, on_error="skip", rank=r, world_size=2, remainder="drop",
+                                     seed=3, shuffle_buffer=4) for r in range(2)]
+    seen = [s["__key__"] for r in ranks for s in DataLoader(r, batch_size=None, num_workers=2)]
+    assert len(seen) == len(set(seen)) == 14 and set(seen) <= set(kept)
+    assert all(len(r.skipped) == 2 for r in ranks)
     # Every shard left out: the error says why there is nothing, not just that there is nothing.
-    for i in (0, 2):
+    for i in range(4):
         path = tmp_path / f"part-00{i}.tar"
-        path.write_bytes(path.read_bytes()[:1500])
+        path.write_bytes(path.read_bytes()[:700])
     with pytest.warns(RuntimeWarning), pytest.raises(ferry.IoError, match=r"no samples to read: 4 of 4 shards "
                                                      r"could not be read.*first error: .*part-000.tar"):
         ferry.data.ShardDataset(pattern, on_error="skip")

@@ -34,8 +34,9 @@ Result<std::vector<ShardInfo>> IndexShards(const std::vector<std::string>& urls,
   // Every shard's outcome is kept, so which failure is reported does not depend on the threads.
   FERRY_RETURN_IF_ERROR(pipeline::ParallelFor(urls.size(), options.threads, [&](size_t i) {
     shards[i].url = urls[i];
+    // A shard that fails part way keeps the count of the samples read before the failure: a
+    // loader that skips bad shards reads those and only those (a span stops at its count).
     shards[i].error = count(i);
-    if (!shards[i].error.ok()) shards[i].samples = 0;
     return Status::Ok();
   }));
   if (!options.keep_going) {

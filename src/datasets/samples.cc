@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 #include "ferry/datasets.h"
 
@@ -43,8 +44,18 @@ Result<std::unique_ptr<SampleReader>> SampleReader::Open(std::string_view uri,
 }
 
 Result<std::optional<Sample>> SampleReader::Next() {
+  if (!deferred_error_.ok()) return std::exchange(deferred_error_, Status());
   while (!done_) {
-    FERRY_ASSIGN_OR_RETURN(std::optional<TarMember> member, tar_->Next());
+    Result<std::optional<TarMember>> next = tar_->Next();
+    if (!next.ok()) {
+      // A member of another key is damaged: the sample gathered so far has all its fields.
+      auto damaged = SplitKeyField(tar_->damaged_member());
+      if (!pending_ || !damaged || damaged->first == pending_->key) return next.status();
+      deferred_error_ = next.status();
+      done_ = true;
+      return std::exchange(pending_, std::nullopt);
+    }
+    std::optional<TarMember> member = std::move(*next);
     if (!member) {
       done_ = true;
       break;

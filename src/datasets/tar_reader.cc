@@ -225,6 +225,7 @@ class StreamingTarReader final : public TarReader {
 
   uint64_t stored_size() const override { return stored_size_; }
   const std::string& stored_version() const override { return stored_version_; }
+  const std::string& damaged_member() const override { return damaged_member_; }
 
   Result<std::optional<TarMember>> Next() override {
     std::vector<std::pair<std::string, std::string>> local_pax;
@@ -307,7 +308,11 @@ class StreamingTarReader final : public TarReader {
                           " bytes, over the limit of " + std::to_string(options_.max_member_size));
       }
       member.data.resize(size);
-      FERRY_RETURN_IF_ERROR(ReadBody(member.data, padded - size, header_offset, member.name));
+      if (Status body = ReadBody(member.data, padded - size, header_offset, member.name);
+          !body.ok()) {
+        damaged_member_ = std::move(member.name);
+        return body;
+      }
       return std::optional<TarMember>(std::move(member));
     }
     return std::optional<TarMember>();
@@ -363,6 +368,7 @@ class StreamingTarReader final : public TarReader {
   std::unique_ptr<ArchiveBytes> bytes_;
   TarOptions options_;
   std::vector<std::pair<std::string, std::string>> global_pax_;
+  std::string damaged_member_;
   bool finished_ = false;
 };
 
