@@ -8,6 +8,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -36,13 +37,29 @@ using text::Encoding;
 // one U+FFFD). `keep` holds a reference to whatever the view points into, so it stays valid
 // while `keep` lives even if the caller drops the text (e.g. another thread clears its list
 // while the GIL is released).
-std::string_view TextOf(nb::handle text, nb::object& keep) {
+// With `refuse_surrogates` (the tokenizers API, whose offsets index the caller's str: a repaired
+// one has other indices) such a str is refused as tokenizers refuses it, naming where.
+std::string_view TextOf(nb::handle text, nb::object& keep, bool refuse_surrogates = false) {
   if (PyUnicode_Check(text.ptr())) {
     keep = nb::borrow(text);
     Py_ssize_t size = 0;
     const char* data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
     if (!data) {
       PyErr_Clear();
+      if (refuse_surrogates) {
+        const Py_ssize_t length = PyUnicode_GET_LENGTH(text.ptr());
+        for (Py_ssize_t i = 0; i < length; ++i) {
+          Py_UCS4 c = PyUnicode_READ_CHAR(text.ptr(), i);
+          if (c >= 0xD800 && c <= 0xDFFF) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "%04X", static_cast<unsigned>(c));
+            throw StatusError(InvalidArgument(
+                "the text has a surrogate (U+" + std::string(hex) + ") at index " + std::to_string(i) +
+                ", which is not Unicode text (tokenizers refuses it too); repair it first, e.g. "
+                "text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')"));
+          }
+        }
+      }
       nb::object utf16 = nb::steal(PyUnicode_AsEncodedString(text.ptr(), "utf-16-le", "surrogatepass"));
       if (!utf16.is_valid()) throw nb::python_error();
       keep = nb::steal(PyUnicode_DecodeUTF16(PyBytes_AS_STRING(utf16.ptr()),
@@ -208,6 +225,33 @@ nb::object Frozen(nb::handle input) {
   nb::list items;
   for (nb::handle item : input) items.append(Frozen(item));
   return nb::tuple(items);
+}
+
+// An integer argument of an Encoding map, pad or truncate (a Python int or anything with
+// __index__): a negative one raises OverflowError, as tokenizers' unsigned arguments do, and
+// anything else TypeError, each naming the argument instead of nanobind listing the overloads.
+// Past 2**64 - 1 it clamps: every such index or length is out of range anyway.
+uint64_t NonNegativeArg(nb::handle value, const char* name) {
+  nb::object index = nb::steal(PyNumber_Index(value.ptr()));
+  if (!index.is_valid()) {
+    PyErr_Clear();
+    throw nb::type_error((std::string(name) + ": expected an int, got " +
+                          nb::type_name(value.type()).c_str()).c_str());
+  }
+  int overflow = 0;
+  long long small = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (overflow < 0 || (overflow == 0 && small < 0)) {
+    PyErr_Format(PyExc_OverflowError, "%s %S: expected an int >= 0", name, index.ptr());
+    throw nb::python_error();
+  }
+  if (overflow == 0) return static_cast<uint64_t>(small);
+  unsigned long long large = PyLong_AsUnsignedLongLong(index.ptr());
+  if (large == static_cast<unsigned long long>(-1) && PyErr_Occurred()) PyErr_Clear();
+  return large;
+}
+// The same for an index held in 32 bits (a word or a sequence).
+uint32_t IndexArg(nb::handle value, const char* name) {
+  return static_cast<uint32_t>(std::min<uint64_t>(NonNegativeArg(value, name), std::numeric_limits<uint32_t>::max()));
 }
 
 std::shared_ptr<const AlignmentSource> Edited(std::shared_ptr<const AlignmentSource> base,
@@ -473,29 +517,33 @@ text::EncodeInput InputOf(nb::handle item, bool pretokenized, std::vector<nb::ob
   auto is_text = [](nb::handle h) { return PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr()); };
   auto is_sequence = [](nb::handle h) { return PyList_Check(h.ptr()) || PyTuple_Check(h.ptr()); };
   auto where = [&] { return index == SIZE_MAX ? std::string() : "batch item " + std::to_string(index) + ": "; };
+  auto text_of = [&](nb::handle h) {  // a new entry of `keep`; errors name the batch item
+    keep.emplace_back();
+    try {
+      return TextOf(h, keep.back(), /*refuse_surrogates=*/true);
+    } catch (const StatusError& e) {
+      throw StatusError(Status(e.status().code(), where() + e.status().message()));
+    }
+  };
   auto words = [&](nb::handle h, std::vector<std::string_view>& out) {
     for (nb::handle word : h) {
       if (!is_text(word)) {
         throw nb::type_error((where() + "a pretokenized sequence is a list of str, and it holds a " +
                               std::string(nb::type_name(word.type()).c_str())).c_str());
       }
-      keep.emplace_back();
-      out.push_back(TextOf(word, keep.back()));
+      out.push_back(text_of(word));
     }
   };
   text::EncodeInput input;
   input.pretokenized = pretokenized;
   if (!pretokenized) {
     if (is_text(item)) {
-      keep.emplace_back();
-      input.first.push_back(TextOf(item, keep.back()));
+      input.first.push_back(text_of(item));
       return input;
     }
     if (is_sequence(item) && nb::len(item) == 2 && is_text(item[0]) && is_text(item[1])) {
-      keep.emplace_back();
-      input.first.push_back(TextOf(item[0], keep.back()));
-      keep.emplace_back();
-      input.second.push_back(TextOf(item[1], keep.back()));
+      input.first.push_back(text_of(item[0]));
+      input.second.push_back(text_of(item[1]));
       input.has_second = true;
       return input;
     }
@@ -613,45 +661,71 @@ void RegisterText(nb::module_& m) {
                      return e.WordIds("words");
                    })
       .def("token_to_sequence",
-           [](PyEncoding& e, size_t token_index) { return e.Aligned("token_to_sequence").TokenToSequence(token_index); },
+           [](PyEncoding& e, nb::handle token_index) {
+             return e.Aligned("token_to_sequence").TokenToSequence(NonNegativeArg(token_index, "token_index"));
+           },
            nb::arg("token_index"))
       .def("token_to_chars",
-           [](PyEncoding& e, size_t token_index) -> std::optional<std::pair<uint32_t, uint32_t>> {
-             auto found = e.Aligned("token_to_chars").TokenToChars(token_index);
+           [](PyEncoding& e, nb::handle token_index) -> std::optional<std::pair<uint32_t, uint32_t>> {
+             auto found = e.Aligned("token_to_chars").TokenToChars(NonNegativeArg(token_index, "token_index"));
              if (!found) return std::nullopt;
              return found->second;
            },
            nb::arg("token_index"))
       .def("token_to_word",
-           [](PyEncoding& e, size_t token_index) -> std::optional<uint32_t> {
-             auto found = e.Aligned("token_to_word").TokenToWord(token_index);
+           [](PyEncoding& e, nb::handle token_index) -> std::optional<uint32_t> {
+             auto found = e.Aligned("token_to_word").TokenToWord(NonNegativeArg(token_index, "token_index"));
              if (!found) return std::nullopt;
              return found->second;
            },
            nb::arg("token_index"))
       .def("word_to_tokens",
-           [](PyEncoding& e, uint32_t word_index, uint32_t sequence_index) {
-             return e.Aligned("word_to_tokens").WordToTokens(word_index, sequence_index);
+           [](PyEncoding& e, nb::handle word_index, nb::handle sequence_index) {
+             return e.Aligned("word_to_tokens")
+                 .WordToTokens(IndexArg(word_index, "word_index"), IndexArg(sequence_index, "sequence_index"));
            },
            nb::arg("word_index"), nb::arg("sequence_index") = 0)
       .def("word_to_chars",
-           [](PyEncoding& e, uint32_t word_index, uint32_t sequence_index) {
-             return e.Aligned("word_to_chars").WordToChars(word_index, sequence_index);
+           [](PyEncoding& e, nb::handle word_index, nb::handle sequence_index) {
+             return e.Aligned("word_to_chars")
+                 .WordToChars(IndexArg(word_index, "word_index"), IndexArg(sequence_index, "sequence_index"));
            },
            nb::arg("word_index"), nb::arg("sequence_index") = 0)
       .def("char_to_token",
-           [](PyEncoding& e, size_t char_pos, uint32_t sequence_index) {
-             return e.Aligned("char_to_token").CharToToken(char_pos, sequence_index);
+           [](PyEncoding& e, nb::handle char_pos, nb::handle sequence_index) {
+             return e.Aligned("char_to_token")
+                 .CharToToken(NonNegativeArg(char_pos, "char_pos"), IndexArg(sequence_index, "sequence_index"));
            },
            nb::arg("char_pos"), nb::arg("sequence_index") = 0)
       .def("char_to_word",
-           [](PyEncoding& e, size_t char_pos, uint32_t sequence_index) {
-             return e.Aligned("char_to_word").CharToWord(char_pos, sequence_index);
+           [](PyEncoding& e, nb::handle char_pos, nb::handle sequence_index) {
+             return e.Aligned("char_to_word")
+                 .CharToWord(NonNegativeArg(char_pos, "char_pos"), IndexArg(sequence_index, "sequence_index"));
            },
            nb::arg("char_pos"), nb::arg("sequence_index") = 0)
-      .def("pad", &PyEncoding::Pad, nb::arg("length"), nb::arg("direction") = "right",
+      .def("pad",
+           [](PyEncoding& e, nb::handle length, const std::string& direction, nb::handle pad_id, nb::handle pad_type_id,
+              const std::string& pad_token) {
+             uint64_t ids[2];
+             for (int i : {0, 1}) {
+               const char* name = i == 0 ? "pad_id" : "pad_type_id";
+               ids[i] = NonNegativeArg(i == 0 ? pad_id : pad_type_id, name);
+               if (ids[i] > std::numeric_limits<uint32_t>::max()) {
+                 PyErr_Format(PyExc_OverflowError, "%s %llu: expected an id in [0, 2**32 - 1]", name,
+                              static_cast<unsigned long long>(ids[i]));
+                 throw nb::python_error();
+               }
+             }
+             e.Pad(NonNegativeArg(length, "length"), direction, static_cast<TokenId>(ids[0]),
+                   static_cast<uint32_t>(ids[1]), pad_token);
+           },
+           nb::arg("length"), nb::arg("direction") = "right",
            nb::arg("pad_id") = 0, nb::arg("pad_type_id") = 0, nb::arg("pad_token") = "[PAD]")
-      .def("truncate", &PyEncoding::Truncate, nb::arg("max_length"), nb::arg("stride") = 0,
+      .def("truncate",
+           [](PyEncoding& e, nb::handle max_length, nb::handle stride, const std::string& direction) {
+             e.Truncate(NonNegativeArg(max_length, "max_length"), NonNegativeArg(stride, "stride"), direction);
+           },
+           nb::arg("max_length"), nb::arg("stride") = 0,
            nb::arg("direction") = "right")
       .def_static(
           "merge",

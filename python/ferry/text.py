@@ -153,8 +153,9 @@ class Tokenizer:
 
         if self._core.format != "tokenizer.json":
             raise _core.UnsupportedError(
-                f"{self._core.origin}: a tiktoken rank file has no tokenizers form; "
-                "load the model's tokenizer.json instead"
+                f"{self._core.origin}: "
+                + ("a tiktoken rank file" if self._core.format == "tiktoken" else "a SentencePiece .model")
+                + " has no tokenizers form; load the model's tokenizer.json instead"
             )
         document = json.loads(self._core.source)
         document["truncation"] = None
@@ -291,6 +292,9 @@ class Tokenizer:
                       pad_to_multiple_of=pad_to_multiple_of)
         if not isinstance(pad_token, str):
             raise TypeError(f"enable_padding pad_token: expected a str, got {type(pad_token).__name__}")
+        for what, value in (("pad_id", pad_id), ("pad_type_id", pad_type_id)):
+            if not 0 <= value < 2**32:
+                raise ValueError(f"enable_padding {what} {value}: expected an id in [0, 2**32 - 1]")
         options = _core.PaddingOptions()
         options.left = _direction(direction, "padding")
         if length is not None and length <= 0:
@@ -382,8 +386,13 @@ class Tokenizer:
     def decode_batch(
         self, sequences: Iterable[Sequence[int] | np.ndarray], skip_special_tokens: bool = True
     ) -> list[str]:
-        return [self._core.decode(_ids(ids, f"decode_batch item {i}"), skip_special_tokens)
-                for i, ids in enumerate(sequences)]
+        out = []
+        for i, ids in enumerate(sequences):
+            try:
+                out.append(self._core.decode(_ids(ids, f"decode_batch item {i}"), skip_special_tokens))
+            except _core.Error as e:  # say which sequence: "position 0" alone would mislead
+                raise type(e)(f"decode_batch item {i}: {e}") from None
+        return out
 
     # ------------------------------------------------------------------------------- vocabulary
 
