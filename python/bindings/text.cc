@@ -281,8 +281,9 @@ struct PyEncoding {
     if (encoding->has_alignment) return *encoding;
     if (!alignment) {
       throw StatusError(Unsupported("Encoding." + std::string(what) +
-                                    ": this Encoding was not made by a tokenizer's encode, so "
-                                    "ferry cannot compute its offsets and word ids"));
+                                    ": this Encoding has no offsets and word ids, and ferry cannot "
+                                    "compute them (its tokenizer cannot, or it was unpickled or "
+                                    "merged from Encodings that had none)"));
     }
     Encoding aligned = alignment->Compute();
     if (aligned.ids != encoding->ids) {
@@ -317,10 +318,80 @@ struct PyEncoding {
   }
   nb::list Tokens() const {
     nb::list out;
-    if (!tokenizer) return out;  // Encoding.merge([])
-    for (const std::string& token : tokenizer->Tokens(*encoding)) out.append(Utf8Lossy(token));
+    for (const std::string& token : TokensOf(*encoding, tokenizer.get())) out.append(Utf8Lossy(token));
     return out;
   }
+  // Each id's token: the tokenizer's spelling, or (none: unpickled, or Encoding.merge([])) the
+  // one the Encoding holds.
+  static std::vector<std::string> TokensOf(const Encoding& e, const Tokenizer* tokenizer) {
+    if (tokenizer) return tokenizer->Tokens(e);
+    std::vector<std::string> out(e.size());
+    for (size_t i = 0; i < e.token_text.size() && i < out.size(); ++i) {
+      if (e.token_text[i] >= 0) out[i] = e.token_texts[e.token_text[i]];
+    }
+    return out;
+  }
+
+  // Pickling: the value, its alignment (computed now where the tokenizer can) and each id's token
+  // spelled out, so that an unpickled Encoding needs no tokenizer, as tokenizers' own pickles.
+  nb::tuple State() {
+    if (!encoding->has_alignment && alignment) {
+      try {
+        Aligned("__getstate__");
+      } catch (const StatusError& e) {
+        if (e.status().code() != StatusCode::kUnsupported) throw;  // pickled without offsets
+      }
+    }
+    return StateOf(*encoding, tokenizer.get());
+  }
+  static nb::tuple StateOf(const Encoding& e, const Tokenizer* tokenizer) {
+    nb::list ranges, tokens, overflowing;
+    for (const Encoding::Range& r : e.sequence_ranges) ranges.append(nb::make_tuple(r.sequence, r.begin, r.end));
+    for (const std::string& token : TokensOf(e, tokenizer)) tokens.append(nb::bytes(token.data(), token.size()));
+    for (const Encoding& window : e.overflowing) overflowing.append(StateOf(window, tokenizer));
+    return nb::make_tuple(kStateVersion, e.ids, e.type_ids, e.special_tokens_mask, e.attention_mask, ranges, tokens,
+                          e.has_alignment, e.offsets, e.words, overflowing);
+  }
+  static Encoding FromState(nb::handle state) {
+    auto bad = [](const std::string& what) {
+      return StatusError(InvalidArgument("Encoding.__setstate__: not a ferry Encoding's pickle (" + what + ")"));
+    };
+    if (!PyTuple_Check(state.ptr()) || nb::len(state) != 11 || !nb::isinstance<nb::int_>(state[0]) ||
+        nb::cast<int>(state[0]) != kStateVersion) {
+      throw bad("expected a tuple of 11 starting with version " + std::to_string(kStateVersion));
+    }
+    Encoding e;
+    try {
+      e.ids = nb::cast<std::vector<TokenId>>(state[1]);
+      e.type_ids = nb::cast<std::vector<uint32_t>>(state[2]);
+      e.special_tokens_mask = nb::cast<std::vector<uint8_t>>(state[3]);
+      e.attention_mask = nb::cast<std::vector<uint8_t>>(state[4]);
+      for (nb::handle r : state[5]) {
+        auto [sequence, begin, end] = nb::cast<std::tuple<uint32_t, size_t, size_t>>(r);
+        if (begin > end || end > e.ids.size()) throw bad("a sequence range outside the ids");
+        e.sequence_ranges.push_back({sequence, begin, end});
+      }
+      for (nb::handle token : state[6]) {  // bytes: a token may hold part of a character
+        if (!PyBytes_Check(token.ptr())) throw bad("a token that is not bytes");
+        e.token_text.push_back(static_cast<int32_t>(e.token_texts.size()));
+        e.token_texts.emplace_back(PyBytes_AS_STRING(token.ptr()), PyBytes_GET_SIZE(token.ptr()));
+      }
+      e.has_alignment = nb::cast<bool>(state[7]);
+      e.offsets = nb::cast<std::vector<std::pair<uint32_t, uint32_t>>>(state[8]);
+      e.words = nb::cast<std::vector<int32_t>>(state[9]);
+      for (nb::handle window : state[10]) e.overflowing.push_back(FromState(window));
+    } catch (const nb::cast_error&) {
+      throw bad("a field of the wrong type");
+    }
+    const size_t n = e.ids.size();
+    const size_t aligned = e.has_alignment ? n : 0;
+    if (e.type_ids.size() != n || e.special_tokens_mask.size() != n || e.attention_mask.size() != n ||
+        e.token_text.size() != n || e.offsets.size() != aligned || e.words.size() != aligned) {
+      throw bad("fields of different lengths");
+    }
+    return e;
+  }
+  static constexpr int kStateVersion = 1;
   nb::list SequenceIds() const {
     nb::list out;
     for (int32_t sequence : encoding->sequence_ids()) {
@@ -754,13 +825,26 @@ void RegisterText(nb::module_& m) {
                 computable = false;
               }
             }
-            // Tokens are spelled by the first one's tokenizer (none: the merge is empty).
+            // Tokens are spelled by the first tokenizer among them (an unpickled Encoding has
+            // none, and holds its tokens), or by none: the merge is empty or all unpickled.
+            const PyEncoding* spelling = nullptr;
+            for (const PyEncoding* part : encodings) {
+              if (part->tokenizer) {
+                spelling = part;
+                break;
+              }
+            }
             return PyEncoding{std::make_shared<const Encoding>(std::move(merged)),
-                              encodings.empty() ? nullptr : encodings[0]->tokenizer,
-                              encodings.empty() ? nullptr : encodings[0]->id_objects,
+                              spelling ? spelling->tokenizer : nullptr, spelling ? spelling->id_objects : nullptr,
                               computable ? std::move(alignment) : nullptr};
           },
           nb::arg("encodings"), nb::arg("growing_offsets") = true)
+      .def("__getstate__", &PyEncoding::State)
+      .def("__setstate__",
+           [](PyEncoding& self, nb::handle state) {
+             new (&self) PyEncoding{std::make_shared<const Encoding>(PyEncoding::FromState(state)), nullptr,
+                                    nullptr, nullptr};
+           })
       .def("__len__", [](const PyEncoding& e) { return e.encoding->size(); })
       .def("__repr__", [](const PyEncoding& e) {
         return "Encoding(num_tokens=" + std::to_string(e.encoding->size()) +

@@ -600,3 +600,63 @@ def test_encoding_merge_and_pad_refuse_bad_items_without_crashing():
         ferry.Encoding.merge([e, 1])
     with pytest.raises(ferry.OutOfRangeError, match="length 9223372036854775808 is more ids"):
         e.pad(2**63)
+
+
+class _EncodingsDataset:  # a map-style dataset whose items are Encodings, as users write one
+    def __init__(self, tokenizer, texts):
+        self.tokenizer, self.texts = tokenizer, texts
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, i):
+        return self.tokenizer.encode(*self.texts[i]) if isinstance(self.texts[i], tuple) else \
+            self.tokenizer.encode(self.texts[i])
+
+
+@pytest.mark.parametrize("name", ["bert_base_uncased", "gpt2", "unigram_en"])
+def test_encodings_pickle_as_tokenizers_encodings_do(name):
+    """Found by a newcomer: pickling an Encoding raised TypeError, so DataLoader workers could
+    not return them, as they return tokenizers' Encodings."""
+    ours, ref = pair_of(name)
+    for tokenizer in (ours, ref):
+        tokenizer.enable_truncation(9, stride=2)
+        tokenizer.enable_padding(pad_to_multiple_of=4)
+    # Short texts: a pair's overflowing windows combine each with each (thousands for long ones).
+    texts = [t for t in sample_texts(3, 40) if t.strip() and len(t) <= 60][:8]
+    pairs = list(zip(texts[::2], texts[1::2]))
+    ours_encodings, ref_encodings = ours.encode_batch(texts + pairs), ref.encode_batch(texts + pairs)
+    assert_same([pickle.loads(pickle.dumps(e)) for e in ours_encodings],
+                [pickle.loads(pickle.dumps(e)) for e in ref_encodings], f"{name}, unpickled")
+    # An unpickled Encoding needs no tokenizer, and pads, truncates and merges as one that has one.
+    a, b = pickle.loads(pickle.dumps(ours_encodings[0])), pickle.loads(pickle.dumps(ref_encodings[0]))
+    a.pad(40, pad_token="<p>"), b.pad(40, pad_token="<p>")
+    a.truncate(30, stride=3), b.truncate(30, stride=3)
+    assert_same([a, ferry.Encoding.merge([a, ours_encodings[1]])],
+                [b, tokenizers.Encoding.merge([b, ref_encodings[1]])], f"{name}, edited after unpickling")
+    torch_data = pytest.importorskip("torch.utils.data")
+    loader = torch_data.DataLoader(_EncodingsDataset(ours, texts + pairs), batch_size=4, num_workers=2,
+                                   collate_fn=list)
+    one_by_one = [ref.encode(*t) if isinstance(t, tuple) else ref.encode(t) for t in texts + pairs]
+    assert_same([e for batch in loader for e in batch], one_by_one, f"{name}, through 2 DataLoader workers")
+
+
+def test_a_bad_encoding_pickle_is_refused_clearly():
+    good = pickle.dumps(pair_of("gpt2")[0].encode("hello world"))
+    state = ferry.Encoding.__reduce_ex__(pickle.loads(good), 2)[2]
+    assert state[0] == 1 and len(state) == 11
+    for bad, why in [((1, [1], [0]), "expected a tuple of 11 starting with version 1"),
+                     ((2,) + state[1:], "expected a tuple of 11 starting with version 1"),
+                     (state[:6] + ([b"a"] * 3,) + state[7:], "fields of different lengths"),
+                     (state[:1] + (["x"] * len(state[1]),) + state[2:], "a field of the wrong type"),
+                     (state[:6] + (["t"] * len(state[1]),) + state[7:], "a token that is not bytes"),
+                     (state[:5] + ([(0, 0, 99)],) + state[6:], "a sequence range outside the ids")]:
+        encoding = ferry.Encoding.__new__(ferry.Encoding)
+        with pytest.raises(ferry.InvalidArgumentError, match=rf"not a ferry Encoding's pickle \({why}\)"):
+            encoding.__setstate__(bad)
+    sentencepiece = SENTENCEPIECE / "mistral_7b_v1_tokenizer.model"
+    if sentencepiece.is_file():  # offsets cannot be computed there: pickled without them
+        e = pickle.loads(pickle.dumps(ferry.Tokenizer.from_file(sentencepiece).encode("hello world")))
+        assert e.tokens == ["▁hell", "o", "▁world"]
+        with pytest.raises(ferry.UnsupportedError, match="Encoding.offsets: this Encoding has no offsets"):
+            e.offsets
