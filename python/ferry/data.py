@@ -17,6 +17,7 @@ import hashlib
 import operator
 import os
 import warnings
+import weakref
 from collections.abc import Iterable
 from typing import Iterator
 
@@ -37,6 +38,31 @@ def shard_urls(shards: str | os.PathLike[str] | Iterable) -> list[str]:
     one spec per line, blank lines and ``#`` comments skipped."""
     specs = [shards] if isinstance(shards, (str, os.PathLike)) else list(shards)
     return _core.expand_shards([os.fspath(s) for s in specs])
+
+
+def _shard_identity(url: str) -> str:
+    """A shard's URL as an index and a spec may both spell it: a local path made absolute."""
+    return url if "://" in url else os.path.realpath(url)
+
+
+def _shard_names_digest(urls: list[str], counts: list[int]) -> str:
+    """What a resume state checks the shard list against: each shard's file name and count, in
+    order (names, not URLs: a dataset moved to another folder or bucket resumes). Found by a
+    probe: the same files listed in another order were accepted, repeating and losing samples."""
+    names = "\n".join(f"{_core.without_query(url).rstrip('/').rsplit('/', 1)[-1]} {n}" for url, n in zip(urls, counts))
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
+def _selected_from_index(indexed: list, wanted: list[str], index: str) -> list:
+    """The index's entries for the shards `wanted`, in their order. Found by a probe: with both
+    given, `shards` was ignored, so a train and a val set sharing an index both read every shard."""
+    entries = {_shard_identity(entry[0]): entry for entry in indexed}
+    missing = [url for url in wanted if _shard_identity(url) not in entries]
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(wanted)} shards given are not in the index "
+                         f"{_core.redact_uris(index)} (first: {_core.redact_uris(missing[0])}): pass shards "
+                         "the index lists, or no index to count them")
+    return [entries[_shard_identity(url)] for url in wanted]
 
 
 def samples(shards: str | os.PathLike[str] | Iterable) -> Iterator[dict]:
@@ -218,6 +244,36 @@ def _yielded(progress: dict) -> int:
     return progress["skip"] + (loader.yielded() if loader is not None else 0)
 
 
+class _Iterations:
+    """This process's iterations of one dataset, for state_dict() to count the one training
+    consumes: the one running, or when none is, the one that stopped last. Two running at once
+    (zip(iter(ds), iter(ds)), or a peek next(iter(ds)) kept while a loop runs) cannot be told
+    apart, so the count is refused then. Found by a probe: it followed the newest iteration, so a
+    peek after 50 trained samples reset it to 1 and a resume repeated 49 of them."""
+
+    def __init__(self) -> None:
+        self._running: list[dict] = []  # progress records of iterations not stopped yet
+        self._last_stopped: dict | None = None
+
+    def begin(self, progress: dict, iterator=None) -> None:
+        """`progress` runs until stop(progress), or until `iterator` is garbage (dropped unfinished)."""
+        self._running.append(progress)
+        if iterator is not None:
+            weakref.finalize(iterator, self.stop, progress)
+
+    def stop(self, progress: dict) -> None:
+        if any(p is progress for p in self._running):
+            self._running = [p for p in self._running if p is not progress]
+            self._last_stopped = progress
+
+    def counted(self) -> dict | None:
+        if len(self._running) > 1:
+            raise ValueError(f"{len(self._running)} iterations of this dataset are running in this "
+                             "process, so state_dict() cannot tell which one training consumed: finish "
+                             "or drop the others (e.g. a peek with next(iter(ds))), or pass the count")
+        return self._running[0] if self._running else self._last_stopped
+
+
 def _raising(error: Exception):
     raise error
     yield  # a generator: raises at its first next()
@@ -259,8 +315,9 @@ class ShardDataset(_Base):
     `batch_size` batches; `remainder="pad"` repeats samples from the start so none is lost,
     `"drop"` cuts so none repeats), each slice into whole batches per loader worker, each worker's
     stream mixed by a `shuffle_buffer` of samples. Needs the samples per shard: from `index` (a
-    `ferry index` JSON, local or s3://, also accepted in place of `shards`) or counted on the fly
-    by streaming every shard once. ``set_epoch`` reaches loader workers, persistent ones too.
+    `ferry index` JSON, local or s3://, also accepted in place of `shards`; given both, `shards`
+    picks the shards read from the index, in its order) or counted on the fly by streaming every
+    shard once. ``set_epoch`` reaches loader workers, persistent ones too.
     rank / world_size default to torch.distributed, else $RANK / $WORLD_SIZE (both must be set;
     $LOCAL_RANK is never read: the split is global), else 0 / 1.
 
@@ -293,6 +350,9 @@ class ShardDataset(_Base):
         if index is not None:
             indexed = [(url, size, n, None, version)
                        for url, size, n, version, _ in _core.read_index(os.fspath(index))]
+            picked = shards is not None and shards is not index and not (isinstance(shards, (list, tuple)) and not shards)
+            if picked:  # (None or [] with an index: every shard it lists)
+                indexed = _selected_from_index(indexed, shard_urls(shards), os.fspath(index))
         else:
             indexed = self._count_samples(shard_urls(shards), on_error)
         self.urls = [u for u, _, _, _, _ in indexed]
@@ -326,7 +386,8 @@ class ShardDataset(_Base):
         self._worker_state_spent = False  # a worker's state (StatefulDataLoader) was resumed
         self._iterations = 0     # iterations this copy began (a persistent worker's count)
         self._token = int.from_bytes(os.urandom(8), "little")  # names in-process iterations
-        self._progress = None    # this process's latest iteration: what state_dict() counts
+        self._progress = None    # this process's latest iteration
+        self._iterations_running = _Iterations()  # what state_dict() counts
         if self.skipped and not any(self.counts):
             raise _core.IoError(
                 f"no samples to read: {len(self.skipped)} of {len(self.urls)} shards could not be "
@@ -451,6 +512,7 @@ class ShardDataset(_Base):
     def _state(self, segments: list) -> dict:
         return {"format": _STATE_FORMAT, "epoch": self.epoch, "seed": self.seed,
                 "shuffle": self.shuffle, "shards": len(self.counts), "samples": sum(self.counts),
+                "shard_names": _shard_names_digest(self.urls, self.counts),
                 "samples_seen": sum(sum(s["consumed"]) for s in segments), "segments": segments}
 
     def state_dict(self, samples_seen: int | None = None, *, loader=None, num_workers: int | None = None,
@@ -523,7 +585,7 @@ class ShardDataset(_Base):
         return self._state(history + [{"split": split, "consumed": consumed, "next_worker": next_worker}])
 
     def _counted_state(self, info) -> dict:
-        p = self._progress
+        p = self._iterations_running.counted()
         counted = p is not None and p["epoch"] == self.epoch
         if info is not None:  # a loader worker's own part
             if not counted:  # asked before this worker's first iteration of the epoch
@@ -533,7 +595,7 @@ class ShardDataset(_Base):
                 p = {"history": history, "split": split, "plays": plays, "skip": skip, "loader": None}
             return {"format": _WORKER_STATE_FORMAT, "epoch": self.epoch, "seed": self.seed,
                     "shuffle": self.shuffle, "shards": len(self.counts), "samples": sum(self.counts),
-                    "history": p["history"], "split": p["split"], "worker": info.id,
+                    "shard_names": _shard_names_digest(self.urls, self.counts), "history": p["history"], "split": p["split"], "worker": info.id,
                     "num_workers": info.num_workers, "plays": p["plays"], "yielded": _yielded(p)}
         if counted:  # iterated in this process: one stream, worker 0 of 1
             return self._state(p["history"] + [{"split": p["split"], "consumed": [_yielded(p)],
@@ -585,6 +647,12 @@ class ShardDataset(_Base):
             raise ValueError("the state belongs to another dataset or seed: "
                              f"seed/shuffle {state['seed']}/{state['shuffle']} vs {self.seed}/{self.shuffle}, "
                              f"shards/samples {state['shards']}/{state['samples']} vs {len(self.counts)}/{sum(self.counts)}")
+        names = _shard_names_digest(self.urls, self.counts)
+        if state.get("shard_names", names) != names:  # states saved before it have none
+            raise ValueError(f"the state was saved for other shards, or for these in another order (the "
+                             f"same number, {len(self.counts)}, and {sum(self.counts)} samples, but other "
+                             "file names or counts in order): resuming would repeat some samples and lose "
+                             "others; list the shards as the run that saved it did")
         info = _worker_info()
         if fmt == _WORKER_STATE_FORMAT:
             if info is None:
@@ -652,6 +720,7 @@ class ShardDataset(_Base):
                                          "next_worker": next_worker}]
         return {"format": _STATE_FORMAT, "epoch": first["epoch"], "seed": first["seed"],
                 "shuffle": first["shuffle"], "shards": first["shards"], "samples": first["samples"],
+                **({"shard_names": first["shard_names"]} if "shard_names" in first else {}),
                 "samples_seen": sum(sum(s["consumed"]) for s in segments), "segments": segments}
 
     def _upgraded_v1(self, state: dict) -> dict:
@@ -751,7 +820,9 @@ class ShardDataset(_Base):
             items = map(_decode_sample, loader) if self.decode else loader
         if self.transform is not None:
             items = map(self._transformed, items)
-        return self._drain(loader, items)
+        iterator = self._drain(loader, items, self._progress)
+        self._iterations_running.begin(self._progress, iterator)
+        return iterator
 
     def _batches(self, loader):
         """The loader's batches, each bytes field a ByteColumn. In a DataLoader worker a column
@@ -777,7 +848,9 @@ class ShardDataset(_Base):
         loader = _core.PackedLoader(*self._loader_args(), tokenizer=tokenizer._core, field=field,
                                     seq_len=seq_len, batch_size=batch_size, eod_id=eod_id,
                                     threads=threads)
-        return self._drain(loader, loader)
+        iterator = self._drain(loader, loader, self._progress)
+        self._iterations_running.begin(self._progress, iterator)
+        return iterator
 
     def _transformed(self, item):
         try:
@@ -796,16 +869,18 @@ class ShardDataset(_Base):
                              "filter after the loader")
         return out
 
-    def _drain(self, loader, items):
-        yield from items
-        self._report_skipped(loader)
-        p = self._progress
-        if p is not None and p["loader"] is loader:  # done: keep the count, let the loader go
-            p["skip"], p["loader"] = _yielded(p), None
+    def _drain(self, loader, items, progress: dict):
+        try:
+            yield from items
+            self._report_skipped(loader)
+            progress["skip"], progress["loader"] = _yielded(progress), None  # keep the count, let the loader go
+        finally:
+            self._iterations_running.stop(progress)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_progress"] = None  # a live loader does not travel; a copy has not iterated
+        state["_iterations_running"] = _Iterations()
         return state
 
 
@@ -1022,6 +1097,7 @@ class _PackedTokenShards(PackedDataset):
         self._iterations = 0
         self._token = int.from_bytes(os.urandom(8), "little")
         self._progress = None  # this process's latest iteration: {"plays", "skip", "yielded"}
+        self._iterations_running = _Iterations()  # what state_dict() counts
 
     def _token_rows(self, worker: int, num_workers: int, skip_batches: int = 0):
         return _core.TokenRowReader(self._shards, seq_len=self.seq_len, batch_size=self.batch_size,
@@ -1116,7 +1192,7 @@ class _PackedTokenShards(PackedDataset):
         return self._shared[_SharedCounters.LATEST_WORKERS]
 
     def _counted_state(self, info) -> dict:
-        p = self._progress
+        p = self._iterations_running.counted()
         if info is not None:  # a loader worker's own part
             if p is None:  # asked before this worker's first iteration (StatefulDataLoader does)
                 plays, skip = self._plays_and_skip(info, claim=False)
@@ -1238,13 +1314,18 @@ class _PackedTokenShards(PackedDataset):
         workers = info.num_workers if info is not None else 1
         reader = self._token_rows(plays, workers, skip)
         progress = self._progress = {"plays": plays, "skip": skip, "yielded": 0}
-        for batch in reader:
-            progress["yielded"] += 1  # counted before it is handed out: state_dict() follows next()
-            yield batch
+        self._iterations_running.begin(progress)  # stopped when done, or closed when dropped
+        try:
+            for batch in reader:
+                progress["yielded"] += 1  # counted before it is handed out: state_dict() follows next()
+                yield batch
+        finally:
+            self._iterations_running.stop(progress)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_progress"] = None  # a copy has not iterated
+        state["_iterations_running"] = _Iterations()
         return state
 
     def __len__(self) -> int:

@@ -582,3 +582,74 @@ def test_spawned_workers_leave_nothing_behind(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "leaked" not in run.stderr, run.stderr
+
+
+def test_shards_given_with_an_index_pick_what_is_read(tmp_path, ferry_bin):
+    """Found by a probe: with index= given, shards= was ignored, so a train and a val set that
+    share one index both read every shard (every val sample was also a train sample)."""
+    import subprocess
+    pattern = write_shards(tmp_path, [4, 5, 6, 7, 3])
+    index = str(tmp_path / "index.json")
+    subprocess.run([ferry_bin, "index", pattern, "-o", index], check=True, capture_output=True)
+    train = ferry.data.ShardDataset(str(tmp_path / "part-{000..002}.tar"), index=index, rank=0, world_size=1)
+    val = ferry.data.ShardDataset([str(tmp_path / "part-004.tar"), str(tmp_path / "part-003.tar")], index=index,
+                                  rank=0, world_size=1, shuffle=False)
+    assert (train.counts, val.counts) == ([4, 5, 6], [3, 7])  # in the order given
+    train_keys, val_keys = [s["__key__"] for s in train], [s["__key__"] for s in val]
+    assert len(train_keys) == len(set(train_keys)) == 15 and not set(train_keys) & set(val_keys)
+    assert val_keys == [f"p4/{j:04d}" for j in range(3)] + [f"p3/{j:04d}" for j in range(7)]
+    with pytest.raises(ValueError, match=r"1 of the 2 shards given are not in the index .*index.json "
+                                         r"\(first: .*other.tar\)"):
+        ferry.data.ShardDataset([str(tmp_path / "part-000.tar"), str(tmp_path / "other.tar")], index=index)
+    assert len(ferry.data.ShardDataset(index, rank=0, world_size=1)) == 25  # the index alone: all
+
+
+def test_a_state_is_refused_for_the_same_shards_listed_in_another_order(tmp_path):
+    """Found by a probe: the check compared only the numbers of shards and samples, so the same
+    files listed in another order resumed, repeating some samples and losing others."""
+    write_shards(tmp_path, [5, 5, 6, 6])
+    paths = [str(tmp_path / f"part-00{i}.tar") for i in range(4)]
+    ds = ferry.data.ShardDataset(paths, rank=0, world_size=1, seed=1)
+    it = iter(ds)
+    for _ in range(7):
+        next(it)
+    state = ds.state_dict()
+    swapped = ferry.data.ShardDataset([paths[1], paths[0], paths[3], paths[2]], rank=0, world_size=1, seed=1)
+    with pytest.raises(ValueError, match="saved for other shards, or for these in another order"):
+        swapped.load_state_dict(state)
+    # The same names in another folder (a dataset moved) resume.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in paths:
+        (moved / p.rsplit("/", 1)[1]).write_bytes(open(p, "rb").read())
+    again = ferry.data.ShardDataset([str(moved / p.rsplit("/", 1)[1]) for p in paths], rank=0, world_size=1, seed=1)
+    again.load_state_dict(state)
+    assert len(list(again)) == 22 - 7
+
+
+def test_a_second_iterator_does_not_reset_what_state_dict_counts(tmp_path):
+    """Found by a probe: state_dict() counted the newest iterator, so a peek with next(iter(ds))
+    after 50 trained samples set samples_seen to 1 and a resume repeated 49 samples."""
+    pattern = write_shards(tmp_path, [30, 30])
+    ds = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=2)
+    train = iter(ds)
+    trained = [next(train)["__key__"] for _ in range(20)]
+    peek = next(iter(ds))  # a peek: that iterator is dropped at once
+    assert peek["__key__"] == trained[0]
+    trained += [next(train)["__key__"] for _ in range(5)]
+    state = ds.state_dict()
+    assert state["samples_seen"] == 25
+    kept = iter(ds)  # a second iterator kept alive: which one training consumes cannot be known
+    next(kept)
+    with pytest.raises(ValueError, match="2 iterations of this dataset are running in this process"):
+        ds.state_dict()
+    del kept
+    assert ds.state_dict()["samples_seen"] == 25
+    resumed = ferry.data.ShardDataset(pattern, rank=0, world_size=1, seed=2)
+    resumed.load_state_dict(state)
+    rest = [s["__key__"] for s in resumed]
+    assert sorted(trained + rest) == sorted(s["__key__"] for s in ferry.data.ShardDataset(pattern, rank=0, world_size=1))
+    # A loop that finished: its count stays what state_dict() reports.
+    for _ in train:
+        pass
+    assert ds.state_dict()["samples_seen"] == 60
