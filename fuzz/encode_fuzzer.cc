@@ -2,7 +2,8 @@
 // a rank file with the cl100k split pattern (a hand-written scanner) and a tokenizer.json with
 // Falcon's general pre-tokenizer pipeline (Punctuation, ByteLevel, Digits, Split) and added
 // tokens with every flag. Both cover all 256 bytes, so every input must encode, and decode back
-// to exactly the input.
+// to exactly the input. The alignment pass (Encoding offsets and word ids) runs on each too: its
+// ids must be the fast path's, and every offset a span of the input, in order.
 
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +78,26 @@ std::shared_ptr<const ferry::text::Tokenizer> JsonTokenizer() {
   return *tokenizer;
 }
 
+// EncodeEncoding with byte offsets: the fast path's ids, and per id a [begin, end) inside the
+// text whose begins never go back (one sequence, no special tokens added).
+void CheckAlignment(const ferry::text::Tokenizer& tok, std::string_view text, bool match_added,
+                    const std::vector<uint32_t>& ids) {
+  ferry::text::EncodeInput input;
+  input.first.push_back(text);
+  ferry::text::EncodeOptions options{match_added, false};
+  options.offsets = ferry::text::EncodeOptions::Offsets::kBytes;
+  ferry::text::Encoding encoding;
+  if (!tok.EncodeEncoding(input, options, nullptr, nullptr, encoding).ok()) std::abort();
+  if (encoding.ids != ids || encoding.offsets.size() != ids.size() || encoding.words.size() != ids.size()) {
+    std::abort();
+  }
+  uint32_t last_begin = 0;
+  for (auto [begin, end] : encoding.offsets) {
+    if (begin > end || end > text.size() || begin < last_begin) std::abort();
+    last_begin = begin;
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -91,6 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!tok->Decode(ids, false, decoded).ok()) std::abort();
       // lstrip/rstrip tokens swallow whitespace, which then does not come back.
       if (!match_added && decoded != text) std::abort();
+      CheckAlignment(*tok, text, match_added, ids);
     }
   }
   return 0;
