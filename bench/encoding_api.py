@@ -7,10 +7,12 @@ overflowing kept) and padding to the batch's longest:
   encode_batch         list of Encodings; every attribute ferry computes (ids, tokens, type_ids,
                        attention_mask, special_tokens_mask, sequence_ids, overflowing) is checked
                        equal first; the timed call reads .ids and .attention_mask of each
+  offsets              the same, reading .offsets and .word_ids too (what token classification and
+                       question answering read): ferry computes them in a second pass when first
+                       read, tokenizers always (so the encode_batch row charges it for them too)
   columns              ferry encode_batch_arrays (numpy [batch, len]) vs tokenizers encode_batch
                        then numpy arrays of ids and attention masks (what a collate function does)
-Offsets are not computed by ferry yet, so they are not part of either side's timed work beyond
-what tokenizers always computes.
+Every attribute, offsets and word ids included, is checked equal first.
 """
 
 from pathlib import Path
@@ -18,7 +20,8 @@ from pathlib import Path
 from timing import median_seconds
 from tokenize_text import SHARED, chunks
 
-ATTRIBUTES = ("ids", "tokens", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids")
+ATTRIBUTES = ("ids", "tokens", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids", "offsets",
+              "word_ids")
 
 
 def texts() -> dict[str, list[str]]:
@@ -62,13 +65,16 @@ def run(args, rows):
             cases = {
                 "tokenizers encode_batch": lambda: [(e.ids, e.attention_mask) for b in batches for e in ref.encode_batch(b)],
                 "ferry encode_batch": lambda: [(e.ids, e.attention_mask) for b in batches for e in ours.encode_batch(b)],
+                "tokenizers offsets": lambda: [(e.ids, e.offsets, e.word_ids) for b in batches for e in ref.encode_batch(b)],
+                "ferry offsets": lambda: [(e.ids, e.offsets, e.word_ids) for b in batches for e in ours.encode_batch(b)],
                 "tokenizers columns": lambda: [(np.array([e.ids for e in es], dtype=np.int64),
                                                 np.array([e.attention_mask for e in es], dtype=np.uint8))
                                                for es in (ref.encode_batch(b) for b in batches)],
                 "ferry columns": lambda: [ours.encode_batch_arrays(b) for b in batches],
             }
             t = median_seconds(cases, args.repeat)
-            for label, baseline in (("ferry encode_batch", "tokenizers encode_batch"), ("ferry columns", "tokenizers columns")):
+            for label, baseline in (("ferry encode_batch", "tokenizers encode_batch"), ("ferry offsets", "tokenizers offsets"),
+                                    ("ferry columns", "tokenizers columns")):
                 for case in (label, baseline):
                     print(f"encoding {name} {kind}: {case}: {mb / t[case]:.1f} MB/s")
                 ratio = t[baseline] / t[label]
