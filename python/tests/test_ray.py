@@ -25,6 +25,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ferr
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ray[data]')")
 import ferry.ray  # noqa: E402
 from conftest import S3_BUCKET  # noqa: E402
+import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
@@ -74,6 +75,11 @@ def cluster(s3_server):
 @pytest.fixture(scope="module")
 def tok():
     return ferry.Tokenizer.from_file(GPT2)
+
+
+@pytest.fixture(scope="module")
+def other_tok():
+    return ferry.Tokenizer.from_file(SHARED / "tokenizers" / "hf" / "gpt_neox_20b_tokenizer.json")
 
 
 @pytest.fixture(scope="module")
@@ -242,25 +248,154 @@ def test_bad_input_is_refused_naming_what_and_where(cluster, tok, corpus, tmp_pa
     with pytest.raises(TypeError, match="column 'text' is int64, expected strings"):
         ferry.ray.write_token_shards(numbers, tok, tmp_path / "numbers")
     nulls = ray.data.from_arrow(pa.table({"text": ["a", "b", None, "d"]}))
-    with pytest.raises(TypeError, match="row 2: column 'text' is null, expected a string"):
+    with pytest.raises(TypeError, match=r"row 2 of a 4-row block \(no 'path' column names its source\): "
+                                        "column 'text' is null, expected a string"):
         ferry.ray.write_token_shards(nulls, tok, tmp_path / "nulls")
     for failed in ("missing", "numbers", "nulls"):  # nothing written by a failed call
         assert not (tmp_path / failed).exists() or os.listdir(tmp_path / failed) == []
 
 
-def test_a_folder_of_another_tokenizer_or_a_corrupt_index_is_refused(cluster, tok, tmp_path):
+def test_a_folder_of_another_tokenizer_or_a_corrupt_index_is_refused(cluster, tok, other_tok, tmp_path):
     ds = ray.data.from_items([{"text": f"line {i}"} for i in range(50)])
     out = tmp_path / "out"
     ferry.ray.write_token_shards(ds, tok, out)
     before = folder_state(out)
-    other = ferry.Tokenizer.from_file(SHARED / "tokenizers" / "hf" / "gpt_neox_20b_tokenizer.json")
     with pytest.raises(ValueError, match="this folder was written with another tokenizer"):
-        ferry.ray.write_token_shards(ds, other, out)
+        ferry.ray.write_token_shards(ds, other_tok, out)
     assert folder_state(out) == before
 
     (out / "index.json").write_text('{"format": "something else"}')
     with pytest.raises(ferry.CorruptionError, match="index.json: not a ferry shard index.*remove it"):
         ferry.ray.write_token_shards(ds, tok, out)
+
+
+def test_shards_of_another_tokenizer_are_refused_without_an_index(cluster, tok, other_tok, tmp_path):
+    ds = ray.data.from_items([{"text": f"line {i}"} for i in range(50)], override_num_blocks=2)
+    out = tmp_path / "out"
+    ferry.ray.write_token_shards(ds, tok, out)
+    (out / "index.json").unlink()
+    before = folder_state(out)
+    with pytest.raises(ValueError, match="this folder was written with another tokenizer.*overwrite=True"):
+        ferry.ray.write_token_shards(ds, other_tok, out)
+    assert folder_state(out) == before
+
+    index = ferry.ray.write_token_shards(ds, other_tok, out, overwrite=True)
+    assert sorted(os.listdir(out)) == sorted([Path(u).name for u in indexed(index)] + ["index.json"])
+    assert {ferry._core.read_token_shard_info(u)[5] for u in indexed(index)} == {other_tok.fingerprint}
+
+
+def test_a_rerun_that_makes_other_shards_is_refused_unless_overwrite(cluster, tok, tmp_path):
+    out = tmp_path / "out"
+    first = ray.data.from_items([{"text": f"line {i}"} for i in range(60)], override_num_blocks=3)
+    ferry.ray.write_token_shards(first, tok, out)
+    before = folder_state(out)
+    other = ray.data.from_items([{"text": f"other {i}"} for i in range(20)], override_num_blocks=2)
+    with pytest.raises(ValueError, match=r"holds another run's shards \(3 of its 3 shards are not among this "
+                                         r"run's 2 and 2 of this run's 2 shards are not in its index: .*"
+                                         r"left as they were\. Pass overwrite=True"):
+        ferry.ray.write_token_shards(other, tok, out)
+    # Other options or other blocks over the same documents make other shards too.
+    for again, options in ((first, {"add_special_tokens": True}), (first.repartition(2), {})):
+        with pytest.raises(ValueError, match="holds another run's shards"):
+            ferry.ray.write_token_shards(again, tok, out, **options)
+    assert folder_state(out) == before  # nothing written by a refused run
+
+    index = ferry.ray.write_token_shards(other, tok, out, overwrite=True)
+    assert sorted(os.listdir(out)) == sorted([Path(u).name for u in indexed(index)] + ["index.json"])
+    assert len(shard_documents(sorted(out.glob("*.safetensors")))) == 20  # a glob counts each once
+
+
+@pytest.mark.filterwarnings("ignore:Use 'expr' instead of 'fn'")  # a filter as users write it
+def test_an_empty_dataset_writes_an_empty_index(cluster, tok, tmp_path):
+    empty = ray.data.from_items([{"text": "x"}]).filter(lambda row: False)
+    index = ferry.ray.write_token_shards(empty, tok, tmp_path / "out")
+    assert ferry._core.read_index(index) == []
+    with pytest.raises(ValueError, match="0 packed rows"):
+        ferry.data.PackedDataset(index, tok, seq_len=8, batch_size=1)
+
+    # Into the folder of an earlier run, it is another run: refused, that run's index kept.
+    ferry.ray.write_token_shards(ray.data.from_items([{"text": "x"}]), tok, tmp_path / "full")
+    before = folder_state(tmp_path / "full")
+    with pytest.raises(ValueError, match=r"1 of its 1 shards are not among this run's 0"):
+        ferry.ray.write_token_shards(empty, tok, tmp_path / "full")
+    assert folder_state(tmp_path / "full") == before
+
+
+def test_a_rerun_rewrites_a_listed_shard_that_is_missing_or_cut_short(cluster, tok, tmp_path):
+    ds = ray.data.from_items([{"text": f"line {i}"} for i in range(60)], override_num_blocks=3)
+    out = tmp_path / "out"
+    index = ferry.ray.write_token_shards(ds, tok, out)
+    first = {n: h for n, (h, _) in folder_state(out).items()}
+    shard = out / Path(indexed(index)[0]).name
+    shard.write_bytes(shard.read_bytes()[:100])
+    ferry.ray.write_token_shards(ds, tok, out)
+    assert {n: h for n, (h, _) in folder_state(out).items()} == first
+    shard.unlink()
+    ferry.ray.write_token_shards(ds, tok, out)
+    assert {n: h for n, (h, _) in folder_state(out).items()} == first
+
+
+def test_a_context_that_drops_failed_blocks_is_refused(cluster, tok, tmp_path):
+    ds = ray.data.from_items([{"text": "x"}])
+    ds.context.max_errored_blocks = 1
+    with pytest.raises(ValueError, match="max_errored_blocks is 1: Ray would drop the documents of a block"):
+        ferry.ray.write_token_shards(ds, tok, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_index_keeps_the_dataset_order_when_its_context_preserves_it(cluster, tok, tmp_path):
+    texts = [f"document {i}" for i in range(80)]
+    ordered = ray.data.from_items([{"text": t} for t in texts], override_num_blocks=8)
+    ordered.context.execution_options.preserve_order = True
+    index = ferry.ray.write_token_shards(ordered, tok, tmp_path / "ordered")
+    expected = [tuple(ids.tolist()) for ids in tok.encode_ordinary_batch(texts)]
+    assert shard_documents(indexed(index)) == expected
+
+    # Otherwise Ray finishes blocks in any order, and the index lists the shards by name.
+    unordered = ray.data.from_items([{"text": t} for t in texts], override_num_blocks=8)
+    index = ferry.ray.write_token_shards(unordered, tok, tmp_path / "by_name")
+    names = [Path(u).name for u in indexed(index)]
+    assert names == sorted(names) and len(names) == 8
+
+
+def test_output_dir_is_a_path_file_url_or_s3_and_other_schemes_are_refused(cluster, tok, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds = ray.data.from_items([{"text": "x"}])
+    index = ferry.ray.write_token_shards(ds, tok, f"file://{tmp_path}/from%20a%20url/")
+    assert index == str(tmp_path / "from a url" / "index.json") and os.path.exists(index)
+    for url in ("gs://bucket/tokens", "hf://datasets/me/tokens", "https://host/tokens", "local:///tmp/tokens"):
+        with pytest.raises(ValueError, match=r"ferry writes to a local path, file:// or s3://, not \w+://"):
+            ferry.ray.write_token_shards(ds, tok, url)
+    with pytest.raises(ValueError, match="Ray's local:// means the driver's node"):
+        ferry.ray.write_token_shards(ds, tok, "local:///tmp/tokens")
+    assert os.listdir(tmp_path) == ["from a url"]  # no folder named after a URL in the working directory
+
+    with pytest.raises(ValueError, match=r"b/index.json names an index, expected the folder to write it in: "
+                                         r"pass .*/b$"):
+        ferry.ray.write_token_shards(ds, tok, tmp_path / "b" / "index.json")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(FileExistsError, match="a-file is a file, expected a folder"):
+        ferry.ray.write_token_shards(ds, tok, tmp_path / "a-file")
+
+
+def test_arguments_and_values_are_refused_naming_the_row_and_what_was_expected(cluster, tok, tmp_path):
+    ds = ray.data.from_items([{"text": "x"}])
+    with pytest.raises(ValueError, match=r"batch_size, fn_kwargs cannot be passed \(reserved: fn, batch_size, "
+                                         "batch_format, zero_copy_batch, num_cpus, fn_args"):
+        ferry.ray.write_token_shards(ds, tok, tmp_path / "a",
+                                     map_batches_args={"fn_kwargs": {}, "concurrency": 1, "batch_size": 8})
+    # A fraction of a CPU, as map_batches takes it (encoding on one thread).
+    assert len(indexed(ferry.ray.write_token_shards(ds, tok, tmp_path / "half", num_cpus=0.5))) == 1
+
+    # Ray keeps values Arrow cannot hold as strings as Python objects: the task names the row.
+    mixed = ray.data.from_pandas(pd.DataFrame({"text": pd.Series(["a", "b", 5, "c"], dtype=object)}))
+    with pytest.raises(TypeError, match=r"row 2 of a 4-row block .*: column 'text' is int 5, expected a "
+                                        r"string \(Ray keeps a column of mixed types, such as str and int"):
+        ferry.ray.write_token_shards(mixed, tok, tmp_path / "mixed")
+    surrogate = ray.data.from_items([{"text": "ok"}, {"text": "bad\ud800"}], override_num_blocks=1)
+    with pytest.raises(ValueError, match=r"row 1 of a 2-row block .*: column 'text' is not valid Unicode text "
+                                         r"\(a lone surrogate '\\ud800' at character 3\)"):
+        ferry.ray.write_token_shards(surrogate, tok, tmp_path / "surrogate")
 
 
 def test_the_tokenizer_travels_by_content_and_is_rebuilt_once_per_process(cluster, tok):
@@ -281,7 +416,7 @@ def test_the_tokenizer_travels_by_content_and_is_rebuilt_once_per_process(cluste
         ray.get(rebuild_twice.remote(forged))
 
 
-def test_writes_to_s3_through_ferrys_io_and_resumes_there(cluster, tok, s3_server):
+def test_writes_to_s3_through_ferrys_io_and_resumes_there(cluster, tok, other_tok, s3_server):
     if s3_server is None:
         pytest.skip("Ceph radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw)")
     server, client = s3_server
@@ -310,10 +445,19 @@ def test_writes_to_s3_through_ferrys_io_and_resumes_there(cluster, tok, s3_serve
     ferry.ray.write_token_shards(ds, tok, out)
     assert objects() == first  # every shard verified and skipped, the index left alone
 
-    other = ferry.Tokenizer.from_file(SHARED / "tokenizers" / "hf" / "gpt_neox_20b_tokenizer.json")
     with pytest.raises(ValueError, match="this folder was written with another tokenizer") as refused:
-        ferry.ray.write_token_shards(ds, other, out)
+        ferry.ray.write_token_shards(ds, other_tok, out)
     with pytest.raises(ferry.Error) as failed:  # a bucket that is not there, found by a task
         ferry.ray.write_token_shards(ds, tok, "s3://no-such-bucket/tokens")
     for error in (refused, failed):
         assert server.secret_key not in str(error.value)
+
+    # Another run is refused there too; overwrite=True replaces it, but cannot delete the two old
+    # shards it does not make (its one block is the first block of the earlier run).
+    fewer = ray.data.from_items([{"text": t} for t in texts[:300]], override_num_blocks=1)
+    with pytest.raises(ValueError, match="holds another run's shards"):
+        ferry.ray.write_token_shards(fewer, tok, out)
+    assert objects() == first
+    with pytest.warns(UserWarning, match="2 shards of the replaced run are left under"):
+        ferry.ray.write_token_shards(fewer, tok, out, overwrite=True)
+    assert len(indexed(index)) == 1
