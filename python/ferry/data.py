@@ -922,7 +922,10 @@ def _token_shard_urls(source) -> list[str]:
     """The token shards `source` names: an index (``index.json``, as ferry.ray writes it, local or
     s3://) lists them; otherwise a path, URL, glob, range or @FILE, or a list of them."""
     if isinstance(source, (str, os.PathLike)) and _core.without_query(os.fspath(source)).endswith(".json"):
-        return [url for url, *_ in _core.read_index(os.fspath(source))]
+        urls = [url for url, *_ in _core.read_index(os.fspath(source))]
+        if not urls:  # (an empty dataset's, from ferry.ray) said so, not as a split of 0 rows
+            raise ValueError(f"{_core.redact_uris(os.fspath(source))} lists no token shards: nothing to pack")
+        return urls
     return shard_urls(source)
 
 

@@ -310,7 +310,7 @@ def test_an_empty_dataset_writes_an_empty_index(cluster, tok, tmp_path):
     empty = ray.data.from_items([{"text": "x"}]).filter(lambda row: False)
     index = ferry.ray.write_token_shards(empty, tok, tmp_path / "out")
     assert ferry._core.read_index(index) == []
-    with pytest.raises(ValueError, match="0 packed rows"):
+    with pytest.raises(ValueError, match="index.json lists no token shards: nothing to pack"):
         ferry.data.PackedDataset(index, tok, seq_len=8, batch_size=1)
 
     # Into the folder of an earlier run, it is another run: refused, that run's index kept.
