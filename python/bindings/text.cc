@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <memory>
 #include <unordered_map>
 #include <string>
@@ -96,12 +97,16 @@ class IdObjects {
   IdObjects(const IdObjects&) = delete;
   IdObjects& operator=(const IdObjects&) = delete;
 
+  // A new reference to the int `value`: the table's object when it has one.
+  PyObject* Int(uint64_t value) const {
+    return value < objects_.size() ? Py_NewRef(objects_[value]) : PyLong_FromUnsignedLongLong(value);
+  }
+
   nb::list List(const std::vector<TokenId>& ids) const {
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
     if (!list) throw nb::python_error();
     for (size_t i = 0; i < ids.size(); ++i) {
-      PyObject* object = ids[i] < objects_.size() ? Py_NewRef(objects_[ids[i]])
-                                                  : PyLong_FromUnsignedLong(ids[i]);
+      PyObject* object = Int(ids[i]);
       if (!object) {
         Py_DECREF(list);
         throw nb::python_error();
@@ -172,10 +177,51 @@ struct EncodeSettings {  // one per encode call, shared by its Encodings
   std::optional<text::PaddingOptions> padding;
 };
 
+// The offsets pass of one encode_batch call, run for the whole batch on the call's threads the
+// first time any of its Encodings is asked for offsets: each alone would run one after another on
+// one core, in the thread that reads them. Holds Python objects: made and destroyed with the GIL
+// held; Get may be called from any Python thread.
+struct BatchAlignment {
+  std::shared_ptr<const EncodeSettings> settings;  // padding as the batch was padded
+  std::vector<nb::object> inputs;                  // each item, frozen
+  int threads = 0;
+
+  Encoding Get(size_t index) {
+    {
+      GilReleased release;  // (a thread computing holds the mutex without the GIL)
+      std::lock_guard lock(mutex_);
+      if (computed_) return aligned_[index];
+    }
+    std::vector<nb::object> keep;  // the inputs' text, viewed while the GIL is released below
+    std::vector<text::EncodeInput> encode_inputs;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      encode_inputs.push_back(InputOf(inputs[i], settings->pretokenized, keep, i));
+    }
+    text::EncodeOptions options = settings->options;
+    options.offsets = text::EncodeOptions::Offsets::kCharacters;
+    GilReleased release;
+    std::lock_guard lock(mutex_);
+    if (!computed_) {
+      ThrowIfError(settings->tokenizer->EncodeEncodingBatch(
+          encode_inputs, options, settings->truncation ? &*settings->truncation : nullptr,
+          settings->padding ? &*settings->padding : nullptr, threads, aligned_));
+      computed_ = true;
+    }
+    return aligned_[index];
+  }
+
+ private:
+  std::mutex mutex_;
+  bool computed_ = false;
+  std::vector<Encoding> aligned_;
+};
+
 struct AlignmentSource {
   enum class Kind { kEncode, kEdit, kMerge, kValue };
   Kind kind = Kind::kEncode;
-  // kEncode
+  // kEncode: item `index` of `batch`, or `input` encoded alone as `settings` say
+  std::shared_ptr<BatchAlignment> batch;
+  size_t index = 0;
   std::shared_ptr<const EncodeSettings> settings;
   nb::object input;
   // kEdit: `edit` applied to what `base` computes
@@ -205,6 +251,7 @@ struct AlignmentSource {
       case Kind::kEncode:
         break;
     }
+    if (batch) return batch->Get(index);
     const EncodeSettings& s = *settings;
     std::vector<nb::object> keep;
     text::EncodeInput encode_input = InputOf(input, s.pretokenized, keep, SIZE_MAX);
@@ -294,15 +341,37 @@ struct PyEncoding {
     alignment = nullptr;
     return *encoding;
   }
+  // Built with the C API and the tokenizer's table of small ints: read for every token of a
+  // batch, nanobind's per-item casts cost more than the offsets pass itself.
   nb::list Offsets() {
-    nb::list out;
-    for (auto [begin, end] : Aligned("offsets").offsets) out.append(nb::make_tuple(begin, end));
+    const auto& offsets = Aligned("offsets").offsets;
+    nb::list out = nb::steal<nb::list>(PyList_New(static_cast<Py_ssize_t>(offsets.size())));
+    if (!out.is_valid()) throw nb::python_error();
+    for (size_t i = 0; i < offsets.size(); ++i) {
+      PyObject* pair = PyTuple_New(2);
+      if (!pair) throw nb::python_error();
+      PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), pair);  // `out` owns it from here
+      for (int side : {0, 1}) {
+        PyObject* position = IntObject(side == 0 ? offsets[i].first : offsets[i].second);
+        if (!position) throw nb::python_error();
+        PyTuple_SET_ITEM(pair, side, position);
+      }
+    }
     return out;
   }
   nb::list WordIds(std::string_view what) {
-    nb::list out;
-    for (int32_t word : Aligned(what).words) out.append(word < 0 ? nb::none() : nb::cast(word));
+    const auto& words = Aligned(what).words;
+    nb::list out = nb::steal<nb::list>(PyList_New(static_cast<Py_ssize_t>(words.size())));
+    if (!out.is_valid()) throw nb::python_error();
+    for (size_t i = 0; i < words.size(); ++i) {
+      PyObject* word = words[i] < 0 ? Py_NewRef(Py_None) : IntObject(static_cast<uint64_t>(words[i]));
+      if (!word) throw nb::python_error();
+      PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), word);
+    }
     return out;
+  }
+  PyObject* IntObject(uint64_t value) const {
+    return id_objects ? id_objects->Int(value) : PyLong_FromUnsignedLongLong(value);
   }
   // Replaces the value by an edited copy, and remembers the edit for the alignment to come.
   void Edit(const std::function<Status(Encoding&)>& edit) {
@@ -995,16 +1064,16 @@ void RegisterText(nb::module_& m) {
               throw nb::value_error(("dtype " + dtype + ": expected int64, int32 or uint32").c_str());
             }
             nb::list out;
-            // Each is encoded again alone on the offsets path, padded to the length the batch
-            // padded it to (BatchLongest: the longest of the batch).
-            std::optional<text::PaddingOptions> alone = padding;
-            if (alone && alone->length == 0) {
-              for (const Encoding& encoding : encodings) alone->length = std::max(alone->length, encoding.size());
-            }
-            const auto settings =
-                self.SettingsOf(pretokenized, {true, add_special_tokens, split_special_tokens}, truncation, alone);
+            auto batch = std::make_shared<BatchAlignment>();
+            batch->settings =
+                self.SettingsOf(pretokenized, {true, add_special_tokens, split_special_tokens}, truncation, padding);
+            batch->threads = threads;
+            for (nb::object& original : originals) batch->inputs.push_back(Frozen(original));
             for (size_t i = 0; i < encodings.size(); ++i) {
-              out.append(self.Wrap(std::move(encodings[i]), PyTokenizer::AlignmentOf(settings, originals[i])));
+              auto alignment = std::make_shared<AlignmentSource>();
+              alignment->batch = batch;
+              alignment->index = i;
+              out.append(self.Wrap(std::move(encodings[i]), std::move(alignment)));
             }
             return nb::object(out);
           },
