@@ -53,12 +53,26 @@ class Tokenizer:
     do not enter the fingerprint, ``==`` or ``hash()``.
     """
 
-    __slots__ = ("_core", "_truncation", "_padding")
+    __slots__ = ("_core", "_truncation", "_padding", "_encode_special_tokens")
 
     def __init__(self, core: _core.Tokenizer):
         self._core = core
         self._truncation = core.default_truncation
         self._padding = core.default_padding
+        self._encode_special_tokens = False
+
+    @property
+    def encode_special_tokens(self) -> bool:
+        """As ``tokenizers``: when True, special tokens written in text are encoded as text by
+        every encode call (as if each passed ``split_special_tokens=True``; for untrusted input).
+        A setting like padding: it travels with pickles and stays out of the fingerprint."""
+        return self._encode_special_tokens
+
+    @encode_special_tokens.setter
+    def encode_special_tokens(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"encode_special_tokens: expected a bool, got {type(value).__name__}")
+        self._encode_special_tokens = value
 
     # ----------------------------------------------------------------------------- construction
 
@@ -197,7 +211,8 @@ class Tokenizer:
                             f"{type(sequence).__name__}" + (f" and {type(pair).__name__}" if pair is not None else ""))
         item = sequence if pair is None else (sequence, pair)
         return self._core.encode_encoding(
-            item, is_pretokenized, add_special_tokens, split_special_tokens, self._truncation, self._padding
+            item, is_pretokenized, add_special_tokens, split_special_tokens or self._encode_special_tokens,
+            self._truncation, self._padding
         )
 
     def encode_batch(
@@ -214,9 +229,17 @@ class Tokenizer:
         batch is padded together (``BatchLongest``: to its longest). The first error stops the
         batch and is raised, naming the item."""
         return self._core.encode_encoding_batch(
-            _text_list(input), is_pretokenized, add_special_tokens, split_special_tokens,
+            _text_list(input), is_pretokenized, add_special_tokens, split_special_tokens or self._encode_special_tokens,
             self._truncation, self._padding, threads or 0, None,
         )
+
+    def encode_batch_fast(
+        self, input: Iterable[Any], is_pretokenized: bool = False, add_special_tokens: bool = True
+    ) -> list[_core.Encoding]:
+        """``tokenizers``' encode_batch without offsets (there tokens, offsets and word ids come
+        back empty): ferry's ``encode_batch`` computes them only when read, so this is it, and
+        they are all there."""
+        return self.encode_batch(input, is_pretokenized, add_special_tokens)
 
     def encode_batch_arrays(
         self,
@@ -234,7 +257,7 @@ class Tokenizer:
         settings say, and always to the longest row (with pad id 0 on the right when padding is
         off). ``dtype``: int64 (default, what embedding layers take), int32 or uint32."""
         ids, mask = self._core.encode_encoding_batch(
-            _text_list(input), is_pretokenized, add_special_tokens, split_special_tokens,
+            _text_list(input), is_pretokenized, add_special_tokens, split_special_tokens or self._encode_special_tokens,
             self._truncation, self._padding, threads or 0, np.dtype(dtype).name,
         )
         return {"input_ids": ids, "attention_mask": mask}
@@ -245,7 +268,7 @@ class Tokenizer:
         """The ids of one text, with no ``Encoding`` and no truncation or padding: the fastest
         path (added tokens matched, the post-processor's special tokens added). ``bytes`` are
         encoded as they are, valid UTF-8 or not. The GIL is released while encoding."""
-        return self._core.encode(text, add_special_tokens, True, split_special_tokens)
+        return self._core.encode(text, add_special_tokens, True, split_special_tokens or self._encode_special_tokens)
 
     def encode_ordinary(self, text: str | bytes) -> list[int]:
         """Ids with special-token text encoded as plain text and no post-processor (tiktoken's
@@ -254,7 +277,7 @@ class Tokenizer:
 
     def encode_to_numpy(self, text: str | bytes, add_special_tokens: bool = True) -> np.ndarray:
         """``encode_ids`` returning a numpy uint32 array (no Python ints are made)."""
-        return self._core.encode_array(text, add_special_tokens, True)
+        return self._core.encode_array(text, add_special_tokens, True, self._encode_special_tokens)
 
     def encode_batch_ids(
         self,
@@ -267,7 +290,8 @@ class Tokenizer:
         """``encode_ids`` over many texts on ``threads`` threads (default: one per core): one
         numpy uint32 array per text, in order, each owning its memory (no copy), unpadded and
         untruncated. The first error stops the batch and is raised, naming the item."""
-        return self._core.encode_batch(_text_list(texts), add_special_tokens, True, threads or 0, split_special_tokens)
+        return self._core.encode_batch(_text_list(texts), add_special_tokens, True, threads or 0,
+                                       split_special_tokens or self._encode_special_tokens)
 
     def encode_ordinary_batch(
         self, texts: Iterable[str | bytes], *, threads: int | None = None
@@ -473,6 +497,7 @@ class Tokenizer:
             )
         out = Tokenizer.from_str(json.dumps(document, ensure_ascii=False), origin=self._core.origin)
         out._truncation, out._padding = self._truncation, self._padding
+        out._encode_special_tokens = self._encode_special_tokens
         return out
 
     @property
@@ -494,7 +519,7 @@ class Tokenizer:
 
     def __reduce__(self):
         core = self._core
-        settings = (self.truncation, self.padding)
+        settings = (self.truncation, self.padding, self._encode_special_tokens)
         if core.format == "tiktoken":
             name, pattern, specials = core.tiktoken_options
             return _from_ranks, (core.source, core.origin, name, pattern, specials), settings
@@ -503,7 +528,8 @@ class Tokenizer:
         return _from_json, (core.source, core.origin), settings
 
     def __setstate__(self, settings) -> None:
-        truncation, padding = settings
+        truncation, padding, *rest = settings  # (pickles before encode_special_tokens have two)
+        self._encode_special_tokens = bool(rest and rest[0])
         self._truncation = self._padding = None
         if truncation is not None:
             self.enable_truncation(**truncation)

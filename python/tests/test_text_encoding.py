@@ -660,3 +660,29 @@ def test_a_bad_encoding_pickle_is_refused_clearly():
         assert e.tokens == ["▁hell", "o", "▁world"]
         with pytest.raises(ferry.UnsupportedError, match="Encoding.offsets: this Encoding has no offsets"):
             e.offsets
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert_base_uncased"])
+def test_encode_special_tokens_and_encode_batch_fast_are_tokenizers(name):
+    """Found by a newcomer: setting encode_special_tokens (tokenizers' switch for untrusted text)
+    raised AttributeError, and encode_batch_fast was missing."""
+    ours, ref = pair_of(name)
+    texts = ["<|endoftext|>hi [CLS] there [SEP]", "[MASK] <s> plain", "no specials"]
+    fingerprint = ours.fingerprint
+    assert ours.encode_special_tokens is False and ref.encode_special_tokens is False
+    ours.encode_special_tokens = ref.encode_special_tokens = True
+    assert_same([ours.encode(t) for t in texts], [ref.encode(t) for t in texts], f"{name}, encode_special_tokens")
+    assert_same(ours.encode_batch(texts), ref.encode_batch(texts), f"{name}, encode_special_tokens batch")
+    assert ours.encode_ids(texts[0]) == ref.encode(texts[0]).ids
+    assert [a.tolist() for a in ours.encode_batch_ids(texts)] == [e.ids for e in ref.encode_batch(texts)]
+    assert ours.fingerprint == fingerprint  # a setting, not content
+    assert pickle.loads(pickle.dumps(ours)).encode_special_tokens is True
+    ours.encode_special_tokens = ref.encode_special_tokens = False
+    assert_same([ours.encode(t) for t in texts], [ref.encode(t) for t in texts], f"{name}, special tokens matched")
+    # tokenizers' fast batch leaves tokens, offsets and word ids empty; ferry's has them all.
+    fields = ("ids", "type_ids", "attention_mask", "special_tokens_mask")
+    assert [[getattr(e, f) for f in fields] for e in ours.encode_batch_fast(texts)] == \
+        [[getattr(e, f) for f in fields] for e in ref.encode_batch_fast(texts)]
+    assert_same(ours.encode_batch_fast(texts), ref.encode_batch(texts), f"{name}, encode_batch_fast")
+    with pytest.raises(TypeError, match="encode_special_tokens: expected a bool, got int"):
+        ours.encode_special_tokens = 1
