@@ -233,14 +233,7 @@ def trained(tmp_path_factory):
     return paths
 
 
-# A second known gap: in Unigram models the `sentencepiece` 0.2.3 wheel takes the user-defined
-# piece "▁▁" for two spaces even where the score its source gives user-defined pieces (length ×
-# the highest normal score − 0.1) loses, e.g. to "▁" + "▁ever"; ferry follows the source.
-USER_DEFINED_GAP = pytest.mark.xfail(strict=True, reason="user-defined piece bonus of sentencepiece 0.2.3")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=USER_DEFINED_GAP) if n.startswith("unigram") else n
-                                  for n in TRAINED])
+@pytest.mark.parametrize("name", TRAINED)
 def test_trained_models_match_sentencepiece(name, trained, documents):
     path = trained[name]
     ours = ferry.Tokenizer.from_file(path)

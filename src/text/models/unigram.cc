@@ -36,21 +36,21 @@ Result<std::unique_ptr<UnigramModel>> UnigramModel::Create(Config config) {
   }
   model->unk_score_ = lowest - kUnkPenalty;
   if (c.sentencepiece) {
-    // SentencePiece: over NORMAL pieces only, starting from FLT_MAX and FLT_MIN (the smallest
-    // positive float, so a vocabulary of negative log probabilities has 1.2e-38 as its "highest").
-    float low = std::numeric_limits<float>::max(), high = std::numeric_limits<float>::min();
+    // SentencePiece: the lowest over NORMAL pieces only, starting from FLT_MAX.
+    float low = std::numeric_limits<float>::max();
     for (TokenId id = 0; id < c.pieces.size(); ++id) {
       if (model->IsUserDefined(id) || model->IsUnmatched(id)) continue;
       low = std::min(low, static_cast<float>(c.scores[id]));
-      high = std::max(high, static_cast<float>(c.scores[id]));
     }
     model->float_unk_score_ = low - static_cast<float>(kUnkPenalty);
+    // A user-defined piece (as the 0.2.3 wheel's machine code has it): (bytes - 1) * 0.1 in
+    // double, then float. Positive, where normal scores are log probabilities, so "▁▁" (6 bytes,
+    // 0.5) beats "▁" + "▁ever" for "▁▁ever"; the source read (up to the 0.2.1 development tree)
+    // gives bytes times the highest normal score minus 0.1, which lost.
     model->sp_scores_.resize(c.scores.size());
     for (TokenId id = 0; id < c.pieces.size(); ++id) {
-      model->sp_scores_[id] =
-          model->IsUserDefined(id)
-              ? static_cast<double>(static_cast<float>(c.pieces[id].size()) * high) - 0.1
-              : static_cast<double>(static_cast<float>(c.scores[id]));
+      const double bonus = static_cast<double>(c.pieces[id].size() - 1) * 0.1;
+      model->sp_scores_[id] = static_cast<float>(model->IsUserDefined(id) ? bonus : c.scores[id]);
     }
   }
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -209,7 +209,7 @@ bool UnigramModel::EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
 
 // SentencePiece's unigram_model.cc EncodeOptimized: each position keeps the first best path
 // found (strictly greater wins), pieces offered shortest first, unk last; a user-defined piece
-// scores its length times the highest normal score, minus 0.1.
+// scores as in Create.
 //
 // The arithmetic was settled by measurement against the `sentencepiece` 0.2.3 wheel: path scores
 // are floats, each candidate rounded to float and compared as a float (so two cuts whose sums
@@ -240,7 +240,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
     const float here = best[start].score;
     bool covers_character = false;
     ForEachPrefix(piece.substr(start), [&](size_t bytes, TokenId id) {
-      const float candidate = static_cast<float>(sp_scores_[id] + static_cast<double>(here));
+      const float candidate = sp_scores_[id] + here;
       Node& node = best[start + bytes];
       if (node.start == std::string_view::npos || candidate > node.score) {
         node = {candidate, start, id};

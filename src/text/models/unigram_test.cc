@@ -49,6 +49,34 @@ TEST(UnigramModel, WithoutUnkAnUncoveredCharacterCannotBeEncoded) {
   EXPECT_FALSE((*model)->Encode("ax", ids));
 }
 
+// The rules of SentencePiece's Viterbi (sentencepiece = true), each in a case the rule decides;
+// the `sentencepiece` 0.2.3 wheel gives these ids for a .model of these pieces (identity
+// normalizer, no dummy prefix).
+std::unique_ptr<UnigramModel> SentencePieceModel(std::vector<std::string> pieces,
+                                                 std::vector<double> scores,
+                                                 std::vector<bool> user_defined = {}) {
+  UnigramModel::Config config;
+  config.pieces = std::move(pieces);
+  config.scores = std::move(scores);
+  config.unk = 0;
+  config.sentencepiece = true;
+  config.user_defined = std::move(user_defined);
+  config.unmatched.assign(config.pieces.size(), false);
+  config.unmatched[0] = true;
+  auto model = UnigramModel::Create(std::move(config));
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  return std::move(model).value();
+}
+
+TEST(UnigramModel, SentencePieceScoresAUserDefinedPieceByItsBytes) {
+  // "▁▁" (6 bytes) scores 0.5: with "ever", -2.5 beats "▁" + "▁ever" (-3). The rule of earlier
+  // sources (bytes times the highest normal score, which starts from FLT_MIN, minus 0.1: -0.1
+  // here) lost with -3.1.
+  auto model = SentencePieceModel({"<unk>", "▁", "▁ever", "ever", "▁▁"},
+                                  {0, -1, -2, -3, 0}, {false, false, false, false, true});
+  EXPECT_EQ(Encode(*model, "▁▁ever"), (std::vector<TokenId>{4, 3}));
+}
+
 TEST(UnigramModel, RefusesBadVocabularies) {
   for (double score : {std::nan(""), double{INFINITY}}) {
     UnigramModel::Config config;
