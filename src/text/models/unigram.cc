@@ -207,19 +207,17 @@ bool UnigramModel::EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
   return true;
 }
 
-// SentencePiece's unigram_model.cc EncodeOptimized: each position keeps the first best path
-// found (strictly greater wins), pieces offered shortest first, unk last; a user-defined piece
-// scores as in Create.
-//
-// The arithmetic was settled by measurement against the `sentencepiece` 0.2.3 wheel: path scores
-// are floats, each candidate rounded to float and compared as a float (so two cuts whose sums
-// round alike tie, and the first found stays: "---" is "-" + "--"). Read literally its source
-// compares the double sum with the float held, which gives other ids on short lines; double
-// sums throughout give other ids on models trained here, deep into 20 KB documents where the
-// gap between two cuts is below a float's step. Float matched those; on the shared English model
-// three documents of 25-115 KB still differ (see the test), so some step of the wheel's
-// rounding is not reproduced yet.
+// SentencePiece's unigram_model.cc EncodeOptimized as the `sentencepiece` 0.2.3 wheel runs it,
+// read from its machine code (the source up to the 0.2.1 development tree has neither the
+// rebasing below nor the user-defined score in Create). Each position keeps the first best path
+// found (strictly greater wins), pieces offered shortest first, unk last. Path scores are
+// floats: a candidate is the float sum of the piece's score and the path's so far, compared as
+// a float. When the path reaching a start position is below -1e5 (or above 1e5), the paths
+// reaching beyond it are made relative to it (less its score, in float) before pieces are
+// offered from there. Without that, a long document's sums lose the bits that separate close
+// cuts: ferry chose "u" + "le" over "ul" + "e" 46 000 tokens into a document.
 bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<TokenId>& ids) const {
+  constexpr float kRebaseBeyond = 1e5f;
   struct Node {
     float score = 0;
     size_t start = std::string_view::npos;
@@ -229,6 +227,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
   std::vector<Node>& best = per_thread;
   best.assign(piece.size() + 1, Node{});
   best[0].start = 0;
+  size_t furthest = 0;  // the furthest end any path has reached
   for (size_t start = 0; start < piece.size();) {
     char32_t cp;
     size_t length = DecodeUtf8(piece, start, cp);
@@ -237,7 +236,13 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
       start += length;
       continue;
     }
-    const float here = best[start].score;
+    float here = best[start].score;
+    if (here < -kRebaseBeyond || here > kRebaseBeyond) {
+      // Ends not reached yet take their first candidate whatever their score, so theirs can
+      // shift too.
+      for (size_t end = start + 1; end <= furthest; ++end) best[end].score -= here;
+      here = 0;
+    }
     bool covers_character = false;
     ForEachPrefix(piece.substr(start), [&](size_t bytes, TokenId id) {
       const float candidate = sp_scores_[id] + here;
@@ -245,6 +250,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
       if (node.start == std::string_view::npos || candidate > node.score) {
         node = {candidate, start, id};
       }
+      furthest = std::max(furthest, start + bytes);
       covers_character = covers_character || bytes == length;
     });
     if (!covers_character) {
@@ -254,6 +260,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
       if (node.start == std::string_view::npos || candidate > node.score) {
         node = {candidate, start, config_.unk};
       }
+      furthest = std::max(furthest, start + length);
     }
     start += length;
   }

@@ -29,8 +29,8 @@ class UnigramModel final : public Model {
     // above): a user-defined piece scores 0.1 per byte after its first, so it is nearly always
     // taken; `unmatched` pieces (control, unk, byte, unused) never match text; unk scores 10
     // below the lowest normal piece, in float; a run of unks is one unk, never looked up as a
-    // piece (with byte_fallback: each unk character's `<0xXX>` pieces). The arithmetic is in
-    // unigram.cc.
+    // piece (with byte_fallback: each unk character's `<0xXX>` pieces). The arithmetic, float
+    // path scores rebased as they pass 1e5, is in unigram.cc.
     bool sentencepiece = false;
     std::vector<bool> user_defined, unmatched;  // by id, sentencepiece only; empty: none
   };

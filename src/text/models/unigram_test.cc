@@ -77,6 +77,16 @@ TEST(UnigramModel, SentencePieceScoresAUserDefinedPieceByItsBytes) {
   EXPECT_EQ(Encode(*model, "▁▁ever"), (std::vector<TokenId>{4, 3}));
 }
 
+TEST(UnigramModel, SentencePieceRebasesPathScoresBeyondOneHundredThousand) {
+  // "k" + "ud" (-3.58) beats "ku" + "d" (-3.59). After "zz" the path is at -199998, where a
+  // float's step is 1/64: summed from there the two cuts round the other way, so SentencePiece
+  // makes scores relative to the path reaching "k" before going on.
+  auto model = SentencePieceModel({"<unk>", "z", "k", "u", "d", "ku", "ud"},
+                                  {0, -99999, -1.68, -9, -1.24, -2.35, -1.9});
+  EXPECT_EQ(Encode(*model, "kud"), (std::vector<TokenId>{2, 6}));
+  EXPECT_EQ(Encode(*model, "zzkud"), (std::vector<TokenId>{1, 1, 2, 6}));
+}
+
 TEST(UnigramModel, RefusesBadVocabularies) {
   for (double score : {std::nan(""), double{INFINITY}}) {
     UnigramModel::Config config;
