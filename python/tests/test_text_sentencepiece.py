@@ -87,15 +87,7 @@ def documents():
 # ----------------------------------------------------------------------------- shared .model files
 
 
-# Known gap, kept visible: on long documents the Unigram Viterbi's float rounding of path scores
-# decides cuts whose scores differ by less than a float's step, and ferry does not yet reproduce
-# every rounding of the `sentencepiece` 0.2.3 wheel (3 of the 1752 corpus documents for the
-# shared English model, 25-115 KB each; see unigram.cc). strict: the day they match, this fails
-# and the marker goes.
-LONG_DOCUMENT_GAP = pytest.mark.xfail(strict=True, reason="Unigram float rounding on long documents")
-
-
-@pytest.mark.parametrize("name", [pytest.param("unigram_en", marks=LONG_DOCUMENT_GAP), "mistral_7b_v1"])
+@pytest.mark.parametrize("name", SHARED_MODELS)
 def test_shared_models_match_sentencepiece_on_every_corpus(name, documents):
     ours, ref = load_shared(name)
     assert_same(name, ours, ref, documents)
@@ -233,14 +225,7 @@ def trained(tmp_path_factory):
     return paths
 
 
-# A second known gap: in Unigram models the `sentencepiece` 0.2.3 wheel takes the user-defined
-# piece "▁▁" for two spaces even where the score its source gives user-defined pieces (length ×
-# the highest normal score − 0.1) loses, e.g. to "▁" + "▁ever"; ferry follows the source.
-USER_DEFINED_GAP = pytest.mark.xfail(strict=True, reason="user-defined piece bonus of sentencepiece 0.2.3")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=USER_DEFINED_GAP) if n.startswith("unigram") else n
-                                  for n in TRAINED])
+@pytest.mark.parametrize("name", TRAINED)
 def test_trained_models_match_sentencepiece(name, trained, documents):
     path = trained[name]
     ours = ferry.Tokenizer.from_file(path)
@@ -261,8 +246,7 @@ def test_trained_models_match_sentencepiece(name, trained, documents):
     assert sep in ours.encode_ids("a<sep>b") and ours.token_to_id("<ctrl>") not in ours.encode_ids("<ctrl>")
 
 
-@pytest.mark.parametrize("name", [n if n.startswith("bpe") else pytest.param(n, marks=LONG_DOCUMENT_GAP)
-                                  for n in TRAINED])
+@pytest.mark.parametrize("name", TRAINED)
 def test_trained_models_match_sentencepiece_on_whole_documents(name, trained, documents):
     ours = ferry.Tokenizer.from_file(trained[name])
     ref = spm.SentencePieceProcessor(model_file=str(trained[name]))

@@ -36,21 +36,21 @@ Result<std::unique_ptr<UnigramModel>> UnigramModel::Create(Config config) {
   }
   model->unk_score_ = lowest - kUnkPenalty;
   if (c.sentencepiece) {
-    // SentencePiece: over NORMAL pieces only, starting from FLT_MAX and FLT_MIN (the smallest
-    // positive float, so a vocabulary of negative log probabilities has 1.2e-38 as its "highest").
-    float low = std::numeric_limits<float>::max(), high = std::numeric_limits<float>::min();
+    // SentencePiece: the lowest over NORMAL pieces only, starting from FLT_MAX.
+    float low = std::numeric_limits<float>::max();
     for (TokenId id = 0; id < c.pieces.size(); ++id) {
       if (model->IsUserDefined(id) || model->IsUnmatched(id)) continue;
       low = std::min(low, static_cast<float>(c.scores[id]));
-      high = std::max(high, static_cast<float>(c.scores[id]));
     }
     model->float_unk_score_ = low - static_cast<float>(kUnkPenalty);
+    // A user-defined piece (as the 0.2.3 wheel's machine code has it): (bytes - 1) * 0.1 in
+    // double, then float. Positive, where normal scores are log probabilities, so "▁▁" (6 bytes,
+    // 0.5) beats "▁" + "▁ever" for "▁▁ever"; the source read (up to the 0.2.1 development tree)
+    // gives bytes times the highest normal score minus 0.1, which lost.
     model->sp_scores_.resize(c.scores.size());
     for (TokenId id = 0; id < c.pieces.size(); ++id) {
-      model->sp_scores_[id] =
-          model->IsUserDefined(id)
-              ? static_cast<double>(static_cast<float>(c.pieces[id].size()) * high) - 0.1
-              : static_cast<double>(static_cast<float>(c.scores[id]));
+      const double bonus = static_cast<double>(c.pieces[id].size() - 1) * 0.1;
+      model->sp_scores_[id] = static_cast<float>(model->IsUserDefined(id) ? bonus : c.scores[id]);
     }
   }
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -207,19 +207,17 @@ bool UnigramModel::EncodeImpl(std::string_view piece, std::vector<TokenId>& ids,
   return true;
 }
 
-// SentencePiece's unigram_model.cc EncodeOptimized: each position keeps the first best path
-// found (strictly greater wins), pieces offered shortest first, unk last; a user-defined piece
-// scores its length times the highest normal score, minus 0.1.
-//
-// The arithmetic was settled by measurement against the `sentencepiece` 0.2.3 wheel: path scores
-// are floats, each candidate rounded to float and compared as a float (so two cuts whose sums
-// round alike tie, and the first found stays: "---" is "-" + "--"). Read literally its source
-// compares the double sum with the float held, which gives other ids on short lines; double
-// sums throughout give other ids on models trained here, deep into 20 KB documents where the
-// gap between two cuts is below a float's step. Float matched those; on the shared English model
-// three documents of 25-115 KB still differ (see the test), so some step of the wheel's
-// rounding is not reproduced yet.
+// SentencePiece's unigram_model.cc EncodeOptimized as the `sentencepiece` 0.2.3 wheel runs it,
+// read from its machine code (the source up to the 0.2.1 development tree has neither the
+// rebasing below nor the user-defined score in Create). Each position keeps the first best path
+// found (strictly greater wins), pieces offered shortest first, unk last. Path scores are
+// floats: a candidate is the float sum of the piece's score and the path's so far, compared as
+// a float. When the path reaching a start position is below -1e5 (or above 1e5), the paths
+// reaching beyond it are made relative to it (less its score, in float) before pieces are
+// offered from there. Without that, a long document's sums lose the bits that separate close
+// cuts: ferry chose "u" + "le" over "ul" + "e" 46 000 tokens into a document.
 bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<TokenId>& ids) const {
+  constexpr float kRebaseBeyond = 1e5f;
   struct Node {
     float score = 0;
     size_t start = std::string_view::npos;
@@ -229,6 +227,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
   std::vector<Node>& best = per_thread;
   best.assign(piece.size() + 1, Node{});
   best[0].start = 0;
+  size_t furthest = 0;  // the furthest end any path has reached
   for (size_t start = 0; start < piece.size();) {
     char32_t cp;
     size_t length = DecodeUtf8(piece, start, cp);
@@ -237,14 +236,21 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
       start += length;
       continue;
     }
-    const float here = best[start].score;
+    float here = best[start].score;
+    if (here < -kRebaseBeyond || here > kRebaseBeyond) {
+      // Ends not reached yet take their first candidate whatever their score, so theirs can
+      // shift too.
+      for (size_t end = start + 1; end <= furthest; ++end) best[end].score -= here;
+      here = 0;
+    }
     bool covers_character = false;
     ForEachPrefix(piece.substr(start), [&](size_t bytes, TokenId id) {
-      const float candidate = static_cast<float>(sp_scores_[id] + static_cast<double>(here));
+      const float candidate = sp_scores_[id] + here;
       Node& node = best[start + bytes];
       if (node.start == std::string_view::npos || candidate > node.score) {
         node = {candidate, start, id};
       }
+      furthest = std::max(furthest, start + bytes);
       covers_character = covers_character || bytes == length;
     });
     if (!covers_character) {
@@ -254,6 +260,7 @@ bool UnigramModel::EncodeSentencePiece(std::string_view piece, std::vector<Token
       if (node.start == std::string_view::npos || candidate > node.score) {
         node = {candidate, start, config_.unk};
       }
+      furthest = std::max(furthest, start + length);
     }
     start += length;
   }

@@ -26,11 +26,11 @@ class UnigramModel final : public Model {
     TokenId unk = kNoToken;           // kNoToken: a text with an uncovered character fails
     bool byte_fallback = false;
     // SentencePiece's own Viterbi, for .model files (tokenizer.json keeps tokenizers' rules
-    // above): a user-defined piece scores its length times the highest normal score, minus 0.1,
-    // so it is always taken; `unmatched` pieces (control, unk, byte, unused) never match text;
-    // unk scores 10 below the lowest normal piece, in float; a run of unks is one unk, never
-    // looked up as a piece (with byte_fallback: each unk character's `<0xXX>` pieces). The
-    // arithmetic is in unigram.cc.
+    // above): a user-defined piece scores 0.1 per byte after its first, so it is nearly always
+    // taken; `unmatched` pieces (control, unk, byte, unused) never match text; unk scores 10
+    // below the lowest normal piece, in float; a run of unks is one unk, never looked up as a
+    // piece (with byte_fallback: each unk character's `<0xXX>` pieces). The arithmetic, float
+    // path scores rebased as they pass 1e5, is in unigram.cc.
     bool sentencepiece = false;
     std::vector<bool> user_defined, unmatched;  // by id, sentencepiece only; empty: none
   };
@@ -62,7 +62,7 @@ class UnigramModel final : public Model {
   double unk_score_ = 0;
   // sentencepiece: what each piece adds to a path's score (a user-defined piece's from its
   // length), and the unk's, in the float arithmetic of EncodeSentencePiece.
-  std::vector<double> sp_scores_;
+  std::vector<float> sp_scores_;
   float float_unk_score_ = 0;
   BytesToId ids_;  // keys are views into config_.pieces
   TokenId byte_pieces_[256];

@@ -49,6 +49,44 @@ TEST(UnigramModel, WithoutUnkAnUncoveredCharacterCannotBeEncoded) {
   EXPECT_FALSE((*model)->Encode("ax", ids));
 }
 
+// The rules of SentencePiece's Viterbi (sentencepiece = true), each in a case the rule decides;
+// the `sentencepiece` 0.2.3 wheel gives these ids for a .model of these pieces (identity
+// normalizer, no dummy prefix).
+std::unique_ptr<UnigramModel> SentencePieceModel(std::vector<std::string> pieces,
+                                                 std::vector<double> scores,
+                                                 std::vector<bool> user_defined = {}) {
+  UnigramModel::Config config;
+  config.pieces = std::move(pieces);
+  config.scores = std::move(scores);
+  config.unk = 0;
+  config.sentencepiece = true;
+  config.user_defined = std::move(user_defined);
+  config.unmatched.assign(config.pieces.size(), false);
+  config.unmatched[0] = true;
+  auto model = UnigramModel::Create(std::move(config));
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  return std::move(model).value();
+}
+
+TEST(UnigramModel, SentencePieceScoresAUserDefinedPieceByItsBytes) {
+  // "▁▁" (6 bytes) scores 0.5: with "ever", -2.5 beats "▁" + "▁ever" (-3). The rule of earlier
+  // sources (bytes times the highest normal score, which starts from FLT_MIN, minus 0.1: -0.1
+  // here) lost with -3.1.
+  auto model = SentencePieceModel({"<unk>", "▁", "▁ever", "ever", "▁▁"},
+                                  {0, -1, -2, -3, 0}, {false, false, false, false, true});
+  EXPECT_EQ(Encode(*model, "▁▁ever"), (std::vector<TokenId>{4, 3}));
+}
+
+TEST(UnigramModel, SentencePieceRebasesPathScoresBeyondOneHundredThousand) {
+  // "k" + "ud" (-3.58) beats "ku" + "d" (-3.59). After "zz" the path is at -199998, where a
+  // float's step is 1/64: summed from there the two cuts round the other way, so SentencePiece
+  // makes scores relative to the path reaching "k" before going on.
+  auto model = SentencePieceModel({"<unk>", "z", "k", "u", "d", "ku", "ud"},
+                                  {0, -99999, -1.68, -9, -1.24, -2.35, -1.9});
+  EXPECT_EQ(Encode(*model, "kud"), (std::vector<TokenId>{2, 6}));
+  EXPECT_EQ(Encode(*model, "zzkud"), (std::vector<TokenId>{1, 1, 2, 6}));
+}
+
 TEST(UnigramModel, RefusesBadVocabularies) {
   for (double score : {std::nan(""), double{INFINITY}}) {
     UnigramModel::Config config;
